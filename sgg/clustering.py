@@ -1,0 +1,191 @@
+"""One-dimensional k-means, as pure functions.
+
+``kmeans_1d`` (torch backend) runs on the tensor's own device and is cheap because the data are
+one-dimensional: with sorted centers the clusters are intervals whose boundaries are the
+midpoints between neighbouring centers. So
+
+1. draw a random subsample (``sample_size`` points, with replacement, from a seeded generator) and
+   sort it;
+2. run Lloyd's iterations on the sorted subsample; each iteration costs O(K log n) thanks to prefix
+   sums and ``searchsorted`` (no pass over the data), from several initialisations (quantiles of
+   the sample and k-means++ seeds), keeping the one with the lowest inertia on the subsample;
+3. assign every point once with ``torch.bucketize`` against the midpoints, and report the
+   full-data mean of each cluster as its center.
+
+Works for tensors over 2**24 elements (no ``torch.quantile``), constant tensors, fewer distinct
+values than K (some clusters are then empty) and non-finite values (they are left out of the fit
+and assigned to the cluster whose center is nearest to 0). Centers are sorted: cluster 0 holds the
+smallest values.
+
+``kmeans_1d_sklearn`` is the reference the paper used (scikit-learn ``MiniBatchKMeans``), slow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["KMeansResult", "inertia", "kmeans_1d", "kmeans_1d_sklearn"]
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    labels: Tensor  # int64 (N,) on the data's device, in {0..K-1}; cluster 0 = smallest center
+    centers: Tensor  # float32 (K,), sorted ascending (empty clusters keep their fitted center)
+
+
+def inertia(x: Tensor, labels: Tensor, centers: Tensor) -> float:
+    """Sum of squared distances of each point to its cluster's center (finite points only)."""
+    x = x.double().flatten()
+    ok = torch.isfinite(x)
+    return float(((x[ok] - centers.double()[labels[ok]]) ** 2).sum())
+
+
+def _lloyd_sorted(s: Tensor, prefix: Tensor, prefix2: Tensor, c: Tensor, iters: int):
+    """Lloyd on a sorted float64 CPU sample; returns (centers, inertia)."""
+    n = s.numel()
+    k = c.numel()
+    zero = torch.zeros(1, dtype=torch.long)
+    nn = torch.tensor([n])
+    for _ in range(iters):
+        b = (c[:-1] + c[1:]) * 0.5
+        edges = torch.cat([zero, torch.searchsorted(s, b, right=True), nn])
+        counts = edges[1:] - edges[:-1]
+        sums = prefix[edges[1:]] - prefix[edges[:-1]]
+        new_c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+        new_c, _ = torch.sort(new_c)
+        if torch.equal(new_c, c):
+            break
+        c = new_c
+    b = (c[:-1] + c[1:]) * 0.5
+    edges = torch.cat([zero, torch.searchsorted(s, b, right=True), nn])
+    counts = (edges[1:] - edges[:-1]).double()
+    sums = prefix[edges[1:]] - prefix[edges[:-1]]
+    sq = prefix2[edges[1:]] - prefix2[edges[:-1]]
+    # sum (x - c)^2 = sum x^2 - 2 c sum x + n c^2
+    inert = float((sq - 2 * c * sums + counts * c * c).sum())
+    return c, inert
+
+
+def _kmeanspp(s: Tensor, k: int, gen: torch.Generator) -> Tensor:
+    """k-means++ seeding on a (float64, CPU) sample."""
+    n = s.numel()
+    idx = torch.randint(n, (1,), generator=gen)
+    centers = [s[idx]]
+    d2 = (s - centers[0]) ** 2
+    for _ in range(1, k):
+        total = d2.sum()
+        if total <= 0:
+            centers.append(centers[-1])
+            continue
+        j = torch.multinomial(d2 / total, 1, generator=gen)
+        centers.append(s[j])
+        d2 = torch.minimum(d2, (s - s[j]) ** 2)
+    return torch.sort(torch.cat(centers))[0]
+
+
+def kmeans_1d(
+    x: Tensor,
+    n_clusters: int,
+    *,
+    generator: torch.Generator,
+    sample_size: int = 65536,
+    max_iter: int = 50,
+    n_init: int = 3,
+) -> KMeansResult:
+    """Torch-native 1-D k-means of the flattened ``x`` (see the module docstring).
+
+    ``generator`` is a CPU generator; its state advances deterministically, so the same seed and
+    data give the same result on any device.
+    """
+    x = x.detach().reshape(-1)
+    if x.dtype != torch.float32:
+        x = x.float()
+    dev = x.device
+    k = int(n_clusters)
+    n = x.numel()
+    if n == 0:
+        return KMeansResult(
+            torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(k, device=dev)
+        )
+    finite = torch.isfinite(x)
+    all_finite = bool(finite.all())
+    xf = x if all_finite else x[finite]
+    if xf.numel() == 0:  # nothing finite: everything in cluster 0
+        return KMeansResult(
+            torch.zeros(n, dtype=torch.long, device=dev), torch.zeros(k, device=dev)
+        )
+    if xf.numel() > sample_size:
+        idx = torch.randint(xf.numel(), (sample_size,), generator=generator).to(dev)
+        sample = xf[idx]
+    else:
+        sample = xf
+    s = torch.sort(sample.double().cpu())[0]
+    m = s.numel()
+    zero = torch.zeros(1, dtype=torch.float64)
+    prefix = torch.cat([zero, torch.cumsum(s, 0)])
+    prefix2 = torch.cat([zero, torch.cumsum(s * s, 0)])
+    if k == 1:
+        best_c = s.mean().reshape(1)
+    else:
+        q = ((torch.arange(k, dtype=torch.float64) + 0.5) / k * m).long().clamp(max=m - 1)
+        inits = [s[q]]
+        for _ in range(max(0, n_init - 1)):
+            inits.append(_kmeanspp(s, k, generator))
+        best_c, best_i = None, float("inf")
+        for c0 in inits:
+            c, it = _lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter)
+            if it < best_i or best_c is None:
+                best_c, best_i = c, it
+    centers = best_c.to(device=dev, dtype=torch.float32)
+    if k > 1:
+        bounds = ((best_c[:-1] + best_c[1:]) * 0.5).to(device=dev, dtype=torch.float32)
+        labels = torch.bucketize(x, bounds)
+    else:
+        labels = torch.zeros(n, dtype=torch.long, device=dev)
+    if not all_finite:
+        nearest0 = torch.argmin(centers.abs())
+        labels = torch.where(finite, labels, nearest0)
+    # full-data centers (mean of each non-empty cluster over the finite points)
+    lab_f = labels if all_finite else labels[finite]
+    counts = torch.bincount(lab_f, minlength=k)
+    sums = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(0, lab_f, xf.double())
+    full = torch.where(counts > 0, sums / counts.clamp(min=1), centers.double()).float()
+    return KMeansResult(labels, full)
+
+
+def kmeans_1d_sklearn(
+    x: Tensor,
+    n_clusters: int,
+    *,
+    generator: torch.Generator,
+    batch_size: int = 1024,
+    max_iter: int = 100,
+) -> KMeansResult:
+    """The paper's clustering: scikit-learn ``MiniBatchKMeans`` (reference; slow for large N)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    xc = x.detach().reshape(-1).float().cpu()
+    n = xc.numel()
+    finite = torch.isfinite(xc)
+    xf = xc[finite].double().numpy().reshape(-1, 1)
+    k = int(n_clusters)
+    labels = torch.zeros(n, dtype=torch.long)
+    if xf.shape[0] < k:
+        return KMeansResult(labels.to(x.device), torch.zeros(k, device=x.device))
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    km = MiniBatchKMeans(
+        n_clusters=k, batch_size=batch_size, max_iter=max_iter, random_state=seed, n_init=3
+    )
+    lab = torch.from_numpy(km.fit_predict(xf)).long()
+    centers = torch.from_numpy(km.cluster_centers_.reshape(-1)).float()
+    order = torch.argsort(centers)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(k)
+    labels[finite] = rank[lab]
+    centers = centers[order]
+    if not bool(finite.all()):
+        labels[~finite] = torch.argmin(centers.abs())
+    return KMeansResult(labels.to(x.device), centers.to(x.device))

@@ -1,0 +1,91 @@
+"""SGG's options: one frozen dataclass, validated on construction, saved with each run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["SGGConfig"]
+
+_CHOICES = {
+    "cluster_on": ("signed", "abs"),
+    "global_mda": ("all_params", "cluster_mdas"),
+    "clamp": ("before_ema", "after_ema"),
+    "backend": ("torch", "sklearn"),
+    "update_impl": ("auto", "compiled", "eager"),
+}
+
+
+@dataclass(frozen=True)
+class SGGConfig:
+    # K: clusters per layer (paper: 3). Stored as uint8, so at most 255.
+    n_clusters: int = 3
+    # T: re-cluster when sgg_step % T == 0 (steps count from 1, so first re-cluster at step T).
+    recluster_interval: int = 500
+    # beta3: EMA decay of the factors, updated at each re-cluster.
+    scale_decay: float = 0.99
+    # Factor bounds [lo, hi] (paper: [0.1, 10]); (1.0, 1.0) pins every factor to 1.
+    scale_bounds: tuple[float, float] = (0.1, 10.0)
+    # eps in r = D / (D_c + eps); only guards a zero MDA (momenta are small numbers).
+    mda_eps: float = 1e-12
+    # Ambiguity: cluster the signed momentum m ("signed", paper's literal text) or |m| ("abs").
+    cluster_on: str = "signed"
+    # Ambiguity: D = median of |m_i - layer mean| over all clustered parameters ("all_params")
+    # or the median of all non-empty per-cluster MDAs of the model ("cluster_mdas").
+    global_mda: str = "all_params"
+    # Ambiguity: clamp the raw factor then EMA ("before_ema") or clamp the EMA ("after_ema").
+    clamp: str = "before_ema"
+    # Ambiguity: multiply AdamW's decoupled weight decay by the factor too (default: no).
+    scale_weight_decay: bool = False
+    # Tensors with fewer dims are not clustered nor scaled (biases, norm weights).
+    min_ndim: int = 2
+    # Clustering backend: torch-native 1-D k-means ("torch") or scikit-learn MiniBatchKMeans.
+    backend: str = "torch"
+    # Where assignments live: None = the parameter's device; "cpu" = the paper's "CPU version".
+    assignment_device: str | None = None
+    # Seed of the clustering generator (its state is checkpointed).
+    seed: int = 0
+    # torch backend: subsample size for fitting, Lloyd iterations, initialisations.
+    kmeans_sample_size: int = 65536
+    kmeans_max_iter: int = 50
+    kmeans_n_init: int = 3
+    # Compute clusters and factors but do not apply them (training == base optimizer).
+    observe_only: bool = False
+    # Update kernel: "compiled" (torch.compile, one fused function per parameter), "eager", or
+    # "auto" (compiled; eager with one warning when compiling fails; env SGG_UPDATE_IMPL wins).
+    update_impl: str = "auto"
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"SGG: invalid {name}={getattr(self, name)!r}: {why}")
+
+        for name in ("n_clusters", "recluster_interval", "min_ndim", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise bad(name, "must be an int")
+        if not 1 <= self.n_clusters <= 255:
+            raise bad("n_clusters", "must be in [1, 255] (assignments are uint8)")
+        if self.recluster_interval < 1:
+            raise bad("recluster_interval", "must be >= 1")
+        if not isinstance(self.scale_decay, (int, float)) or not 0 <= self.scale_decay < 1:
+            raise bad("scale_decay", "must be in [0, 1)")
+        try:
+            lo, hi = (float(b) for b in self.scale_bounds)
+        except (TypeError, ValueError):
+            raise bad("scale_bounds", "must be a pair (lo, hi)") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+            raise bad("scale_bounds", "need finite 0 < lo <= hi")
+        object.__setattr__(self, "scale_bounds", (lo, hi))
+        if not isinstance(self.mda_eps, (int, float)) or not self.mda_eps >= 0:
+            raise bad("mda_eps", "must be >= 0")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise bad(name, f"must be one of {choices}")
+        if self.min_ndim < 0:
+            raise bad("min_ndim", "must be >= 0")
+        if self.assignment_device not in (None, "cpu"):
+            raise bad("assignment_device", "must be None (parameter's device) or 'cpu'")
+        for name in ("kmeans_sample_size", "kmeans_max_iter", "kmeans_n_init"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise bad(name, "must be an int >= 1")

@@ -1,0 +1,528 @@
+"""``SGG``: the optimizer wrapper (thin; the math lives in clustering/scaling/update)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer, _get_scalar_dtype
+from torch.utils.hooks import RemovableHandle
+
+from . import update as U
+from .clustering import kmeans_1d, kmeans_1d_sklearn
+from .config import SGGConfig
+from .scaling import cluster_mdas, global_mda, update_factors
+
+__all__ = ["SGG", "ClusterState"]
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """Read-only clustering of one parameter tensor (see docs/introspection.md)."""
+
+    assignments: Tensor  # uint8 (numel,), on the assignment device
+    sizes: Tensor  # int64 (K,)
+    centers: Tensor  # float32 (K,), in the clustered quantity (signed m or |m|)
+    mda: Tensor  # float32 (K,), D_{l,c}
+    raw_factors: Tensor  # float32 (K,), r_{l,c} (after clamping for clamp="before_ema")
+    factors: Tensor  # float32 (K,), smoothed S_{l,c}
+    transitions: Tensor | None  # int64 (K, K) old->new counts; None before the 2nd re-cluster
+    last_recluster_step: int | None
+
+
+_FAST_BASES = (torch.optim.Adam, torch.optim.AdamW)
+
+
+class SGG(Optimizer):
+    r"""Scaling with Gradient Grouping (Li et al., ACL 2025, arXiv:2506.01049) around an optimizer.
+
+    .. code-block:: text
+
+        input: base optimizer (Adam/AdamW: lr, betas, eps, weight_decay), K = n_clusters,
+               T = recluster_interval, beta3 = scale_decay, [lo, hi] = scale_bounds
+        init:  for every layer l with ndim >= min_ndim: C_l = 0, S_l = 1 (K factors)
+        for t = 1, 2, ...:
+            m_t, v_t = base moment update (exp_avg, exp_avg_sq of the base's state)
+            if t mod T == 0:
+                for l: C_l = kmeans_1d(q_l, K)          q = m_t ("signed") or |m_t| ("abs")
+                       D_lc = median_{i in c} |q_i - mean(q_l)|
+                D = median_{all clustered i} |q_i - mean(q_layer(i))|   (global_mda)
+                r_lc = clamp(D / (D_lc + eps), lo, hi);  S_lc = beta3 S_lc + (1 - beta3) r_lc
+            p_i -= S_{l, C_l[i]} * lr_t * mhat_i / (sqrt(vhat_i) + eps)   (decay unscaled)
+
+    ``param_groups``, ``state`` and ``defaults`` are the base optimizer's, so LR schedulers,
+    gradient clipping, ``GradScaler`` and trainers work unchanged. SGG's own per-parameter state
+    (``ClusterState``) is kept apart and saved under ``state_dict()["sgg"]``.
+
+    Adam/AdamW run SGG's own fused update on the base's state tensors. Other bases that keep
+    ``exp_avg`` (NAdam, RAdam, ...) take a generic path: snapshot, ``base.step()``,
+    ``p = p_old + factor * (p - p_old)`` (there the factor also scales weight decay).
+    """
+
+    def __init__(
+        self,
+        base_optimizer: Optimizer,
+        n_clusters: int = 3,
+        recluster_interval: int = 500,
+        scale_decay: float = 0.99,
+        *,
+        config: SGGConfig | None = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(base_optimizer, Optimizer):
+            raise TypeError(
+                f"SGG: base_optimizer must be a torch.optim.Optimizer, got "
+                f"{type(base_optimizer).__name__}"
+            )
+        if isinstance(base_optimizer, SGG):
+            raise TypeError("SGG: base_optimizer is already an SGG")
+        if config is None:
+            config = SGGConfig(
+                n_clusters=n_clusters,
+                recluster_interval=recluster_interval,
+                scale_decay=scale_decay,
+                **options,
+            )
+        elif options:
+            raise TypeError("SGG: pass either config= or keyword options, not both")
+        self.base_optimizer = base_optimizer
+        self.config = config
+        self._optimizer_step_pre_hooks: OrderedDict = OrderedDict()
+        self._optimizer_step_post_hooks: OrderedDict = OrderedDict()
+        self._optimizer_state_dict_pre_hooks: OrderedDict = OrderedDict()
+        self._optimizer_state_dict_post_hooks: OrderedDict = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks: OrderedDict = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks: OrderedDict = OrderedDict()
+        self._patch_step_function()
+        self._warned_capturable_if_run_uncaptured = True
+        self._recluster_hooks: OrderedDict = OrderedDict()
+        self._layers: dict[Tensor, ClusterState] = {}
+        self._generator = torch.Generator().manual_seed(config.seed)
+        self._fast = type(base_optimizer) in _FAST_BASES
+        self.sgg_step = 0
+        self.last_recluster_step: int | None = None
+        self.reclustered_last_step = False
+        self.global_mda: Tensor | None = None
+
+    # ---- the base optimizer's containers, forwarded (load_state_dict replaces them) --------
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.base_optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value: list[dict[str, Any]]) -> None:
+        self.base_optimizer.param_groups = value
+
+    @property
+    def state(self) -> Any:  # type: ignore[override]
+        return self.base_optimizer.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self.base_optimizer.state = value
+
+    @property
+    def defaults(self) -> dict[str, Any]:  # type: ignore[override]
+        return self.base_optimizer.defaults
+
+    @defaults.setter
+    def defaults(self, value: dict[str, Any]) -> None:
+        self.base_optimizer.defaults = value
+
+    @property
+    def observe_only(self) -> bool:
+        return self.config.observe_only
+
+    def __repr__(self) -> str:
+        return f"SGG({self.base_optimizer!r}, config={self.config})"
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        self.base_optimizer.add_param_group(param_group)
+
+    # ---- introspection -------------------------------------------------------------------
+    def _eligible(self, p: Tensor) -> bool:
+        return p.dim() >= self.config.min_ndim and p.numel() > 0 and not p.is_complex()
+
+    def clustered_params(self) -> list[Tensor]:
+        """Parameters SGG clusters (ndim >= min_ndim, non-empty, requires grad), in order."""
+        return [
+            p
+            for g in self.param_groups
+            for p in g["params"]
+            if p.requires_grad and self._eligible(p)
+        ]
+
+    def _assign_device(self, p: Tensor) -> torch.device:
+        ad = self.config.assignment_device
+        return torch.device(ad) if ad is not None else p.device
+
+    def _initial_state(self, p: Tensor) -> ClusterState:
+        k = self.config.n_clusters
+        sizes = torch.zeros(k, dtype=torch.long, device=p.device)
+        sizes[0] = p.numel()
+        return ClusterState(
+            assignments=torch.zeros(p.numel(), dtype=torch.uint8, device=self._assign_device(p)),
+            sizes=sizes,
+            centers=torch.zeros(k, device=p.device),
+            mda=torch.zeros(k, device=p.device),
+            raw_factors=torch.ones(k, device=p.device),
+            factors=torch.ones(k, device=p.device),
+            transitions=None,
+            last_recluster_step=None,
+        )
+
+    def cluster_state(self, p: Tensor) -> ClusterState | None:
+        """``ClusterState`` of ``p``; None when SGG does not cluster ``p``."""
+        st = self._layers.get(p)
+        if st is None:
+            if not (p.requires_grad and self._eligible(p)):
+                return None
+            if not any(p is q for g in self.param_groups for q in g["params"]):
+                return None
+            st = self._layers[p] = self._initial_state(p)
+        return st
+
+    def register_recluster_hook(self, hook: Callable[[SGG, int], None]) -> RemovableHandle:
+        """``hook(opt, step)`` runs after each re-cluster."""
+        handle = RemovableHandle(self._recluster_hooks)
+        self._recluster_hooks[handle.id] = hook
+        return handle
+
+    # ---- stepping ---------------------------------------------------------------------------
+    def _check_grads(self) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None and p.grad.is_sparse:
+                    raise RuntimeError(
+                        "SGG does not support sparse gradients (a parameter of shape "
+                        f"{tuple(p.shape)} has one); use a dense embedding or torch.optim.SparseAdam"
+                    )
+
+    def _advance_clock(self) -> bool:
+        self.sgg_step += 1
+        due = self.sgg_step % self.config.recluster_interval == 0
+        self.reclustered_last_step = due
+        return due
+
+    def observe_step(self) -> None:
+        """Advance SGG's clock and re-cluster if due, without stepping the base optimizer."""
+        if self._advance_clock():
+            self._recluster()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> Any:  # type: ignore[override]
+        """One step of the base optimizer with each element's step scaled by its factor."""
+        self._check_grads()
+        if self.config.observe_only:
+            loss = self.base_optimizer.step(closure) if closure else self.base_optimizer.step()
+            self.observe_step()
+            return loss
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self._fast:
+            self._adam_step()
+        else:
+            self._generic_step()
+        return loss
+
+    def _factor_of(self, p: Tensor) -> tuple[Tensor, Tensor] | None:
+        st = self._layers.get(p)
+        if st is None or st.last_recluster_step is None:
+            return None
+        return st.assignments, st.factors
+
+    def _resolve_impl(self) -> str:
+        return U.resolve_update_impl(self.config.update_impl)
+
+    def _adam_step(self) -> None:
+        due = self._advance_clock()
+        impl = "eager" if due else self._resolve_impl()
+        work = []
+        for group in self.param_groups:
+            if group.get("differentiable", False):
+                raise RuntimeError("SGG does not support differentiable=True base optimizers")
+            beta1, beta2 = (float(b) for b in group["betas"])
+            flags = {
+                "amsgrad": bool(group["amsgrad"]),
+                "maximize": bool(group["maximize"]),
+                "decoupled": bool(
+                    group.get(
+                        "decoupled_weight_decay",
+                        isinstance(self.base_optimizer, torch.optim.AdamW),
+                    )
+                ),
+            }
+            hp_cache: dict[tuple[float, torch.device], Tensor] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.is_complex():
+                    raise RuntimeError("SGG: complex parameters are not supported")
+                st = self.state[p]
+                if len(st) == 0:
+                    self._init_adam_state(p, st, group)
+                st["step"] += 1
+                h = U.AdamHyper(
+                    lr=float(group["lr"]),
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=float(group["eps"]),
+                    weight_decay=float(group["weight_decay"]),
+                    step=float(st["step"]),
+                )
+                work.append((p, st, h, flags))
+                if due:
+                    continue
+                p_impl = impl
+                if impl != "eager" and not (p.is_contiguous() and p.grad.is_contiguous()):
+                    p_impl = "eager"
+                hp = None
+                if p_impl != "eager":
+                    key = (h.step, p.device)
+                    if key not in hp_cache:
+                        hp_cache[key] = U.make_hp(h, p.device)
+                    hp = hp_cache[key]
+                self._one_adam(p, st, h, flags, hp, p_impl)
+        if due:
+            # literal order: moments of every layer, re-cluster on m_t, then parameter updates
+            for p, st, h, flags in work:
+                U.adam_moments_(
+                    p,
+                    p.grad,
+                    st["exp_avg"],
+                    st["exp_avg_sq"],
+                    st.get("max_exp_avg_sq"),
+                    h=h,
+                    **flags,
+                )
+            self._recluster()
+            for p, st, h, flags in work:
+                fo = self._factor_of(p)
+                factor = None
+                if fo is not None:
+                    a, s = fo
+                    factor = s[a.to(s.device).long()].view_as(p)
+                U.adam_apply_(
+                    p,
+                    st["exp_avg"],
+                    st["exp_avg_sq"],
+                    st.get("max_exp_avg_sq") if flags["amsgrad"] else None,
+                    factor,
+                    h=h,
+                    decoupled=flags["decoupled"],
+                    scale_weight_decay=self.config.scale_weight_decay,
+                )
+
+    def _one_adam(self, p, st, h, flags, hp, impl) -> None:
+        kwargs = dict(
+            h=h,
+            hp=hp,
+            scale_weight_decay=self.config.scale_weight_decay,
+            n_clusters=self.config.n_clusters,
+            **flags,
+        )
+        args = (
+            p,
+            p.grad,
+            st["exp_avg"],
+            st["exp_avg_sq"],
+            st.get("max_exp_avg_sq") if flags["amsgrad"] else None,
+            self._factor_of(p),
+        )
+        if impl == "eager" or self.config.update_impl == "compiled":
+            U.sgg_adam_step_(*args, impl=impl, **kwargs)
+            return
+        try:
+            U.sgg_adam_step_(*args, impl=impl, **kwargs)
+        except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
+            U.note_compile_failure(exc)
+            U.sgg_adam_step_(*args, impl="eager", **kwargs)
+
+    def _init_adam_state(self, p: Tensor, st: dict, group: dict) -> None:
+        # same layout as torch.optim.Adam._init_group, so the base state_dict is unchanged
+        on_dev = group.get("capturable", False) or group.get("fused", False)
+        st["step"] = (
+            torch.zeros((), dtype=_get_scalar_dtype(is_fused=group.get("fused")), device=p.device)
+            if on_dev
+            else torch.tensor(0.0, dtype=_get_scalar_dtype())
+        )
+        st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["amsgrad"]:
+            st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _generic_step(self) -> None:
+        due = (self.sgg_step + 1) % self.config.recluster_interval == 0
+        olds = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None or not self._eligible(p):
+                    continue
+                if due or self._factor_of(p) is not None:
+                    olds[p] = p.detach().clone()
+        self.base_optimizer.step()
+        for p in olds:
+            if "exp_avg" not in self.state[p]:
+                raise RuntimeError(
+                    f"SGG needs the base optimizer to keep the momentum 'exp_avg' in its state; "
+                    f"{type(self.base_optimizer).__name__} keeps {sorted(self.state[p])}. "
+                    "Supported: Adam, AdamW (fast path); NAdam, RAdam, Adamax, ... (generic path)."
+                )
+        self.observe_step()
+        for p, old in olds.items():
+            fo = self._factor_of(p)
+            if fo is None:
+                continue
+            a, s = fo
+            f = s[a.to(s.device).long()].view_as(p)
+            o = old.float()
+            p.copy_(o + f * (p.float() - o))
+
+    # ---- re-clustering ----------------------------------------------------------------------
+    def _quantity(self, p: Tensor) -> Tensor | None:
+        st = self.state.get(p) if hasattr(self.state, "get") else None
+        if not st or "exp_avg" not in st:
+            return None
+        q = st["exp_avg"].detach().reshape(-1).float()
+        return q.abs() if self.config.cluster_on == "abs" else q
+
+    @torch.no_grad()
+    def _recluster(self) -> None:
+        cfg = self.config
+        k = cfg.n_clusters
+        fits = []
+        for p in self.clustered_params():
+            q = self._quantity(p)
+            if q is None:
+                continue
+            if cfg.backend == "torch":
+                res = kmeans_1d(
+                    q,
+                    k,
+                    generator=self._generator,
+                    sample_size=cfg.kmeans_sample_size,
+                    max_iter=cfg.kmeans_max_iter,
+                    n_init=cfg.kmeans_n_init,
+                )
+            else:
+                res = kmeans_1d_sklearn(q, k, generator=self._generator)
+            mda, sizes, dev = cluster_mdas(q, res.labels, k)
+            keep_dev = dev if cfg.global_mda == "all_params" else dev[:0]
+            fits.append((p, res, mda, sizes, keep_dev))
+            del q
+        if not fits:
+            return
+        d = global_mda(
+            [f[4] for f in fits], [f[2] for f in fits], [f[3] for f in fits], cfg.global_mda
+        ).float()
+        self.global_mda = d
+        step = self.sgg_step
+        for p, res, mda, sizes, _ in fits:
+            prev = self.cluster_state(p)
+            assert prev is not None
+            raw, new = update_factors(
+                prev.factors,
+                mda,
+                sizes,
+                d,
+                bounds=cfg.scale_bounds,
+                decay=cfg.scale_decay,
+                eps=cfg.mda_eps,
+                clamp=cfg.clamp,
+            )
+            assign = res.labels.to(torch.uint8).to(self._assign_device(p))
+            trans = None
+            if prev.last_recluster_step is not None:
+                idx = prev.assignments.long() * k + assign.to(prev.assignments.device).long()
+                trans = torch.bincount(idx, minlength=k * k).view(k, k)
+            self._layers[p] = ClusterState(
+                assignments=assign,
+                sizes=sizes.to(p.device),
+                centers=res.centers.to(p.device),
+                mda=mda.to(p.device),
+                raw_factors=raw.to(p.device),
+                factors=new.to(p.device),
+                transitions=trans,
+                last_recluster_step=step,
+            )
+        self.last_recluster_step = step
+        for hook in list(self._recluster_hooks.values()):
+            hook(self, step)
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """The base optimizer's state_dict plus SGG's state under the key ``"sgg"``."""
+        for pre in self._optimizer_state_dict_pre_hooks.values():
+            pre(self)
+        sd = self.base_optimizer.state_dict()
+        layers: dict[int, dict[str, Any]] = {}
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in enumerate(params):
+            st = self._layers.get(p)
+            if st is None:
+                continue
+            layers[i] = {
+                f.name: getattr(st, f.name)
+                for f in dataclasses.fields(ClusterState)
+                if getattr(st, f.name) is not None
+            }
+        sd["sgg"] = {
+            "version": 1,
+            "sgg_step": self.sgg_step,
+            "last_recluster_step": self.last_recluster_step,
+            "reclustered_last_step": self.reclustered_last_step,
+            "global_mda": self.global_mda,
+            "generator": self._generator.get_state(),
+            "config": dataclasses.asdict(self.config),
+            "layers": layers,
+        }
+        for post in self._optimizer_state_dict_post_hooks.values():
+            out = post(self, sd)
+            if out is not None:
+                sd = out
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        """Load what ``state_dict()`` returned (also a plain base state_dict: SGG restarts)."""
+        for pre in self._optimizer_load_state_dict_pre_hooks.values():
+            out = pre(self, state_dict)
+            if out is not None:
+                state_dict = out
+        state_dict = dict(state_dict)
+        s = state_dict.pop("sgg", None)
+        self.base_optimizer.load_state_dict(state_dict)
+        self._layers = {}
+        if s is not None:
+            self.sgg_step = int(s["sgg_step"])
+            lr = s["last_recluster_step"]
+            self.last_recluster_step = None if lr is None else int(lr)
+            self.reclustered_last_step = bool(s["reclustered_last_step"])
+            self.global_mda = s["global_mda"]
+            self._generator.set_state(s["generator"])
+            params = [p for g in self.param_groups for p in g["params"]]
+            for i, d in s["layers"].items():
+                p = params[int(i)]
+                t = d.get("transitions")
+                lrs = d.get("last_recluster_step")
+                self._layers[p] = ClusterState(
+                    assignments=d["assignments"].to(self._assign_device(p), torch.uint8),
+                    sizes=d["sizes"].to(p.device),
+                    centers=d["centers"].to(p.device, torch.float32),
+                    mda=d["mda"].to(p.device, torch.float32),
+                    raw_factors=d["raw_factors"].to(p.device, torch.float32),
+                    factors=d["factors"].to(p.device, torch.float32),
+                    transitions=None if t is None else t.to(self._assign_device(p)),
+                    last_recluster_step=None if lrs is None else int(lrs),
+                )
+        for post in self._optimizer_load_state_dict_post_hooks.values():
+            post(self)

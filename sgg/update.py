@@ -1,0 +1,347 @@
+"""The Adam/AdamW update multiplied by a per-element cluster factor.
+
+Three variants share one keyword-only signature (torch.optim style):
+
+- ``adam_moments_`` + ``adam_apply_``: the single-tensor reference, split in two phases so that a
+  re-cluster step can cluster this step's momentum ``m_t`` between the moment update and the
+  parameter update (the literal order of the paper's Algorithm 1).
+- ``fused_adam_``: the same arithmetic as ONE elementwise function per parameter (moments, bias
+  correction, factor gather ``scales[assign]``, weight decay, parameter write), compiled with
+  ``torch.compile`` over flat 1-D views with dynamic shapes. Step-dependent scalars travel in one
+  small float32 tensor ``hp`` so a changing learning rate never triggers a recompilation.
+
+All of them read and write the base optimizer's own state tensors (``exp_avg``, ``exp_avg_sq``,
+``max_exp_avg_sq``, ``step``) so the base ``state_dict`` format is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "AdamHyper",
+    "adam_apply_",
+    "adam_moments_",
+    "fused_adam_",
+    "make_hp",
+    "resolve_update_impl",
+    "sgg_adam_step_",
+]
+
+# Layout of the ``hp`` tensor handed to the fused kernel (float32, on the parameter's device).
+HP_LR, HP_STEP_SIZE, HP_BC2_SQRT, HP_1M_BETA1, HP_BETA2, HP_1M_BETA2, HP_EPS, HP_WD, HP_DECAY = (
+    range(9)
+)
+
+
+@dataclass(frozen=True)
+class AdamHyper:
+    """The scalars of one Adam/AdamW update at one step count, computed in float64 on the host."""
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    step: float  # the step count AFTER this step's increment (1 on the first step)
+
+    @property
+    def step_size(self) -> float:
+        return self.lr / (1.0 - self.beta1**self.step)
+
+    @property
+    def bias_correction2_sqrt(self) -> float:
+        return math.sqrt(1.0 - self.beta2**self.step)
+
+
+def make_hp(h: AdamHyper, device: torch.device) -> Tensor:
+    """Pack an ``AdamHyper`` into the float32 tensor the fused kernel reads."""
+    vals = [
+        h.lr,
+        h.step_size,
+        h.bias_correction2_sqrt,
+        1.0 - h.beta1,
+        h.beta2,
+        1.0 - h.beta2,
+        h.eps,
+        h.weight_decay,
+        h.lr * h.weight_decay,
+    ]
+    return torch.tensor(vals, dtype=torch.float32, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# single-tensor reference (eager), two phases
+# --------------------------------------------------------------------------------------------
+
+
+def adam_moments_(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor | None,
+    *,
+    h: AdamHyper,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+) -> None:
+    """Phase 1: update the moments (and amsgrad's max) in place, as ``_single_tensor_adam``."""
+    if maximize:
+        grad = -grad
+    if h.weight_decay != 0 and not decoupled:
+        grad = grad.add(param, alpha=h.weight_decay)
+    exp_avg.lerp_(grad, 1 - h.beta1)
+    exp_avg_sq.mul_(h.beta2).addcmul_(grad, grad, value=1 - h.beta2)
+    if amsgrad:
+        assert max_exp_avg_sq is not None
+        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+
+
+def adam_apply_(
+    param: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor | None,
+    factor: Tensor | None,
+    *,
+    h: AdamHyper,
+    decoupled: bool,
+    scale_weight_decay: bool,
+) -> None:
+    """Phase 2: decoupled decay, then ``p -= step_size * factor * exp_avg / denom``.
+
+    ``factor`` is the per-element factor (float32, shape of ``param``) or None for 1. The
+    denominator is recomputed from the (already updated) second moment, so nothing is kept
+    between the phases.
+    """
+    second = max_exp_avg_sq if max_exp_avg_sq is not None else exp_avg_sq
+    denom = (second.sqrt() / h.bias_correction2_sqrt).add_(h.eps)
+    if h.weight_decay != 0 and decoupled:
+        if factor is not None and scale_weight_decay:
+            param.mul_(1 - h.lr * h.weight_decay * factor)
+        else:
+            param.mul_(1 - h.lr * h.weight_decay)
+    num = exp_avg if factor is None else exp_avg * factor
+    param.addcdiv_(num, denom, value=-h.step_size)
+
+
+# --------------------------------------------------------------------------------------------
+# fused (one elementwise function per parameter; compiled)
+# --------------------------------------------------------------------------------------------
+
+
+def _fused_adam_impl(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor | None,
+    assign: Tensor | None,
+    scales: Tensor | None,
+    hp: Tensor,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+    scale_weight_decay: bool,
+    has_wd: bool,
+    n_clusters: int,
+) -> None:
+    p = param.float()
+    g = grad.float()
+    if maximize:
+        g = -g
+    if has_wd and not decoupled:
+        g = g + hp[HP_WD] * p
+    m = exp_avg.float()
+    m = m + hp[HP_1M_BETA1] * (g - m)
+    v = exp_avg_sq.float() * hp[HP_BETA2] + hp[HP_1M_BETA2] * g * g
+    if amsgrad:
+        assert max_exp_avg_sq is not None
+        vm = torch.maximum(max_exp_avg_sq.float(), v)
+        max_exp_avg_sq.copy_(vm)
+    else:
+        vm = v
+    upd = hp[HP_STEP_SIZE] * m / (vm.sqrt() / hp[HP_BC2_SQRT] + hp[HP_EPS])
+    if assign is not None:
+        assert scales is not None
+        if n_clusters <= _WHERE_CHAIN_MAX_K:
+            # a chain of selects vectorises; an indirect load (gather) does not on CPU
+            a = assign.float()
+            f = scales[n_clusters - 1].expand_as(a)
+            for c in range(n_clusters - 2, -1, -1):
+                f = torch.where(a == float(c), scales[c], f)
+        else:
+            f = scales[assign.long()]
+        upd = upd * f
+        if has_wd and decoupled:
+            p = p * (1 - hp[HP_DECAY] * f) if scale_weight_decay else p * (1 - hp[HP_DECAY])
+    elif has_wd and decoupled:
+        p = p * (1 - hp[HP_DECAY])
+    param.copy_(p - upd)
+    exp_avg.copy_(m)
+    exp_avg_sq.copy_(v)
+
+
+_WHERE_CHAIN_MAX_K = 8
+_compiled_impl = None
+
+
+def _get_compiled():
+    global _compiled_impl
+    if _compiled_impl is None:
+        _compiled_impl = torch.compile(_fused_adam_impl, dynamic=True, fullgraph=True)
+    return _compiled_impl
+
+
+def fused_adam_(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor | None,
+    assign: Tensor | None,
+    scales: Tensor | None,
+    hp: Tensor,
+    *,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+    scale_weight_decay: bool,
+    has_wd: bool,
+    n_clusters: int,
+    compiled: bool = True,
+) -> None:
+    """Whole Adam/AdamW step with the cluster factor, on flat views, in one fused function."""
+    fn = _get_compiled() if compiled else _fused_adam_impl
+    flat = [t.view(-1) if t is not None else None for t in (param, grad, exp_avg, exp_avg_sq)]
+    mx = max_exp_avg_sq.view(-1) if max_exp_avg_sq is not None else None
+    if assign is not None and assign.device != param.device:
+        assign = assign.to(param.device, non_blocking=True)
+    fn(
+        flat[0],
+        flat[1],
+        flat[2],
+        flat[3],
+        mx,
+        assign,
+        scales,
+        hp,
+        amsgrad,
+        maximize,
+        decoupled,
+        scale_weight_decay,
+        has_wd,
+        n_clusters,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# implementation choice
+# --------------------------------------------------------------------------------------------
+
+_IMPL_ENV = "SGG_UPDATE_IMPL"
+_compile_failed: str | None = None
+
+
+def resolve_update_impl(requested: str) -> str:
+    """Map ``update_impl`` to "compiled" or "eager".
+
+    ``"auto"`` honours the environment variable ``SGG_UPDATE_IMPL`` (tests set it to ``eager`` to
+    keep compile warm-up out of test time), and falls back to eager once compilation failed.
+    """
+    if requested == "auto":
+        env = os.environ.get(_IMPL_ENV, "").strip().lower()
+        if env in ("eager", "compiled"):
+            return env
+        return "eager" if _compile_failed else "compiled"
+    return requested
+
+
+def note_compile_failure(exc: BaseException) -> None:
+    """Remember (and warn once) that the compiled kernel could not be built here."""
+    global _compile_failed
+    if _compile_failed is None:
+        _compile_failed = f"{type(exc).__name__}: {exc}"
+        warnings.warn(
+            f"SGG: torch.compile of the fused update failed ({_compile_failed}); "
+            "falling back to the eager update (slower). Pass update_impl='eager' to silence.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def sgg_adam_step_(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    max_exp_avg_sq: Tensor | None,
+    factor_of: tuple[Tensor, Tensor] | None,
+    *,
+    h: AdamHyper,
+    hp: Tensor | None,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+    scale_weight_decay: bool,
+    impl: str,
+    n_clusters: int,
+) -> None:
+    """Dispatch one parameter's full step to the eager reference or the fused kernel.
+
+    ``factor_of`` is ``(assignments uint8 flat, scales float32 (K,))`` or None (factor 1).
+    """
+    if impl == "eager":
+        adam_moments_(
+            param,
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq,
+            h=h,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled=decoupled,
+        )
+        factor = None
+        if factor_of is not None:
+            assign, scales = factor_of
+            factor = scales[assign.to(scales.device).long()].view_as(param)
+        adam_apply_(
+            param,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq if amsgrad else None,
+            factor,
+            h=h,
+            decoupled=decoupled,
+            scale_weight_decay=scale_weight_decay,
+        )
+        return
+    assert hp is not None
+    assign, scales = factor_of if factor_of is not None else (None, None)
+    fused_adam_(
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        max_exp_avg_sq,
+        assign,
+        scales,
+        hp,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled=decoupled,
+        scale_weight_decay=scale_weight_decay,
+        has_wd=h.weight_decay != 0,
+        n_clusters=n_clusters,
+        compiled=impl == "compiled",
+    )

@@ -1,0 +1,123 @@
+"""Pure clustering and scale-rule functions; the worked example of docs/sgg.md."""
+
+import pytest
+import torch
+
+from sgg import SGG
+from sgg.clustering import inertia, kmeans_1d, kmeans_1d_sklearn
+from sgg.scaling import cluster_mdas, global_mda, update_factors
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def datasets(n=200_000):
+    g = gen(123)
+    gauss = torch.randn(n, generator=g)
+    heavy = torch.distributions.StudentT(1.5).sample((n,)) * 1e-3
+    bimodal = torch.cat([torch.randn(n // 2, generator=g) - 4, 0.5 * torch.randn(n // 2, generator=g) + 3])
+    mostly_zero = torch.where(torch.rand(n, generator=g) < 0.9, torch.zeros(n), torch.randn(n, generator=g))
+    return {"gaussian": gauss, "heavy": heavy, "bimodal": bimodal, "mostly_zero": mostly_zero}
+
+
+@pytest.mark.parametrize("name", ["gaussian", "heavy", "bimodal", "mostly_zero"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_inertia_within_1pct_of_sklearn(name, k):
+    from sklearn.cluster import KMeans
+
+    x = datasets()[name]
+    res = kmeans_1d(x, k, generator=gen())
+    ours = inertia(x, res.labels, res.centers)
+    km = KMeans(n_clusters=k, n_init=3, random_state=0).fit(x.double().numpy().reshape(-1, 1))
+    assert ours <= 1.01 * km.inertia_ + 1e-12
+    assert torch.all(res.centers[1:] >= res.centers[:-1])  # sorted: cluster 0 = smallest
+
+
+def test_deterministic_and_degenerate_inputs():
+    x = torch.randn(100_000, generator=gen(5))
+    a, b = kmeans_1d(x, 3, generator=gen(1)), kmeans_1d(x, 3, generator=gen(1))
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.centers, b.centers)
+    const = kmeans_1d(torch.full((1000,), 2.5), 3, generator=gen())
+    assert torch.isfinite(const.centers).all() and const.labels.max() < 3
+    two = kmeans_1d(torch.tensor([0.0, 1.0] * 50), 3, generator=gen())
+    assert torch.isfinite(two.centers).all()
+    assert set(two.labels.tolist()) <= {0, 1, 2} and len(set(two.labels.tolist())) == 2
+    nonfinite = torch.tensor([1.0, float("nan"), -1.0, float("inf"), 0.5, -float("inf"), 0.0])
+    r = kmeans_1d(nonfinite, 2, generator=gen())
+    assert torch.isfinite(r.centers).all()
+    nearest0 = int(torch.argmin(r.centers.abs()))
+    assert r.labels[1] == r.labels[3] == r.labels[5] == nearest0
+    allnan = kmeans_1d(torch.full((10,), float("nan")), 3, generator=gen())
+    assert (allnan.labels == 0).all()
+
+
+def test_over_2_pow_24_elements():
+    x = torch.randn(2**24 + 10, generator=gen(3))
+    r = kmeans_1d(x, 3, generator=gen())
+    assert r.labels.numel() == x.numel()
+    sizes = torch.bincount(r.labels, minlength=3)
+    assert (sizes > 0).all()
+    mda, s, _ = cluster_mdas(x, r.labels, 3)
+    assert torch.isfinite(mda).all() and s.sum() == x.numel()
+
+
+def test_sklearn_backend_sorted_labels():
+    x = torch.cat([torch.randn(500, generator=gen()) - 5, torch.randn(500, generator=gen(1)) + 5])
+    r = kmeans_1d_sklearn(x, 2, generator=gen())
+    assert r.centers[0] < r.centers[1] and (r.labels[:500] == 0).all()
+
+
+# ---- the worked example of docs/sgg.md ------------------------------------------------------
+M = torch.tensor([[-2.0, -1.0, 0.0], [1.0, 2.0, 10.0]])
+
+
+def test_worked_example_pure_functions():
+    labels = torch.tensor([0, 0, 0, 0, 0, 1])
+    mda, sizes, dev = cluster_mdas(M.flatten(), labels, 2)
+    torch.testing.assert_close(mda, torch.tensor([5 / 3, 25 / 3]))
+    assert sizes.tolist() == [5, 1]
+    d = global_mda([dev], [mda], [sizes], "all_params")
+    torch.testing.assert_close(d, torch.tensor(5 / 3))
+    raw, new = update_factors(
+        torch.ones(2), mda, sizes, d, bounds=(0.1, 10.0), decay=0.9, eps=0.0, clamp="before_ema"
+    )
+    torch.testing.assert_close(raw, torch.tensor([1.0, 0.2]))
+    torch.testing.assert_close(new, torch.tensor([1.0, 0.92]))
+    # the other readings
+    d2 = global_mda([dev], [mda], [sizes], "cluster_mdas")
+    torch.testing.assert_close(d2, torch.tensor(5 / 3))  # lower median of {5/3, 25/3}
+    raw2, new2 = update_factors(
+        torch.ones(2), mda, sizes, torch.tensor(100.0), bounds=(0.1, 10.0), decay=0.9, eps=0.0,
+        clamp="after_ema",
+    )
+    torch.testing.assert_close(raw2, torch.tensor([60.0, 12.0]))
+    torch.testing.assert_close(new2, torch.tensor([6.9, 2.1]))
+
+
+def test_worked_example_through_sgg():
+    p = torch.nn.Parameter(torch.zeros(2, 3))
+    opt = SGG(torch.optim.AdamW([p]), n_clusters=2, recluster_interval=1, scale_decay=0.9, mda_eps=0.0)
+    opt.state[p]["exp_avg"] = M.clone()
+    opt.observe_step()
+    st = opt.cluster_state(p)
+    assert st.assignments.tolist() == [0, 0, 0, 0, 0, 1]
+    torch.testing.assert_close(st.centers, torch.tensor([0.0, 10.0]))
+    torch.testing.assert_close(opt.global_mda, torch.tensor(5 / 3))
+    torch.testing.assert_close(st.raw_factors, torch.tensor([1.0, 0.2]))
+    torch.testing.assert_close(st.factors, torch.tensor([1.0, 0.92]))
+    assert st.transitions is None and st.last_recluster_step == 1 == opt.last_recluster_step
+
+
+def test_empty_cluster_and_nan_keep_previous_factor():
+    prev = torch.tensor([1.5, 0.5, 2.0])
+    raw, new = update_factors(
+        prev, torch.tensor([1.0, float("nan"), 0.0]), torch.tensor([3, 2, 0]), torch.tensor(1.0),
+        bounds=(0.1, 10.0), decay=0.5, eps=1e-12, clamp="before_ema",
+    )
+    torch.testing.assert_close(new, torch.tensor([1.25, 0.5, 2.0]))
+    _, new = update_factors(
+        prev, torch.ones(3), torch.ones(3, dtype=torch.long), torch.tensor(float("nan")),
+        bounds=(0.1, 10.0), decay=0.5, eps=1e-12, clamp="before_ema",
+    )
+    torch.testing.assert_close(new, prev)
