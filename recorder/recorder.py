@@ -1,0 +1,826 @@
+"""`Recorder`: attach to an optimizer (SGG or any torch optimizer) and a model, write a run.
+
+Usage from a plain training loop::
+
+    with Recorder("runs/sgg", optimizer=opt, model=model, config=cfg) as rec:
+        for step in range(1, n_steps + 1):
+            loss = model(x, labels=y).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            rec.log_step(step, loss=loss, tokens=x.numel())
+
+The recorder hooks `optimizer.step()` (pre-hook: snapshot the parameters for the update norm;
+post-hook: norms, moment statistics, shadow clustering) and SGG's re-cluster hook. Everything is
+computed on the parameters' device and kept there as small tensors; the host sees them once per
+flush (the only host-device sync points are in `_flush`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import traceback
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recorder import run_meta, schema, stats
+from recorder.writer import (
+    ChunkWriter,
+    RecorderError,
+    RunExistsError,
+    compact,
+    make_dirs,
+    read_table,
+    truncate_after,
+)
+
+MODES = ("new", "resume", "overwrite")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecorderOptions:
+    layer_stride: int = 10  # per-layer statistics every this many steps (1: every step)
+    flush_every_steps: int = 100  # write a chunk at least every this many steps ...
+    flush_every_seconds: float = 30.0  # ... and at least this often (also the heartbeat)
+    max_buffer_rows: int = 100_000  # flush early when this many table rows are waiting
+    quantile_sample: int = 4096  # fixed random positions per layer for the quantiles
+    membership_sample: int = 256  # fixed random positions per layer for `membership`
+    histogram_bins: int = 64
+    histogram_every: int = 500  # whole-layer histograms for runs without clustering (0: never)
+    track_update_norm: bool = True  # keep one parameter snapshot to measure the update each step
+    compact_on_close: bool = False  # merge each table's chunks into one file at close()
+
+    def __post_init__(self) -> None:
+        for name in ("layer_stride", "flush_every_steps", "quantile_sample", "histogram_bins"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("membership_sample", "histogram_every", "max_buffer_rows"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if not self.flush_every_seconds > 0:
+            raise ValueError(f"flush_every_seconds must be > 0, got {self.flush_every_seconds!r}")
+
+
+def _is_sgg(opt: Any) -> bool:
+    return hasattr(opt, "register_recluster_hook") and hasattr(opt, "cluster_state")
+
+
+def _base(opt: Any) -> Any:
+    return getattr(opt, "base_optimizer", opt)
+
+
+def _hyperparameters(opt: Any) -> dict[str, Any]:
+    groups = opt.param_groups
+    if not groups:
+        return {}
+    return {k: run_meta.jsonable(v) for k, v in groups[0].items() if k != "params"}
+
+
+def _sgg_options(opt: Any) -> dict[str, Any] | None:
+    cfg = getattr(opt, "config", None)
+    if cfg is None:
+        return None
+    if dataclasses.is_dataclass(cfg):
+        return run_meta.jsonable(dataclasses.asdict(cfg))
+    return run_meta.jsonable(cfg)
+
+
+class Recorder:
+    """Writes one run directory (see docs/run-format.md) for one training run.
+
+    Args:
+        run_dir: the run directory.
+        optimizer: any torch optimizer; an `sgg.SGG` is recognised and its clustering recorded.
+        model: the module whose `named_parameters()` name the layers (optional).
+        config: free-form JSON-able configuration saved in run.json (a dataclass is fine).
+        mode: "new" (the directory must not hold a run), "resume" (continue the run in it, from
+            `resume_step` or its `last_flushed_step`) or "overwrite" (delete the run in it).
+        shadow: SGG options for an observe-only clustering of a non-SGG optimizer, e.g.
+            `dict(n_clusters=3, recluster_interval=100)`; training is unchanged.
+        seed: the run's seed (saved; also seeds the recorder's fixed position samples).
+        options / **kwargs: `RecorderOptions` (keyword arguments override its fields).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        optimizer: torch.optim.Optimizer | None = None,
+        model: torch.nn.Module | None = None,
+        config: Any = None,
+        *,
+        mode: str = "new",
+        name: str | None = None,
+        seed: int | None = None,
+        resume_step: int | None = None,
+        shadow: Mapping[str, Any] | None = None,
+        options: RecorderOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if shadow is not None and optimizer is not None and _is_sgg(optimizer):
+            raise ValueError("shadow clustering is for non-SGG optimizers; got an SGG optimizer")
+        if shadow is not None and optimizer is None:
+            raise ValueError("shadow clustering needs an optimizer")
+        if resume_step is not None and (not isinstance(resume_step, int) or resume_step < 0):
+            raise ValueError(f"resume_step must be a non-negative int, got {resume_step!r}")
+        self.options = dataclasses.replace(options or RecorderOptions(), **kwargs)
+        self.run_dir = Path(run_dir)
+        self.optimizer = optimizer
+        self.model = model
+        self.seed = seed
+        self.closed = False
+        self._handles: list[Any] = []
+        self._sgg = optimizer if optimizer is not None and _is_sgg(optimizer) else None
+        self._shadow = None
+        if shadow is not None:
+            from sgg import SGG  # only a shadow run needs sgg at all
+
+            self._shadow = SGG(optimizer, observe_only=True, **dict(shadow))
+        self._clusterer = self._sgg or self._shadow
+
+        self._init_params()
+        self._open(mode, name, config, resume_step)
+        self._init_buffers()
+        self._attach()
+
+    # ------------------------------------------------------------------ set-up
+    def _init_params(self) -> None:
+        names: dict[int, str] = {}
+        if self.model is not None:
+            for n, p in self.model.named_parameters():
+                names.setdefault(id(p), n)
+        params: list[Tensor] = []
+        group_of: list[int] = []
+        seen: set[int] = set()
+        if self.optimizer is not None:
+            for gi, group in enumerate(self.optimizer.param_groups):
+                for pi, p in enumerate(group["params"]):
+                    if id(p) in seen:
+                        continue
+                    seen.add(id(p))
+                    params.append(p)
+                    group_of.append(gi)
+                    names.setdefault(id(p), f"group{gi}.param{pi}")
+        elif self.model is not None:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            group_of = [0] * len(params)
+        if self.model is not None:  # model order for the tables
+            order = {id(p): i for i, (_, p) in enumerate(self.model.named_parameters())}
+            idx = sorted(range(len(params)), key=lambda i: order.get(id(params[i]), 1 << 30))
+            params = [params[i] for i in idx]
+            group_of = [group_of[i] for i in idx]
+        self._params = params
+        self._group_of = group_of
+        self._names = [names[id(p)] for p in params]
+        self._index = {id(p): i for i, p in enumerate(params)}
+        if self._clusterer is not None:
+            clustered = {id(p) for p in self._clusterer.clustered_params()}
+        else:  # what SGG would cluster: tensors with two or more dimensions
+            clustered = {id(p) for p in params if p.dim() >= 2}
+        self._clustered = clustered
+        gen = torch.Generator().manual_seed(self.seed if self.seed is not None else 0)
+        self._q_pos: list[Tensor] = []
+        self._m_pos: list[Tensor] = []
+        for p in params:
+            dev = p.device
+            self._q_pos.append(
+                stats.quantile_positions(p.numel(), self.options.quantile_sample, gen).to(dev)
+            )
+            self._m_pos.append(
+                stats.sample_positions(p.numel(), self.options.membership_sample, gen).to(dev)
+            )
+
+    def _recording_meta(self) -> dict[str, Any]:
+        rec = dataclasses.asdict(self.options)
+        rec["quantiles"] = list(schema.QUANTILES)
+        rec["quantile_method"] = (
+            "torch.quantile (linear) over a fixed random subsample of quantile_sample positions "
+            "per layer (all positions, repeated, for smaller layers)"
+        )
+        rec["histogram_edges"] = "exact layer min..max; momentum linear, adaptive_lr log10"
+        rec["histogram_layers"] = "clustered layers (tensors with >= 2 dims without clustering)"
+        rec["update_norm"] = "every step" if self.options.track_update_norm else "not recorded"
+        return rec
+
+    def _optimizer_meta(self) -> dict[str, Any] | None:
+        opt = self.optimizer
+        if opt is None:
+            return None
+        base = _base(opt)
+        return {
+            "name": "sgg" if self._sgg is not None else type(base).__name__.lower(),
+            "base": type(base).__name__,
+            "hyperparameters": _hyperparameters(opt),
+            "param_groups": len(opt.param_groups),
+            "sgg": _sgg_options(self._sgg) if self._sgg is not None else None,
+            "shadow": _sgg_options(self._shadow) if self._shadow is not None else None,
+        }
+
+    def _open(self, mode: str, name: str | None, config: Any, resume_step: int | None) -> None:
+        run_dir = self.run_dir
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RecorderError(
+                20, f"run directory {run_dir} exists and is not a directory", str(run_dir)
+            )
+        has_run = (run_dir / schema.RUN_JSON).is_file()
+        if mode == "resume":
+            if not has_run:
+                raise RecorderError(
+                    2, f"cannot resume: no run in {run_dir} (no run.json)", str(run_dir)
+                )
+            self._resume(resume_step)
+            return
+        if has_run and mode == "new":
+            raise RunExistsError(
+                17,
+                f"run directory {run_dir} already holds a run; pass mode='resume' or "
+                "mode='overwrite' (--resume / --overwrite)",
+                str(run_dir),
+            )
+        if has_run and mode == "overwrite":
+            try:
+                shutil.rmtree(run_dir)
+            except OSError as exc:
+                raise RecorderError(
+                    exc.errno or 5, f"cannot overwrite {run_dir}: {exc}", str(run_dir)
+                ) from exc
+        elif run_dir.is_dir() and any(not p.name.startswith(".") for p in run_dir.iterdir()):
+            raise RunExistsError(
+                17,
+                f"run directory {run_dir} exists, is not empty and holds no run; refusing to "
+                "write into it",
+                str(run_dir),
+            )
+        make_dirs(run_dir / schema.TABLES_DIR)
+        clustered = self._clustered if self._clusterer is not None else set()
+        self.meta = run_meta.new_run_json(
+            name=name or run_dir.resolve().name,
+            config=config,
+            optimizer=self._optimizer_meta(),
+            model=run_meta.model_summary(self.model, clustered),
+            seed=self.seed,
+            recording=self._recording_meta(),
+        )
+        self.segment = 0
+        self._step = 0
+        self._time_offset = 0.0
+        self._tokens: int | None = None
+        run_meta.write_run_json(run_dir, self.meta)
+
+    def _resume(self, resume_step: int | None) -> None:
+        meta = run_meta.read_run_json(self.run_dir)
+        last = meta.get("last_flushed_step") or 0
+        step = last if resume_step is None else resume_step
+        if step > last:
+            raise RecorderError(
+                22,
+                f"cannot resume {self.run_dir} at step {step}: only steps up to {last} are on disk",
+                str(self.run_dir),
+            )
+        truncate_after(self.run_dir, step)
+        steps = read_table(self.run_dir, "steps").to_pandas()
+        done = steps[steps["step"] <= step]
+        self._time_offset = float(done["wall_time"].max()) if len(done) else 0.0
+        tok = done["tokens"].dropna()
+        self._tokens = int(tok.iloc[done["step"][tok.index].argmax()]) if len(tok) else None
+        self.segment = len(meta.get("segments") or [])
+        meta["segments"] = [
+            *(meta.get("segments") or []),
+            {"segment": self.segment, "resume_step": step, "started_at": run_meta.utc_now()},
+        ]
+        meta.update(
+            status=schema.STATUS_RUNNING,
+            error=None,
+            finished_at=None,
+            pid=os.getpid(),
+            last_flushed_step=step,
+            compacted=[],
+        )
+        meta["optimizer"] = self._optimizer_meta() or meta.get("optimizer")
+        meta["recording"] = self._recording_meta()
+        meta.setdefault("versions", run_meta.package_versions())
+        self.meta = meta
+        self._step = step
+        run_meta.write_run_json(self.run_dir, meta)
+
+    def _init_buffers(self) -> None:
+        self.writer = ChunkWriter(self.run_dir, self.segment)
+        self._t0 = time.monotonic()
+        self._last_flush_time = self._t0
+        self._rows: dict[int, dict[str, Any]] = {}  # step -> pending `steps` row
+        self._layer_buf: list[tuple[int, Tensor]] = []
+        self._cluster_buf: list[dict[str, Any]] = []
+        self._hist_buf: list[tuple[int, bool, list[tuple[int, tuple[Tensor, ...]]]]] = []
+        self._evals: list[dict[str, Any]] = []
+        self._pending_rows = 0
+        self._recluster_steps: set[int] = set()
+        self._snap: list[Tensor] | None = None
+        self._in_step = False
+        self._warned: set[str] = set()
+        self.peak_buffer_bytes = 0
+        self._buffer_bytes = 0
+
+    def _attach(self) -> None:
+        opt = self.optimizer
+        if opt is None:
+            return
+        self._hooks = hasattr(opt, "register_step_post_hook")
+        if self._hooks:
+            if self.options.track_update_norm:
+                self._handles.append(opt.register_step_pre_hook(self._pre_step))
+            self._handles.append(opt.register_step_post_hook(self._post_step))
+        if self._sgg is not None:
+            self._handles.append(self._sgg.register_recluster_hook(self._on_recluster))
+        if self._shadow is not None:
+            self._handles.append(self._shadow.register_recluster_hook(self._on_shadow_recluster))
+
+    # ------------------------------------------------------------------ hooks
+    def _wall(self) -> float:
+        return self._time_offset + (time.monotonic() - self._t0)
+
+    def _pre_step(self, *_: Any) -> None:
+        with torch.no_grad():
+            params = [p.detach() for p in self._params]
+            if self._snap is None:
+                self._snap = [p.clone() for p in params]
+            else:
+                torch._foreach_copy_(self._snap, params)
+        self._in_step = True
+
+    def _post_step(self, *_: Any) -> None:
+        self._after_step()
+
+    @torch.no_grad()
+    def _after_step(self) -> None:
+        if self.closed:
+            return
+        if self._shadow is not None:
+            self._shadow.observe_step()  # after the base step: same clock as an SGG run
+        self._step += 1
+        step = self._step
+        params = [p.detach() for p in self._params]
+        if not params:
+            return
+        grads = [p.grad.detach() if p.grad is not None else p.new_zeros(()) for p in self._params]
+        g = stats.foreach_norms(grads)
+        pn = stats.foreach_norms(params)
+        if self._snap is not None and self._in_step:
+            torch._foreach_sub_(self._snap, params)  # old - new: the same norm as the update
+            u = stats.foreach_norms(self._snap)
+        else:
+            u = torch.full_like(g, float("nan"))
+        self._in_step = False
+        norms = torch.stack([g, pn, u])  # (3, L) on the device; to host at flush
+        reclustered = step in self._recluster_steps
+        if self._clusterer is not None:
+            reclustered = reclustered or bool(self._clusterer.reclustered_last_step)
+        self._recluster_steps.discard(step)
+        row = self._rows.setdefault(step, {})
+        row.update(
+            norms=norms,
+            lrs=[float(gr["lr"]) for gr in self.optimizer.param_groups],
+            reclustered=reclustered,
+            wall=self._wall(),
+        )
+        self._pending_rows += 1 + len(self.optimizer.param_groups)
+        self._add_bytes(norms.nbytes)
+        if step % self.options.layer_stride == 0:
+            self._record_layers(step, g, pn, u)
+        every = self.options.histogram_every
+        if self._clusterer is None and every and step % every == 0:
+            self._record_histograms(step, shadow=False, states=None)
+        if len(self._rows) > 2 * self.options.flush_every_steps or (
+            self.options.max_buffer_rows and self._pending_rows > 2 * self.options.max_buffer_rows
+        ):
+            self._flush(upto=step - 1)  # log_step(step) may still bring this step's loss
+
+    def _add_bytes(self, n: int) -> None:
+        self._buffer_bytes += n
+        self.peak_buffer_bytes = max(
+            self.peak_buffer_bytes, self._buffer_bytes + self.snapshot_bytes
+        )
+
+    @property
+    def snapshot_bytes(self) -> int:
+        return sum(t.nbytes for t in self._snap) if self._snap is not None else 0
+
+    def _moments(self, i: int) -> tuple[Tensor, Tensor, float, float, float] | None:
+        p = self._params[i]
+        state = _base(self.optimizer).state.get(p)
+        if not state or "exp_avg" not in state or "exp_avg_sq" not in state:
+            return None
+        group = self.optimizer.param_groups[self._group_of[i]]
+        betas = group.get("betas", (0.9, 0.999))
+        t = state.get("step", self._step)
+        if torch.is_tensor(t):
+            t = float(t) if t.device.type == "cpu" else float(self._step)
+        bc2 = 1.0 - float(betas[1]) ** max(float(t), 1.0)
+        return (
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            float(group["lr"]),
+            float(group.get("eps", 1e-8)),
+            bc2,
+        )
+
+    def _record_layers(self, step: int, g: Tensor, pn: Tensor, u: Tensor) -> None:
+        n = len(self._params)
+        dev = g.device
+        moment_cols = torch.full((n, 15), float("nan"), device=dev)
+        mom = [self._moments(i) for i in range(n)]
+        have = [i for i in range(n) if mom[i] is not None]
+        if have:
+            ms = [mom[i][0] for i in have]
+            vs = [mom[i][1] for i in have]
+            mdev = ms[0].device
+            lr = torch.tensor([mom[i][2] for i in have], device=mdev)
+            eps = torch.tensor([mom[i][3] for i in have], device=mdev)
+            bc2 = torch.tensor([mom[i][4] for i in have], device=mdev)
+            pos = [self._q_pos[i] for i in have]
+            vals = stats.moment_stats(ms, vs, pos, lr, eps, bc2).to(dev)
+            moment_cols[torch.tensor(have, device=dev)] = vals
+        factor = torch.ones(n, device=dev)
+        if self._sgg is not None:
+            for i, p in enumerate(self._params):
+                st = self._sgg.cluster_state(p) if id(p) in self._clustered else None
+                if st is not None:
+                    f = (st.sizes.to(torch.float32) * st.factors).sum() / max(p.numel(), 1)
+                    factor[i] = f.to(dev)
+        u2w = u / pn
+        block = torch.cat(
+            [g[:, None], pn[:, None], u[:, None], u2w[:, None], moment_cols, factor[:, None]], 1
+        )
+        self._layer_buf.append((step, block))
+        self._pending_rows += n
+        self._add_bytes(block.nbytes)
+
+    def _record_histograms(self, step: int, shadow: bool, states: dict[int, Any] | None) -> None:
+        bins = self.options.histogram_bins
+        out = []
+        for i, p in enumerate(self._params):
+            if id(p) not in self._clustered:
+                continue
+            mom = self._moments(i)
+            if mom is None:
+                continue
+            st = states.get(i) if states is not None else None
+            if states is not None and st is None:
+                continue
+            m, v, lr, eps, bc2 = mom
+            k = int(st.sizes.numel()) if st is not None else 0
+            assign = st.assignments if st is not None else None
+            h = stats.layer_histograms(m, v, lr, eps, bc2, bins, assign, k)
+            out.append((i, h))
+            self._pending_rows += 2 * (k + 1) * bins
+            self._add_bytes(sum(t.nbytes for t in h))
+        self._hist_buf.append((step, shadow, out))
+
+    def _on_shadow_recluster(self, opt: Any, step: int) -> None:
+        self._on_recluster(opt, step, shadow=True)
+
+    @torch.no_grad()
+    def _on_recluster(self, opt: Any, step: int, shadow: bool = False) -> None:
+        if self.closed:
+            return
+        step = int(step)
+        self._recluster_steps.add(step)
+        states: dict[int, Any] = {}
+        layers = []
+        for p in opt.clustered_params():
+            i = self._index.get(id(p))
+            st = opt.cluster_state(p)
+            if i is None or st is None:
+                continue
+            states[i] = st
+            pos = self._m_pos[i].to(st.assignments.device)
+            layers.append(
+                {
+                    "i": i,
+                    "sizes": st.sizes.clone(),
+                    "centers": st.centers.clone(),
+                    "mda": st.mda.clone(),
+                    "raw": st.raw_factors.clone(),
+                    "factors": st.factors.clone(),
+                    "transitions": None if st.transitions is None else st.transitions.clone(),
+                    "members": st.assignments.reshape(-1)[pos].clone(),
+                }
+            )
+            k = int(st.sizes.numel())
+            self._pending_rows += k + k * k + pos.numel()
+        gm = opt.global_mda
+        self._cluster_buf.append(
+            {
+                "step": step,
+                "shadow": shadow,
+                "global_mda": None if gm is None else gm.detach().clone(),
+                "layers": layers,
+            }
+        )
+        self._record_histograms(step, shadow, states)
+
+    # ------------------------------------------------------------------ public API
+    def log_step(
+        self, step: int, loss: Tensor | float | None = None, tokens: int | None = None
+    ) -> None:
+        """Log optimizer step `step` (1-based: the number of steps taken so far).
+
+        `loss` may be a tensor (kept on its device until the next flush); `tokens` is the number
+        of tokens this step processed (the recorder keeps the cumulative count).
+        """
+        self._check_open()
+        step = int(step)
+        if self.optimizer is not None and step > self._step:
+            # The step hooks did not fire (an optimizer without torch's hooks): measure here, and
+            # snapshot now so that the next update norm spans log_step to log_step.
+            self._after_step()
+            if self.options.track_update_norm:
+                self._pre_step()
+        if step <= (self.meta.get("last_flushed_step") or 0):
+            self._warn_once(
+                "late", f"log_step({step}) arrived after that step was flushed; ignored"
+            )
+            return
+        if tokens is not None:
+            self._tokens = (self._tokens or 0) + int(tokens)
+        row = self._rows.setdefault(step, {})
+        if "wall" not in row:
+            row["wall"] = self._wall()
+            self._pending_rows += 1
+        if loss is not None:
+            row["loss"] = loss.detach() if torch.is_tensor(loss) else float(loss)
+        row["tokens"] = self._tokens
+        now = time.monotonic()
+        if (
+            len(self._rows) >= self.options.flush_every_steps
+            or now - self._last_flush_time >= self.options.flush_every_seconds
+            or (self.options.max_buffer_rows and self._pending_rows >= self.options.max_buffer_rows)
+        ):
+            self._flush(upto=step)
+
+    def log_eval(
+        self, step: int, loss: Tensor | float, split: str = "val", tokens: int | None = None
+    ) -> None:
+        """Log an evaluation loss at `step` (flushed with the next chunk)."""
+        self._check_open()
+        loss = float(loss.detach() if torch.is_tensor(loss) else loss)  # rare: a sync is fine
+        self._evals.append(
+            {
+                "step": int(step),
+                "tokens": self._tokens if tokens is None else int(tokens),
+                "wall_time": self._wall(),
+                "split": str(split),
+                "loss": loss,
+            }
+        )
+
+    def flush(self) -> None:
+        """Write every buffered row now."""
+        self._check_open()
+        self._flush(upto=None)
+
+    def close(
+        self, status: str = schema.STATUS_FINISHED, error: BaseException | None = None
+    ) -> None:
+        """Flush, detach the hooks and mark the run `status`. Idempotent."""
+        if self.closed:
+            return
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        try:
+            self._flush(upto=None)
+            if self.options.compact_on_close and status == schema.STATUS_FINISHED:
+                self.compact()
+        finally:
+            self.closed = True
+            self.meta["status"] = status
+            self.meta["finished_at"] = run_meta.utc_now()
+            if error is not None:
+                self.meta["error"] = {
+                    "type": type(error).__name__,
+                    "message": str(error),
+                    "traceback": "".join(
+                        traceback.format_exception(type(error), error, error.__traceback__)
+                    ),
+                }
+            run_meta.write_run_json(self.run_dir, self.meta)
+
+    def compact(self) -> list[str]:
+        """Merge each table's chunks into one file (see docs/run-format.md)."""
+        done = [t for t in schema.TABLES if compact(self.run_dir, t, self.segment)]
+        self.meta["compacted"] = sorted(set(self.meta.get("compacted") or []) | set(done))
+        return done
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps seen so far (including those before a resume)."""
+        return self._step
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close(schema.STATUS_FAILED, exc)
+        except Exception as close_exc:  # never hide the training error
+            warnings.warn(
+                f"recorder could not mark {self.run_dir} failed: {close_exc}", stacklevel=2
+            )
+
+    # ------------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"recorder for {self.run_dir} is closed")
+
+    def _warn_once(self, key: str, msg: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(msg, stacklevel=3)
+
+    def _flush(self, upto: int | None) -> None:
+        """Write rows with step <= upto (all when None) as one chunk per table, then run.json.
+
+        This is where device tensors become numbers: one stack and one `.cpu()` per table.
+        """
+        steps = sorted(s for s in self._rows if upto is None or s <= upto)
+        layer_items = [x for x in self._layer_buf if upto is None or x[0] <= upto]
+        clusters = [x for x in self._cluster_buf if upto is None or x["step"] <= upto]
+        hists = [x for x in self._hist_buf if upto is None or x[0] <= upto]
+        evals = list(self._evals)
+        rows = [self._rows[s] for s in steps]
+        tables = {
+            "steps": self._steps_columns(steps, rows),
+            "lrs": self._lrs_columns(steps, rows),
+            "evals": _columns(evals, schema.EVALS.names),
+            "layers": self._layer_columns(layer_items),
+            **self._cluster_columns(clusters),
+            "histograms": self._hist_columns(hists),
+        }
+        for table, cols in tables.items():
+            self.writer.write(table, cols)
+        # Everything up to `flushed` is on disk: forget it, then say so in run.json.
+        for s in steps:
+            del self._rows[s]
+        if upto is not None:
+            self._layer_buf = [x for x in self._layer_buf if x[0] > upto]
+            self._cluster_buf = [x for x in self._cluster_buf if x["step"] > upto]
+            self._hist_buf = [x for x in self._hist_buf if x[0] > upto]
+        else:
+            self._layer_buf, self._cluster_buf, self._hist_buf = [], [], []
+        self._evals = self._evals[len(evals) :]
+        self._pending_rows = sum(1 for _ in self._rows)
+        self._buffer_bytes = sum(x[1].nbytes for x in self._layer_buf)
+        flushed = upto if upto is not None else max([self._step, *steps], default=0)
+        if upto is None and not steps and self.meta.get("last_flushed_step") is not None:
+            flushed = max(flushed, self.meta["last_flushed_step"])
+        if steps or upto is None:
+            self.meta["last_flushed_step"] = max(flushed, self.meta.get("last_flushed_step") or 0)
+        self._last_flush_time = time.monotonic()
+        run_meta.write_run_json(self.run_dir, self.meta)
+
+    def _steps_columns(self, steps: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(steps)
+        grad = np.full(n, np.nan)
+        upd = np.full(n, np.nan)
+        par = np.full(n, np.nan)
+        have = [k for k, r in enumerate(rows) if "norms" in r]
+        if have:
+            stacked = torch.stack([rows[k]["norms"] for k in have])  # (n, 3, L)
+            glob = stats.global_norm(stacked).cpu().numpy()  # host sync: once per flush
+            grad[have], par[have], upd[have] = glob[:, 0], glob[:, 1], glob[:, 2]
+        losses: list[float | None] = [None] * n
+        tensor_idx = [k for k, r in enumerate(rows) if torch.is_tensor(r.get("loss"))]
+        if tensor_idx:
+            vals = torch.stack([rows[k]["loss"].float().reshape(()) for k in tensor_idx]).cpu()
+            for k, v in zip(tensor_idx, vals.tolist(), strict=True):
+                losses[k] = v
+        for k, r in enumerate(rows):
+            if isinstance(r.get("loss"), float):
+                losses[k] = r["loss"]
+        return {
+            "step": steps,
+            "wall_time": [r.get("wall") for r in rows],
+            "loss": losses,
+            "tokens": [r.get("tokens") for r in rows],
+            "grad_norm": _nan_to_none(grad),
+            "update_norm": _nan_to_none(upd),
+            "param_norm": _nan_to_none(par),
+            "lr": [r["lrs"][0] if r.get("lrs") else None for r in rows],
+            "reclustered": [bool(r.get("reclustered", False)) for r in rows],
+        }
+
+    def _lrs_columns(self, steps: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        cols: dict[str, list[Any]] = {"step": [], "group": [], "lr": []}
+        for s, r in zip(steps, rows, strict=True):
+            for gi, lr in enumerate(r.get("lrs") or []):
+                cols["step"].append(s)
+                cols["group"].append(gi)
+                cols["lr"].append(lr)
+        return cols
+
+    def _layer_columns(self, items: list[tuple[int, Tensor]]) -> dict[str, Any]:
+        if not items:
+            return {}
+        n = len(self._params)
+        block = torch.stack([b for _, b in items]).cpu().numpy()  # host sync: once per flush
+        block = block.reshape(len(items) * n, -1).astype(np.float32)
+        cols: dict[str, Any] = {
+            "step": np.repeat([s for s, _ in items], n),
+            "layer": self._names * len(items),
+            "numel": np.tile([p.numel() for p in self._params], len(items)),
+        }
+        for j, name in enumerate(schema.LAYER_STAT_COLUMNS):
+            cols[name] = _nan_to_none(block[:, j])
+        return cols
+
+    def _cluster_columns(self, recs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        cl: dict[str, list[Any]] = {k: [] for k in schema.CLUSTERS.names}
+        tr: dict[str, list[Any]] = {k: [] for k in schema.TRANSITIONS.names}
+        mb: dict[str, list[Any]] = {k: [] for k in schema.MEMBERSHIP.names}
+        for rec in recs:
+            step, shadow = rec["step"], rec["shadow"]
+            gm = None if rec["global_mda"] is None else float(rec["global_mda"].cpu())
+            for lay in rec["layers"]:
+                name = self._names[lay["i"]]
+                sizes = lay["sizes"].cpu().tolist()
+                k = len(sizes)
+                vals = {
+                    key: lay[key].float().cpu().tolist()
+                    for key in ("centers", "mda", "raw", "factors")
+                }
+                cl["step"] += [step] * k
+                cl["layer"] += [name] * k
+                cl["cluster"] += list(range(k))
+                cl["size"] += sizes
+                cl["center"] += vals["centers"]
+                cl["mda"] += vals["mda"]
+                cl["global_mda"] += [gm] * k
+                cl["raw_factor"] += vals["raw"]
+                cl["factor"] += vals["factors"]
+                cl["shadow"] += [shadow] * k
+                if lay["transitions"] is not None:
+                    t = lay["transitions"].cpu()
+                    kk = t.shape[0]
+                    tr["step"] += [step] * (kk * kk)
+                    tr["layer"] += [name] * (kk * kk)
+                    tr["from_cluster"] += np.repeat(np.arange(kk), kk).tolist()
+                    tr["to_cluster"] += np.tile(np.arange(kk), kk).tolist()
+                    tr["count"] += t.reshape(-1).tolist()
+                    tr["shadow"] += [shadow] * (kk * kk)
+                members = lay["members"].cpu().tolist()
+                mb["step"] += [step] * len(members)
+                mb["layer"] += [name] * len(members)
+                mb["position"] += self._m_pos[lay["i"]].cpu().tolist()
+                mb["cluster"] += members
+                mb["shadow"] += [shadow] * len(members)
+        return {"clusters": cl, "transitions": tr, "membership": mb}
+
+    def _hist_columns(self, items: list[tuple[int, bool, list[Any]]]) -> dict[str, Any]:
+        parts: dict[str, list[Any]] = {k: [] for k in schema.HISTOGRAMS.names}
+        for step, shadow, layers in items:
+            for i, (m_edges, m_counts, a_edges, a_counts) in layers:
+                name = self._names[i]
+                for quantity, edges, counts in (
+                    (schema.HIST_MOMENTUM, m_edges, m_counts),
+                    (schema.HIST_ADAPTIVE_LR, a_edges, a_counts),
+                ):
+                    e = edges.cpu().numpy()
+                    c = counts.cpu().numpy()
+                    k1, bins = c.shape
+                    cluster_ids = np.repeat(np.arange(-1, k1 - 1), bins)
+                    rows = k1 * bins
+                    parts["step"].append(np.full(rows, step))
+                    parts["layer"].append(np.full(rows, name, dtype=object))
+                    parts["quantity"].append(np.full(rows, quantity, dtype=object))
+                    parts["cluster"].append(cluster_ids)
+                    parts["bin"].append(np.tile(np.arange(bins), k1))
+                    parts["bin_left"].append(np.tile(e[:-1], k1))
+                    parts["bin_right"].append(np.tile(e[1:], k1))
+                    parts["count"].append(c.reshape(-1))
+                    parts["shadow"].append(np.full(rows, shadow))
+        if not parts["step"]:
+            return {}
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    return {n: [r.get(n) for r in rows] for n in names} if rows else {}
+
+
+def _nan_to_none(a: np.ndarray) -> list[float | None]:
+    return [None if x != x else float(x) for x in a.tolist()]

@@ -1,0 +1,139 @@
+"""`run.json`: building, reading and updating the run's metadata (always replaced atomically)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from recorder import schema
+from recorder.writer import RecorderError, atomic_write_json
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def jsonable(obj: Any) -> Any:
+    """A JSON-able copy of `obj` (dataclasses, tuples, paths, 0-d tensors, non-finite floats)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if hasattr(obj, "item") and getattr(obj, "numel", lambda: 2)() == 1:
+        return jsonable(obj.item())  # 0-d tensor or numpy scalar
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def package_versions(extra: Iterable[str] = ()) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "sgg-toolkit", "pyarrow", "numpy", "transformers", *extra):
+        key = name.replace("-", "_")
+        try:
+            out[key] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def model_summary(model: Any, clustered: set[int] | None = None) -> dict[str, Any] | None:
+    """Layer names, shapes and parameter counts of a torch module (None without a model)."""
+    if model is None:
+        return None
+    clustered = clustered or set()
+    layers = []
+    total = trainable = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+        layers.append(
+            {
+                "name": name,
+                "shape": list(p.shape),
+                "numel": p.numel(),
+                "clustered": id(p) in clustered,
+            }
+        )
+    return {
+        "class": type(model).__name__,
+        "num_parameters": total,
+        "num_trainable": trainable,
+        "layers": layers,
+    }
+
+
+def new_run_json(
+    *,
+    name: str,
+    config: Any,
+    optimizer: Mapping[str, Any] | None,
+    model: Mapping[str, Any] | None,
+    seed: int | None,
+    recording: Mapping[str, Any],
+) -> dict[str, Any]:
+    now = utc_now()
+    return {
+        "format": schema.FORMAT_NAME,
+        "format_version": schema.FORMAT_VERSION,
+        "run_id": uuid.uuid4().hex,
+        "name": name,
+        "status": schema.STATUS_RUNNING,
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "last_flushed_step": None,
+        "segments": [{"segment": 0, "resume_step": None, "started_at": now}],
+        "optimizer": jsonable(optimizer),
+        "config": jsonable(config),
+        "model": jsonable(model),
+        "seed": seed,
+        "versions": package_versions(),
+        "recording": jsonable(recording),
+        "compacted": [],
+    }
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / schema.RUN_JSON
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise RecorderError(0, f"cannot read {path}: {exc}", str(path)) from exc
+    if meta.get("format") != schema.FORMAT_NAME:
+        raise RecorderError(0, f"{path} is not an {schema.FORMAT_NAME} run.json", str(path))
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > schema.FORMAT_VERSION:
+        raise RecorderError(
+            0,
+            f"{path} has format_version {version!r}; this recorder knows up to "
+            f"{schema.FORMAT_VERSION}",
+            str(path),
+        )
+    return meta
+
+
+def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
+    meta["updated_at"] = utc_now()
+    atomic_write_json(Path(run_dir) / schema.RUN_JSON, meta)

@@ -1,0 +1,138 @@
+"""Statistics computed on the parameters' device. Nothing here converts a tensor to a Python
+number: callers stack the results and move them to the host once per flush."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from recorder.schema import QUANTILES
+
+
+def foreach_norms(tensors: list[Tensor], ord: float = 2.0) -> Tensor:
+    """(L,) float32 L-`ord` norms of a list of tensors, one fused kernel per device and dtype."""
+    if not tensors:
+        return torch.zeros(0)
+    norms = torch._foreach_norm(tensors, ord)
+    dev = norms[0].device
+    return torch.stack([n.to(dev, torch.float32) for n in norms])
+
+
+def global_norm(layer_norms: Tensor) -> Tensor:
+    """Global L2 norm from per-layer L2 norms (last dim): sqrt(sum of squares)."""
+    return layer_norms.double().square().sum(-1).sqrt()
+
+
+def sample_positions(numel: int, k: int, generator: torch.Generator) -> Tensor:
+    """Up to `k` distinct flat positions in `[0, numel)`, sorted; all of them when numel <= k."""
+    if numel <= k:
+        return torch.arange(numel)
+    if numel <= 4 * k or numel <= 1 << 20:
+        return torch.randperm(numel, generator=generator)[:k].sort().values
+    idx = torch.randint(numel, (k + k // 2 + 8,), generator=generator).unique()
+    idx = idx[torch.randperm(idx.numel(), generator=generator)[:k]]
+    return idx.sort().values
+
+
+def quantile_positions(numel: int, k: int, generator: torch.Generator) -> Tensor:
+    """Exactly `k` positions for the quantile subsample: `k` distinct random positions, or for
+    layers with fewer than `k` elements every position repeated (the same distribution when
+    k % numel == 0; interpolated tail quantiles then differ slightly from the layer's own)."""
+    if numel >= k:
+        return sample_positions(numel, k, generator)
+    return torch.arange(numel).repeat(math.ceil(k / numel))[:k]
+
+
+def adaptive_lr(v: Tensor, lr: Tensor | float, eps: Tensor | float, bc2: Tensor | float) -> Tensor:
+    """Adam's per-element learning rate lr / (sqrt(v / bc2) + eps)."""
+    return lr / ((v / bc2).sqrt() + eps)
+
+
+def moment_stats(
+    ms: list[Tensor],
+    vs: list[Tensor],
+    positions: list[Tensor],
+    lr: Tensor,
+    eps: Tensor,
+    bc2: Tensor,
+) -> Tensor:
+    """(L, 15) float32 rows: m_mean, m_std, m_abs_mean, m_q05..m_q95, v_mean, v_q50,
+    alr_q05..alr_q95 (the column order of `schema.LAYER_STAT_COLUMNS` after update_to_weight).
+
+    `positions[i]` indexes the flat layer for the quantiles (all the same length); `lr`, `eps`,
+    `bc2` are (L,) tensors on the moments' device.
+    """
+    n = len(ms)
+    dev = ms[0].device
+    numel = torch.tensor([m.numel() for m in ms], dtype=torch.float32, device=dev)
+    m_sum = torch.stack([m.sum(dtype=torch.float32) for m in ms])
+    m_l1 = foreach_norms(ms, 1.0)
+    m_l2 = foreach_norms(ms, 2.0)
+    v_l1 = foreach_norms(vs, 1.0)  # v >= 0: sum
+    m_mean = m_sum / numel
+    m_std = (m_l2.square() / numel - m_mean.square()).clamp_min(0).sqrt()
+    m_abs_mean = m_l1 / numel
+    v_mean = v_l1 / numel
+    ms_s = torch.stack([m.reshape(-1)[i].float() for m, i in zip(ms, positions, strict=True)])
+    vs_s = torch.stack([v.reshape(-1)[i].float() for v, i in zip(vs, positions, strict=True)])
+    alr_s = adaptive_lr(vs_s, lr[:, None], eps[:, None], bc2[:, None])
+    q = torch.tensor(QUANTILES, dtype=torch.float32, device=dev)
+    qs = torch.quantile(torch.cat([ms_s, vs_s, alr_s]), q, dim=1)  # (5, 3L)
+    m_q, v_q, alr_q = qs[:, :n].T, qs[:, n : 2 * n].T, qs[:, 2 * n :].T  # (L, 5) each
+    cols = [m_mean[:, None], m_std[:, None], m_abs_mean[:, None], m_q]
+    cols += [v_mean[:, None], v_q[:, 2:3], alr_q]
+    return torch.cat(cols, dim=1)
+
+
+def linear_edges(lo: Tensor, hi: Tensor, bins: int) -> Tensor:
+    """bins+1 equally spaced edges from lo to hi (0-d tensors; no host sync)."""
+    hi = torch.where(hi > lo, hi, lo + lo.abs().clamp_min(1e-30) * 1e-6 + 1e-30)
+    t = torch.arange(bins + 1, device=lo.device, dtype=torch.float64) / bins
+    return lo.double() + (hi.double() - lo.double()) * t
+
+
+def log_edges(lo: Tensor, hi: Tensor, bins: int) -> Tensor:
+    """bins+1 log10-spaced edges from lo to hi (> 0); the edges are values, not logarithms."""
+    llo = lo.double().clamp_min(1e-300).log10()
+    lhi = hi.double().clamp_min(1e-300).log10()
+    return torch.pow(10.0, linear_edges(llo, lhi, bins))
+
+
+def histogram_counts(
+    values: Tensor, edges: Tensor, assignments: Tensor | None = None, n_clusters: int = 0
+) -> Tensor:
+    """(1 + K, bins) int64 counts: row 0 the whole layer, row 1 + c cluster c.
+
+    Every value lands in a bin: edges span the layer's exact minimum and maximum.
+    """
+    bins = edges.numel() - 1
+    flat = values.reshape(-1)
+    b = torch.bucketize(flat.double(), edges[1:-1].to(flat.device), right=True)
+    if assignments is None or n_clusters == 0:
+        return torch.bincount(b, minlength=bins)[None, :bins]
+    a = assignments.reshape(-1).to(flat.device, torch.int64)
+    per = torch.bincount(a * bins + b, minlength=n_clusters * bins)[: n_clusters * bins]
+    per = per.view(n_clusters, bins)
+    return torch.cat([per.sum(0, keepdim=True), per])
+
+
+def layer_histograms(
+    m: Tensor,
+    v: Tensor,
+    lr: float,
+    eps: float,
+    bc2: float,
+    bins: int,
+    assignments: Tensor | None = None,
+    n_clusters: int = 0,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Momentum and adaptive-lr histograms of one layer: (m_edges, m_counts, a_edges, a_counts)."""
+    m = m.reshape(-1)
+    m_edges = linear_edges(m.min(), m.max(), bins)
+    m_counts = histogram_counts(m, m_edges, assignments, n_clusters)
+    alr = adaptive_lr(v.reshape(-1).float(), lr, eps, bc2)
+    a_edges = log_edges(alr.min(), alr.max(), bins)
+    a_counts = histogram_counts(alr, a_edges, assignments, n_clusters)
+    return m_edges, m_counts, a_edges, a_counts
