@@ -1,0 +1,1 @@
+"""Streamlit dashboard comparing SGG and AdamW runs (reads the run format only)."""

@@ -1,0 +1,490 @@
+"""Find and read run directories (docs/run-format.md, version 1) safely and fast.
+
+Nothing here raises on bad data: every problem becomes a plain-language message that the page
+shows next to the runs that did load. Only files under the chosen root are read (paths are
+resolved, symlinks that leave the root are refused) and only JSON and Parquet are parsed.
+
+Caching: each Parquet chunk is read once per (path, size, mtime) and kept as an immutable Arrow
+table; a table of a run is the concatenation of its chunks, cached on the tuple of its chunks'
+signatures. A live run that flushes a new chunk therefore costs one small read, not a reload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+KNOWN_FORMAT_VERSION = 1
+TABLES = (
+    "steps",
+    "lrs",
+    "evals",
+    "layers",
+    "clusters",
+    "transitions",
+    "membership",
+    "histograms",
+)
+MAX_RUN_JSON_BYTES = 20_000_000
+MAX_DIRS_SCANNED = 20_000
+STALL_MIN_SECONDS = 600.0  # a "running" run silent for longer than this is called stalled
+
+_F64, _F32, _I64, _I32 = pa.float64(), pa.float32(), pa.int64(), pa.int32()
+_STR, _BOOL = pa.string(), pa.bool_()
+# The columns the contract guarantees (a reader keeps any extra, newer nullable columns).
+EXPECTED: dict[str, dict[str, pa.DataType]] = {
+    "steps": {
+        "step": _I64,
+        "wall_time": _F64,
+        "loss": _F64,
+        "tokens": _I64,
+        "grad_norm": _F64,
+        "update_norm": _F64,
+        "param_norm": _F64,
+        "lr": _F64,
+        "reclustered": _BOOL,
+    },
+    "lrs": {"step": _I64, "group": _I32, "lr": _F64},
+    "evals": {"step": _I64, "tokens": _I64, "wall_time": _F64, "split": _STR, "loss": _F64},
+    "layers": {
+        "step": _I64,
+        "layer": _STR,
+        "numel": _I64,
+        **{
+            c: _F32
+            for c in (
+                "grad_norm param_norm update_norm update_to_weight m_mean m_std m_abs_mean "
+                "m_q05 m_q25 m_q50 m_q75 m_q95 v_mean v_q50 "
+                "alr_q05 alr_q25 alr_q50 alr_q75 alr_q95 factor_mean"
+            ).split()
+        },
+    },
+    "clusters": {
+        "step": _I64,
+        "layer": _STR,
+        "cluster": _I32,
+        "size": _I64,
+        "center": _F32,
+        "mda": _F32,
+        "global_mda": _F32,
+        "raw_factor": _F32,
+        "factor": _F32,
+        "shadow": _BOOL,
+    },
+    "transitions": {
+        "step": _I64,
+        "layer": _STR,
+        "from_cluster": _I32,
+        "to_cluster": _I32,
+        "count": _I64,
+        "shadow": _BOOL,
+    },
+    "membership": {
+        "step": _I64,
+        "layer": _STR,
+        "position": _I64,
+        "cluster": _I32,
+        "shadow": _BOOL,
+    },
+    "histograms": {
+        "step": _I64,
+        "layer": _STR,
+        "quantity": _STR,
+        "cluster": _I32,
+        "bin": _I32,
+        "bin_left": _F64,
+        "bin_right": _F64,
+        "count": _I64,
+        "shadow": _BOOL,
+    },
+}
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """True when `path`, with every symlink resolved, lies inside `root` (already resolved)."""
+    try:
+        path.resolve(strict=True).relative_to(root)
+        return True
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory: its metadata (run.json) and what was wrong with it, if anything."""
+
+    path: Path  # resolved
+    rel: str  # path relative to the root, "/"-separated: the run's id in the URL
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    problems: tuple[str, ...] = ()
+    readable: bool = True  # False: run.json unusable, tables are not read
+
+    @property
+    def name(self) -> str:
+        name = self.meta.get("name")
+        return str(name) if name else (Path(self.rel).name or self.path.name)
+
+    @property
+    def optimizer(self) -> str:
+        opt = self.meta.get("optimizer")
+        return str(opt.get("name") or "?") if isinstance(opt, dict) else "?"
+
+    @property
+    def hyperparameters(self) -> dict:
+        opt = self.meta.get("optimizer")
+        hp = opt.get("hyperparameters") if isinstance(opt, dict) else None
+        return hp if isinstance(hp, dict) else {}
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status") or "unknown")
+
+    @property
+    def last_step(self) -> int | None:
+        v = self.meta.get("last_flushed_step")
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    @property
+    def has_clustering(self) -> bool:
+        opt = self.meta.get("optimizer")
+        return isinstance(opt, dict) and bool(opt.get("sgg") or opt.get("shadow"))
+
+
+def parse_time(value) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def stall_seconds(meta: dict) -> float:
+    """How long a running run may stay silent before we call it stalled."""
+    rec = meta.get("recording") if isinstance(meta.get("recording"), dict) else {}
+    every = rec.get("flush_every_seconds")
+    every = float(every) if isinstance(every, int | float) and every > 0 else 0.0
+    return max(STALL_MIN_SECONDS, 5 * every)
+
+
+def display_status(run: Run, now: dt.datetime | None = None) -> str:
+    """"finished", "failed", "running", "stalled / probably killed", or "unreadable"."""
+    if not run.readable:
+        return "unreadable"
+    status = run.status
+    if status != "running":
+        return status
+    now = now or dt.datetime.now(dt.timezone.utc)
+    beat = parse_time(run.meta.get("updated_at"))
+    if beat is None or (now - beat).total_seconds() > stall_seconds(run.meta):
+        return "stalled / probably killed"
+    return "running"
+
+
+def read_run_json(path: Path, root: Path, rel: str) -> Run:
+    """Validate one run.json. Problems are collected; only fatal ones make the run unreadable."""
+    run_dir = path.parent.resolve()
+    label = rel or "."
+    if not is_within(path, root):
+        return Run(run_dir, rel, {}, (f"`{label}`: run.json points outside the folder; refused.",),
+                   readable=False)
+    try:
+        if path.stat().st_size > MAX_RUN_JSON_BYTES:
+            return Run(run_dir, rel, {}, (f"`{label}`: run.json is too large to be real.",), False)
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        return Run(run_dir, rel, {}, (f"`{label}`: run.json could not be read ({e}).",), False)
+    except json.JSONDecodeError as e:
+        return Run(
+            run_dir, rel, {}, (f"`{label}`: run.json is not valid JSON ({e.msg}, line {e.lineno})."
+                               " The run is skipped.",), False
+        )
+    if not isinstance(meta, dict):
+        return Run(run_dir, rel, {}, (f"`{label}`: run.json is not a JSON object.",), False)
+    problems = []
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        problems.append(f"`{label}`: run.json has no valid format_version; assuming version 1.")
+    elif version > KNOWN_FORMAT_VERSION:
+        return Run(
+            run_dir,
+            rel,
+            meta,
+            (
+                f"`{label}`: written in run format version {version}, but this dashboard reads "
+                f"up to version {KNOWN_FORMAT_VERSION}. Update the dashboard to open it.",
+            ),
+            False,
+        )
+    if meta.get("format", "sgg-run") != "sgg-run":
+        problems.append(f"`{label}`: run.json format is {meta.get('format')!r}, not 'sgg-run'.")
+    if meta.get("status") not in ("running", "finished", "failed"):
+        problems.append(f"`{label}`: unknown status {meta.get('status')!r}.")
+    if meta.get("status") == "failed":
+        err = meta.get("error") if isinstance(meta.get("error"), dict) else {}
+        msg = err.get("message") or "no message"
+        problems.append(f"`{label}`: the run failed ({err.get('type', 'error')}: {msg}).")
+    return Run(run_dir, rel, meta, tuple(problems), True)
+
+
+@dataclass
+class Discovery:
+    root: Path | None
+    runs: list[Run]
+    messages: list[str]
+
+
+def discover_runs(root: str | Path) -> Discovery:
+    """Every directory under `root` that contains run.json (symlinked folders not followed)."""
+    try:
+        root_path = Path(root).expanduser().resolve()
+    except (OSError, RuntimeError) as e:
+        return Discovery(None, [], [f"Cannot open the folder `{root}` ({e})."])
+    if not root_path.exists():
+        return Discovery(None, [], [f"The folder `{root}` does not exist."])
+    if not root_path.is_dir():
+        return Discovery(None, [], [f"`{root}` is not a folder."])
+    runs: list[Run] = []
+    messages: list[str] = []
+    scanned = 0
+    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
+        scanned += 1
+        if scanned > MAX_DIRS_SCANNED:
+            messages.append(
+                f"Stopped looking after {MAX_DIRS_SCANNED} folders; choose a narrower folder."
+            )
+            break
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if "run.json" in filenames:
+            rel = here.relative_to(root_path).as_posix()
+            rel = "" if rel == "." else rel
+            runs.append(_cached_run_json(here / "run.json", root_path, rel))
+            dirnames[:] = [d for d in dirnames if d != "tables"]
+    runs.sort(key=lambda r: r.rel)
+    if not runs:
+        messages.append(f"No runs found under `{root}` (a run is a folder containing run.json).")
+    return Discovery(root_path, runs, messages)
+
+
+_RUN_JSON_CACHE: dict[tuple, Run] = {}
+
+
+def _cached_run_json(path: Path, root: Path, rel: str) -> Run:
+    try:
+        st = path.stat()
+        key = (str(path), str(root), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _RUN_JSON_CACHE:
+        return _RUN_JSON_CACHE[key]
+    run = read_run_json(path, root, rel)
+    if key is not None:
+        if len(_RUN_JSON_CACHE) > 4096:
+            _RUN_JSON_CACHE.clear()
+        _RUN_JSON_CACHE[key] = run
+    return run
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+ChunkSig = tuple[str, int, int]  # (path, size, mtime_ns)
+
+
+def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[str]]:
+    """The table's chunk files in write order, with their signatures; refused paths reported."""
+    d = run.path / "tables" / table
+    if not d.is_dir():
+        return [], []
+    sigs: list[ChunkSig] = []
+    messages: list[str] = []
+    try:
+        names = sorted(os.listdir(d))
+    except OSError as e:
+        return [], [f"`{run.rel or run.name}`: cannot list {table} ({e})."]
+    for name in names:
+        if name.startswith(".") or not name.endswith(".parquet"):
+            continue
+        p = d / name
+        if p.is_symlink() and not is_within(p, root):
+            messages.append(f"`{run.rel or run.name}`: {table}/{name} points outside; refused.")
+            continue
+        try:
+            st = p.stat()
+        except OSError:
+            continue  # removed meanwhile (compaction)
+        sigs.append((str(p), st.st_size, st.st_mtime_ns))
+    return sigs, messages
+
+
+class _LRU:
+    """A small thread-safe LRU keyed by hashable keys, bounded by a total cost."""
+
+    def __init__(self, max_cost: float):
+        self.max_cost = max_cost
+        self.cost = 0.0
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key][0]
+        return None
+
+    def put(self, key, value, cost: float) -> None:
+        with self.lock:
+            if key in self.items:
+                self.cost -= self.items.pop(key)[1]
+            self.items[key] = (value, cost)
+            self.cost += cost
+            while self.cost > self.max_cost and len(self.items) > 1:
+                _, (_, c) = self.items.popitem(last=False)
+                self.cost -= c
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.cost = 0.0
+
+
+_CHUNKS = _LRU(max_cost=2e9)  # bytes of Arrow data
+_TABLES = _LRU(max_cost=2e9)  # bytes of pandas data
+_STATS = {"chunk_reads": 0}
+
+
+def clear_caches() -> None:
+    _CHUNKS.clear()
+    _TABLES.clear()
+    _RUN_JSON_CACHE.clear()
+
+
+def chunk_reads() -> int:
+    """How many chunk files were actually read from disk (for tests of the live refresh)."""
+    return _STATS["chunk_reads"]
+
+
+def _read_chunk(sig: ChunkSig) -> pa.Table | str:
+    """The chunk as an Arrow table, or an error string (cached as well: a bad file that does not
+    change is not re-read at every refresh)."""
+    hit = _CHUNKS.get(sig)
+    if hit is not None:
+        return hit
+    _STATS["chunk_reads"] += 1
+    try:
+        t = pq.read_table(sig[0])
+        cost = float(t.nbytes)
+    except Exception as e:  # any parse error means: corrupt or half-written
+        t = f"{type(e).__name__}: {str(e)[:160]}"
+        cost = 100.0
+    _CHUNKS.put(sig, t, cost)
+    return t
+
+
+def _conform(t: pa.Table, table: str) -> pa.Table:
+    """Cast known columns to the contract's types and add missing ones as nulls."""
+    expected = EXPECTED.get(table, {})
+    cols, names = [], []
+    for name, typ in expected.items():
+        if name in t.column_names:
+            col = t.column(name)
+            if col.type != typ:
+                try:
+                    col = col.cast(typ, safe=False)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    col = pa.nulls(len(t), typ)
+        else:
+            col = pa.nulls(len(t), typ)
+        cols.append(col)
+        names.append(name)
+    for name in t.column_names:
+        if name not in expected:
+            cols.append(t.column(name))
+            names.append(name)
+    return pa.Table.from_arrays(cols, names=names)
+
+
+@dataclass
+class TableResult:
+    df: pd.DataFrame | None  # None: not recorded (no chunks) or nothing readable
+    messages: list[str]
+    signature: tuple  # changes whenever a chunk is added, replaced or removed
+    n_chunks: int = 0
+
+
+def read_table(run: Run, table: str, root: Path) -> TableResult:
+    """One table of one run as a DataFrame sorted by step, from all readable chunks."""
+    if not run.readable:
+        return TableResult(None, [], ())
+    sigs, messages = list_chunks(run, table, root)
+    key = (str(run.path), table, tuple(sigs))
+    hit = _TABLES.get(key)
+    if hit is not None:
+        df, msgs = hit
+        return TableResult(df, list(messages) + list(msgs), key[2], len(sigs))
+    parts, msgs = [], []
+    for sig in sigs:
+        t = _read_chunk(sig)
+        if isinstance(t, str):
+            msgs.append(
+                f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} is corrupt or "
+                f"half-written and was skipped ({t})."
+            )
+            continue
+        try:
+            parts.append(_conform(t, table))
+        except Exception as e:
+            msgs.append(f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} has an "
+                        f"unexpected layout and was skipped ({type(e).__name__}).")
+    df = None
+    if parts:
+        try:
+            combined = pa.concat_tables(parts, promote_options="permissive")
+            df = combined.to_pandas()
+            df = _tidy(df, table)
+        except Exception as e:
+            msgs.append(f"`{run.rel or run.name}`: could not combine {table} ({e}).")
+            df = None
+    cost = float(df.memory_usage(deep=False).sum()) if df is not None else 100.0
+    _TABLES.put(key, (df, msgs), cost)
+    return TableResult(df, list(messages) + msgs, key[2], len(sigs))
+
+
+def _tidy(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    if "step" not in df or df.empty:
+        return df
+    step = df["step"].to_numpy()
+    if table in ("steps", "evals"):
+        key = ["step", "split"] if table == "evals" else ["step"]
+        if len(step) > 1 and not bool(np.all(np.diff(step) > 0)):
+            df = df.sort_values("step", kind="stable").drop_duplicates(key, keep="last")
+    elif len(step) > 1 and not bool(np.all(np.diff(step) >= 0)):
+        df = df.sort_values("step", kind="stable")
+    return df.reset_index(drop=True)
+
+
+def run_signature(run: Run, root: Path, tables=TABLES) -> tuple:
+    """A cheap fingerprint of everything on disk for `run` (names, sizes, mtimes)."""
+    sig = [run.meta.get("updated_at"), run.meta.get("status")]
+    for t in tables:
+        sig.append(tuple(list_chunks(run, t, root)[0]))
+    return tuple(sig)

@@ -1,0 +1,166 @@
+"""Pure data preparation for the figures: smoothing first, then downsampling, long-form out.
+
+Every function takes `{run name: DataFrame}` (tables as the loader returns them) and returns a
+long-form DataFrame with a `run` column that a builder in `figures.py` draws as is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dashboard import metrics
+from dashboard.downsample import DEFAULT_POINTS, bin_max, downsample_frame
+
+X_AXES = {
+    "step": ("step", "Step"),
+    "tokens": ("tokens", "Tokens seen"),
+    "wall_time": ("wall_time_h", "Wall time (hours)"),
+}
+
+
+def with_x(df: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Add the x column of the chosen axis (wall time in hours)."""
+    col = X_AXES[x][0]
+    if col == "wall_time_h" and "wall_time" in df:
+        df = df.assign(wall_time_h=df["wall_time"].astype(float) / 3600.0)
+    return df
+
+
+def loss_lines(tables: dict[str, pd.DataFrame], x: str, smoothing: float,
+               n_out: int = DEFAULT_POINTS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(smoothed, raw) long-form frames with columns run, <x>, loss; smoothing is applied to the
+    full series before either is downsampled."""
+    col = X_AXES[x][0]
+    smooth_parts, raw_parts = [], []
+    for name, df in tables.items():
+        if df is None or df.empty or "loss" not in df:
+            continue
+        df = with_x(df[[c for c in ("step", "tokens", "wall_time", "loss") if c in df]], x)
+        if col not in df:
+            continue
+        base = pd.DataFrame({col: df[col].to_numpy(), "loss": df["loss"].to_numpy(
+            dtype=np.float64, na_value=np.nan)})
+        sm = base.assign(loss=metrics.ema(base["loss"].to_numpy(), smoothing))
+        smooth_parts.append(downsample_frame(sm, col, "loss", n_out).assign(run=name))
+        if smoothing > 0:
+            raw_parts.append(downsample_frame(base, col, "loss", n_out).assign(run=name))
+    cols = ["run", col, "loss"]
+    smooth = pd.concat(smooth_parts, ignore_index=True) if smooth_parts else pd.DataFrame(
+        columns=cols)
+    raw = pd.concat(raw_parts, ignore_index=True) if raw_parts else pd.DataFrame(columns=cols)
+    return smooth, raw
+
+
+def eval_lines(tables: dict[str, pd.DataFrame], x: str) -> pd.DataFrame:
+    col = X_AXES[x][0]
+    parts = []
+    for name, ev in tables.items():
+        ev = metrics.eval_series(ev)
+        if ev is None:
+            continue
+        ev = with_x(ev, x)
+        if col in ev:
+            parts.append(downsample_frame(ev, col, "loss").assign(run=name))
+    if not parts:
+        return pd.DataFrame(columns=["run", col, "loss"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def grad_lines(tables: dict[str, pd.DataFrame], x: str, n_out: int = DEFAULT_POINTS,
+               n_bands: int = 300) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(lines, bands, spikes) of the global gradient norm: the downsampled line, the 10-90%
+    range per block of steps, and the first step of every spike."""
+    col = X_AXES[x][0]
+    lines, bands, spikes = [], [], []
+    for name, df in tables.items():
+        if df is None or df.empty or "grad_norm" not in df:
+            continue
+        df = with_x(df, x)
+        if col not in df:
+            continue
+        g = df["grad_norm"].to_numpy(dtype=np.float64, na_value=np.nan)
+        xv = df[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        base = pd.DataFrame({col: xv, "grad_norm": g})
+        lines.append(downsample_frame(base, col, "grad_norm", n_out).assign(run=name))
+        mask = metrics.spike_mask(g, metrics.GRAD_SPIKE_FACTOR)
+        spikes.append(base[mask].assign(run=name))
+        bands.append(block_band(xv, g, n_bands).rename(columns={"x": col}).assign(run=name))
+    cat = (lambda p, c: pd.concat(p, ignore_index=True) if p else pd.DataFrame(columns=c))
+    return (cat(lines, ["run", col, "grad_norm"]), cat(bands, ["run", col, "lo", "hi"]),
+            cat(spikes, ["run", col, "grad_norm"]))
+
+
+def block_band(x: np.ndarray, y: np.ndarray, n_blocks: int = 300, lo: float = 0.1,
+               hi: float = 0.9) -> pd.DataFrame:
+    """The lo..hi quantile range of y in n_blocks consecutive blocks (x at block centres)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 10:
+        return pd.DataFrame(columns=["x", "lo", "hi"])
+    n_blocks = min(n_blocks, max(1, x.size // 10))
+    size = x.size // n_blocks
+    m = size * n_blocks
+    xb = x[:m].reshape(n_blocks, size)
+    yb = y[:m].reshape(n_blocks, size)
+    q = np.quantile(yb, [lo, hi], axis=1)
+    return pd.DataFrame({"x": xb.mean(axis=1), "lo": q[0], "hi": q[1]})
+
+
+def layer_pivot(layers: pd.DataFrame | None, z: str = "grad_norm", n_bins: int = 300,
+                order: list[str] | None = None) -> pd.DataFrame:
+    """layers x binned steps, max of z per bin, rows in model order."""
+    if layers is None or layers.empty or z not in layers:
+        return pd.DataFrame()
+    p = bin_max(layers, "step", "layer", z, n_bins)
+    names = order or list(dict.fromkeys(layers["layer"].astype(str)))
+    return p.reindex([n for n in names if n in p.index])
+
+
+def layer_norm_hist(tables: dict[str, pd.DataFrame], n_bins: int = 50,
+                    last_fraction: float = 0.5) -> pd.DataFrame:
+    """Distribution of per-layer gradient norms over the last `last_fraction` of each run, on
+    shared log-spaced bins (the paper's Fig. 2c)."""
+    vals = {}
+    for name, df in tables.items():
+        if df is None or df.empty or "grad_norm" not in df:
+            continue
+        cut = df["step"].max() * (1 - last_fraction)
+        v = df.loc[df["step"] >= cut, "grad_norm"].to_numpy(dtype=np.float64, na_value=np.nan)
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            vals[name] = v
+    if not vals:
+        return pd.DataFrame(columns=["run", "center", "share"])
+    allv = np.concatenate(list(vals.values()))
+    lo, hi = np.quantile(np.log10(allv), [0.001, 0.999])
+    if hi <= lo:
+        hi = lo + 1
+    edges = np.linspace(lo, hi, n_bins + 1)
+    parts = []
+    for name, v in vals.items():
+        c, _ = np.histogram(np.clip(np.log10(v), lo, hi), edges)
+        parts.append(pd.DataFrame({"run": name, "center": 10 ** ((edges[:-1] + edges[1:]) / 2),
+                                   "share": c / max(1, c.sum())}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def histogram_at(h: pd.DataFrame | None, layer: str, quantity: str, step: int,
+                 whole_layer: bool = False) -> pd.DataFrame:
+    """One (layer, quantity) histogram at the recorded step nearest to `step`, with share."""
+    if h is None or h.empty:
+        return pd.DataFrame()
+    sub = h[(h["layer"] == layer) & (h["quantity"] == quantity)]
+    sub = sub[sub["cluster"] < 0] if whole_layer else sub[sub["cluster"] >= 0]
+    if sub.empty:
+        return pd.DataFrame()
+    steps = np.unique(sub["step"].to_numpy())
+    nearest = steps[np.argmin(np.abs(steps - step))]
+    sub = sub[sub["step"] == nearest]
+    out = metrics.histogram_density(sub)
+    if whole_layer:
+        return out
+    # shares relative to the whole layer, so the clusters' areas add up to 1
+    total = sub["count"].sum()
+    out["share"] = out["count"].astype(float) / max(1, total)
+    return out
