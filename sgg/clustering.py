@@ -7,8 +7,9 @@ midpoints between neighbouring centers. So
 1. draw a random subsample (``sample_size`` points, with replacement, from a seeded generator) and
    sort it;
 2. run Lloyd's iterations on the sorted subsample; each iteration costs O(K log n) thanks to prefix
-   sums and ``searchsorted`` (no pass over the data), from several initialisations (quantiles of
-   the sample and k-means++ seeds), keeping the one with the lowest inertia on the subsample;
+   sums and ``searchsorted`` (no pass over the data), from ``n_init`` initialisations (sample
+   quantiles, evenly spaced over the range, then k-means++ seeds), keeping the lowest inertia
+   on the subsample (near-ties, within 5%, are decided on the full data);
 3. assign every point once with ``torch.bucketize`` against the midpoints, and report the
    full-data mean of each cluster as its center.
 
@@ -46,7 +47,7 @@ def inertia(x: Tensor, labels: Tensor, centers: Tensor) -> float:
 def _lloyd_sorted(s: Tensor, prefix: Tensor, prefix2: Tensor, c: Tensor, iters: int):
     """Lloyd on a sorted float64 CPU sample; returns (centers, inertia)."""
     n = s.numel()
-    k = c.numel()
+    c.numel()
     zero = torch.zeros(1, dtype=torch.long)
     nn = torch.tensor([n])
     for _ in range(iters):
@@ -93,7 +94,8 @@ def kmeans_1d(
     generator: torch.Generator,
     sample_size: int = 65536,
     max_iter: int = 50,
-    n_init: int = 3,
+    n_init: int = 2,
+    near_tie: float = 0.05,
 ) -> KMeansResult:
     """Torch-native 1-D k-means of the flattened ``x`` (see the module docstring).
 
@@ -128,32 +130,51 @@ def kmeans_1d(
     prefix = torch.cat([zero, torch.cumsum(s, 0)])
     prefix2 = torch.cat([zero, torch.cumsum(s * s, 0)])
     if k == 1:
-        best_c = s.mean().reshape(1)
+        cands = [s.mean().reshape(1)]
     else:
-        q = ((torch.arange(k, dtype=torch.float64) + 0.5) / k * m).long().clamp(max=m - 1)
-        inits = [s[q]]
-        for _ in range(max(0, n_init - 1)):
+        ar = torch.arange(k, dtype=torch.float64)
+        q = ((ar + 0.5) / k * m).long().clamp(max=m - 1)
+        inits = [s[q]]  # sample quantiles
+        if n_init >= 2:  # evenly spaced over the sample's range
+            inits.append(s[0] + (s[-1] - s[0]) * (ar + 0.5) / k)
+        for _ in range(max(0, n_init - 2)):
             inits.append(_kmeanspp(s, k, generator))
-        best_c, best_i = None, float("inf")
-        for c0 in inits:
-            c, it = _lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter)
-            if it < best_i or best_c is None:
-                best_c, best_i = c, it
-    centers = best_c.to(device=dev, dtype=torch.float32)
+        fitted = sorted(
+            (_lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter) for c0 in inits),
+            key=lambda ci: ci[1],
+        )
+        # near-ties on the subsample are decided on the full data (sampling noise)
+        cands = []
+        for c, it in fitted:
+            if it <= fitted[0][1] * (1 + near_tie) and not any(torch.equal(c, d) for d in cands):
+                cands.append(c)
+    best = None
+    for c in cands:
+        cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1)
+        if best is None or cand[2] < best[2]:
+            best = cand
+    labels, full, _ = best
+    return KMeansResult(labels, full)
+
+
+def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia):
+    """Assign all points to the sorted centers; full-data centers and inertia."""
+    dev = x.device
+    centers = c64.to(device=dev, dtype=torch.float32)
     if k > 1:
-        bounds = ((best_c[:-1] + best_c[1:]) * 0.5).to(device=dev, dtype=torch.float32)
+        bounds = ((c64[:-1] + c64[1:]) * 0.5).to(device=dev, dtype=torch.float32)
         labels = torch.bucketize(x, bounds)
     else:
-        labels = torch.zeros(n, dtype=torch.long, device=dev)
+        labels = torch.zeros(x.numel(), dtype=torch.long, device=dev)
     if not all_finite:
-        nearest0 = torch.argmin(centers.abs())
-        labels = torch.where(finite, labels, nearest0)
-    # full-data centers (mean of each non-empty cluster over the finite points)
+        labels = torch.where(finite, labels, torch.argmin(centers.abs()))
     lab_f = labels if all_finite else labels[finite]
     counts = torch.bincount(lab_f, minlength=k)
     sums = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(0, lab_f, xf.double())
-    full = torch.where(counts > 0, sums / counts.clamp(min=1), centers.double()).float()
-    return KMeansResult(labels, full)
+    means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(dev))
+    # inertia around the cluster means: sum x^2 - sum_c S_c^2 / n_c
+    inert = float(xf.double().square().sum() - (sums * means).sum()) if need_inertia else 0.0
+    return labels, means.float(), inert
 
 
 def kmeans_1d_sklearn(

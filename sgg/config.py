@@ -48,7 +48,7 @@ class SGGConfig:
     # torch backend: subsample size for fitting, Lloyd iterations, initialisations.
     kmeans_sample_size: int = 65536
     kmeans_max_iter: int = 50
-    kmeans_n_init: int = 3
+    kmeans_n_init: int = 2
     # Compute clusters and factors but do not apply them (training == base optimizer).
     observe_only: bool = False
     # Update kernel: "compiled" (torch.compile, one fused function per parameter), "eager", or

@@ -203,7 +203,7 @@ class SGG(Optimizer):
                 if p.grad is not None and p.grad.is_sparse:
                     raise RuntimeError(
                         "SGG does not support sparse gradients (a parameter of shape "
-                        f"{tuple(p.shape)} has one); use a dense embedding or torch.optim.SparseAdam"
+                        f"{tuple(p.shape)} has one); use dense gradients or torch.optim.SparseAdam"
                     )
 
     def _advance_clock(self) -> bool:

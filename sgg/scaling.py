@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["global_mda", "layer_deviation", "lower_median", "cluster_mdas", "update_factors"]
+__all__ = ["cluster_mdas", "global_mda", "layer_deviation", "lower_median", "update_factors"]
 
 
 def lower_median(x: Tensor) -> Tensor:

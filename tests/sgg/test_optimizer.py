@@ -12,7 +12,9 @@ from sgg.update import resolve_update_impl
 
 def make_model(seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3)).to(dtype)
+    return nn.Sequential(
+        nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3)
+    ).to(dtype)
 
 
 def groups(model, **kw):
@@ -37,7 +39,10 @@ def train(model, opt, steps, x=None, y=None, sched=None):
 
 
 def max_diff(m1, m2):
-    return max((a.float() - b.float()).abs().max().item() for a, b in zip(m1.parameters(), m2.parameters()))
+    return max(
+        (a.float() - b.float()).abs().max().item()
+        for a, b in zip(m1.parameters(), m2.parameters(), strict=True)
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,7 +59,9 @@ def max_diff(m1, m2):
 def test_pinned_factors_reproduce_base(base_cls, kw):
     m1, m2 = make_model(), make_model()
     ref = base_cls(groups(m1), **kw)
-    opt = SGG(base_cls(groups(m2), **kw), n_clusters=3, recluster_interval=7, scale_bounds=(1.0, 1.0))
+    opt = SGG(
+        base_cls(groups(m2), **kw), n_clusters=3, recluster_interval=7, scale_bounds=(1.0, 1.0)
+    )
     for _ in range(50):
         train(m1, ref, 1)
         train(m2, opt, 1)
@@ -67,7 +74,9 @@ def test_pinned_factors_reproduce_base(base_cls, kw):
 def test_no_recluster_yet_is_base_k1():
     m1, m2 = make_model(), make_model()
     ref = torch.optim.AdamW(groups(m1), weight_decay=0.1)
-    opt = SGG(torch.optim.AdamW(groups(m2), weight_decay=0.1), n_clusters=1, recluster_interval=1000)
+    opt = SGG(
+        torch.optim.AdamW(groups(m2), weight_decay=0.1), n_clusters=1, recluster_interval=1000
+    )
     train(m1, ref, 50)
     train(m2, opt, 50)
     assert max_diff(m1, m2) < 1e-6
@@ -95,8 +104,16 @@ def test_compiled_matches_eager():
     if resolve_update_impl("compiled") != "compiled":
         pytest.skip("compile unavailable")
     m1, m2 = make_model(), make_model()
-    o1 = SGG(torch.optim.AdamW(groups(m1), weight_decay=0.1, amsgrad=True), recluster_interval=4, update_impl="eager")
-    o2 = SGG(torch.optim.AdamW(groups(m2), weight_decay=0.1, amsgrad=True), recluster_interval=4, update_impl="compiled")
+    o1 = SGG(
+        torch.optim.AdamW(groups(m1), weight_decay=0.1, amsgrad=True),
+        recluster_interval=4,
+        update_impl="eager",
+    )
+    o2 = SGG(
+        torch.optim.AdamW(groups(m2), weight_decay=0.1, amsgrad=True),
+        recluster_interval=4,
+        update_impl="compiled",
+    )
     train(m1, o1, 12)
     train(m2, o2, 12)
     assert max_diff(m1, m2) < 1e-5
@@ -123,7 +140,7 @@ def test_checkpoint_resume_is_exact(base_cls, tmp_path):
     assert o3.sgg_step == 10 and o3.last_recluster_step == 8
     train(m3, o3, 10)
     assert max_diff(m1, m3) == 0.0
-    for p1, p3 in zip(o1.clustered_params(), o3.clustered_params()):
+    for p1, p3 in zip(o1.clustered_params(), o3.clustered_params(), strict=True):
         s1, s3 = o1.cluster_state(p1), o3.cluster_state(p3)
         assert torch.equal(s1.assignments, s3.assignments) and torch.equal(s1.factors, s3.factors)
 
@@ -139,7 +156,9 @@ def test_checkpoint_resume_is_exact(base_cls, tmp_path):
 def test_schedulers_drive_sgg(make_sched):
     m1, m2 = make_model(), make_model()
     ref = torch.optim.AdamW(m1.parameters(), lr=1e-2)
-    opt = SGG(torch.optim.AdamW(m2.parameters(), lr=1e-2), scale_bounds=(1.0, 1.0), recluster_interval=3)
+    opt = SGG(
+        torch.optim.AdamW(m2.parameters(), lr=1e-2), scale_bounds=(1.0, 1.0), recluster_interval=3
+    )
     s1, s2 = make_sched(ref), make_sched(opt)
     train(m1, ref, 8, sched=s1)
     train(m2, opt, 8, sched=s2)
@@ -147,7 +166,9 @@ def test_schedulers_drive_sgg(make_sched):
     assert max_diff(m1, m2) < 1e-6
     # and the schedule changes the step: compare with no scheduler
     m3 = make_model()
-    o3 = SGG(torch.optim.AdamW(m3.parameters(), lr=1e-2), scale_bounds=(1.0, 1.0), recluster_interval=3)
+    o3 = SGG(
+        torch.optim.AdamW(m3.parameters(), lr=1e-2), scale_bounds=(1.0, 1.0), recluster_interval=3
+    )
     train(m3, o3, 8)
     assert max_diff(m2, m3) > 1e-5
 
@@ -178,7 +199,9 @@ def test_edge_params_frozen_nograd_empty_scalar_nan():
     scalar = nn.Parameter(torch.tensor(1.5))
     empty = nn.Parameter(torch.zeros(0, 4))
     nanp = nn.Parameter(torch.randn(5, 5))
-    opt = SGG(torch.optim.AdamW([w, frozen, nograd, scalar, empty, nanp], lr=1e-2), recluster_interval=2)
+    opt = SGG(
+        torch.optim.AdamW([w, frozen, nograd, scalar, empty, nanp], lr=1e-2), recluster_interval=2
+    )
     for _ in range(4):
         opt.zero_grad()
         loss = (w**2).sum() + scalar**2 + empty.sum() + (nanp * torch.nan).sum() + (nanp**2).sum()
@@ -242,7 +265,11 @@ def test_bad_inputs(kw, name):
 def test_observe_only_bit_identical_and_same_introspection():
     m1, m2, m3 = make_model(), make_model(), make_model()
     ref = torch.optim.AdamW(m1.parameters(), lr=1e-2, weight_decay=0.1)
-    obs = SGG(torch.optim.AdamW(m2.parameters(), lr=1e-2, weight_decay=0.1), recluster_interval=5, observe_only=True)
+    obs = SGG(
+        torch.optim.AdamW(m2.parameters(), lr=1e-2, weight_decay=0.1),
+        recluster_interval=5,
+        observe_only=True,
+    )
     adam3 = torch.optim.AdamW(m3.parameters(), lr=1e-2, weight_decay=0.1)
     shadow = SGG(adam3, recluster_interval=5, observe_only=True)
     x, y = data()
@@ -258,11 +285,11 @@ def test_observe_only_bit_identical_and_same_introspection():
     real = SGG(torch.optim.AdamW(m1.parameters(), lr=1e-2, weight_decay=0.1), recluster_interval=5)
     real.load_state_dict(obs.state_dict())
     real._recluster_state_check = None
-    for p1, p2 in zip(obs.clustered_params(), real.clustered_params()):
+    for p1, p2 in zip(obs.clustered_params(), real.clustered_params(), strict=True):
         a, b = obs.cluster_state(p1), real.cluster_state(p2)
         for f in ("assignments", "factors", "mda", "raw_factors", "centers", "sizes"):
             assert torch.equal(getattr(a, f), getattr(b, f))
-    for p2, p3 in zip(obs.clustered_params(), shadow.clustered_params()):
+    for p2, p3 in zip(obs.clustered_params(), shadow.clustered_params(), strict=True):
         assert torch.equal(obs.cluster_state(p2).factors, shadow.cluster_state(p3).factors)
     assert torch.equal(obs.global_mda, shadow.global_mda)
 
@@ -271,10 +298,12 @@ def test_observe_clusters_same_momenta_as_real_sgg():
     """A real SGG re-clusters m_t of the same step; with pinned factors, m_t equal observe's."""
     m1, m2 = make_model(), make_model()
     obs = SGG(torch.optim.AdamW(m1.parameters(), lr=1e-2), recluster_interval=5, observe_only=True)
-    real = SGG(torch.optim.AdamW(m2.parameters(), lr=1e-2), recluster_interval=5, scale_bounds=(1.0, 1.0))
+    real = SGG(
+        torch.optim.AdamW(m2.parameters(), lr=1e-2), recluster_interval=5, scale_bounds=(1.0, 1.0)
+    )
     train(m1, obs, 5)
     train(m2, real, 5)
-    for p1, p2 in zip(obs.clustered_params(), real.clustered_params()):
+    for p1, p2 in zip(obs.clustered_params(), real.clustered_params(), strict=True):
         a, b = obs.cluster_state(p1), real.cluster_state(p2)
         assert torch.equal(a.assignments, b.assignments)
         torch.testing.assert_close(a.mda, b.mda)
@@ -286,7 +315,9 @@ def test_low_precision_params(dtype):
     kw = {"lr": 1e-2, "weight_decay": 0.1, "eps": 1e-4}
     m_ref, m_pin, m_lo = (make_model(dtype=dtype) for _ in range(3))
     ref = torch.optim.AdamW(m_ref.parameters(), **kw)
-    pin = SGG(torch.optim.AdamW(m_pin.parameters(), **kw), recluster_interval=4, scale_bounds=(1.0, 1.0))
+    pin = SGG(
+        torch.optim.AdamW(m_pin.parameters(), **kw), recluster_interval=4, scale_bounds=(1.0, 1.0)
+    )
     olo = SGG(torch.optim.AdamW(m_lo.parameters(), **kw), recluster_interval=4)
     for m, o in ((m_ref, ref), (m_pin, pin), (m_lo, olo)):
         train(m, o, 12)
@@ -301,7 +332,9 @@ def test_low_precision_params(dtype):
 def test_grad_scaler_cpu():
     m1, m2 = make_model(), make_model()
     ref = torch.optim.AdamW(m1.parameters(), lr=1e-2)
-    opt = SGG(torch.optim.AdamW(m2.parameters(), lr=1e-2), scale_bounds=(1.0, 1.0), recluster_interval=3)
+    opt = SGG(
+        torch.optim.AdamW(m2.parameters(), lr=1e-2), scale_bounds=(1.0, 1.0), recluster_interval=3
+    )
     x, y = data()
     for m, o in ((m1, ref), (m2, opt)):
         scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
@@ -335,7 +368,12 @@ def test_closure_and_transformer_layer():
 
 def test_assignment_device_cpu_and_sklearn_backend():
     m = make_model()
-    opt = SGG(torch.optim.AdamW(m.parameters(), lr=1e-2), recluster_interval=2, assignment_device="cpu", backend="sklearn")
+    opt = SGG(
+        torch.optim.AdamW(m.parameters(), lr=1e-2),
+        recluster_interval=2,
+        assignment_device="cpu",
+        backend="sklearn",
+    )
     train(m, opt, 4)
     st = opt.cluster_state(opt.clustered_params()[0])
     assert st.assignments.device.type == "cpu" and st.last_recluster_step == 4
