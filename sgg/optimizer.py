@@ -508,7 +508,7 @@ class SGG(Optimizer):
             self.last_recluster_step = None if lr is None else int(lr)
             self.reclustered_last_step = bool(s["reclustered_last_step"])
             self.global_mda = s["global_mda"]
-            self._generator.set_state(s["generator"])
+            self._generator.set_state(s["generator"].cpu())
             params = [p for g in self.param_groups for p in g["params"]]
             for i, d in s["layers"].items():
                 p = params[int(i)]

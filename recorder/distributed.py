@@ -1,0 +1,110 @@
+"""Rank-0 recording under torch.distributed (DDP, torchrun, accelerate, the HF Trainer).
+
+One training run writes one run directory, and only the global rank 0 writes it: every rank
+computes the same SGG clustering (identical all-reduced gradients give identical momenta, and the
+clustering is deterministic), so rank 0's view is the run's view. On the other ranks
+`rank_zero_recorder` returns a `NullRecorder` with the same public API that touches no file.
+
+    from recorder.distributed import rank_zero_recorder
+
+    with rank_zero_recorder("runs/ddp", optimizer=opt, model=ddp.module, config=cfg) as rec:
+        ...
+        rec.log_step(step, loss=loss)
+
+The loss a rank sees is its local loss; all-reduce it first if the run should hold the global
+mean (see docs/integrations.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from recorder.recorder import Recorder
+
+__all__ = [
+    "NullRecorder",
+    "get_rank",
+    "is_rank_zero",
+    "rank_zero_recorder",
+    "unwrap_optimizer",
+]
+
+
+def get_rank() -> int:
+    """Global rank: the process group's when initialised, else `$RANK` (torchrun), else 0."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_rank_zero() -> bool:
+    return get_rank() == 0
+
+
+class NullRecorder:
+    """The `Recorder` API doing nothing: what ranks other than 0 hold. Writes no file."""
+
+    def __init__(self, run_dir: str | os.PathLike[str] | None = None, **_: Any) -> None:
+        self.run_dir = run_dir
+        self.closed = False
+        self._step = 0
+
+    def log_step(self, step: int, loss: Any = None, tokens: int | None = None) -> None:
+        self._step = max(self._step, int(step))
+
+    def log_eval(self, step: int, loss: Any, split: str = "val", tokens: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def compact(self) -> list[str]:
+        return []
+
+    def close(self, status: str = "finished", error: BaseException | None = None) -> None:
+        self.closed = True
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    def __enter__(self) -> NullRecorder:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+def rank_zero_recorder(
+    run_dir: str | os.PathLike[str], *args: Any, **kwargs: Any
+) -> Recorder | NullRecorder:
+    """`Recorder(run_dir, ...)` on global rank 0, a `NullRecorder` on every other rank.
+
+    The optimizer may be `accelerate`'s `AcceleratedOptimizer`: it is unwrapped (see
+    `unwrap_optimizer`). Pass the unwrapped model (`ddp.module`) so that layers keep their names.
+    """
+    if is_rank_zero():
+        if args:
+            args = (unwrap_optimizer(args[0]), *args[1:])
+        if kwargs.get("optimizer") is not None:
+            kwargs["optimizer"] = unwrap_optimizer(kwargs["optimizer"])
+        return Recorder(run_dir, *args, **kwargs)
+    return NullRecorder(run_dir)
+
+
+def unwrap_optimizer(optimizer: Any) -> Any:
+    """The optimizer under `accelerate`'s `AcceleratedOptimizer` (and similar `.optimizer`
+    wrappers): the one whose step hooks fire and that SGG is."""
+    seen = 0
+    while (
+        not hasattr(optimizer, "register_recluster_hook")
+        and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer)
+        and seen < 8
+    ):
+        optimizer = optimizer.optimizer
+        seen += 1
+    return optimizer

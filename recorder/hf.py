@@ -1,0 +1,132 @@
+"""`RecorderCallback`: record a Hugging Face `Trainer` run into a normal run directory.
+
+    trainer = Trainer(
+        model=model,
+        args=TrainingArguments(..., logging_steps=1),
+        optimizers=(opt, scheduler),   # opt = SGG(torch.optim.AdamW(...)) or any optimizer
+        callbacks=[RecorderCallback("runs/hf", config=cfg)],
+    )
+    trainer.train()                                # or train(resume_from_checkpoint=...)
+
+What lands in the run (docs/run-format.md):
+- every optimizer step: norms, learning rates, per-layer statistics and SGG's clustering, measured
+  by the Recorder's hooks on the optimizer (after the step, before `zero_grad`);
+- `loss`: the Trainer's logged training loss, which is the mean over the steps since the previous
+  log, written at the logging step only (`logging_steps=1` gives a loss on every step);
+- `evals`: `eval_loss` (split "val") or any `eval_<name>_loss` (split `<name>`) at evaluation;
+- `tokens`: the Trainer's `num_input_tokens_seen` when `include_num_input_tokens_seen` is set.
+
+Only the world's process zero writes. A resumed `trainer.train(resume_from_checkpoint=...)`
+resumes the run directory at the checkpoint's step (rows after it are dropped and rewritten);
+the run is flushed at every checkpoint so that it always covers the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from transformers import TrainerCallback
+
+from recorder.distributed import unwrap_optimizer
+from recorder.recorder import Recorder, RecorderOptions
+
+__all__ = ["RecorderCallback", "unwrap_optimizer"]
+
+
+class RecorderCallback(TrainerCallback):
+    """A `TrainerCallback` that owns one `Recorder` for the duration of `trainer.train()`.
+
+    Args:
+        run_dir: the run directory.
+        config: JSON-able config saved in run.json (default: the `TrainingArguments` as a dict).
+        mode: "new" or "overwrite" for a fresh training; a resumed training always resumes the run.
+        name, seed, shadow, options, **kwargs: passed to `Recorder`.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        config: Any = None,
+        *,
+        mode: str = "new",
+        name: str | None = None,
+        seed: int | None = None,
+        shadow: Any = None,
+        options: RecorderOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if mode not in ("new", "overwrite"):
+            raise ValueError(f"mode must be 'new' or 'overwrite', got {mode!r}")
+        self.run_dir = run_dir
+        self.config = config
+        self.mode = mode
+        self.name = name
+        self.seed = seed
+        self.shadow = shadow
+        self.options = options
+        self.kwargs = kwargs
+        self.recorder: Recorder | None = None
+        self._tokens_seen = 0
+
+    # ------------------------------------------------------------------ Trainer events
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        if self.recorder is not None and not self.recorder.closed:
+            self.recorder.close()
+        resume = state.global_step > 0
+        config = self.config if self.config is not None else _args_config(args)
+        self.recorder = Recorder(
+            self.run_dir,
+            optimizer=unwrap_optimizer(optimizer) if optimizer is not None else None,
+            model=model,
+            config=config,
+            mode="resume" if resume else self.mode,
+            resume_step=state.global_step if resume else None,
+            name=self.name,
+            seed=self.seed if self.seed is not None else args.seed,
+            shadow=self.shadow,
+            options=self.options,
+            **self.kwargs,
+        )
+        self._tokens_seen = int(state.num_input_tokens_seen or 0)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        # global_step is incremented after this event: this step's number is global_step + 1.
+        # The Recorder's step hooks have normally measured it already (gradients are still
+        # there); an optimizer without torch's step hooks is measured here instead.
+        rec = self.recorder
+        if rec is not None and rec.step < state.global_step + 1:
+            rec.log_step(state.global_step + 1)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        rec = self.recorder
+        if rec is None or not logs:
+            return
+        step = state.global_step
+        if "loss" in logs and step > 0:
+            seen = int(state.num_input_tokens_seen or 0)
+            tokens = seen - self._tokens_seen if seen else None
+            self._tokens_seen = seen
+            rec.log_step(step, loss=float(logs["loss"]), tokens=tokens)
+        for key, value in logs.items():
+            if key == "eval_loss":
+                rec.log_eval(step, value, split="val")
+            elif key.startswith("eval_") and key.endswith("_loss"):
+                rec.log_eval(step, value, split=key[len("eval_") : -len("_loss")])
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.recorder is not None:
+            self.recorder.flush()  # the run on disk reaches the checkpoint: resumable from it
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+def _args_config(args: Any) -> dict[str, Any]:
+    try:
+        return {"training_arguments": args.to_dict()}
+    except Exception:  # never fail a training over its metadata
+        return {}

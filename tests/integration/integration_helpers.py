@@ -1,0 +1,50 @@
+"""Tiny models and data shared by the integration tests (DDP, Trainer, PEFT, accelerate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+VOCAB = 64
+SEQ = 8
+
+
+def tiny_llama(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=SEQ,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+class TokenData(torch.utils.data.Dataset):
+    """`n` fixed random token sequences (labels = inputs: causal LM loss)."""
+
+    def __init__(self, n: int = 64, seed: int = 0) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(0, VOCAB, (n, SEQ), generator=gen)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def read_table(run_dir: Path, table: str):
+    """A table of a run directory read with pyarrow alone (every chunk, in write order)."""
+    files = sorted((Path(run_dir) / "tables" / table).glob("part-*.parquet"))
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
