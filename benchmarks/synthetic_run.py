@@ -7,7 +7,7 @@ in fewer steps than AdamW, AdamW spiking and diverging at high learning rates, K
 layer whose scale factors move slowly (EMA with beta3), membership transitions, and momentum /
 adaptive-learning-rate histograms per cluster.
 
-    python -m benchmarks.synthetic_run OUT_DIR --demo              # the demo set (see make_demo_runs)
+    python -m benchmarks.synthetic_run OUT_DIR --demo     # the demo set (see make_demo_runs)
     python -m benchmarks.synthetic_run OUT_DIR --steps 1000000 --layers 24
 """
 
@@ -353,8 +353,7 @@ def write_run(root: str | Path, spec: SyntheticRun, subdir: str | None = None) -
     clus = _cluster_tables(spec, layers, rng) if _clustered(spec) else None
     hists = _histograms(spec, layers, rng)
 
-    seq = 0
-    for start in range(0, n, spec.flush_every_steps):
+    for seq, start in enumerate(range(0, n, spec.flush_every_steps)):
         lo, hi = start + 1, min(n, start + spec.flush_every_steps)
 
         def in_range(s, lo=lo, hi=hi):
@@ -376,7 +375,6 @@ def write_run(root: str | Path, spec: SyntheticRun, subdir: str | None = None) -
         m = in_range(hists["step"])
         if m.any():
             _write(run, "histograms", seq, _slice(hists, m))
-        seq += 1
     write_run_json(run, _run_json(spec, n, float(st["wall_time"][-1]), layers))
     return run
 
@@ -393,7 +391,9 @@ def _layers_table(spec, layers, st, rng) -> dict[str, np.ndarray]:
     spread = 0.55 if spec.optimizer == "adamw" else 0.3  # SGG: per-layer norms less spread out
     gn = np.repeat(g_global, nl) * depth**spread * 0.3 * np.exp(rng.normal(0, spread, r * nl))
     pn = np.repeat(st["param_norm"][rec - 1], nl) / np.sqrt(nl)
-    un = np.repeat(st["update_norm"][rec - 1], nl) / np.sqrt(nl) * np.exp(rng.normal(0, 0.1, r * nl))
+    un = (
+        np.repeat(st["update_norm"][rec - 1], nl) / np.sqrt(nl) * np.exp(rng.normal(0, 0.1, r * nl))
+    )
     m_std = gn * 1e-3
     alr_mid = np.repeat(st["lr"][rec - 1], nl) * 3e3 * np.exp(rng.normal(0, 0.2, r * nl))
     alr_w = 3.0 if spec.optimizer == "adamw" else 2.0
@@ -410,9 +410,10 @@ def _layers_table(spec, layers, st, rng) -> dict[str, np.ndarray]:
         "m_abs_mean": 0.8 * m_std,
         "v_mean": (m_std * 3) ** 2,
         "v_q50": (m_std * 2) ** 2,
-        "factor_mean": np.ones(r * nl) if spec.optimizer == "adamw" else 1 + 0.2 * np.tanh(
-            np.repeat(rec, nl) / (spec.steps / 2) * np.tile(np.linspace(-1, 1, nl), r)
-        ),
+        "factor_mean": np.ones(r * nl)
+        if spec.optimizer == "adamw"
+        else 1
+        + 0.2 * np.tanh(np.repeat(rec, nl) / (spec.steps / 2) * np.tile(np.linspace(-1, 1, nl), r)),
     }
     for q, z in zip(("05", "25", "50", "75", "95"), (-1.64, -0.67, 0, 0.67, 1.64), strict=True):
         cols[f"m_q{q}"] = z * m_std
@@ -437,7 +438,7 @@ def _cluster_tables(spec, layers, rng) -> dict[str, dict[str, np.ndarray]]:
         positions = np.sort(rng.choice(numel, size=npos, replace=False)).astype(np.int64)
         assign = rng.choice(k, size=npos, p=base_share)
         prev_sizes = None
-        for j, s in enumerate(rec):
+        for _j, s in enumerate(rec):
             frac = s / spec.steps
             share = base_share * np.exp(rng.normal(0, 0.05, k))
             share /= share.sum()
@@ -557,8 +558,10 @@ def make_demo_runs(root: str | Path, steps: int = 3000, n_layers: int = 8) -> li
     root = Path(root)
     common = dict(steps=steps, n_layers=n_layers, recluster_interval=max(10, steps // 12))
     out = [
-        write_run(root, SyntheticRun(name="adamw-baseline", optimizer="adamw", shadow=True,
-                                     seed=1, **common)),
+        write_run(
+            root,
+            SyntheticRun(name="adamw-baseline", optimizer="adamw", shadow=True, seed=1, **common),
+        ),
         write_run(root, SyntheticRun(name="sgg-k3", optimizer="sgg", seed=2, **common)),
         write_run(root, SyntheticRun(name="adamw-plain", optimizer="adamw", seed=3, **common)),
     ]
@@ -567,8 +570,13 @@ def make_demo_runs(root: str | Path, steps: int = 3000, n_layers: int = 8) -> li
             out.append(
                 write_run(
                     root / "lr-sweep",
-                    SyntheticRun(name=f"{opt}-lr{lr:g}", optimizer=opt, lr=lr, seed=4,
-                                 **{**common, "steps": max(100, steps // 3)}),
+                    SyntheticRun(
+                        name=f"{opt}-lr{lr:g}",
+                        optimizer=opt,
+                        lr=lr,
+                        seed=4,
+                        **{**common, "steps": max(100, steps // 3)},
+                    ),
                 )
             )
     return out
@@ -612,4 +620,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -11,12 +11,22 @@ import pandas as pd
 import plotly.graph_objects as go
 
 BASELINE_COLOR = "#4E79A7"  # blue
-PALETTE = ["#F28E2B", "#E15759", "#59A14F", "#B07AA1", "#9C755F", "#EDC948", "#76B7B2",
-           "#FF9DA7", "#79706E"]
+PALETTE = [
+    "#F28E2B",
+    "#E15759",
+    "#59A14F",
+    "#B07AA1",
+    "#9C755F",
+    "#EDC948",
+    "#76B7B2",
+    "#FF9DA7",
+    "#79706E",
+]
 CLUSTER_COLORS = ["#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02"]
 WHOLE_LAYER_COLOR = "#4E79A7"
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 TEMPLATE = "plotly_white"
-HEIGHT = 380
+HEIGHT = 420
 
 
 def run_colors(names: list[str], baseline: str | None) -> dict[str, str]:
@@ -36,33 +46,60 @@ def cluster_color(c: int) -> str:
     return WHOLE_LAYER_COLOR if c < 0 else CLUSTER_COLORS[int(c) % len(CLUSTER_COLORS)]
 
 
-def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, *, log_y: bool = False,
-            height: int = HEIGHT) -> go.Figure:
+def _layout(
+    fig: go.Figure,
+    title: str,
+    x_title: str,
+    y_title: str,
+    *,
+    log_y: bool = False,
+    height: int = HEIGHT,
+) -> go.Figure:
     fig.update_layout(
         template=TEMPLATE,
         title={"text": title, "x": 0.0, "xanchor": "left"},
         height=height,
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
         hovermode="x unified",
     )
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    fig.update_yaxes(title_text=y_title)
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig
 
 
 def empty_figure(message: str, title: str = "") -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14, "color": "#666"})
+    fig.add_annotation(
+        text=message,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": 14, "color": "#666"},
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, title, "", "", height=220)
 
 
-def line_figure(df: pd.DataFrame, x: str, y: str, color: str, colors: dict[str, str], *,
-                raw: pd.DataFrame | None = None, title: str = "", x_title: str = "",
-                y_title: str = "", log_y: bool = False, markers: bool = False) -> go.Figure:
+def line_figure(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    color: str,
+    colors: dict[str, str],
+    *,
+    raw: pd.DataFrame | None = None,
+    title: str = "",
+    x_title: str = "",
+    y_title: str = "",
+    log_y: bool = False,
+    markers: bool = False,
+) -> go.Figure:
     """One line per value of `color`; `raw` (same columns) is drawn faintly behind each line."""
     fig = go.Figure()
     if df is None or df.empty:
@@ -71,19 +108,43 @@ def line_figure(df: pd.DataFrame, x: str, y: str, color: str, colors: dict[str, 
         c = colors.get(name, "#333")
         r = raw[raw[color] == name] if raw is not None and not raw.empty else None
         if r is not None and not r.empty:
-            fig.add_trace(go.Scatter(
-                x=r[x], y=r[y], mode="lines", line={"color": c, "width": 1}, opacity=0.25,
-                name=f"{name} (raw)", legendgroup=str(name), showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(
-            x=g[x], y=g[y], mode="lines+markers" if markers else "lines",
-            line={"color": c, "width": 2}, marker={"size": 5}, name=str(name),
-            legendgroup=str(name)))
+            fig.add_trace(
+                go.Scatter(
+                    x=r[x],
+                    y=r[y],
+                    mode="lines",
+                    line={"color": c, "width": 1},
+                    opacity=0.25,
+                    name=f"{name} (raw)",
+                    legendgroup=str(name),
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=g[x],
+                y=g[y],
+                mode="lines+markers" if markers else "lines",
+                line={"color": c, "width": 2},
+                marker={"size": 5},
+                name=str(name),
+                legendgroup=str(name),
+            )
+        )
     return _layout(fig, title, x_title, y_title, log_y=log_y)
 
 
-def grad_norm_figure(lines: pd.DataFrame, bands: pd.DataFrame, spikes: pd.DataFrame, x: str,
-                     colors: dict[str, str], *, log_y: bool = True,
-                     x_title: str = "") -> go.Figure:
+def grad_norm_figure(
+    lines: pd.DataFrame,
+    bands: pd.DataFrame,
+    spikes: pd.DataFrame,
+    x: str,
+    colors: dict[str, str],
+    *,
+    log_y: bool = True,
+    x_title: str = "",
+) -> go.Figure:
     """Global gradient norm per run: the line, a 10-90% band, and a cross at every spike."""
     title = "Gradient size over training (shaded: typical range; x: spikes)"
     if lines is None or lines.empty:
@@ -93,19 +154,57 @@ def grad_norm_figure(lines: pd.DataFrame, bands: pd.DataFrame, spikes: pd.DataFr
         c = colors.get(name, "#333")
         b = bands[bands["run"] == name] if bands is not None and not bands.empty else None
         if b is not None and not b.empty:
-            fig.add_trace(go.Scatter(x=b[x], y=b["hi"], mode="lines", line={"width": 0},
-                                     showlegend=False, hoverinfo="skip", legendgroup=name))
-            fig.add_trace(go.Scatter(x=b[x], y=b["lo"], mode="lines", line={"width": 0},
-                                     fill="tonexty", fillcolor=_rgba(c, 0.18), showlegend=False,
-                                     hoverinfo="skip", legendgroup=name))
-        fig.add_trace(go.Scatter(x=g[x], y=g["grad_norm"], mode="lines", name=name,
-                                   line={"color": c, "width": 1}, legendgroup=name))
+            fig.add_trace(
+                go.Scatter(
+                    x=b[x],
+                    y=b["hi"],
+                    mode="lines",
+                    line={"width": 0},
+                    showlegend=False,
+                    hoverinfo="skip",
+                    legendgroup=name,
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=b[x],
+                    y=b["lo"],
+                    mode="lines",
+                    line={"width": 0},
+                    fill="tonexty",
+                    fillcolor=_rgba(c, 0.18),
+                    showlegend=False,
+                    hoverinfo="skip",
+                    legendgroup=name,
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=g[x],
+                y=g["grad_norm"],
+                mode="lines",
+                name=name,
+                line={"color": c, "width": 1},
+                legendgroup=name,
+            )
+        )
         s = spikes[spikes["run"] == name] if spikes is not None and not spikes.empty else None
         if s is not None and not s.empty:
-            fig.add_trace(go.Scatter(x=s[x], y=s["grad_norm"], mode="markers",
-                                     marker={"symbol": "x", "size": 9, "color": c,
-                                             "line": {"width": 1, "color": "black"}},
-                                     name=f"{name}: spikes ({len(s)})", legendgroup=name))
+            fig.add_trace(
+                go.Scatter(
+                    x=s[x],
+                    y=s["grad_norm"],
+                    mode="markers",
+                    marker={
+                        "symbol": "x",
+                        "size": 9,
+                        "color": c,
+                        "line": {"width": 1, "color": "black"},
+                    },
+                    name=f"{name}: spikes ({len(s)})",
+                    legendgroup=name,
+                )
+            )
     return _layout(fig, title, x_title, "Gradient norm (L2)", log_y=log_y)
 
 
@@ -115,9 +214,17 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def heatmap_figure(pivot: pd.DataFrame, *, title: str, x_title: str, z_title: str,
-                   log_z: bool = True, colorscale: str = "Viridis", zmid: float | None = None,
-                   height: int | None = None) -> go.Figure:
+def heatmap_figure(
+    pivot: pd.DataFrame,
+    *,
+    title: str,
+    x_title: str,
+    z_title: str,
+    log_z: bool = True,
+    colorscale: str = "Viridis",
+    zmid: float | None = None,
+    height: int | None = None,
+) -> go.Figure:
     """Rows = layers, columns = steps (already binned)."""
     if pivot is None or pivot.empty:
         return empty_figure("Nothing recorded.", title)
@@ -127,10 +234,19 @@ def heatmap_figure(pivot: pd.DataFrame, *, title: str, x_title: str, z_title: st
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(z > 0, np.log10(z), np.nan)
         text = f"log10 {z_title}"
-    fig = go.Figure(go.Heatmap(
-        z=z, x=list(pivot.columns), y=[str(i) for i in pivot.index], colorscale=colorscale,
-        zmid=zmid, colorbar={"title": {"text": text, "side": "right"}},
-        hovertemplate="step %{x}<br>%{y}<br>" + text + " %{z:.3g}<extra></extra>"))
+    # nested lists with None for gaps (small: the columns are already binned)
+    z_list = [[None if not np.isfinite(v) else float(v) for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z_list,
+            x=[float(c) for c in pivot.columns],
+            y=[str(i) for i in pivot.index],
+            colorscale=colorscale,
+            zmid=zmid,
+            colorbar={"title": {"text": text, "side": "right"}},
+            hovertemplate="step %{x}<br>%{y}<br>" + text + " %{z:.3g}<extra></extra>",
+        )
+    )
     h = height or max(260, min(900, 80 + 18 * len(pivot.index)))
     fig = _layout(fig, title, x_title, "", height=h)
     fig.update_layout(hovermode="closest")
@@ -138,26 +254,44 @@ def heatmap_figure(pivot: pd.DataFrame, *, title: str, x_title: str, z_title: st
     return fig
 
 
-def distribution_figure(hist: pd.DataFrame, colors: dict[str, str], *, title: str,
-                        x_title: str) -> go.Figure:
+def distribution_figure(
+    hist: pd.DataFrame, colors: dict[str, str], *, title: str, x_title: str
+) -> go.Figure:
     """Overlaid histograms (columns run, center, share), e.g. per-layer gradient norms."""
     if hist is None or hist.empty:
         return empty_figure("Nothing recorded.", title)
     fig = go.Figure()
     for name, g in hist.groupby("run", sort=False):
         c = colors.get(name, "#333")
-        fig.add_trace(go.Scatter(x=g["center"], y=g["share"], mode="lines", line_shape="hvh",
-                                 line={"color": c, "width": 2}, fill="tozeroy",
-                                 fillcolor=_rgba(c, 0.2), name=name))
+        fig.add_trace(
+            go.Scatter(
+                x=g["center"],
+                y=g["share"],
+                mode="lines",
+                line_shape="hvh",
+                line={"color": c, "width": 2},
+                fill="tozeroy",
+                fillcolor=_rgba(c, 0.2),
+                name=name,
+            )
+        )
     fig = _layout(fig, title, x_title, "Share of values")
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", dtick="D2")
     fig.update_layout(hovermode="closest")
     return fig
 
 
-def cluster_lines(df: pd.DataFrame, y: str, *, title: str, y_title: str,
-                  reference: pd.DataFrame | None = None, reference_name: str = "",
-                  log_y: bool = False, stacked: bool = False) -> go.Figure:
+def cluster_lines(
+    df: pd.DataFrame,
+    y: str,
+    *,
+    title: str,
+    y_title: str,
+    reference: pd.DataFrame | None = None,
+    reference_name: str = "",
+    log_y: bool = False,
+    stacked: bool = False,
+) -> go.Figure:
     """One line per cluster over re-cluster steps (columns step, cluster, y); an optional
     dashed reference line (columns step, y); `stacked` draws shares as stacked areas."""
     if df is None or df.empty:
@@ -166,13 +300,32 @@ def cluster_lines(df: pd.DataFrame, y: str, *, title: str, y_title: str,
     for c, g in df.groupby("cluster", sort=True):
         col = cluster_color(int(c))
         kw = {"stackgroup": "one"} if stacked else {}
-        fig.add_trace(go.Scatter(x=g["step"], y=g[y], mode="lines" if stacked else "lines+markers",
-                                 line={"color": col, "width": 2}, marker={"size": 5},
-                                 name=f"group {int(c)}", **kw))
+        fig.add_trace(
+            go.Scatter(
+                x=g["step"],
+                y=g[y],
+                mode="lines" if stacked else "lines+markers",
+                # dashes keep groups with equal values (overlapping lines) distinguishable
+                line={
+                    "color": col,
+                    "width": 2,
+                    "dash": "solid" if stacked else DASHES[int(c) % len(DASHES)],
+                },
+                marker={"size": 5},
+                name=f"group {int(c)}",
+                **kw,
+            )
+        )
     if reference is not None and not reference.empty:
-        fig.add_trace(go.Scatter(x=reference["step"], y=reference[y], mode="lines",
-                                 line={"color": "black", "dash": "dash", "width": 2},
-                                 name=reference_name))
+        fig.add_trace(
+            go.Scatter(
+                x=reference["step"],
+                y=reference[y],
+                mode="lines",
+                line={"color": "black", "dash": "dash", "width": 2},
+                name=reference_name,
+            )
+        )
     fig = _layout(fig, title, "Step", y_title, log_y=log_y)
     if stacked:
         fig.update_yaxes(tickformat=".0%", range=[0, 1])
@@ -187,18 +340,29 @@ def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
     labels = [f"before: group {k}" for k in ks] + [f"after: group {k}" for k in ks]
     pos = {k: i for i, k in enumerate(ks)}
     m = matrix[matrix["count"] > 0]
-    fig = go.Figure(go.Sankey(
-        node={"label": labels, "color": [cluster_color(k) for k in ks] * 2, "pad": 18},
-        link={"source": [pos[a] for a in m["from_cluster"]],
-              "target": [len(ks) + pos[b] for b in m["to_cluster"]],
-              "value": m["count"].astype(float).tolist(),
-              "color": [_rgba(cluster_color(a), 0.35) for a in m["from_cluster"]]}))
+    fig = go.Figure(
+        go.Sankey(
+            node={"label": labels, "color": [cluster_color(k) for k in ks] * 2, "pad": 18},
+            link={
+                "source": [pos[a] for a in m["from_cluster"]],
+                "target": [len(ks) + pos[b] for b in m["to_cluster"]],
+                "value": m["count"].astype(float).tolist(),
+                "color": [_rgba(cluster_color(a), 0.35) for a in m["from_cluster"]],
+            },
+        )
+    )
     return _layout(fig, title, "", "")
 
 
-def histogram_compare_figure(h: pd.DataFrame, *, title: str, x_title: str, log_x: bool,
-                             reference: pd.DataFrame | None = None,
-                             reference_name: str = "") -> go.Figure:
+def histogram_compare_figure(
+    h: pd.DataFrame,
+    *,
+    title: str,
+    x_title: str,
+    log_x: bool,
+    reference: pd.DataFrame | None = None,
+    reference_name: str = "",
+) -> go.Figure:
     """Density per cluster (columns cluster, center, density) and a reference (e.g. AdamW's whole
     layer) as a dashed black line."""
     if (h is None or h.empty) and (reference is None or reference.empty):
@@ -207,13 +371,27 @@ def histogram_compare_figure(h: pd.DataFrame, *, title: str, x_title: str, log_x
     if h is not None and not h.empty:
         for c, g in h.groupby("cluster", sort=True):
             name = "whole layer" if int(c) < 0 else f"group {int(c)}"
-            fig.add_trace(go.Scatter(x=g["center"], y=g["share"], mode="lines",
-                                     line_shape="hvh", line={"color": cluster_color(int(c)),
-                                                             "width": 2}, name=name))
+            fig.add_trace(
+                go.Scatter(
+                    x=g["center"],
+                    y=g["share"],
+                    mode="lines",
+                    line_shape="hvh",
+                    line={"color": cluster_color(int(c)), "width": 2},
+                    name=name,
+                )
+            )
     if reference is not None and not reference.empty:
-        fig.add_trace(go.Scatter(x=reference["center"], y=reference["share"], mode="lines",
-                                 line_shape="hvh", line={"color": "black", "dash": "dash",
-                                                         "width": 2}, name=reference_name))
+        fig.add_trace(
+            go.Scatter(
+                x=reference["center"],
+                y=reference["share"],
+                mode="lines",
+                line_shape="hvh",
+                line={"color": "black", "dash": "dash", "width": 2},
+                name=reference_name,
+            )
+        )
     fig = _layout(fig, title, x_title, "Share of the layer's elements")
     fig.update_layout(hovermode="closest")
     if log_x:
@@ -221,8 +399,13 @@ def histogram_compare_figure(h: pd.DataFrame, *, title: str, x_title: str, log_x
     return fig
 
 
-def sweep_figure(df: pd.DataFrame, *, key: str, colors_by_optimizer: dict[str, str] | None = None,
-                 log_x: bool = True) -> go.Figure:
+def sweep_figure(
+    df: pd.DataFrame,
+    *,
+    key: str,
+    colors_by_optimizer: dict[str, str] | None = None,
+    log_x: bool = True,
+) -> go.Figure:
     """Final loss against a hyperparameter (columns optimizer, value, final_loss, name);
     diverged runs (NaN loss) are drawn as crosses at the top."""
     title = f"Final loss against {key} (lower is better; x = diverged)"
@@ -233,17 +416,33 @@ def sweep_figure(df: pd.DataFrame, *, key: str, colors_by_optimizer: dict[str, s
     top = float(finite.max() * 1.05) if not finite.empty else 1.0
     pal = dict(colors_by_optimizer or {})
     for i, (opt, g) in enumerate(df.sort_values("value").groupby("optimizer", sort=True)):
-        c = pal.get(opt, (PALETTE + [BASELINE_COLOR])[i % (len(PALETTE) + 1)])
+        c = pal.get(opt, ([*PALETTE, BASELINE_COLOR])[i % (len(PALETTE) + 1)])
         ok = g[np.isfinite(g["final_loss"])]
         bad = g[~np.isfinite(g["final_loss"])]
-        fig.add_trace(go.Scatter(x=ok["value"], y=ok["final_loss"], mode="lines+markers",
-                                 line={"color": c, "width": 2}, marker={"size": 9}, name=opt,
-                                 text=ok["name"], hovertemplate="%{text}<br>%{x}: %{y:.4g}"))
+        fig.add_trace(
+            go.Scatter(
+                x=ok["value"],
+                y=ok["final_loss"],
+                mode="lines+markers",
+                line={"color": c, "width": 2},
+                marker={"size": 9},
+                name=opt,
+                text=ok["name"],
+                hovertemplate="%{text}<br>%{x}: %{y:.4g}",
+            )
+        )
         if not bad.empty:
-            fig.add_trace(go.Scatter(x=bad["value"], y=[top] * len(bad), mode="markers",
-                                     marker={"symbol": "x", "size": 13, "color": c},
-                                     name=f"{opt}: diverged", text=bad["name"],
-                                     hovertemplate="%{text}: diverged"))
+            fig.add_trace(
+                go.Scatter(
+                    x=bad["value"],
+                    y=[top] * len(bad),
+                    mode="markers",
+                    marker={"symbol": "x", "size": 13, "color": c},
+                    name=f"{opt}: diverged",
+                    text=bad["name"],
+                    hovertemplate="%{text}: diverged",
+                )
+            )
     fig = _layout(fig, title, key, "Final loss")
     fig.update_layout(hovermode="closest")
     if log_x:
@@ -251,14 +450,28 @@ def sweep_figure(df: pd.DataFrame, *, key: str, colors_by_optimizer: dict[str, s
     return fig
 
 
-def bar_figure(df: pd.DataFrame, x: str, y: str, colors: dict[str, str], *, title: str,
-               y_title: str, fmt: str = ".3g") -> go.Figure:
+def bar_figure(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    colors: dict[str, str],
+    *,
+    title: str,
+    y_title: str,
+    fmt: str = ".3g",
+) -> go.Figure:
     """One bar per run (column x = run name), coloured by run."""
     if df is None or df.empty:
         return empty_figure("Nothing to show.", title)
-    fig = go.Figure(go.Bar(x=df[x], y=df[y], marker_color=[colors.get(n, "#333") for n in df[x]],
-                           text=[("n/a" if not np.isfinite(v) else f"{v:{fmt}}") for v in df[y]],
-                           textposition="outside"))
+    fig = go.Figure(
+        go.Bar(
+            x=df[x],
+            y=df[y],
+            marker_color=[colors.get(n, "#333") for n in df[x]],
+            text=[("n/a" if not np.isfinite(v) else f"{v:{fmt}}") for v in df[y]],
+            textposition="outside",
+        )
+    )
     fig = _layout(fig, title, "", y_title, height=320)
     fig.update_layout(hovermode="closest", showlegend=False)
     return fig

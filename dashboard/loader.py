@@ -11,6 +11,7 @@ signatures. A live run that flushes a new chunk therefore costs one small read, 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -62,11 +63,28 @@ EXPECTED: dict[str, dict[str, pa.DataType]] = {
         "numel": _I64,
         **{
             c: _F32
-            for c in (
-                "grad_norm param_norm update_norm update_to_weight m_mean m_std m_abs_mean "
-                "m_q05 m_q25 m_q50 m_q75 m_q95 v_mean v_q50 "
-                "alr_q05 alr_q25 alr_q50 alr_q75 alr_q95 factor_mean"
-            ).split()
+            for c in [
+                "grad_norm",
+                "param_norm",
+                "update_norm",
+                "update_to_weight",
+                "m_mean",
+                "m_std",
+                "m_abs_mean",
+                "m_q05",
+                "m_q25",
+                "m_q50",
+                "m_q75",
+                "m_q95",
+                "v_mean",
+                "v_q50",
+                "alr_q05",
+                "alr_q25",
+                "alr_q50",
+                "alr_q75",
+                "alr_q95",
+                "factor_mean",
+            ]
         },
     },
     "clusters": {
@@ -152,6 +170,21 @@ class Run:
         return hp if isinstance(hp, dict) else {}
 
     @property
+    def learning_rate(self) -> float | None:
+        """The configured peak learning rate (not the scheduled value at the last flush)."""
+        cfg = self.meta.get("config") if isinstance(self.meta.get("config"), dict) else {}
+        hp = self.hyperparameters
+        for v in (hp.get("initial_lr"), cfg.get("lr"), cfg.get("learning_rate"), hp.get("lr")):
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                return float(v)
+        return None
+
+    @property
+    def shadow(self) -> bool:
+        opt = self.meta.get("optimizer")
+        return isinstance(opt, dict) and bool(opt.get("shadow"))
+
+    @property
     def status(self) -> str:
         return str(self.meta.get("status") or "unknown")
 
@@ -185,7 +218,7 @@ def stall_seconds(meta: dict) -> float:
 
 
 def display_status(run: Run, now: dt.datetime | None = None) -> str:
-    """"finished", "failed", "running", "stalled / probably killed", or "unreadable"."""
+    """ "finished", "failed", "running", "stalled / probably killed", or "unreadable"."""
     if not run.readable:
         return "unreadable"
     status = run.status
@@ -203,8 +236,13 @@ def read_run_json(path: Path, root: Path, rel: str) -> Run:
     run_dir = path.parent.resolve()
     label = rel or "."
     if not is_within(path, root):
-        return Run(run_dir, rel, {}, (f"`{label}`: run.json points outside the folder; refused.",),
-                   readable=False)
+        return Run(
+            run_dir,
+            rel,
+            {},
+            (f"`{label}`: run.json points outside the folder; refused.",),
+            readable=False,
+        )
     try:
         if path.stat().st_size > MAX_RUN_JSON_BYTES:
             return Run(run_dir, rel, {}, (f"`{label}`: run.json is too large to be real.",), False)
@@ -213,8 +251,14 @@ def read_run_json(path: Path, root: Path, rel: str) -> Run:
         return Run(run_dir, rel, {}, (f"`{label}`: run.json could not be read ({e}).",), False)
     except json.JSONDecodeError as e:
         return Run(
-            run_dir, rel, {}, (f"`{label}`: run.json is not valid JSON ({e.msg}, line {e.lineno})."
-                               " The run is skipped.",), False
+            run_dir,
+            rel,
+            {},
+            (
+                f"`{label}`: run.json is not valid JSON ({e.msg}, line {e.lineno})."
+                " The run is skipped.",
+            ),
+            False,
         )
     if not isinstance(meta, dict):
         return Run(run_dir, rel, {}, (f"`{label}`: run.json is not a JSON object.",), False)
@@ -263,9 +307,8 @@ def discover_runs(root: str | Path) -> Discovery:
         return Discovery(None, [], [f"`{root}` is not a folder."])
     runs: list[Run] = []
     messages: list[str] = []
-    scanned = 0
-    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
-        scanned += 1
+    walk = os.walk(root_path, followlinks=False)
+    for scanned, (dirpath, dirnames, filenames) in enumerate(walk, start=1):
         if scanned > MAX_DIRS_SCANNED:
             messages.append(
                 f"Stopped looking after {MAX_DIRS_SCANNED} folders; choose a narrower folder."
@@ -383,26 +426,30 @@ def chunk_reads() -> int:
     return _STATS["chunk_reads"]
 
 
-def _read_chunk(sig: ChunkSig) -> pa.Table | str:
-    """The chunk as an Arrow table, or an error string (cached as well: a bad file that does not
-    change is not re-read at every refresh)."""
-    hit = _CHUNKS.get(sig)
+def _read_chunk(sig: ChunkSig, columns: tuple[str, ...] | None = None) -> pa.Table | str:
+    """The chunk (only `columns` when given) as an Arrow table, or an error string (cached as
+    well: a bad file that does not change is not re-read at every refresh)."""
+    hit = _CHUNKS.get((sig, columns))
     if hit is not None:
         return hit
     _STATS["chunk_reads"] += 1
     try:
-        t = pq.read_table(sig[0])
+        pf = pq.ParquetFile(sig[0])
+        cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
+        t = pf.read(columns=cols, use_threads=False)
         cost = float(t.nbytes)
     except Exception as e:  # any parse error means: corrupt or half-written
         t = f"{type(e).__name__}: {str(e)[:160]}"
         cost = 100.0
-    _CHUNKS.put(sig, t, cost)
+    _CHUNKS.put((sig, columns), t, cost)
     return t
 
 
-def _conform(t: pa.Table, table: str) -> pa.Table:
+def _conform(t: pa.Table, table: str, columns: tuple[str, ...] | None = None) -> pa.Table:
     """Cast known columns to the contract's types and add missing ones as nulls."""
     expected = EXPECTED.get(table, {})
+    if columns is not None:
+        expected = {k: v for k, v in expected.items() if k in columns}
     cols, names = [], []
     for name, typ in expected.items():
         if name in t.column_names:
@@ -423,6 +470,48 @@ def _conform(t: pa.Table, table: str) -> pa.Table:
     return pa.Table.from_arrays(cols, names=names)
 
 
+BULK_MIN_CHUNKS = 8  # from this many unread chunks on, read them in one multi-threaded scan
+
+
+def _read_chunks(
+    sigs: list[ChunkSig], columns: tuple[str, ...] | None = None
+) -> list[pa.Table | str]:
+    """Every chunk (cached or read now). Many unread chunks are read together by one
+    multi-threaded dataset scan (far less per-file overhead) and split back into chunks; if
+    that scan fails (a corrupt chunk) they are read one by one so the others still load."""
+    missing = [s for s in sigs if _CHUNKS.get((s, columns)) is None]
+    if len(missing) >= BULK_MIN_CHUNKS:
+        with contextlib.suppress(Exception):  # per-file reads below report which is bad
+            _bulk_read(missing, columns)
+    return [_read_chunk(s, columns) for s in sigs]
+
+
+def _bulk_read(sigs: list[ChunkSig], columns: tuple[str, ...] | None) -> None:
+    import pyarrow.dataset as ds
+
+    paths = [s[0] for s in sigs]
+    dataset = ds.dataset(paths, format="parquet")
+    names = [n for n in dataset.schema.names if columns is None or n in columns]
+    t = dataset.to_table(columns=[*names, "__filename"], use_threads=True)
+    fn = t.column("__filename").combine_chunks().dictionary_encode()
+    codes = fn.indices.to_numpy(zero_copy_only=False)
+    labels = fn.dictionary.to_pylist()
+    t = t.drop_columns(["__filename"])
+    bounds = np.flatnonzero(np.diff(codes)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [codes.size]])
+    pieces: dict[str, list[pa.Table]] = {}
+    for a, b in zip(starts, ends, strict=True):
+        pieces.setdefault(labels[codes[a]], []).append(t.slice(int(a), int(b - a)))
+    for sig in sigs:
+        parts = pieces.get(sig[0])
+        if parts is None:  # an empty file: read it alone
+            continue
+        chunk = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        _STATS["chunk_reads"] += 1
+        _CHUNKS.put((sig, columns), chunk, float(chunk.nbytes))
+
+
 @dataclass
 class TableResult:
     df: pd.DataFrame | None  # None: not recorded (no chunks) or nothing readable
@@ -431,19 +520,23 @@ class TableResult:
     n_chunks: int = 0
 
 
-def read_table(run: Run, table: str, root: Path) -> TableResult:
-    """One table of one run as a DataFrame sorted by step, from all readable chunks."""
+def read_table(
+    run: Run, table: str, root: Path, columns: tuple[str, ...] | None = None
+) -> TableResult:
+    """One table of one run as a DataFrame sorted by step, from all readable chunks; only
+    `columns` (plus the step) when given: reading fewer columns is much faster."""
     if not run.readable:
         return TableResult(None, [], ())
+    if columns is not None:
+        columns = tuple(dict.fromkeys(("step", *columns)))
     sigs, messages = list_chunks(run, table, root)
-    key = (str(run.path), table, tuple(sigs))
+    key = (str(run.path), table, tuple(sigs), columns)
     hit = _TABLES.get(key)
     if hit is not None:
         df, msgs = hit
         return TableResult(df, list(messages) + list(msgs), key[2], len(sigs))
     parts, msgs = [], []
-    for sig in sigs:
-        t = _read_chunk(sig)
+    for sig, t in zip(sigs, _read_chunks(sigs, columns), strict=True):
         if isinstance(t, str):
             msgs.append(
                 f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} is corrupt or "
@@ -451,10 +544,12 @@ def read_table(run: Run, table: str, root: Path) -> TableResult:
             )
             continue
         try:
-            parts.append(_conform(t, table))
+            parts.append(_conform(t, table, columns))
         except Exception as e:
-            msgs.append(f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} has an "
-                        f"unexpected layout and was skipped ({type(e).__name__}).")
+            msgs.append(
+                f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} has an "
+                f"unexpected layout and was skipped ({type(e).__name__})."
+            )
     df = None
     if parts:
         try:

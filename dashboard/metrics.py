@@ -169,8 +169,9 @@ def _exp(v: float) -> float:
     return math.exp(v) if np.isfinite(v) and v < 700 else float("nan")
 
 
-def summarize(name: str, optimizer: str, status: str, steps: pd.DataFrame | None,
-              evals: pd.DataFrame | None) -> RunSummary:
+def summarize(
+    name: str, optimizer: str, status: str, steps: pd.DataFrame | None, evals: pd.DataFrame | None
+) -> RunSummary:
     s = RunSummary(name=name, optimizer=optimizer, status=status)
     if steps is not None and not steps.empty:
         s.steps = int(steps["step"].iloc[-1])
@@ -213,8 +214,11 @@ def _reach(steps, evals, target, kind) -> tuple[float, float]:
             return float("nan"), float("nan")
         y = ev["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
         st = first_reach(ev["step"].to_numpy(), y, target)
-        tok = first_reach(ev["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), y, target) \
-            if "tokens" in ev else float("nan")
+        tok = (
+            first_reach(ev["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), y, target)
+            if "tokens" in ev
+            else float("nan")
+        )
         return st, tok
     if steps is None or steps.empty:
         return float("nan"), float("nan")
@@ -226,14 +230,20 @@ def _reach(steps, evals, target, kind) -> tuple[float, float]:
         ma_f = moving_average(loss[finite], min(FINAL_WINDOW, int(finite.sum())))
         ma[np.flatnonzero(finite)] = ma_f
     st = first_reach(steps["step"].to_numpy(), ma, target)
-    tok = first_reach(steps["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), ma, target) \
-        if "tokens" in steps else float("nan")
+    tok = (
+        first_reach(steps["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), ma, target)
+        if "tokens" in steps
+        else float("nan")
+    )
     return st, tok
 
 
 def _has_evals(evals) -> bool:
     ev = eval_series(evals)
-    return ev is not None and int(np.isfinite(ev["loss"].to_numpy(dtype=float, na_value=np.nan)).sum()) >= 2
+    return (
+        ev is not None
+        and int(np.isfinite(ev["loss"].to_numpy(dtype=float, na_value=np.nan)).sum()) >= 2
+    )
 
 
 def add_speedups(summaries: dict[str, RunSummary], data: dict[str, tuple], baseline: str) -> None:
@@ -294,7 +304,7 @@ def _n(v: float, digits: int = 3) -> str:
 
 
 def _int(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{int(round(v)):,}"
+    return "n/a" if v is None or not np.isfinite(v) else f"{round(v):,}"
 
 
 def _dur(seconds: float) -> str:
@@ -318,8 +328,10 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
     loss_word = "validation loss" if kind == "eval" else "training loss"
     b_loss = b.final_eval_loss if kind == "eval" else b.final_train_loss
     if b.first_nan_step is not None and not np.isfinite(b_loss):
-        out.append(f"The baseline **{b.name}** broke down: its loss became not-a-number at step "
-                   f"{b.first_nan_step:,}, so the comparisons below are limited.")
+        out.append(
+            f"The baseline **{b.name}** broke down: its loss became not-a-number at step "
+            f"{b.first_nan_step:,}, so the comparisons below are limited."
+        )
     for s in summaries:
         if s.name == baseline:
             continue
@@ -344,8 +356,9 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
                     f"baseline: it is {1 / s.speedup_steps:.2f}x slower."
                 )
         elif np.isfinite(b_loss):
-            out.append(f"**{s.name}** never reached the baseline's final {loss_word} "
-                       f"({_n(b_loss)}).")
+            out.append(
+                f"**{s.name}** never reached the baseline's final {loss_word} ({_n(b_loss)})."
+            )
         if np.isfinite(loss) and np.isfinite(b_loss):
             better = "lower (better)" if loss < b_loss else "higher (worse)"
             ppl, bppl = _exp(loss), _exp(b_loss)
@@ -357,15 +370,18 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
         out.append(
             f"Stability: {s.loss_spikes} sudden loss jump(s) and {s.grad_spikes} gradient "
             f"spike(s), versus {b.loss_spikes} and {b.grad_spikes} for the baseline; the gradient "
-            f"size varies by {_pct(s.grad_norm_cv)} around its average versus {_pct(b.grad_norm_cv)}"
-            f" (coefficient of variation: lower means steadier training)."
+            f"size varies by {_pct(s.grad_norm_cv)} around its average versus "
+            f"{_pct(b.grad_norm_cv)} (coefficient of variation: lower means steadier training)."
         )
         if np.isfinite(s.wall_time_s) and np.isfinite(b.wall_time_s) and b.wall_time_s > 0:
             per_s = s.wall_time_s / max(1, s.steps or 1)
             per_b = b.wall_time_s / max(1, b.steps or 1)
             extra = per_s / per_b - 1
-            cost = ("about the same time as the baseline's" if abs(extra) < 0.005
-                    else f"{extra:+.0%} compared with the baseline's")
+            cost = (
+                "about the same time as the baseline's"
+                if abs(extra) < 0.005
+                else f"{extra:+.0%} compared with the baseline's"
+            )
             out.append(
                 f"Time: {_dur(s.wall_time_s)} for {_int(s.steps)} steps versus "
                 f"{_dur(b.wall_time_s)} for {_int(b.steps)}; each step takes {cost}."
@@ -418,13 +434,25 @@ def _num(v) -> float | None:
     return None
 
 
+def sweepable_settings(meta: dict) -> dict[str, object]:
+    """The settings a sweep can vary: the run's config (config.*); the optimizer's
+    hyperparameters (hyperparameters.*) only when there is no config. The optimizer's `lr` is
+    the scheduled value at the last flush, so its `initial_lr` stands in for it."""
+    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    if cfg:
+        return flatten({"config": cfg})
+    hp = dict(opt.get("hyperparameters") or {})
+    if "initial_lr" in hp:
+        hp["lr"] = hp.pop("initial_lr")
+    return flatten({"hyperparameters": hp})
+
+
 def varying_hyperparameters(metas: dict[str, dict]) -> list[str]:
-    """Numeric settings (optimizer.hyperparameters.* and config.*) that differ between runs."""
+    """Numeric settings that differ between runs (learning rate first)."""
     values: dict[str, set] = {}
     for meta in metas.values():
-        opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-        flat = flatten({"hyperparameters": opt.get("hyperparameters") or {},
-                        "config": meta.get("config") or {}})
+        flat = sweepable_settings(meta)
         for k, v in flat.items():
             if _num(v) is not None:
                 values.setdefault(k, set()).add(_num(v))
@@ -434,10 +462,58 @@ def varying_hyperparameters(metas: dict[str, dict]) -> list[str]:
 
 
 def hyperparameter_value(meta: dict, key: str) -> float | None:
-    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-    flat = flatten({"hyperparameters": opt.get("hyperparameters") or {},
-                    "config": meta.get("config") or {}})
-    return _num(flat.get(key))
+    return _num(sweepable_settings(meta).get(key))
+
+
+_TWINS = {"hyperparameters.lr": "config.lr", "config.lr": "hyperparameters.lr"}
+# settings that differ between the runs of one sweep without making them incomparable
+_IGNORED_FOR_SWEEP = {
+    "config.optimizer",
+    "config.name",
+    "config.run_name",
+    "config.out",
+    "config.out_dir",
+    "config.output_dir",
+    "config.shadow",
+    "config.progress",
+    "config.threads",
+    "config.overwrite",
+    "config.checkpoint_every",
+}
+PLAIN_NAMES = {
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+    "batch_size": "batch size",
+    "seq_len": "sequence length",
+    "steps": "training steps",
+}
+
+
+def plain_name(key: str) -> str:
+    """ "hyperparameters.lr" -> "learning rate"."""
+    last = key.rsplit(".", 1)[-1]
+    return PLAIN_NAMES.get(last, last.replace("_", " "))
+
+
+def sweep_members(metas: dict[str, dict], key: str) -> list[str]:
+    """The runs that differ from each other only in `key` (and in the optimizer): the largest
+    group of runs whose other settings are equal, so that a sweep compares like with like."""
+    groups: dict[tuple, list[str]] = {}
+    for rid, meta in metas.items():
+        if hyperparameter_value(meta, key) is None:
+            continue
+        flat = sweepable_settings(meta)
+        skip = {key, _TWINS.get(key, ""), *_IGNORED_FOR_SWEEP}
+        sig = tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in skip))
+        groups.setdefault(sig, []).append(rid)
+    if not groups:
+        return []
+
+    def score(members: list[str]) -> tuple[int, int]:
+        values = {hyperparameter_value(metas[m], key) for m in members}
+        return (len(values), len(members))
+
+    return max(groups.values(), key=score)
 
 
 def tolerance(sweep: pd.DataFrame, within: float = 0.05) -> pd.DataFrame:
@@ -447,15 +523,32 @@ def tolerance(sweep: pd.DataFrame, within: float = 0.05) -> pd.DataFrame:
     for opt, g in sweep.groupby("optimizer", sort=True):
         ok = g[np.isfinite(g["final_loss"])]
         if ok.empty:
-            rows.append({"optimizer": opt, "best": np.nan, "best_value": np.nan, "low": np.nan,
-                         "high": np.nan, "width": np.nan, "n": len(g)})
+            rows.append(
+                {
+                    "optimizer": opt,
+                    "best": np.nan,
+                    "best_value": np.nan,
+                    "low": np.nan,
+                    "high": np.nan,
+                    "width": np.nan,
+                    "n": len(g),
+                }
+            )
             continue
         best = ok["final_loss"].min()
         good = ok[ok["final_loss"] <= best * (1 + within)]
         lo, hi = float(good["value"].min()), float(good["value"].max())
-        rows.append({"optimizer": opt, "best": float(best),
-                     "best_value": float(ok.loc[ok["final_loss"].idxmin(), "value"]),
-                     "low": lo, "high": hi, "width": hi / lo if lo > 0 else np.nan, "n": len(g)})
+        rows.append(
+            {
+                "optimizer": opt,
+                "best": float(best),
+                "best_value": float(ok.loc[ok["final_loss"].idxmin(), "value"]),
+                "low": lo,
+                "high": hi,
+                "width": hi / lo if lo > 0 else np.nan,
+                "n": len(g),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -467,13 +560,15 @@ def tolerance_sentences(tol: pd.DataFrame, key: str, within: float = 0.05) -> li
             continue
         out.append(
             f"**{r.optimizer}** stays within {within:.0%} of its best final loss ({r.best:.3g}) "
-            f"for {key} from {r.low:.3g} to {r.high:.3g}"
+            f"for {plain_name(key)} from {r.low:.3g} to {r.high:.3g}"
             + (f" (a {r.width:.3g}x range)." if np.isfinite(r.width) and r.width > 1 else ".")
         )
     if len(tol) >= 2 and tol["width"].notna().any():
         w = tol.dropna(subset=["width"]).sort_values("width", ascending=False)
         if len(w) >= 2 and w["width"].iloc[0] > w["width"].iloc[1]:
-            out.append(f"**{w['optimizer'].iloc[0]}** tolerates the wider range of {key}.")
+            out.append(
+                f"**{w['optimizer'].iloc[0]}** tolerates the wider range of {plain_name(key)}."
+            )
     return out
 
 
@@ -484,8 +579,11 @@ def moved_share(transitions: pd.DataFrame) -> pd.DataFrame:
     """Per (step, layer): the share of elements that changed cluster at that re-cluster."""
     if transitions is None or transitions.empty:
         return pd.DataFrame(columns=["step", "layer", "moved"])
-    t = transitions.assign(moved=np.where(
-        transitions["from_cluster"] != transitions["to_cluster"], transitions["count"], 0))
+    t = transitions.assign(
+        moved=np.where(
+            transitions["from_cluster"] != transitions["to_cluster"], transitions["count"], 0
+        )
+    )
     g = t.groupby(["step", "layer"], sort=True)[["moved", "count"]].sum().reset_index()
     g["moved"] = g["moved"] / g["count"].where(g["count"] > 0)
     return g[["step", "layer", "moved"]]

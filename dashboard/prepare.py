@@ -27,8 +27,9 @@ def with_x(df: pd.DataFrame, x: str) -> pd.DataFrame:
     return df
 
 
-def loss_lines(tables: dict[str, pd.DataFrame], x: str, smoothing: float,
-               n_out: int = DEFAULT_POINTS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def loss_lines(
+    tables: dict[str, pd.DataFrame], x: str, smoothing: float, n_out: int = DEFAULT_POINTS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(smoothed, raw) long-form frames with columns run, <x>, loss; smoothing is applied to the
     full series before either is downsampled."""
     col = X_AXES[x][0]
@@ -39,15 +40,20 @@ def loss_lines(tables: dict[str, pd.DataFrame], x: str, smoothing: float,
         df = with_x(df[[c for c in ("step", "tokens", "wall_time", "loss") if c in df]], x)
         if col not in df:
             continue
-        base = pd.DataFrame({col: df[col].to_numpy(), "loss": df["loss"].to_numpy(
-            dtype=np.float64, na_value=np.nan)})
+        base = pd.DataFrame(
+            {
+                col: df[col].to_numpy(),
+                "loss": df["loss"].to_numpy(dtype=np.float64, na_value=np.nan),
+            }
+        )
         sm = base.assign(loss=metrics.ema(base["loss"].to_numpy(), smoothing))
         smooth_parts.append(downsample_frame(sm, col, "loss", n_out).assign(run=name))
         if smoothing > 0:
             raw_parts.append(downsample_frame(base, col, "loss", n_out).assign(run=name))
     cols = ["run", col, "loss"]
-    smooth = pd.concat(smooth_parts, ignore_index=True) if smooth_parts else pd.DataFrame(
-        columns=cols)
+    smooth = (
+        pd.concat(smooth_parts, ignore_index=True) if smooth_parts else pd.DataFrame(columns=cols)
+    )
     raw = pd.concat(raw_parts, ignore_index=True) if raw_parts else pd.DataFrame(columns=cols)
     return smooth, raw
 
@@ -67,8 +73,9 @@ def eval_lines(tables: dict[str, pd.DataFrame], x: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def grad_lines(tables: dict[str, pd.DataFrame], x: str, n_out: int = DEFAULT_POINTS,
-               n_bands: int = 300) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def grad_lines(
+    tables: dict[str, pd.DataFrame], x: str, n_out: int = DEFAULT_POINTS, n_bands: int = 300
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(lines, bands, spikes) of the global gradient norm: the downsampled line, the 10-90%
     range per block of steps, and the first step of every spike."""
     col = X_AXES[x][0]
@@ -86,13 +93,20 @@ def grad_lines(tables: dict[str, pd.DataFrame], x: str, n_out: int = DEFAULT_POI
         mask = metrics.spike_mask(g, metrics.GRAD_SPIKE_FACTOR)
         spikes.append(base[mask].assign(run=name))
         bands.append(block_band(xv, g, n_bands).rename(columns={"x": col}).assign(run=name))
-    cat = (lambda p, c: pd.concat(p, ignore_index=True) if p else pd.DataFrame(columns=c))
-    return (cat(lines, ["run", col, "grad_norm"]), cat(bands, ["run", col, "lo", "hi"]),
-            cat(spikes, ["run", col, "grad_norm"]))
+
+    def cat(p, c):
+        return pd.concat(p, ignore_index=True) if p else pd.DataFrame(columns=c)
+
+    return (
+        cat(lines, ["run", col, "grad_norm"]),
+        cat(bands, ["run", col, "lo", "hi"]),
+        cat(spikes, ["run", col, "grad_norm"]),
+    )
 
 
-def block_band(x: np.ndarray, y: np.ndarray, n_blocks: int = 300, lo: float = 0.1,
-               hi: float = 0.9) -> pd.DataFrame:
+def block_band(
+    x: np.ndarray, y: np.ndarray, n_blocks: int = 300, lo: float = 0.1, hi: float = 0.9
+) -> pd.DataFrame:
     """The lo..hi quantile range of y in n_blocks consecutive blocks (x at block centres)."""
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
@@ -107,8 +121,12 @@ def block_band(x: np.ndarray, y: np.ndarray, n_blocks: int = 300, lo: float = 0.
     return pd.DataFrame({"x": xb.mean(axis=1), "lo": q[0], "hi": q[1]})
 
 
-def layer_pivot(layers: pd.DataFrame | None, z: str = "grad_norm", n_bins: int = 300,
-                order: list[str] | None = None) -> pd.DataFrame:
+def layer_pivot(
+    layers: pd.DataFrame | None,
+    z: str = "grad_norm",
+    n_bins: int = 300,
+    order: list[str] | None = None,
+) -> pd.DataFrame:
     """layers x binned steps, max of z per bin, rows in model order."""
     if layers is None or layers.empty or z not in layers:
         return pd.DataFrame()
@@ -117,8 +135,9 @@ def layer_pivot(layers: pd.DataFrame | None, z: str = "grad_norm", n_bins: int =
     return p.reindex([n for n in names if n in p.index])
 
 
-def layer_norm_hist(tables: dict[str, pd.DataFrame], n_bins: int = 50,
-                    last_fraction: float = 0.5) -> pd.DataFrame:
+def layer_norm_hist(
+    tables: dict[str, pd.DataFrame], n_bins: int = 50, last_fraction: float = 0.5
+) -> pd.DataFrame:
     """Distribution of per-layer gradient norms over the last `last_fraction` of each run, on
     shared log-spaced bins (the paper's Fig. 2c)."""
     vals = {}
@@ -140,13 +159,21 @@ def layer_norm_hist(tables: dict[str, pd.DataFrame], n_bins: int = 50,
     parts = []
     for name, v in vals.items():
         c, _ = np.histogram(np.clip(np.log10(v), lo, hi), edges)
-        parts.append(pd.DataFrame({"run": name, "center": 10 ** ((edges[:-1] + edges[1:]) / 2),
-                                   "share": c / max(1, c.sum())}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "run": name,
+                    "center": 10 ** ((edges[:-1] + edges[1:]) / 2),
+                    "share": c / max(1, c.sum()),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
-def histogram_at(h: pd.DataFrame | None, layer: str, quantity: str, step: int,
-                 whole_layer: bool = False) -> pd.DataFrame:
+def histogram_at(
+    h: pd.DataFrame | None, layer: str, quantity: str, step: int, whole_layer: bool = False
+) -> pd.DataFrame:
     """One (layer, quantity) histogram at the recorded step nearest to `step`, with share."""
     if h is None or h.empty:
         return pd.DataFrame()

@@ -17,15 +17,27 @@ def _md_bold_to_html(text: str) -> str:
     return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def build_report(title: str, table: pd.DataFrame, sentences: list[str],
-                 figures: list[go.Figure], notes: list[str] | None = None) -> str:
+def build_report(
+    title: str,
+    table: pd.DataFrame,
+    sentences: list[str],
+    figures: list[go.Figure],
+    notes: list[str] | None = None,
+) -> str:
     """The report as one HTML string."""
     figs_html = []
     for i, fig in enumerate(figures):
-        figs_html.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                                     config={"displaylogo": False}))
-    table_html = table.to_html(index=False, na_rep="n/a", float_format=lambda v: f"{v:.4g}",
-                               border=0, classes="summary", escape=True)
+        figs_html.append(
+            fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+        )
+    table_html = table.to_html(
+        index=False,
+        na_rep="n/a",
+        float_format=lambda v: f"{v:.4g}",
+        border=0,
+        classes="summary",
+        escape=True,
+    )
     items = "\n".join(f"<li>{_md_bold_to_html(s)}</li>" for s in sentences)
     note_items = "\n".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

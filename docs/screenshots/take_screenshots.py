@@ -9,6 +9,7 @@ into a temporary folder. Never downloads a browser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -21,8 +22,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VIEWS = ["Summary", "Loss", "Gradient stability", "Clusters", "Sweep", "Runs"]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -32,8 +38,20 @@ def free_port() -> int:
 
 
 def start_server(runs: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-           str(port), "--server.headless", "true", "--", "--runs", str(runs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "dashboard/app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--",
+        "--runs",
+        str(runs),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -50,11 +68,10 @@ def wait_rendered(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     # wait until the script has finished (no "running" indicator) and charts have drawn
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
-    try:
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+    )
+    with contextlib.suppress(Exception):  # a view without charts
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=15_000)
-    except Exception:
-        pass  # a view without charts
     page.wait_for_timeout(1500)
 
 
@@ -85,8 +102,9 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"),
-                                        args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
+            )
             page = browser.new_page(viewport={"width": 1400, "height": a.height})
             for view in VIEWS:
                 q = {"view": view} if view != VIEWS[0] else {}

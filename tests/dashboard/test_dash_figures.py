@@ -1,0 +1,88 @@
+"""Figure builders and the HTML report, checked on fig.data without a browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard import figures, prepare, report
+
+
+def test_run_colors_baseline_blue_then_orange():
+    c = figures.run_colors(["base", "sgg", "other"], "base")
+    assert c == {
+        "base": figures.BASELINE_COLOR,
+        "sgg": figures.PALETTE[0],
+        "other": figures.PALETTE[1],
+    }
+
+
+def test_loss_lines_smooth_before_downsampling_and_figure():
+    n = 50_000
+    steps = pd.DataFrame({"step": np.arange(1, n + 1), "loss": np.linspace(5, 1, n)})
+    steps.loc[100, "loss"] = np.nan
+    smooth, raw = prepare.loss_lines({"a": steps, "b": steps}, "step", 0.9, n_out=500)
+    assert set(smooth["run"]) == {"a", "b"} and len(smooth) <= 2 * 600
+    assert len(raw) > 0
+    colors = figures.run_colors(["a", "b"], "a")
+    fig = figures.line_figure(smooth, "step", "loss", "run", colors, raw=raw, log_y=True)
+    assert isinstance(fig, go.Figure)
+    names = [t.name for t in fig.data]
+    assert "a" in names and "b" in names and "a (raw)" in names
+    bold = next(t for t in fig.data if t.name == "a")
+    assert bold.line.color == figures.BASELINE_COLOR
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_empty_inputs_give_a_message_not_an_error():
+    for fig in (
+        figures.line_figure(pd.DataFrame(), "x", "y", "run", {}),
+        figures.heatmap_figure(pd.DataFrame(), title="t", x_title="", z_title="z"),
+        figures.sweep_figure(pd.DataFrame(), key="lr"),
+        figures.transition_sankey(pd.DataFrame(), title="t"),
+    ):
+        assert isinstance(fig, go.Figure)
+        assert fig.layout.annotations
+
+
+def test_grad_figure_marks_spikes():
+    g = np.ones(5000)
+    g[3000] = 10
+    steps = pd.DataFrame({"step": np.arange(1, 5001), "grad_norm": g})
+    lines, bands, spikes = prepare.grad_lines({"a": steps}, "step")
+    assert spikes["step"].tolist() == [3001]
+    fig = figures.grad_norm_figure(lines, bands, spikes, "step", {"a": "#000000"})
+    assert any(t.name == "a: spikes (1)" for t in fig.data)
+
+
+def test_heatmap_has_layer_rows():
+    p = pd.DataFrame([[1.0, 2.0], [3.0, np.nan]], index=["l0", "l1"], columns=[10, 20])
+    fig = figures.heatmap_figure(p, title="t", x_title="Step", z_title="g")
+    assert list(fig.data[0].y) == ["l0", "l1"]
+    assert fig.data[0].z[1][1] is None
+
+
+def test_sweep_figure_marks_divergence():
+    df = pd.DataFrame(
+        {
+            "name": ["a", "b", "c"],
+            "optimizer": ["adamw", "adamw", "sgg"],
+            "value": [1e-3, 1e-2, 1e-2],
+            "final_loss": [3.0, np.nan, 3.1],
+        }
+    )
+    fig = figures.sweep_figure(df, key="lr")
+    assert [t.name for t in fig.data] == ["adamw", "adamw: diverged", "sgg"]
+
+
+def test_report_is_self_contained():
+    fig = figures.bar_figure(
+        pd.DataFrame({"run": ["a"], "v": [1.0]}), "run", "v", {}, title="t", y_title="v"
+    )
+    html = report.build_report(
+        "T <x>", pd.DataFrame({"Run": ["a"]}), ["**a** is fast"], [fig, fig], ["note"]
+    )
+    assert "T &lt;x&gt;" in html and "<b>a</b> is fast" in html
+    assert html.count("plotly.js v") >= 1  # the library itself is inlined
+    assert '<script src="http' not in html
