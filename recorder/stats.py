@@ -45,6 +45,23 @@ def quantile_positions(numel: int, k: int, generator: torch.Generator) -> Tensor
     return torch.arange(numel).repeat(math.ceil(k / numel))[:k]
 
 
+def row_quantiles(x: Tensor, qs: tuple[float, ...]) -> Tensor:
+    """(rows, len(qs)) quantiles of each row, linear interpolation (`torch.quantile`'s default).
+
+    Written out because `torch.quantile` with a tensor `q` validates it on the device (a sync).
+    """
+    s = x.shape[1]
+    xs = x.sort(dim=1).values
+    cols = []
+    for q in qs:
+        pos = q * (s - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, s - 1)
+        w = pos - lo
+        cols.append(xs[:, lo] * (1 - w) + xs[:, hi] * w)
+    return torch.stack(cols, dim=1)
+
+
 def adaptive_lr(v: Tensor, lr: Tensor | float, eps: Tensor | float, bc2: Tensor | float) -> Tensor:
     """Adam's per-element learning rate lr / (sqrt(v / bc2) + eps)."""
     return lr / ((v / bc2).sqrt() + eps)
@@ -78,9 +95,8 @@ def moment_stats(
     ms_s = torch.stack([m.reshape(-1)[i].float() for m, i in zip(ms, positions, strict=True)])
     vs_s = torch.stack([v.reshape(-1)[i].float() for v, i in zip(vs, positions, strict=True)])
     alr_s = adaptive_lr(vs_s, lr[:, None], eps[:, None], bc2[:, None])
-    q = torch.tensor(QUANTILES, dtype=torch.float32, device=dev)
-    qs = torch.quantile(torch.cat([ms_s, vs_s, alr_s]), q, dim=1)  # (5, 3L)
-    m_q, v_q, alr_q = qs[:, :n].T, qs[:, n : 2 * n].T, qs[:, 2 * n :].T  # (L, 5) each
+    qs = row_quantiles(torch.cat([ms_s, vs_s, alr_s]), QUANTILES)  # (3L, 5)
+    m_q, v_q, alr_q = qs[:n], qs[n : 2 * n], qs[2 * n :]
     cols = [m_mean[:, None], m_std[:, None], m_abs_mean[:, None], m_q]
     cols += [v_mean[:, None], v_q[:, 2:3], alr_q]
     return torch.cat(cols, dim=1)
@@ -111,11 +127,16 @@ def histogram_counts(
     flat = values.reshape(-1)
     b = torch.bucketize(flat.double(), edges[1:-1].to(flat.device), right=True)
     if assignments is None or n_clusters == 0:
-        return torch.bincount(b, minlength=bins)[None, :bins]
+        return _count(b, bins)[None]
     a = assignments.reshape(-1).to(flat.device, torch.int64)
-    per = torch.bincount(a * bins + b, minlength=n_clusters * bins)[: n_clusters * bins]
-    per = per.view(n_clusters, bins)
+    per = _count(a * bins + b, n_clusters * bins).view(n_clusters, bins)
     return torch.cat([per.sum(0, keepdim=True), per])
+
+
+def _count(idx: Tensor, n: int) -> Tensor:
+    """bincount with a known length (`torch.bincount` reads the maximum back: a host sync)."""
+    out = torch.zeros(n, dtype=torch.int64, device=idx.device)
+    return out.scatter_add_(0, idx, torch.ones_like(idx))
 
 
 def layer_histograms(

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from recorder import schema
 from recorder.recorder import Recorder, RecorderOptions
-from recorder.writer import RecorderError, atomic_write
+from recorder.writer import RecorderError, RunExistsError, atomic_write
 
 VOCAB_SIZE = 256  # bytes
 
@@ -202,6 +202,10 @@ def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
     run_dir = cfg.run_dir
     ckpt_path = run_dir / schema.CHECKPOINT
     ckpt = None
+    if mode == "new" and (run_dir / schema.RUN_JSON).exists():  # fail before building anything
+        raise RunExistsError(
+            17, f"{run_dir} already holds a run; pass --resume or --overwrite", str(run_dir)
+        )
     if mode == "resume":
         if not ckpt_path.is_file():
             raise RecorderError(

@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 import torch
 from torch.utils.hooks import RemovableHandle
 
@@ -120,5 +119,3 @@ class FakeSGG:
         self.last_recluster_step = self.sgg_step
         for fn in list(self._hooks.values()):
             fn(self, self.sgg_step)
-
-

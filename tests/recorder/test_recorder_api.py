@@ -26,11 +26,13 @@ def _run(tmp_path, n=20, **kw):
 
 
 def test_adamw_run_writes_every_table_it_should(tmp_path):
-    run, model, rec = _run(tmp_path, n=20, layer_stride=5, flush_every_steps=7, histogram_every=10)
+    run, model, _ = _run(tmp_path, n=20, layer_stride=5, flush_every_steps=7, histogram_every=10)
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "finished" and meta["last_flushed_step"] == 20
     assert meta["optimizer"]["name"] == "adamw" and meta["optimizer"]["sgg"] is None
-    assert [lay["name"] for lay in meta["model"]["layers"]] == [n for n, _ in model.named_parameters()]
+    assert [lay["name"] for lay in meta["model"]["layers"]] == [
+        n for n, _ in model.named_parameters()
+    ]
     assert meta["model"]["num_parameters"] == sum(p.numel() for p in model.parameters())
     steps = read(run, "steps")
     assert steps["step"].tolist() == list(range(1, 21))
@@ -86,7 +88,8 @@ def test_layer_statistics_match_numpy(tmp_path):
     assert row["m_q25"] == pytest.approx(np.quantile(m[pos], 0.25), rel=1e-4, abs=1e-9)
     assert row["v_mean"] == pytest.approx(v.mean(), rel=1e-5)
     alr = 1e-2 / (np.sqrt(v / (1 - 0.999**3)) + 1e-8)
-    for q, col in zip(schema.QUANTILES, ("alr_q05", "alr_q25", "alr_q50", "alr_q75", "alr_q95")):
+    cols = ("alr_q05", "alr_q25", "alr_q50", "alr_q75", "alr_q95")
+    for q, col in zip(schema.QUANTILES, cols, strict=True):
         assert row[col] == pytest.approx(np.quantile(alr[pos], q), rel=1e-4)
     assert row["update_to_weight"] == pytest.approx(row["update_norm"] / row["param_norm"])
 
@@ -120,7 +123,10 @@ def test_fake_sgg_clusters_equal_its_introspection(tmp_path):
     mb = read(run, "membership")
     first = mb[(mb.step == 10) & (mb.layer == "0.weight")]
     st = seen[10][id(model[0].weight)]
-    assert first["cluster"].tolist() == st.assignments[first["position"].to_numpy()].tolist()
+    assert (
+        first["cluster"].tolist()
+        == st.assignments[torch.as_tensor(first["position"].to_numpy().copy())].tolist()
+    )
     assert len(first) == 10
     steps = read(run, "steps")
     assert steps.loc[steps.reclustered, "step"].tolist() == [5, 10]
@@ -198,7 +204,10 @@ def test_resume_drops_later_rows_and_continues_without_duplicates(tmp_path):
 def test_exception_marks_failed_and_reraises(tmp_path):
     model = tiny_model()
     opt = torch.optim.AdamW(model.parameters())
-    with pytest.raises(ZeroDivisionError), Recorder(tmp_path / "r", optimizer=opt, model=model) as rec:
+    with (
+        pytest.raises(ZeroDivisionError),
+        Recorder(tmp_path / "r", optimizer=opt, model=model) as rec,
+    ):
         train_steps(model, opt, 2, rec)
         1 / 0  # noqa: B018
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
@@ -269,7 +278,9 @@ def test_plain_sgd_without_moments_gives_null_moment_columns(tmp_path):
 )
 def test_bad_values_are_value_errors(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        Recorder(tmp_path / "r", optimizer=torch.optim.SGD(tiny_model().parameters(), 0.1), **kwargs)
+        Recorder(
+            tmp_path / "r", optimizer=torch.optim.SGD(tiny_model().parameters(), 0.1), **kwargs
+        )
 
 
 def test_options_dataclass_is_saved(tmp_path):
