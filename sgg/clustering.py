@@ -35,6 +35,14 @@ __all__ = ["KMeansResult", "inertia", "kmeans_1d", "kmeans_1d_sklearn"]
 class KMeansResult:
     labels: Tensor  # int64 (N,) on the data's device, in {0..K-1}; cluster 0 = smallest center
     centers: Tensor  # float32 (K,), sorted ascending (empty clusters keep their fitted center)
+    # filled by kmeans_1d only (None from the sklearn backend):
+    sizes: Tensor | None = None  # int64 (K,): finite points per cluster
+    mean: Tensor | None = None  # float64 0-d: mean of the finite points (nan when none)
+    # with keep_sample > 0: the finite points the medians may be estimated from, their labels,
+    # and whether they are ALL the finite points (then estimates are exact)
+    sample: Tensor | None = None
+    sample_labels: Tensor | None = None
+    sample_is_all: bool = True
 
 
 def inertia(x: Tensor, labels: Tensor, centers: Tensor) -> float:
@@ -96,11 +104,18 @@ def kmeans_1d(
     max_iter: int = 50,
     n_init: int = 2,
     near_tie: float = 0.05,
+    keep_sample: int = 0,
 ) -> KMeansResult:
     """Torch-native 1-D k-means of the flattened ``x`` (see the module docstring).
 
     ``generator`` is a CPU generator; its state advances deterministically, so the same seed and
     data give the same result on any device.
+
+    ``keep_sample > 0`` also returns a random subsample of ``keep_sample`` finite points (the
+    first ``keep_sample`` points of the k-means subsample; when ``keep_sample > sample_size`` the
+    rest is drawn after it from the same generator) with their labels, for estimating medians.
+    When there are at most ``keep_sample`` finite points (or k-means used them all) the "sample"
+    is all of them. With ``keep_sample <= sample_size`` the generator advances exactly as without.
     """
     x = x.detach().reshape(-1)
     if x.dtype != torch.float32:
@@ -119,11 +134,21 @@ def kmeans_1d(
         return KMeansResult(
             torch.zeros(n, dtype=torch.long, device=dev), torch.zeros(k, device=dev)
         )
-    if xf.numel() > sample_size:
+    subsampled = xf.numel() > sample_size
+    if subsampled:
         idx = torch.randint(xf.numel(), (sample_size,), generator=generator).to(dev)
         sample = xf[idx]
     else:
         sample = xf
+    msample = None
+    if keep_sample > 0:
+        if not subsampled or xf.numel() <= keep_sample:
+            msample = xf
+        elif keep_sample <= sample_size:
+            msample = sample[:keep_sample]
+        else:
+            extra = torch.randint(xf.numel(), (keep_sample - sample_size,), generator=generator)
+            msample = torch.cat([sample, xf[extra.to(dev)]])
     s = torch.sort(sample.double().cpu())[0]
     m = s.numel()
     zero = torch.zeros(1, dtype=torch.float64)
@@ -149,18 +174,32 @@ def kmeans_1d(
             if it <= fitted[0][1] * (1 + near_tie) and not any(torch.equal(c, d) for d in cands):
                 cands.append(c)
     best = None
+    sq = float(xf.double().square().sum()) if len(cands) > 1 else 0.0
     for c in cands:
-        cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1)
+        cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1, sq)
         if best is None or cand[2] < best[2]:
             best = cand
-    labels, full, _ = best
-    return KMeansResult(labels, full)
+    labels, full, _, counts, total, bounds = best
+    mean = total / max(xf.numel(), 1)
+    if msample is None:
+        return KMeansResult(labels, full, counts, mean)
+    if msample is xf:
+        return KMeansResult(
+            labels, full, counts, mean, xf, labels if all_finite else labels[finite]
+        )
+    s_lab = (
+        torch.bucketize(msample, bounds)
+        if bounds is not None
+        else torch.zeros_like(msample, dtype=torch.long)
+    )
+    return KMeansResult(labels, full, counts, mean, msample, s_lab, False)
 
 
-def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia):
-    """Assign all points to the sorted centers; full-data centers and inertia."""
+def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0):
+    """Assign all points to the sorted centers; full-data centers, inertia, sizes, sum, bounds."""
     dev = x.device
     centers = c64.to(device=dev, dtype=torch.float32)
+    bounds = None
     if k > 1:
         bounds = ((c64[:-1] + c64[1:]) * 0.5).to(device=dev, dtype=torch.float32)
         labels = torch.bucketize(x, bounds)
@@ -173,8 +212,8 @@ def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia):
     sums = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(0, lab_f, xf.double())
     means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(dev))
     # inertia around the cluster means: sum x^2 - sum_c S_c^2 / n_c
-    inert = float(xf.double().square().sum() - (sums * means).sum()) if need_inertia else 0.0
-    return labels, means.float(), inert
+    inert = float(sum_sq - (sums * means).sum()) if need_inertia else 0.0
+    return labels, means.float(), inert, counts, sums.sum(), bounds
 
 
 def kmeans_1d_sklearn(

@@ -49,6 +49,11 @@ class SGGConfig:
     kmeans_sample_size: int = 65536
     kmeans_max_iter: int = 50
     kmeans_n_init: int = 2
+    # Medians (D_{l,c} and the global D) at re-cluster: estimated from a random subsample of
+    # this many points per layer (the head of the k-means subsample; layer mean, sizes and
+    # assignments stay exact), or computed exactly over all elements (None). Layers with at most
+    # this many elements are always exact.
+    median_sample: int | None = 65536
     # Compute clusters and factors but do not apply them (training == base optimizer).
     observe_only: bool = False
     # Update kernel: "compiled" (torch.compile, one fused function per parameter), "eager", or
@@ -85,6 +90,9 @@ class SGGConfig:
             raise bad("min_ndim", "must be >= 0")
         if self.assignment_device not in (None, "cpu"):
             raise bad("assignment_device", "must be None (parameter's device) or 'cpu'")
+        ms = self.median_sample
+        if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1024):
+            raise bad("median_sample", "must be None (exact medians) or an int >= 1024")
         for name in ("kmeans_sample_size", "kmeans_max_iter", "kmeans_n_init"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -16,7 +16,13 @@ from torch.utils.hooks import RemovableHandle
 from . import update as U
 from .clustering import kmeans_1d, kmeans_1d_sklearn
 from .config import SGGConfig
-from .scaling import cluster_mdas, global_mda, update_factors
+from .scaling import (
+    cluster_mdas,
+    cluster_mdas_sampled,
+    global_mda,
+    update_factors,
+    weighted_lower_median,
+)
 
 __all__ = ["SGG", "ClusterState"]
 
@@ -263,6 +269,7 @@ class SGG(Optimizer):
                 ),
             }
             hp_cache: dict[tuple[float, torch.device], Tensor] = {}
+            buckets: dict[tuple, tuple[U.AdamHyper, Tensor, list]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -286,13 +293,18 @@ class SGG(Optimizer):
                 p_impl = impl
                 if impl != "eager" and not (p.is_contiguous() and p.grad.is_contiguous()):
                     p_impl = "eager"
-                hp = None
-                if p_impl != "eager":
-                    key = (h.step, p.device)
-                    if key not in hp_cache:
-                        hp_cache[key] = U.make_hp(h, p.device)
-                    hp = hp_cache[key]
-                self._one_adam(p, st, h, flags, hp, p_impl)
+                if p_impl == "eager":
+                    self._one_adam(p, st, h, flags, None, p_impl)
+                    continue
+                key = (h.step, p.device)
+                if key not in hp_cache:
+                    hp_cache[key] = U.make_hp(h, p.device)
+                # horizontal fusion: one compiled call per bucket of same-kind tensors
+                fo = self._factor_of(p)
+                bkey = (h.step, p.device, p.dtype, p.grad.dtype, fo is not None)
+                buckets.setdefault(bkey, (h, hp_cache[key], []))[2].append((p, st, fo))
+            for h, hp, items in buckets.values():
+                self._multi_adam(items, h, flags, hp, impl)
         if due:
             # literal order: moments of every layer, re-cluster on m_t, then parameter updates
             for p, st, h, flags in work:
@@ -348,6 +360,36 @@ class SGG(Optimizer):
             U.note_compile_failure(exc)
             U.sgg_adam_step_(*args, impl="eager", **kwargs)
 
+    def _multi_adam(self, items, h, flags, hp, impl) -> None:
+        ps = [p for p, _, _ in items]
+        amsgrad = flags["amsgrad"]
+        has_f = items[0][2] is not None
+        args = (
+            ps,
+            [p.grad for p in ps],
+            [st["exp_avg"] for _, st, _ in items],
+            [st["exp_avg_sq"] for _, st, _ in items],
+            [st["max_exp_avg_sq"] for _, st, _ in items] if amsgrad else None,
+            [fo[0] for _, _, fo in items] if has_f else None,
+            [fo[1] for _, _, fo in items] if has_f else None,
+            hp,
+        )
+        kwargs = dict(
+            scale_weight_decay=self.config.scale_weight_decay,
+            has_wd=h.weight_decay != 0,
+            n_clusters=self.config.n_clusters,
+            **flags,
+        )
+        if self.config.update_impl == "compiled":
+            U.fused_adam_multi_(*args, **kwargs)
+            return
+        try:
+            U.fused_adam_multi_(*args, **kwargs)
+        except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
+            U.note_compile_failure(exc)
+            for p, st, _ in items[getattr(exc, "sgg_done", 0) :]:
+                self._one_adam(p, st, h, flags, None, "eager")
+
     def _init_adam_state(self, p: Tensor, st: dict, group: dict) -> None:
         # same layout as torch.optim.Adam._init_group, so the base state_dict is unchanged
         on_dev = group.get("capturable", False) or group.get("fused", False)
@@ -401,6 +443,7 @@ class SGG(Optimizer):
         cfg = self.config
         k = cfg.n_clusters
         fits = []
+        keep = cfg.median_sample or 0
         for p in self.clustered_params():
             q = self._quantity(p)
             if q is None:
@@ -413,21 +456,40 @@ class SGG(Optimizer):
                     sample_size=cfg.kmeans_sample_size,
                     max_iter=cfg.kmeans_max_iter,
                     n_init=cfg.kmeans_n_init,
+                    keep_sample=keep,
                 )
             else:
                 res = kmeans_1d_sklearn(q, k, generator=self._generator)
-            mda, sizes, dev = cluster_mdas(q, res.labels, k)
+            if keep and res.sample is not None and not res.sample_is_all:
+                # estimated medians: on the subsample, around the exact layer mean
+                sizes = res.sizes
+                mda, dev = cluster_mdas_sampled(
+                    res.sample,
+                    res.sample_labels,
+                    res.mean,
+                    k,
+                    sizes=sizes,
+                    q=q,
+                    labels=res.labels,
+                )
+                weight = float(sizes.sum()) / max(dev.numel(), 1)
+            else:
+                mda, sizes, dev = cluster_mdas(q, res.labels, k)
+                weight = 1.0
             keep_dev = dev if cfg.global_mda == "all_params" else dev[:0]
-            fits.append((p, res, mda, sizes, keep_dev))
+            fits.append((p, res, mda, sizes, keep_dev, weight))
             del q
         if not fits:
             return
-        d = global_mda(
-            [f[4] for f in fits], [f[2] for f in fits], [f[3] for f in fits], cfg.global_mda
-        ).float()
+        if cfg.global_mda == "all_params" and any(f[5] != 1.0 for f in fits):
+            d = weighted_lower_median([f[4] for f in fits], [f[5] for f in fits]).float()
+        else:
+            d = global_mda(
+                [f[4] for f in fits], [f[2] for f in fits], [f[3] for f in fits], cfg.global_mda
+            ).float()
         self.global_mda = d
         step = self.sgg_step
-        for p, res, mda, sizes, _ in fits:
+        for p, res, mda, sizes, _, _ in fits:
             prev = self.cluster_state(p)
             assert prev is not None
             raw, new = update_factors(
@@ -443,8 +505,12 @@ class SGG(Optimizer):
             assign = res.labels.to(torch.uint8).to(self._assign_device(p))
             trans = None
             if prev.last_recluster_step is not None:
-                idx = prev.assignments.long() * k + assign.to(prev.assignments.device).long()
-                trans = torch.bincount(idx, minlength=k * k).view(k, k)
+                new_a = assign.to(prev.assignments.device)
+                if k * k <= 256:  # pair index fits in uint8: 8x less memory traffic than int64
+                    idx = prev.assignments * k + new_a
+                else:
+                    idx = prev.assignments.long() * k + new_a.long()
+                trans = torch.bincount(idx, minlength=k * k)[: k * k].view(k, k)
             self._layers[p] = ClusterState(
                 assignments=assign,
                 sizes=sizes.to(p.device),

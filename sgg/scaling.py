@@ -12,6 +12,11 @@ For a layer with clustered quantity ``q`` (the momentum, or ``|m|``), labels ``c
     S_c    <- clamp(decay * S_c + (1 - decay) * r_c, lo, hi)        ("after_ema")
 
 Empty clusters and non-finite values keep the previous factor; a factor is never NaN/Inf.
+
+Sampled estimates (``median_sample``): ``cluster_mdas_sampled`` takes the medians over a random
+subsample of the layer (with the exact full-data mean); ``weighted_lower_median`` combines the
+per-layer subsample deviations into ``D``, each point weighted by (layer size / subsample size) so
+that every layer counts in proportion to its size, as in the exact median.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["cluster_mdas", "global_mda", "layer_deviation", "lower_median", "update_factors"]
+__all__ = [
+    "cluster_mdas",
+    "cluster_mdas_sampled",
+    "global_mda",
+    "layer_deviation",
+    "lower_median",
+    "update_factors",
+    "weighted_lower_median",
+]
 
 
 def lower_median(x: Tensor) -> Tensor:
@@ -56,6 +69,57 @@ def cluster_mdas(q: Tensor, labels: Tensor, n_clusters: int) -> tuple[Tensor, Te
         for c in range(n_clusters):
             mda[c] = lower_median(dev[labels == c])
     return mda, sizes, dev
+
+
+def cluster_mdas_sampled(
+    sample: Tensor,
+    sample_labels: Tensor,
+    mean: Tensor,
+    n_clusters: int,
+    *,
+    sizes: Tensor,
+    q: Tensor,
+    labels: Tensor,
+    min_points: int = 64,
+) -> tuple[Tensor, Tensor]:
+    """Per-cluster MDA estimated on a subsample of finite points; returns (mda (K,), sample dev).
+
+    ``mean`` is the exact mean of the layer's finite values. A non-empty cluster with fewer than
+    ``min_points`` subsample points (a small cluster, e.g. outliers) is computed exactly over the
+    full data ``q``/``labels`` (cheap: the cluster is small).
+    """
+    dev = (sample.float() - mean.to(device=sample.device, dtype=torch.float32)).abs_()
+    lab = sample_labels.reshape(-1).to(dev.device)
+    counts = torch.bincount(lab, minlength=n_clusters)[:n_clusters].tolist()
+    full_sizes = sizes.tolist()
+    mda = torch.zeros(n_clusters, dtype=torch.float32, device=dev.device)
+    for c in range(n_clusters):
+        if full_sizes[c] == 0:
+            continue
+        if counts[c] >= min_points:
+            mda[c] = lower_median(dev[lab == c] if n_clusters > 1 else dev)
+        else:
+            qc = q.reshape(-1)[labels.reshape(-1).to(q.device) == c].float()
+            qc = qc[torch.isfinite(qc)]
+            mda[c] = lower_median((qc - mean.to(device=qc.device, dtype=torch.float32)).abs_())
+    return mda, dev
+
+
+def weighted_lower_median(values: list[Tensor], weights: list[float]) -> Tensor:
+    """Lower weighted median: the smallest v whose cumulative weight reaches half the total.
+
+    With all weights 1 this is ``lower_median`` of the concatenation (rank (n-1)//2).
+    """
+    pairs = [(v.reshape(-1).float(), w) for v, w in zip(values, weights, strict=True) if v.numel()]
+    if not pairs:
+        return torch.zeros(())
+    dev0 = pairs[0][0].device
+    v = torch.cat([p.to(dev0) for p, _ in pairs])
+    w = torch.cat([torch.full((p.numel(),), float(wt), dtype=torch.float64) for p, wt in pairs])
+    v, order = torch.sort(v)
+    cw = torch.cumsum(w.to(dev0)[order], 0)
+    i = torch.searchsorted(cw, cw[-1] * 0.5).clamp(max=v.numel() - 1)
+    return v[i]
 
 
 def global_mda(devs: list[Tensor], mdas: list[Tensor], sizes: list[Tensor], mode: str) -> Tensor:

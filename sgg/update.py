@@ -29,6 +29,7 @@ __all__ = [
     "adam_apply_",
     "adam_moments_",
     "fused_adam_",
+    "fused_adam_multi_",
     "make_hp",
     "resolve_update_impl",
     "sgg_adam_step_",
@@ -240,6 +241,130 @@ def fused_adam_(
         scale_weight_decay,
         has_wd,
         n_clusters,
+    )
+
+
+def _fused_adam_multi_impl(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor] | None,
+    assigns: list[Tensor] | None,
+    scales: list[Tensor] | None,
+    hp: Tensor,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+    scale_weight_decay: bool,
+    has_wd: bool,
+    n_clusters: int,
+) -> None:
+    # the per-tensor body, unrolled over the bucket: one graph, one compiled call per bucket
+    for i in range(len(params)):
+        _fused_adam_impl(
+            params[i],
+            grads[i],
+            exp_avgs[i],
+            exp_avg_sqs[i],
+            max_exp_avg_sqs[i] if max_exp_avg_sqs is not None else None,
+            assigns[i] if assigns is not None else None,
+            scales[i] if scales is not None else None,
+            hp,
+            amsgrad,
+            maximize,
+            decoupled,
+            scale_weight_decay,
+            has_wd,
+            n_clusters,
+        )
+
+
+_compiled_multi = None
+# at most this many tensors per compiled call: the graph (and its compile time) grows with it
+MULTI_BUCKET = 8
+
+
+def _get_compiled_multi():
+    global _compiled_multi
+    if _compiled_multi is None:
+        # list lengths and flag combinations each compile once; leave room for them
+        cfg = torch._dynamo.config
+        cfg.recompile_limit = max(getattr(cfg, "recompile_limit", 8), 64)
+        _compiled_multi = torch.compile(_fused_adam_multi_impl, dynamic=True, fullgraph=True)
+    return _compiled_multi
+
+
+def fused_adam_multi_(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    max_exp_avg_sqs: list[Tensor] | None,
+    assigns: list[Tensor] | None,
+    scales: list[Tensor] | None,
+    hp: Tensor,
+    *,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+    scale_weight_decay: bool,
+    has_wd: bool,
+    n_clusters: int,
+    compiled: bool = True,
+    bucket: int | None = None,
+) -> None:
+    """``fused_adam_`` over a list of contiguous tensors sharing ``hp`` and the flags.
+
+    The list is split into near-equal chunks of at most ``bucket`` (``MULTI_BUCKET``) tensors;
+    each chunk is ONE compiled call (the per-tensor body unrolled), so the per-call overhead is
+    paid once per chunk instead of once per tensor. Chunks of equal length reuse one compiled
+    graph (sizes are dynamic), so at most two lengths compile per list. ``assigns``/``scales``
+    are all given or all None.
+    """
+    fn = _get_compiled_multi() if compiled else _fused_adam_multi_impl
+    n = len(params)
+    if n == 0:
+        return
+    cap = max(1, bucket or MULTI_BUCKET)
+    n_chunks = -(-n // cap)
+    base, extra = divmod(n, n_chunks)
+    flat = [
+        [t.view(-1) for t in ts] if ts is not None else None
+        for ts in (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+    ]
+    if assigns is not None:
+        assigns = [
+            a if a.device == p.device else a.to(p.device)
+            for a, p in zip(assigns, params, strict=True)
+        ]
+    flags = (amsgrad, maximize, decoupled, scale_weight_decay, has_wd, n_clusters)
+    start = 0
+    for c in range(n_chunks):
+        stop = start + base + (1 if c < extra else 0)
+
+        def sl(ts, a=start, b=stop):
+            return ts[a:b] if ts is not None else None
+
+        try:
+            _call_multi(fn, sl, flat, assigns, scales, hp, flags)
+        except Exception as exc:
+            exc.sgg_done = start  # type: ignore[attr-defined]  # tensors already updated
+            raise
+        start = stop
+
+
+def _call_multi(fn, sl, flat, assigns, scales, hp, flags) -> None:
+    fn(
+        sl(flat[0]),
+        sl(flat[1]),
+        sl(flat[2]),
+        sl(flat[3]),
+        sl(flat[4]),
+        sl(assigns),
+        sl(scales),
+        hp,
+        *flags,
     )
 
 

@@ -1,5 +1,1 @@
-import os
-
-# Tests use the eager update (compile warm-up stays out of test time); one test checks
-# compiled == eager explicitly.
-os.environ.setdefault("SGG_UPDATE_IMPL", "eager")
+# SGG_UPDATE_IMPL=eager is set for the whole suite in tests/conftest.py.
