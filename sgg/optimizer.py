@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 from torch.utils.hooks import RemovableHandle
 
+from . import sharding as SH
 from . import update as U
 from .clustering import kmeans_1d, kmeans_1d_sklearn
 from .config import SGGConfig
@@ -174,8 +175,9 @@ class SGG(Optimizer):
         k = self.config.n_clusters
         sizes = torch.zeros(k, dtype=torch.long, device=p.device)
         sizes[0] = p.numel()
+        n_local = SH.local_numel(p)  # sharded p: the rank's shard (sizes stay global)
         return ClusterState(
-            assignments=torch.zeros(p.numel(), dtype=torch.uint8, device=self._assign_device(p)),
+            assignments=torch.zeros(n_local, dtype=torch.uint8, device=self._assign_device(p)),
             sizes=sizes,
             centers=torch.zeros(k, device=p.device),
             mda=torch.zeros(k, device=p.device),
@@ -279,6 +281,14 @@ class SGG(Optimizer):
                 if len(st) == 0:
                     self._init_adam_state(p, st, group)
                 st["step"] += 1
+                # sharded (DTensor) p: the elementwise update runs on the local shards
+                t = (
+                    SH.local(p),
+                    SH.local(p.grad),
+                    SH.local(st["exp_avg"]),
+                    SH.local(st["exp_avg_sq"]),
+                    SH.local(st.get("max_exp_avg_sq")) if flags["amsgrad"] else None,
+                )
                 h = U.AdamHyper(
                     lr=float(group["lr"]),
                     beta1=beta1,
@@ -287,14 +297,14 @@ class SGG(Optimizer):
                     weight_decay=float(group["weight_decay"]),
                     step=float(st["step"]),
                 )
-                work.append((p, st, h, flags))
+                work.append((p, t, h, flags))
                 if due:
                     continue
                 p_impl = impl
-                if impl != "eager" and not (p.is_contiguous() and p.grad.is_contiguous()):
+                if impl != "eager" and not (t[0].is_contiguous() and t[1].is_contiguous()):
                     p_impl = "eager"
                 if p_impl == "eager":
-                    self._one_adam(p, st, h, flags, None, p_impl)
+                    self._one_adam(p, t, h, flags, None, p_impl)
                     continue
                 key = (h.step, p.device)
                 if key not in hp_cache:
@@ -302,40 +312,33 @@ class SGG(Optimizer):
                 # horizontal fusion: one compiled call per bucket of same-kind tensors
                 fo = self._factor_of(p)
                 bkey = (h.step, p.device, p.dtype, p.grad.dtype, fo is not None)
-                buckets.setdefault(bkey, (h, hp_cache[key], []))[2].append((p, st, fo))
+                buckets.setdefault(bkey, (h, hp_cache[key], []))[2].append((p, t, fo))
             for h, hp, items in buckets.values():
                 self._multi_adam(items, h, flags, hp, impl)
         if due:
             # literal order: moments of every layer, re-cluster on m_t, then parameter updates
-            for p, st, h, flags in work:
-                U.adam_moments_(
-                    p,
-                    p.grad,
-                    st["exp_avg"],
-                    st["exp_avg_sq"],
-                    st.get("max_exp_avg_sq"),
-                    h=h,
-                    **flags,
-                )
+            for _, (lp, lg, m, v, mx), h, flags in work:
+                U.adam_moments_(lp, lg, m, v, mx, h=h, **flags)
             self._recluster()
-            for p, st, h, flags in work:
+            for p, (lp, _, m, v, mx), h, flags in work:
                 fo = self._factor_of(p)
                 factor = None
                 if fo is not None:
                     a, s = fo
-                    factor = s[a.to(s.device).long()].view_as(p)
+                    factor = s[a.to(s.device).long()].view_as(lp)
                 U.adam_apply_(
-                    p,
-                    st["exp_avg"],
-                    st["exp_avg_sq"],
-                    st.get("max_exp_avg_sq") if flags["amsgrad"] else None,
+                    lp,
+                    m,
+                    v,
+                    mx,
                     factor,
                     h=h,
                     decoupled=flags["decoupled"],
                     scale_weight_decay=self.config.scale_weight_decay,
                 )
 
-    def _one_adam(self, p, st, h, flags, hp, impl) -> None:
+    def _one_adam(self, p, t, h, flags, hp, impl) -> None:
+        # t = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq | None): local tensors of p
         kwargs = dict(
             h=h,
             hp=hp,
@@ -343,14 +346,7 @@ class SGG(Optimizer):
             n_clusters=self.config.n_clusters,
             **flags,
         )
-        args = (
-            p,
-            p.grad,
-            st["exp_avg"],
-            st["exp_avg_sq"],
-            st.get("max_exp_avg_sq") if flags["amsgrad"] else None,
-            self._factor_of(p),
-        )
+        args = (*t, self._factor_of(p))
         if impl == "eager" or self.config.update_impl == "compiled":
             U.sgg_adam_step_(*args, impl=impl, **kwargs)
             return
@@ -361,15 +357,14 @@ class SGG(Optimizer):
             U.sgg_adam_step_(*args, impl="eager", **kwargs)
 
     def _multi_adam(self, items, h, flags, hp, impl) -> None:
-        ps = [p for p, _, _ in items]
         amsgrad = flags["amsgrad"]
         has_f = items[0][2] is not None
         args = (
-            ps,
-            [p.grad for p in ps],
-            [st["exp_avg"] for _, st, _ in items],
-            [st["exp_avg_sq"] for _, st, _ in items],
-            [st["max_exp_avg_sq"] for _, st, _ in items] if amsgrad else None,
+            [t[0] for _, t, _ in items],
+            [t[1] for _, t, _ in items],
+            [t[2] for _, t, _ in items],
+            [t[3] for _, t, _ in items],
+            [t[4] for _, t, _ in items] if amsgrad else None,
             [fo[0] for _, _, fo in items] if has_f else None,
             [fo[1] for _, _, fo in items] if has_f else None,
             hp,
@@ -387,8 +382,8 @@ class SGG(Optimizer):
             U.fused_adam_multi_(*args, **kwargs)
         except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
             U.note_compile_failure(exc)
-            for p, st, _ in items[getattr(exc, "sgg_done", 0) :]:
-                self._one_adam(p, st, h, flags, None, "eager")
+            for p, t, _ in items[getattr(exc, "sgg_done", 0) :]:
+                self._one_adam(p, t, h, flags, None, "eager")
 
     def _init_adam_state(self, p: Tensor, st: dict, group: dict) -> None:
         # same layout as torch.optim.Adam._init_group, so the base state_dict is unchanged
@@ -411,7 +406,7 @@ class SGG(Optimizer):
                 if p.grad is None or not self._eligible(p):
                     continue
                 if due or self._factor_of(p) is not None:
-                    olds[p] = p.detach().clone()
+                    olds[p] = SH.local(p.detach()).clone()
         self.base_optimizer.step()
         for p in olds:
             if "exp_avg" not in self.state[p]:
@@ -426,16 +421,18 @@ class SGG(Optimizer):
             if fo is None:
                 continue
             a, s = fo
-            f = s[a.to(s.device).long()].view_as(p)
+            lp = SH.local(p)
+            f = s[a.to(s.device).long()].view_as(lp)
             o = old.float()
-            p.copy_(o + f * (p.float() - o))
+            lp.copy_(o + f * (lp.float() - o))
 
     # ---- re-clustering ----------------------------------------------------------------------
     def _quantity(self, p: Tensor) -> Tensor | None:
         st = self.state.get(p) if hasattr(self.state, "get") else None
         if not st or "exp_avg" not in st:
             return None
-        q = st["exp_avg"].detach().reshape(-1).float()
+        # a sharded momentum is gathered whole (a collective; same layer order on every rank)
+        q = SH.full(st["exp_avg"].detach()).reshape(-1).float()
         return q.abs() if self.config.cluster_on == "abs" else q
 
     @torch.no_grad()
@@ -502,7 +499,8 @@ class SGG(Optimizer):
                 eps=cfg.mda_eps,
                 clamp=cfg.clamp,
             )
-            assign = res.labels.to(torch.uint8).to(self._assign_device(p))
+            # sharded p: every rank clustered the whole layer alike and keeps its shard's labels
+            assign = SH.local_slice(res.labels.to(torch.uint8), p).to(self._assign_device(p))
             trans = None
             if prev.last_recluster_step is not None:
                 new_a = assign.to(prev.assignments.device)
@@ -511,6 +509,7 @@ class SGG(Optimizer):
                 else:
                     idx = prev.assignments.long() * k + new_a.long()
                 trans = torch.bincount(idx, minlength=k * k)[: k * k].view(k, k)
+                trans = SH.sum_over_shards(trans, p)  # sharded p: global counts
             self._layers[p] = ClusterState(
                 assignments=assign,
                 sizes=sizes.to(p.device),
