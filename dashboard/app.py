@@ -230,7 +230,9 @@ class Ctx:
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _summary(_run: loader.Run, _steps, _evals, key: tuple, label: str) -> metrics.RunSummary:
-    return metrics.summarize(label, _run.optimizer, loader.display_status(_run), _steps, _evals)
+    s = metrics.summarize(label, _run.optimizer, loader.display_status(_run), _steps, _evals)
+    s.shadow = _run.shadow
+    return s
 
 
 def summaries(ctx: Ctx, rels: list[str]) -> dict[str, metrics.RunSummary]:
@@ -262,6 +264,11 @@ def compared_summaries(ctx: Ctx) -> list[metrics.RunSummary]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _loss_lines(_tables, key, x, smoothing):
     return prepare.loss_lines(_tables, x, smoothing)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _loss_diff(_tables, key, baseline, x, smoothing):
+    return prepare.loss_difference(_tables, baseline, x, smoothing)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -321,6 +328,10 @@ def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple:
 
 
 def summary_ui(ctx: Ctx) -> None:
+    loader.prefetch(
+        [(ctx.by_rel[r], t, VIEW_COLUMNS.get(t)) for r in ctx.selected for t in ("steps", "evals")],
+        ctx.root,
+    )
     sums = compared_summaries(ctx)
     base = sums[0]
     st.subheader(f"How do the runs compare with {ctx.base_name}?")
@@ -339,21 +350,25 @@ def summary_ui(ctx: Ctx) -> None:
         c0.markdown(f"#### :material/trending_down: {s.name}")
         c1.metric(
             "Speed-up vs baseline",
-            f"{s.speedup_steps:.2f}x" if np.isfinite(s.speedup_steps) else "not reached",
+            f"{s.speedup_steps:.2f}x" if np.isfinite(s.speedup_steps) else "never",
+            help="How many times fewer steps this run needed to reach the baseline's final "
+            "loss ('never': it did not reach it).",
         )
         delta = loss - bloss if np.isfinite(loss) and np.isfinite(bloss) else None
         c2.metric(
             f"Final {'validation' if loss_kind == 'eval' else 'training'} loss",
             f"{loss:.4g}" if np.isfinite(loss) else "n/a",
             delta=None if delta is None else f"{delta:+.3g} vs baseline",
-            delta_color="inverse",
+            delta_color="inverse" if delta else "off",
         )
+        spikes = s.loss_spikes - base.loss_spikes
         c3.metric(
             "Loss spikes",
             f"{s.loss_spikes}",
-            delta=f"{s.loss_spikes - base.loss_spikes:+d} vs baseline",
-            delta_color="inverse",
+            delta=f"{spikes:+d} vs baseline",
+            delta_color="inverse" if spikes else "off",
         )
+        cv = s.grad_norm_cv - base.grad_norm_cv
         c4.metric(
             "Gradient-size variation (CV)",
             f"{s.grad_norm_cv:.0%}" if np.isfinite(s.grad_norm_cv) else "n/a",
@@ -362,7 +377,7 @@ def summary_ui(ctx: Ctx) -> None:
                 if np.isfinite(s.grad_norm_cv) and np.isfinite(base.grad_norm_cv)
                 else None
             ),
-            delta_color="inverse",
+            delta_color="inverse" if np.isfinite(cv) and round(cv * 100) else "off",
         )
     text = metrics.sentences(sums, base.name)
     if len(sums) == 1:
@@ -432,6 +447,25 @@ def loss_ui(ctx: Ctx) -> None:
     train, ev = loss_figures(ctx)
     st.plotly_chart(train, key="loss_train")
     st.plotly_chart(ev, key="loss_eval")
+    if len(ctx.selected) > 1:
+        o = ctx.opts
+        col, xlabel = prepare.X_AXES[o["x"]]
+        diff = _loss_diff(
+            ctx.tables("steps"), ctx.key("steps"), ctx.base_name, o["x"], max(o["smoothing"], 0.9)
+        )
+        fig = figures.line_figure(
+            diff,
+            col,
+            "diff",
+            "run",
+            ctx.colors,
+            x_title=xlabel,
+            y_title=f"loss minus {ctx.base_name}'s",
+            title=f"Difference from the baseline's training loss (smoothed; below 0 = ahead "
+            f"of {ctx.base_name})",
+        )
+        fig.add_hline(y=0, line={"color": figures.BASELINE_COLOR, "dash": "dash"})
+        st.plotly_chart(fig, key="loss_diff")
 
 
 def grad_ui(ctx: Ctx) -> None:
@@ -620,6 +654,12 @@ def clusters_ui(ctx: Ctx) -> None:
     )
     ref = ctx.table(ref_rel, "histograms").df if ref_rel else None
     ref_name = f"{ctx.labels[ref_rel]}: whole layer" if ref_rel else ""
+    st.caption(
+        "How the values inside this layer are distributed, per group (each curve adds up to 1, "
+        "so small groups stay visible). The adaptive learning rate is the step size AdamW "
+        "gives each weight; SGG multiplies it by the group's factor."
+        + (f" Dashed black: {ref_name} (AdamW, no groups)." if ref_rel else "")
+    )
     a, b = st.columns(2)
     for col, qty, label, log_x in (
         (a, "momentum", "Momentum", False),
@@ -691,7 +731,19 @@ def sweep_ui(ctx: Ctx) -> None:
             "Compared: the runs whose other settings are identical. Left out (they differ "
             "in more than this setting): " + ", ".join(ctx.labels[r] for r in left_out)
         )
-    rels = members
+    unfinished = [
+        r
+        for r in members
+        if loader.display_status(ctx.by_rel[r]) in ("running", "stalled / probably killed")
+    ]
+    if unfinished:
+        st.caption(
+            "Still training (or stopped mid-way), so their final loss would mislead; left out: "
+            + ", ".join(
+                f"{ctx.labels[r]} ({loader.display_status(ctx.by_rel[r])})" for r in unfinished
+            )
+        )
+    rels = [r for r in members if r not in unfinished]
     if len({metrics.hyperparameter_value(metas[r], hp) for r in rels}) < 2:
         st.info("No group of runs differs only in this setting.")
         return
@@ -715,7 +767,9 @@ def sweep_ui(ctx: Ctx) -> None:
     for line in metrics.tolerance_sentences(tol, hp):
         st.markdown(f"- {line}")
     st.dataframe(
-        df.rename(columns={"value": hp, "final_loss": "final loss"}),
+        df.assign(result=np.where(np.isfinite(df["final_loss"]), "", "diverged")).rename(
+            columns={"value": hp, "final_loss": "final loss"}
+        ),
         hide_index=True,
         key="sweep_table",
     )
@@ -730,14 +784,22 @@ def runs_ui(ctx: Ctx) -> None:
     if cfg.empty:
         st.info("No settings recorded.")
     else:
+        differing = [str(k) for k in cfg.index[cfg["differs"]]]
+        if differing and len(ctx.selected) > 1:
+            st.markdown(
+                "**They differ in:** "
+                + ", ".join(f"`{k}`" for k in differing[:20])
+                + (" ..." if len(differing) > 20 else "")
+            )
         only = st.toggle("Only show differences", value=False, key="cfg_diff_only")
+        cfg = cfg.sort_values("differs", ascending=False, kind="stable")  # differences first
         view = cfg[cfg["differs"]] if only else cfg
         shown = view.drop(columns="differs").map(lambda v: "" if v is None else str(v))
         diff = view["differs"]
         styled = shown.style.apply(
             lambda row: ["background-color: #FFF3CD" if diff[row.name] else "" for _ in row], axis=1
         )
-        st.dataframe(styled, key="cfg_table")
+        st.dataframe(styled, key="cfg_table", height=420)
     st.markdown("**Download a recorded table as CSV**")
     a, b = st.columns(2)
     rel = a.selectbox("Run", ctx.selected, format_func=lambda r: ctx.labels[r], key="csv_run")
@@ -746,14 +808,14 @@ def runs_ui(ctx: Ctx) -> None:
         st.info("This run has no readable tables.")
         return
     table = b.selectbox("Table", present, key="csv_table")
-    res = ctx.table(rel, table, full=True)
+    run, root = ctx.by_rel[rel], ctx.root
 
-    def csv() -> bytes:
-        return b"" if res.df is None else res.df.to_csv(index=False).encode()
+    def csv() -> bytes:  # runs only when the button is clicked (a whole table can be large)
+        df = loader.read_table(run, table, root).df
+        return b"" if df is None else df.to_csv(index=False).encode()
 
-    rows = 0 if res.df is None else len(res.df)
     st.download_button(
-        f"Download {table} of {ctx.labels[rel]} ({rows:,} rows)",
+        f"Download {table} of {ctx.labels[rel]} (CSV)",
         csv,
         file_name=f"{ctx.labels[rel]}-{table}.csv".replace("/", "_"),
         mime="text/csv",

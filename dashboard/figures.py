@@ -70,6 +70,36 @@ def _layout(
     return fig
 
 
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 tick values covering [lo, hi] (both > 0), at most ~12 of them."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 or hi <= 0:
+        return []
+    e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    for mults in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0**e for e in range(e0, e1 + 1) for m in mults]
+        ticks = [t for t in ticks if lo / 1.25 <= t <= hi * 1.25]
+        if len(ticks) <= 12:
+            return ticks
+    return [10.0**e for e in range(e0, e1 + 1, max(1, (e1 - e0) // 10))]
+
+
+def apply_log_ticks(fig: go.Figure, axis: str = "y") -> go.Figure:
+    """Readable labels on a log axis (plotly's default labels minor ticks with a bare digit)."""
+    vals = []
+    for t in fig.data:
+        v = getattr(t, axis, None)
+        if v is not None:
+            a = np.asarray(v, dtype=float)
+            vals.append(a[np.isfinite(a) & (a > 0)])
+    allv = np.concatenate(vals) if vals else np.array([])
+    if allv.size:
+        ticks = log_ticks(float(allv.min()), float(allv.max()))
+        if len(ticks) >= 3:  # otherwise plotly's own ticks are better
+            upd = fig.update_yaxes if axis == "y" else fig.update_xaxes
+            upd(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+    return fig
+
+
 def empty_figure(message: str, title: str = "") -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(
@@ -132,7 +162,8 @@ def line_figure(
                 legendgroup=str(name),
             )
         )
-    return _layout(fig, title, x_title, y_title, log_y=log_y)
+    fig = _layout(fig, title, x_title, y_title, log_y=log_y)
+    return apply_log_ticks(fig) if log_y else fig
 
 
 def grad_norm_figure(
@@ -205,7 +236,8 @@ def grad_norm_figure(
                     legendgroup=name,
                 )
             )
-    return _layout(fig, title, x_title, "Gradient norm (L2)", log_y=log_y)
+    fig = _layout(fig, title, x_title, "Gradient norm (L2)", log_y=log_y)
+    return apply_log_ticks(fig) if log_y else fig
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -276,7 +308,8 @@ def distribution_figure(
             )
         )
     fig = _layout(fig, title, x_title, "Share of values")
-    fig.update_xaxes(type="log", dtick="D2")
+    fig.update_xaxes(type="log")
+    apply_log_ticks(fig, "x")
     fig.update_layout(hovermode="closest")
     return fig
 
@@ -326,10 +359,14 @@ def cluster_lines(
                 name=reference_name,
             )
         )
+    if log_y:  # a log axis only helps when the values span a wide range
+        v = df[y].to_numpy(dtype=float)
+        v = v[np.isfinite(v) & (v > 0)]
+        log_y = bool(v.size and v.max() / v.min() > 3)
     fig = _layout(fig, title, "Step", y_title, log_y=log_y)
     if stacked:
         fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    return fig
+    return apply_log_ticks(fig) if log_y else fig
 
 
 def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
@@ -392,10 +429,11 @@ def histogram_compare_figure(
                 name=reference_name,
             )
         )
-    fig = _layout(fig, title, x_title, "Share of the layer's elements")
+    fig = _layout(fig, title, x_title, "Share of the group's elements")
     fig.update_layout(hovermode="closest")
     if log_x:
         fig.update_xaxes(type="log")
+        apply_log_ticks(fig, "x")
     return fig
 
 
@@ -447,6 +485,7 @@ def sweep_figure(
     fig.update_layout(hovermode="closest")
     if log_x:
         fig.update_xaxes(type="log")
+        apply_log_ticks(fig, "x")
     return fig
 
 

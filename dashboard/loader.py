@@ -360,22 +360,34 @@ def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[
     sigs: list[ChunkSig] = []
     messages: list[str] = []
     try:
-        names = sorted(os.listdir(d))
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
         return [], [f"`{run.rel or run.name}`: cannot list {table} ({e})."]
-    for name in names:
+    for entry in entries:
+        name = entry.name
         if name.startswith(".") or not name.endswith(".parquet"):
             continue
-        p = d / name
-        if p.is_symlink() and not is_within(p, root):
-            messages.append(f"`{run.rel or run.name}`: {table}/{name} points outside; refused.")
-            continue
         try:
-            st = p.stat()
+            if entry.is_symlink() and not is_within(Path(entry.path), root):
+                messages.append(f"`{run.rel or run.name}`: {table}/{name} points outside; refused.")
+                continue
+            st = entry.stat()
         except OSError:
             continue  # removed meanwhile (compaction)
-        sigs.append((str(p), st.st_size, st.st_mtime_ns))
+        sigs.append((entry.path, st.st_size, st.st_mtime_ns))
     return sigs, messages
+
+
+def prefetch(jobs: list[tuple[Run, str, tuple[str, ...] | None]], root: Path) -> None:
+    """Read several (run, table, columns) concurrently to warm the caches (Arrow releases the
+    GIL while decoding); errors are left for the later, regular read to report."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(jobs) < 2:
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as ex:
+        list(ex.map(lambda j: read_table(j[0], j[1], root, j[2]), jobs))
 
 
 class _LRU:
@@ -492,17 +504,17 @@ def _bulk_read(sigs: list[ChunkSig], columns: tuple[str, ...] | None) -> None:
     paths = [s[0] for s in sigs]
     dataset = ds.dataset(paths, format="parquet")
     names = [n for n in dataset.schema.names if columns is None or n in columns]
-    t = dataset.to_table(columns=[*names, "__filename"], use_threads=True)
-    fn = t.column("__filename").combine_chunks().dictionary_encode()
-    codes = fn.indices.to_numpy(zero_copy_only=False)
-    labels = fn.dictionary.to_pylist()
-    t = t.drop_columns(["__filename"])
+    t = dataset.to_table(columns=[*names, "__fragment_index"], use_threads=True)
+    codes = t.column("__fragment_index").to_numpy()  # position in dataset.files
+    files = dataset.files
+    t = t.drop_columns(["__fragment_index"])
     bounds = np.flatnonzero(np.diff(codes)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [codes.size]])
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [codes.size]]).astype(np.int64)
     pieces: dict[str, list[pa.Table]] = {}
     for a, b in zip(starts, ends, strict=True):
-        pieces.setdefault(labels[codes[a]], []).append(t.slice(int(a), int(b - a)))
+        if b > a:
+            pieces.setdefault(files[int(codes[a])], []).append(t.slice(int(a), int(b - a)))
     for sig in sigs:
         parts = pieces.get(sig[0])
         if parts is None:  # an empty file: read it alone
@@ -536,6 +548,7 @@ def read_table(
         df, msgs = hit
         return TableResult(df, list(messages) + list(msgs), key[2], len(sigs))
     parts, msgs = [], []
+    conformed_schema = None  # chunks already in this schema are used as they are
     for sig, t in zip(sigs, _read_chunks(sigs, columns), strict=True):
         if isinstance(t, str):
             msgs.append(
@@ -543,8 +556,14 @@ def read_table(
                 f"half-written and was skipped ({t})."
             )
             continue
+        if conformed_schema is not None and t.schema.equals(conformed_schema):
+            parts.append(t)
+            continue
         try:
-            parts.append(_conform(t, table, columns))
+            c = _conform(t, table, columns)
+            if c.schema.equals(t.schema):
+                conformed_schema = t.schema
+            parts.append(c)
         except Exception as e:
             msgs.append(
                 f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} has an "

@@ -30,6 +30,7 @@ SPIKE_WINDOW = 200
 LOSS_SPIKE_FACTOR = 1.25
 GRAD_SPIKE_FACTOR = 3.0
 WARMUP_FRACTION = 0.1
+SAME_LOSS = 0.02  # final losses closer than this (relative) are called "practically the same"
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -160,6 +161,9 @@ class RunSummary:
     speedup_steps: float = float("nan")
     speedup_tokens: float = float("nan")
     target_kind: str = ""  # "eval" or "train"
+    shadow: bool = False  # an AdamW run that also computed an observe-only clustering
+    baseline_steps_to_own: float = float("nan")  # when the baseline reached this run's loss
+    steps_to_own: float = float("nan")  # when this run first reached its own final loss
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -262,7 +266,12 @@ def add_speedups(summaries: dict[str, RunSummary], data: dict[str, tuple], basel
         s.target_kind = kind
         s.steps_to_target, s.tokens_to_target = _reach(*data[key], target, kind)
     bs, bt = b.steps_to_target, b.tokens_to_target
-    for s in summaries.values():
+    for key, s in summaries.items():
+        # the other way round: when did the baseline reach this run's final loss?
+        own = s.final_eval_loss if kind == "eval" else s.final_train_loss
+        if key != baseline and np.isfinite(own):
+            s.baseline_steps_to_own, _ = _reach(*data[baseline], own, kind)
+            s.steps_to_own, _ = _reach(*data[key], own, kind)
         if np.isfinite(bs) and np.isfinite(s.steps_to_target) and s.steps_to_target > 0:
             s.speedup_steps = bs / s.steps_to_target
         if np.isfinite(bt) and np.isfinite(s.tokens_to_target) and s.tokens_to_target > 0:
@@ -336,6 +345,7 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
         if s.name == baseline:
             continue
         loss = s.final_eval_loss if kind == "eval" else s.final_train_loss
+        out.append(verdict(s, b, loss, b_loss))
         if s.first_nan_step is not None:
             out.append(
                 f"**{s.name}** diverged: its training loss became not-a-number (the numbers "
@@ -356,17 +366,35 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
                     f"baseline: it is {1 / s.speedup_steps:.2f}x slower."
                 )
         elif np.isfinite(b_loss):
-            out.append(
-                f"**{s.name}** never reached the baseline's final {loss_word} ({_n(b_loss)})."
-            )
+            msg = f"**{s.name}** never reached the baseline's final {loss_word} ({_n(b_loss)})"
+            if (
+                np.isfinite(s.baseline_steps_to_own)
+                and np.isfinite(s.steps_to_own)
+                and s.baseline_steps_to_own < s.steps_to_own
+            ):
+                msg += (
+                    f"; the other way round, the baseline reached {s.name}'s final "
+                    f"{loss_word} ({_n(loss)}) after {_int(s.baseline_steps_to_own)} steps, "
+                    f"versus {_int(s.steps_to_own)} for {s.name}"
+                )
+            out.append(msg + ".")
         if np.isfinite(loss) and np.isfinite(b_loss):
-            better = "lower (better)" if loss < b_loss else "higher (worse)"
-            ppl, bppl = _exp(loss), _exp(b_loss)
-            out.append(
-                f"Its final {loss_word} is {_n(loss)}, {better} than the baseline's {_n(b_loss)}"
-                f" (perplexity {_n(ppl)} vs {_n(bppl)}; perplexity = e^loss, roughly how many "
-                f"equally likely next words the model hesitates between, lower is better)."
+            ppl = (
+                f"(perplexity {_n(_exp(loss))} vs {_n(_exp(b_loss))}; perplexity = e^loss, "
+                "roughly how many equally likely next words the model hesitates between, lower "
+                "is better)"
             )
+            if abs(loss - b_loss) < SAME_LOSS * abs(b_loss):
+                out.append(
+                    f"Its final {loss_word} is {_n(loss)}, practically the same as the "
+                    f"baseline's {_n(b_loss)}, less than {SAME_LOSS:.0%} apart {ppl}."
+                )
+            else:
+                better = "lower (better)" if loss < b_loss else "higher (worse)"
+                out.append(
+                    f"Its final {loss_word} is {_n(loss)}, {better} than the baseline's "
+                    f"{_n(b_loss)} {ppl}."
+                )
         out.append(
             f"Stability: {s.loss_spikes} sudden loss jump(s) and {s.grad_spikes} gradient "
             f"spike(s), versus {b.loss_spikes} and {b.grad_spikes} for the baseline; the gradient "
@@ -380,13 +408,57 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
             cost = (
                 "about the same time as the baseline's"
                 if abs(extra) < 0.005
-                else f"{extra:+.0%} compared with the baseline's"
+                else f"{abs(extra):.0%} {'more' if extra > 0 else 'less'} time than the baseline's"
             )
             out.append(
                 f"Time: {_dur(s.wall_time_s)} for {_int(s.steps)} steps versus "
-                f"{_dur(b.wall_time_s)} for {_int(b.steps)}; each step takes {cost}."
+                f"{_dur(b.wall_time_s)} for {_int(b.steps)}; each step takes {cost}"
+                + (
+                    " (the baseline also computed a shadow clustering for comparison, which "
+                    "costs time)."
+                    if b.shadow
+                    else "."
+                )
             )
     return out
+
+
+def verdict(s: RunSummary, b: RunSummary, loss: float, b_loss: float) -> str:
+    """One 'in short' sentence: faster or not, better or not, steadier or not."""
+    if s.first_nan_step is not None and not np.isfinite(loss):
+        return f"**In short: {s.name} failed** (its loss blew up); {b.name} did not."
+    if np.isfinite(s.speedup_steps) and s.speedup_steps >= 1.05:
+        speed = f"reaches the baseline's result **{s.speedup_steps:.2f}x faster**"
+    elif np.isfinite(s.speedup_steps) and s.speedup_steps <= 1 / 1.05:
+        speed = f"is **{1 / s.speedup_steps:.2f}x slower** to reach the baseline's result"
+    elif np.isfinite(s.speedup_steps) or (
+        np.isfinite(loss) and np.isfinite(b_loss) and abs(loss - b_loss) < SAME_LOSS * abs(b_loss)
+    ):
+        speed = "learns about as fast as the baseline"
+    else:
+        speed = "never reaches the baseline's final loss"
+    if np.isfinite(loss) and np.isfinite(b_loss):
+        if abs(loss - b_loss) < SAME_LOSS * abs(b_loss):
+            end = "ends level with it (final loss within 2%)"
+        elif loss < b_loss:
+            end = "ends **better** (lower final loss)"
+        else:
+            end = "ends **worse** (higher final loss)"
+    else:
+        end = "cannot be compared at the end"
+    calmer = (s.loss_spikes + s.grad_spikes) - (b.loss_spikes + b.grad_spikes)
+    cv_diff = (
+        s.grad_norm_cv - b.grad_norm_cv
+        if np.isfinite(s.grad_norm_cv) and np.isfinite(b.grad_norm_cv)
+        else 0.0
+    )
+    if calmer < 0 or (calmer == 0 and cv_diff < -0.05):
+        stab = "and trains **more steadily**"
+    elif calmer > 0 or cv_diff > 0.05:
+        stab = "but trains **less steadily**"
+    else:
+        stab = "and is as steady"
+    return f"**In short: {s.name}** {speed}, {end}, {stab}."
 
 
 def _pct(v: float) -> str:
@@ -414,6 +486,18 @@ def config_table(metas: dict[str, dict]) -> pd.DataFrame:
     cols = {}
     for name, meta in metas.items():
         sel = {k: meta.get(k) for k in ("optimizer", "config", "seed", "recording", "model")}
+        opt = sel["optimizer"]
+        if isinstance(opt, dict):  # SGG's options and a shadow clustering's side by side
+            clus = opt.get("sgg") or opt.get("shadow")
+            applied = (
+                "yes (SGG)"
+                if opt.get("sgg")
+                else "no: observe-only shadow clustering"
+                if opt.get("shadow")
+                else "none"
+            )
+            sel["optimizer"] = {k: v for k, v in opt.items() if k not in ("sgg", "shadow")}
+            sel["clustering"] = {"applied": applied, **(clus if isinstance(clus, dict) else {})}
         flat = flatten(sel)
         flat = {k: v for k, v in flat.items() if not k.startswith("model.layers")}
         cols[name] = flat
@@ -558,10 +642,15 @@ def tolerance_sentences(tol: pd.DataFrame, key: str, within: float = 0.05) -> li
         if not np.isfinite(r.best):
             out.append(f"**{r.optimizer}**: every run diverged.")
             continue
+        where = (
+            f"only at {plain_name(key)} {r.low:.3g} (of the values tried)"
+            if r.low == r.high
+            else f"for {plain_name(key)} from {r.low:.3g} to {r.high:.3g}"
+            + (f" (a {r.width:.3g}x range)" if np.isfinite(r.width) and r.width > 1 else "")
+        )
         out.append(
-            f"**{r.optimizer}** stays within {within:.0%} of its best final loss ({r.best:.3g}) "
-            f"for {plain_name(key)} from {r.low:.3g} to {r.high:.3g}"
-            + (f" (a {r.width:.3g}x range)." if np.isfinite(r.width) and r.width > 1 else ".")
+            f"**{r.optimizer}** stays within {within:.0%} of its best final loss ({r.best:.4g}) "
+            f"{where}."
         )
     if len(tol) >= 2 and tol["width"].notna().any():
         w = tol.dropna(subset=["width"]).sort_values("width", ascending=False)

@@ -184,10 +184,48 @@ def histogram_at(
     steps = np.unique(sub["step"].to_numpy())
     nearest = steps[np.argmin(np.abs(steps - step))]
     sub = sub[sub["step"] == nearest]
-    out = metrics.histogram_density(sub)
-    if whole_layer:
-        return out
-    # shares relative to the whole layer, so the clusters' areas add up to 1
-    total = sub["count"].sum()
-    out["share"] = out["count"].astype(float) / max(1, total)
-    return out
+    # each group normalised to its own size, so the shapes compare (the paper's Fig. 2a/2b)
+    return metrics.histogram_density(sub)
+
+
+def loss_difference(
+    tables: dict[str, pd.DataFrame],
+    baseline: str,
+    x: str,
+    smoothing: float,
+    n_out: int = DEFAULT_POINTS,
+) -> pd.DataFrame:
+    """Smoothed train loss of each run minus the baseline's at the same step (below 0: the run
+    is ahead). Columns run, <x>, diff."""
+    col = X_AXES[x][0]
+    base = tables.get(baseline)
+    if base is None or base.empty or "loss" not in base:
+        return pd.DataFrame(columns=["run", col, "diff"])
+    b = pd.DataFrame(
+        {
+            "step": base["step"].to_numpy(),
+            "b": metrics.ema(base["loss"].to_numpy(dtype=np.float64, na_value=np.nan), smoothing),
+        }
+    )
+    parts = []
+    for name, df in tables.items():
+        if name == baseline or df is None or df.empty or "loss" not in df:
+            continue
+        df = with_x(df, x)
+        if col not in df:
+            continue
+        r = pd.DataFrame(
+            {
+                "step": df["step"].to_numpy(),
+                col: df[col].to_numpy(),
+                "r": metrics.ema(df["loss"].to_numpy(dtype=np.float64, na_value=np.nan), smoothing),
+            }
+        )
+        if col == "step":
+            r = r.drop(columns=[col]).assign(step=df["step"].to_numpy())
+        m = r.merge(b, on="step", how="inner")
+        m["diff"] = m["r"] - m["b"]
+        parts.append(downsample_frame(m[[col, "diff"]], col, "diff", n_out).assign(run=name))
+    if not parts:
+        return pd.DataFrame(columns=["run", col, "diff"])
+    return pd.concat(parts, ignore_index=True)

@@ -75,11 +75,27 @@ def wait_rendered(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_timeout(1500)
 
 
+def shrink(path: Path) -> None:
+    """Keep the PNG modest: a 256-colour palette is plenty for charts and text."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
-    ap.add_argument("--height", type=int, default=2000, help="viewport height (px)")
+    ap.add_argument("--height", type=int, default=1700, help="viewport height (px)")
+    ap.add_argument(
+        "--tall",
+        default="Clusters:3300,Gradient stability:2300",
+        help="per-view heights, 'View:px,...' (views longer than --height)",
+    )
     ap.add_argument("--query", default="", help="extra query string, e.g. 'compare=a&compare=b'")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -105,8 +121,10 @@ def main() -> None:
             browser = p.chromium.launch(
                 executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
             )
-            page = browser.new_page(viewport={"width": 1400, "height": a.height})
+            tall = dict(kv.rsplit(":", 1) for kv in a.tall.split(",") if kv)
             for view in VIEWS:
+                height = int(tall.get(view, a.height))
+                page = browser.new_page(viewport={"width": 1400, "height": height})
                 q = {"view": view} if view != VIEWS[0] else {}
                 url = f"http://localhost:{port}/?{urllib.parse.urlencode(q)}"
                 if a.query:
@@ -116,7 +134,9 @@ def main() -> None:
                 name = view.lower().replace(" ", "_")
                 path = a.out / f"{VIEWS.index(view) + 1}_{name}.png"
                 page.screenshot(path=str(path), type="png")
-                print(path)
+                shrink(path)
+                print(path, f"{path.stat().st_size // 1024} KiB")
+                page.close()
             browser.close()
     finally:
         proc.terminate()

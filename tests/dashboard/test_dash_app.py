@@ -153,3 +153,19 @@ def test_live_run_refreshes(tmp_path, monkeypatch):
     small_run(tmp_path, "live", optimizer="sgg", status="running")
     at = render(tmp_path, monkeypatch, baseline="base", compare=["live"])
     assert "Live: a selected run is still training" in texts(at)
+
+
+def test_sweep_leaves_out_runs_still_training(tmp_path, monkeypatch):
+    from dash_fixtures import small_run
+
+    for opt, lr, status in (
+        ("adamw", 1e-3, "finished"),
+        ("adamw", 1e-2, "finished"),
+        ("sgg", 1e-3, "finished"),
+        ("sgg", 1e-2, "running"),
+    ):
+        small_run(tmp_path, f"{opt}-{lr:g}", optimizer=opt, lr=lr, status=status, seed=3)
+    at = render(tmp_path, monkeypatch, view="Sweep")
+    assert not at.error
+    assert "Still training" in texts(at) and "sgg-0.01 (running)" in texts(at)
+    assert charts(at) == 1

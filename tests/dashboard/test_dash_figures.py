@@ -86,3 +86,18 @@ def test_report_is_self_contained():
     assert "T &lt;x&gt;" in html and "<b>a</b> is fast" in html
     assert html.count("plotly.js v") >= 1  # the library itself is inlined
     assert '<script src="http' not in html
+
+
+def test_log_ticks_are_readable():
+    assert figures.log_ticks(0.3, 40) == [0.5, 1, 2, 5, 10, 20, 50]
+    assert len(figures.log_ticks(1e-6, 1e3)) <= 12
+    assert figures.log_ticks(0, 1) == []
+
+
+def test_loss_difference_is_run_minus_baseline_per_step():
+    step = np.arange(1, 101)
+    base = pd.DataFrame({"step": step, "loss": np.full(100, 3.0)})
+    run = pd.DataFrame({"step": step[:50], "loss": np.full(50, 2.5)})
+    d = prepare.loss_difference({"b": base, "r": run}, "b", "step", 0.9)
+    assert set(d["run"]) == {"r"} and len(d) == 50
+    np.testing.assert_allclose(d["diff"], -0.5)

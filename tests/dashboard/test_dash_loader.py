@@ -134,3 +134,19 @@ def test_run_json_missing_fields_are_tolerated(tmp_path):
     run = loader.discover_runs(tmp_path).runs[0]
     assert run.readable and run.optimizer == "?" and run.name == "r"
     assert any("format_version" in p for p in run.problems)
+
+
+def test_bulk_read_equals_per_file_reads_and_survives_a_bad_chunk(tmp_path, monkeypatch):
+    run_dir = small_run(tmp_path, "many", flush_every_steps=25)  # 24 chunks: bulk path
+    d = loader.discover_runs(tmp_path)
+    run = d.runs[0]
+    bulk = loader.read_table(run, "steps", d.root, ("loss", "grad_norm")).df
+    loader.clear_caches()
+    monkeypatch.setattr(loader, "BULK_MIN_CHUNKS", 10**9)
+    single = loader.read_table(run, "steps", d.root, ("loss", "grad_norm")).df
+    assert bulk.equals(single) and len(bulk) == 600
+    monkeypatch.undo()
+    loader.clear_caches()
+    (run_dir / "tables" / "steps" / "part-000-000005.parquet").write_bytes(b"not parquet")
+    res = loader.read_table(run, "steps", d.root)
+    assert len(res.df) == 575 and "corrupt or half-written" in res.messages[0]
