@@ -6,6 +6,7 @@ Run: ``python -m benchmarks.bench_sgg`` (``--quick`` for fewer repeats).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -57,6 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     reps = 10 if args.quick else 30
     torch.manual_seed(0)
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, 10M params / 20 tensors")
 
     p_ref = make_params()
@@ -100,6 +102,22 @@ def main() -> None:
         "  (target <= 1.15)"
     )
     print(f"SGG step (eager)       : {t_eager * 1e3:8.2f} ms   ratio {t_eager / t_adamw:5.2f}")
+    # the same comparison on ONE thread: no barrier between threads, so much less sensitive to
+    # other jobs on a shared machine (a descheduled thread stalls a 2-thread kernel at its barrier)
+    nthreads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    adamw.step(), sgg.step()
+    ta1, ts1 = [], []
+    for _ in range(reps):
+        ta1.append(median_time(adamw.step, 1))
+        ts1.append(median_time(sgg.step, 1))
+    torch.set_num_threads(nthreads)
+    t_a1, t_s1 = statistics.median(ta1), statistics.median(ts1)
+    r1 = statistics.median(s / a for s, a in zip(ts1, ta1, strict=True))
+    print(
+        f"1 thread: fused AdamW {t_a1 * 1e3:.2f} ms, SGG compiled {t_s1 * 1e3:.2f} ms   ratio "
+        f"{t_s1 / t_a1:5.2f} (median of per-pair ratios {r1:.2f})"
+    )
 
     # re-cluster on realistic-looking momenta (Gaussian, Student-t(3), 90% zeros, row-correlated;
     # scales 1e-4..1e-2), sampled medians (default) vs exact, interleaved with AdamW steps
@@ -122,6 +140,20 @@ def main() -> None:
         f"re-cluster, 10M momenta: {t_rc * 1e3:8.1f} ms   = {t_rc / t_a2:5.1f} fused AdamW steps"
         f" (target <= 50; AdamW here {t_a2 * 1e3:.1f} ms)"
     )
+    # one thread, as for the step above (robust to other jobs on the machine)
+    torch.set_num_threads(1)
+    t_rc1, ta3 = [], []
+    for _ in range(max(3, reps // 5)):
+        ta3.append(median_time(adamw.step, 1))
+        sgg._generator.manual_seed(0)
+        t_rc1.append(median_time(sgg._recluster, 1))
+    torch.set_num_threads(nthreads)
+    t_rc1, t_a3 = statistics.median(t_rc1), statistics.median(ta3)
+    print(
+        f"1 thread: re-cluster {t_rc1 * 1e3:.1f} ms = {t_rc1 / t_a3:5.1f} fused AdamW steps "
+        f"(AdamW here {t_a3 * 1e3:.1f} ms)"
+    )
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}")
     print(f"re-cluster, exact medians: {t_ex * 1e3:8.1f} ms = {t_ex / t_a2:5.1f} fused AdamW steps")
     errs = []
     for p in p_sgg:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -33,7 +34,9 @@ __all__ = ["KMeansResult", "inertia", "kmeans_1d", "kmeans_1d_sklearn"]
 
 @dataclass(frozen=True)
 class KMeansResult:
-    labels: Tensor  # int64 (N,) on the data's device, in {0..K-1}; cluster 0 = smallest center
+    # (N,) on the data's device, in {0..K-1}; cluster 0 = smallest center. uint8 when K <= 256
+    # (kmeans_1d; index with ``labels.long()``), else int64.
+    labels: Tensor
     centers: Tensor  # float32 (K,), sorted ascending (empty clusters keep their fitted center)
     # filled by kmeans_1d only (None from the sklearn backend):
     sizes: Tensor | None = None  # int64 (K,): finite points per cluster
@@ -49,7 +52,7 @@ def inertia(x: Tensor, labels: Tensor, centers: Tensor) -> float:
     """Sum of squared distances of each point to its cluster's center (finite points only)."""
     x = x.double().flatten()
     ok = torch.isfinite(x)
-    return float(((x[ok] - centers.double()[labels[ok]]) ** 2).sum())
+    return float(((x[ok] - centers.double()[labels[ok].long()]) ** 2).sum())
 
 
 def _lloyd_sorted(s: Tensor, prefix: Tensor, prefix2: Tensor, c: Tensor, iters: int):
@@ -125,14 +128,19 @@ def kmeans_1d(
     n = x.numel()
     if n == 0:
         return KMeansResult(
-            torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(k, device=dev)
+            torch.zeros(0, dtype=_label_dtype(k), device=dev), torch.zeros(k, device=dev)
         )
-    finite = torch.isfinite(x)
-    all_finite = bool(finite.all())
+    # a finite sum implies finite values (any inf/nan makes it inf/nan); the mask pass is only
+    # paid when the sum is not finite (non-finite values, or a float32 overflow of the sum)
+    all_finite = bool(torch.isfinite(x.sum()))
+    finite = None
+    if not all_finite:
+        finite = torch.isfinite(x)
+        all_finite = bool(finite.all())
     xf = x if all_finite else x[finite]
     if xf.numel() == 0:  # nothing finite: everything in cluster 0
         return KMeansResult(
-            torch.zeros(n, dtype=torch.long, device=dev), torch.zeros(k, device=dev)
+            torch.zeros(n, dtype=_label_dtype(k), device=dev), torch.zeros(k, device=dev)
         )
     subsampled = xf.numel() > sample_size
     if subsampled:
@@ -149,7 +157,7 @@ def kmeans_1d(
         else:
             extra = torch.randint(xf.numel(), (keep_sample - sample_size,), generator=generator)
             msample = torch.cat([sample, xf[extra.to(dev)]])
-    s = torch.sort(sample.double().cpu())[0]
+    s = _sorted(sample.cpu()).double()  # float64 after the sort: same values, faster sort
     m = s.numel()
     zero = torch.zeros(1, dtype=torch.float64)
     prefix = torch.cat([zero, torch.cumsum(s, 0)])
@@ -188,11 +196,46 @@ def kmeans_1d(
             labels, full, counts, mean, xf, labels if all_finite else labels[finite]
         )
     s_lab = (
-        torch.bucketize(msample, bounds)
+        _labels_of(msample, bounds, k)
         if bounds is not None
-        else torch.zeros_like(msample, dtype=torch.long)
+        else torch.zeros_like(msample, dtype=_label_dtype(k))
     )
     return KMeansResult(labels, full, counts, mean, msample, s_lab, False)
+
+
+def _label_dtype(k: int) -> torch.dtype:
+    return torch.uint8 if k <= 256 else torch.long
+
+
+# up to this many clusters the labels are counted comparisons (K - 1 cheap passes writing uint8)
+# instead of a bucketize (a binary search per element writing int64)
+_COMPARE_MAX_K = 8
+
+
+def _labels_of(x: Tensor, bounds: Tensor, k: int) -> Tensor:
+    """``torch.bucketize(x, bounds)`` (bounds sorted) in the label dtype; same values.
+
+    ``bucketize`` (right=False) returns the number of boundaries strictly below ``x``, which for
+    small K is the sum of the K - 1 comparisons ``x > bounds[j]``.
+    """
+    if k <= _COMPARE_MAX_K:
+        b = bounds.tolist()
+        lab = torch.gt(x, b[0]).view(torch.uint8)
+        if len(b) > 1:
+            lab = lab.clone()
+            for bj in b[1:]:
+                lab.add_(torch.gt(x, bj).view(torch.uint8))
+        return lab
+    lab = torch.bucketize(x, bounds, out_int32=True)
+    return lab.to(torch.uint8) if k <= 256 else lab.long()
+
+
+def _sorted(v: Tensor) -> Tensor:
+    """Sorted copy of a 1-D tensor (values only). numpy's SIMD sort on CPU: same values as
+    ``torch.sort``, ~10-30x faster for float32 on x86."""
+    if v.device.type == "cpu" and v.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.sort(v.contiguous().numpy()))
+    return torch.sort(v)[0]
 
 
 def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0):
@@ -202,14 +245,16 @@ def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0):
     bounds = None
     if k > 1:
         bounds = ((c64[:-1] + c64[1:]) * 0.5).to(device=dev, dtype=torch.float32)
-        labels = torch.bucketize(x, bounds)
+        labels = _labels_of(x, bounds, k)
     else:
-        labels = torch.zeros(x.numel(), dtype=torch.long, device=dev)
+        labels = torch.zeros(x.numel(), dtype=_label_dtype(k), device=dev)
     if not all_finite:
-        labels = torch.where(finite, labels, torch.argmin(centers.abs()))
+        nearest0 = torch.argmin(centers.abs()).to(labels.dtype)
+        labels = torch.where(finite, labels, nearest0)
     lab_f = labels if all_finite else labels[finite]
-    counts = torch.bincount(lab_f, minlength=k)
-    sums = torch.zeros(k, dtype=torch.float64, device=dev).index_add_(0, lab_f, xf.double())
+    counts = torch.bincount(lab_f, minlength=k)[:k]
+    # per-cluster float64 sums, accumulated in element order (as index_add_ did)
+    sums = torch.bincount(lab_f, weights=xf.double(), minlength=k)[:k]
     means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(dev))
     # inertia around the cluster means: sum x^2 - sum_c S_c^2 / n_c
     inert = float(sum_sq - (sums * means).sum()) if need_inertia else 0.0

@@ -193,3 +193,73 @@ def test_weighted_lower_median_matches_lower_median():
     # a layer subsampled 1:10 counts 10x per point
     w = weighted_lower_median([torch.tensor([1.0, 2.0]), torch.tensor([3.0] * 5)], [10.0, 1.0])
     assert w == 2.0
+
+
+@pytest.mark.parametrize("k", [2, 3, 8, 9, 40])
+def test_labels_equal_bucketize(k):
+    """The comparison-count labels (small K) and the int32 bucketize (larger K) equal
+    ``torch.bucketize``, also on ties with the boundaries, duplicate boundaries and infinities."""
+    from sgg.clustering import _labels_of
+
+    g = gen(7)
+    bounds = torch.sort(torch.randn(k - 1, generator=g))[0]
+    if k > 2:
+        bounds[1] = bounds[0]  # duplicate boundary (two equal centers)
+    x = torch.cat(
+        [torch.randn(5000, generator=g), bounds, torch.tensor([float("inf"), -float("inf")])]
+    )
+    lab = _labels_of(x, bounds, k)
+    assert lab.dtype == torch.uint8
+    assert torch.equal(lab.long(), torch.bucketize(x, bounds))
+
+
+def test_kmeans_labels_uint8_and_nonfinite():
+    x = torch.randn(10_000, generator=gen(3))
+    x[::97] = float("nan")
+    x[5] = float("inf")
+    r = kmeans_1d(x, 3, generator=gen(0))
+    assert r.labels.dtype == torch.uint8 and r.labels.numel() == x.numel()
+    nearest0 = int(torch.argmin(r.centers.abs()))
+    assert (r.labels[::97] == nearest0).all() and r.labels[5] == nearest0
+    ok = torch.isfinite(x)
+    assert torch.equal(torch.bincount(r.labels[ok].long(), minlength=3), r.sizes)
+    # an overflowing float32 sum of finite values still counts as all finite
+    big = torch.full((64,), 3e38)
+    big[:32] = -3e38
+    rb = kmeans_1d(big, 2, generator=gen(0))
+    assert rb.sizes.tolist() == [32, 32]
+
+
+@pytest.mark.parametrize("pow2", [True, False])
+def test_weighted_lower_median_packed_equals_generic(pow2):
+    """The CPU packed-key path equals the generic sort + cumsum path (ties across layers too)."""
+    from sgg import scaling as S
+
+    g = gen(11)
+    for t in range(50):
+        n_l = int(torch.randint(1, 7, (1,), generator=g))
+        vals = [
+            torch.randint(0, 30, (int(torch.randint(1, 50, (1,), generator=g)),), generator=g)
+            .float()
+            .mul_(0.37)
+            for _ in range(n_l)
+        ]
+        if pow2:
+            ws = [float(2 ** int(torch.randint(0, 5, (1,), generator=g))) for _ in vals]
+        else:
+            ws = [float(torch.rand(1, generator=g)) * 3 + 0.1 for _ in vals]
+        packed = S._weighted_lower_median_packed([(v, w) for v, w in zip(vals, ws, strict=True)])
+        v = torch.cat(vals)
+        w = torch.cat(
+            [
+                torch.full((a.numel(),), b, dtype=torch.float64)
+                for a, b in zip(vals, ws, strict=True)
+            ]
+        )
+        vs, order = torch.sort(v)
+        cw = torch.cumsum(w[order], 0)
+        ref = vs[torch.searchsorted(cw, cw[-1] * 0.5).clamp(max=v.numel() - 1)]
+        assert packed is not None and torch.equal(packed, ref), (t, packed, ref)
+    # negative values or NaN: generic path
+    assert S._weighted_lower_median_packed([(torch.tensor([-1.0, 2.0]), 1.0)]) is None
+    assert S._weighted_lower_median_packed([(torch.tensor([float("nan")]), 1.0)]) is None
