@@ -325,6 +325,7 @@ class Recorder:
         self._hist_buf: list[tuple[int, bool, list[tuple[int, tuple[Tensor, ...]]]]] = []
         self._evals: list[dict[str, Any]] = []
         self._pending_rows = 0
+        self._broken: OSError | None = None  # a failed write stops all further writes
         self._recluster_steps: set[int] = set()
         self._snap: list[Tensor] | None = None
         self._in_step = False
@@ -599,10 +600,17 @@ class Recorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        if self._broken is not None and status == schema.STATUS_FINISHED:
+            status, error = schema.STATUS_FAILED, error or self._broken
         try:
-            self._flush(upto=None)
+            if self._broken is None:
+                self._flush(upto=None)
             if self.options.compact_on_close and status == schema.STATUS_FINISHED:
                 self.compact()
+        except BaseException as exc:
+            if status == schema.STATUS_FINISHED:
+                status, error = schema.STATUS_FAILED, exc
+            raise
         finally:
             self.closed = True
             self.meta["status"] = status
@@ -671,8 +679,20 @@ class Recorder:
             **self._cluster_columns(clusters),
             "histograms": self._hist_columns(hists),
         }
-        for table, cols in tables.items():
-            self.writer.write(table, cols)
+        if self._broken is not None:
+            raise RecorderError(
+                self._broken.errno or 5,
+                f"recorder for {self.run_dir} stopped after a failed write: {self._broken}",
+                str(self.run_dir),
+            ) from self._broken
+        try:
+            for table, cols in tables.items():
+                self.writer.write(table, cols)
+        except OSError as exc:
+            # Some tables may hold this chunk and others not; run.json still names the last
+            # complete step, and a resume drops everything after it.
+            self._broken = exc
+            raise
         # Everything up to `flushed` is on disk: forget it, then say so in run.json.
         for s in steps:
             del self._rows[s]

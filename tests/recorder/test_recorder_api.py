@@ -220,13 +220,27 @@ def test_disk_full_during_training_raises_recorder_error(tmp_path, monkeypatch):
     model = tiny_model()
     opt = torch.optim.AdamW(model.parameters())
     rec = Recorder(tmp_path / "r", optimizer=opt, model=model, flush_every_steps=2)
+    train_steps(model, opt, 2, rec)  # steps 1-2 flushed
+    real = writer.pq.write_table
+    calls = []
 
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full_after_steps(table, *a, **k):  # the disk fills up half-way through a flush
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, *a, **k)
 
-    monkeypatch.setattr(writer.pq, "write_table", full)
+    monkeypatch.setattr(writer.pq, "write_table", full_after_steps)
     with pytest.raises(RecorderError, match="no space left"):
-        train_steps(model, opt, 2, rec)
+        train_steps(model, opt, 2, rec, start=3)
+    monkeypatch.setattr(writer.pq, "write_table", real)  # space again: still no silent mixing
+    with pytest.raises(RecorderError, match="stopped after a failed write"):
+        rec.flush()
+    rec.close()
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["last_flushed_step"] == 2
+    assert "No space left" in meta["error"]["message"]
+    assert sorted(read(tmp_path / "r", "steps")["step"]) == [1, 2, 3, 4]  # 3-4: after the mark
 
 
 def test_unwritable_run_directory(tmp_path):
