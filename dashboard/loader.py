@@ -352,6 +352,33 @@ def _cached_run_json(path: Path, root: Path, rel: str) -> Run:
 ChunkSig = tuple[str, int, int]  # (path, size, mtime_ns)
 
 
+def _chunk_key(name: str) -> tuple[int, int] | None:
+    """(seg, seq) of `part-SSS-QQQQQQ.parquet` or `compact-SSS-QQQQQQ.parquet`, else None."""
+    stem = name[:-8] if name.endswith(".parquet") else ""
+    kind, _, rest = stem.partition("-")
+    seg, _, seq = rest.partition("-")
+    if kind not in ("part", "compact") or not (seg.isdigit() and seq.isdigit()):
+        return None
+    return int(seg), int(seq)
+
+
+def superseded(names: list[str]) -> set[str]:
+    """The chunk files a compacted file replaces (docs/run-format.md, "Compaction"): with
+    `compact-S-Q.parquet` present (the latest such), every `part-*` with (seg, seq) <= (S, Q)
+    and every older `compact-*` file. They are left only by a crash in the middle of a
+    compaction, and reading them would duplicate rows. (The rule of recorder/schema.py's
+    `live_chunks`, repeated here: the dashboard never imports the recorder.)"""
+    compacts = [k for n in names if n.startswith("compact-") and (k := _chunk_key(n)) is not None]
+    if not compacts:
+        return set()
+    cut = max(compacts)
+    return {
+        n
+        for n in names
+        if (k := _chunk_key(n)) is not None and (k < cut or (k == cut and n.startswith("part-")))
+    }
+
+
 def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[str]]:
     """The table's chunk files in write order, with their signatures; refused paths reported."""
     d = run.path / "tables" / table
@@ -364,9 +391,10 @@ def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[
             entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
         return [], [f"`{run.rel or run.name}`: cannot list {table} ({e})."]
+    skip = superseded([e.name for e in entries])
     for entry in entries:
         name = entry.name
-        if name.startswith(".") or not name.endswith(".parquet"):
+        if name.startswith(".") or not name.endswith(".parquet") or name in skip:
             continue
         try:
             if entry.is_symlink() and not is_within(Path(entry.path), root):

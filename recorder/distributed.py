@@ -11,6 +11,9 @@ clustering is deterministic), so rank 0's view is the run's view. On the other r
         ...
         rec.log_step(step, loss=loss)
 
+Sharded parameters (FSDP2 `DTensor`s) are the exception: the recorder's statistics are combined
+across ranks, so `rank_zero_recorder` returns a `Recorder` on every rank, and only rank 0 writes.
+
 The loss a rank sees is its local loss; all-reduce it first if the run should hold the global
 mean (see docs/integrations.md).
 """
@@ -22,7 +25,8 @@ from typing import Any
 
 import torch
 
-from recorder.recorder import Recorder
+from recorder.recorder import Recorder, unwrap_optimizer
+from recorder.sharding import is_sharded
 
 __all__ = [
     "NullRecorder",
@@ -84,27 +88,22 @@ def rank_zero_recorder(
 ) -> Recorder | NullRecorder:
     """`Recorder(run_dir, ...)` on global rank 0, a `NullRecorder` on every other rank.
 
+    Sharded (FSDP2, `DTensor`) parameters: a `Recorder` on every rank, because its statistics are
+    combined across the ranks (collectives in the optimizer's hooks); only rank 0 writes.
+
     The optimizer may be `accelerate`'s `AcceleratedOptimizer`: it is unwrapped (see
     `unwrap_optimizer`). Pass the unwrapped model (`ddp.module`) so that layers keep their names.
     """
-    if is_rank_zero():
-        if args:
-            args = (unwrap_optimizer(args[0]), *args[1:])
-        if kwargs.get("optimizer") is not None:
-            kwargs["optimizer"] = unwrap_optimizer(kwargs["optimizer"])
+    if args:
+        args = (unwrap_optimizer(args[0]), *args[1:])
+    if kwargs.get("optimizer") is not None:
+        kwargs["optimizer"] = unwrap_optimizer(kwargs["optimizer"])
+    opt = args[0] if args else kwargs.get("optimizer")
+    if is_rank_zero() or _has_sharded_params(opt):
         return Recorder(run_dir, *args, **kwargs)
     return NullRecorder(run_dir)
 
 
-def unwrap_optimizer(optimizer: Any) -> Any:
-    """The optimizer under `accelerate`'s `AcceleratedOptimizer` (and similar `.optimizer`
-    wrappers): the one whose step hooks fire and that SGG is."""
-    seen = 0
-    while (
-        not hasattr(optimizer, "register_recluster_hook")
-        and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer)
-        and seen < 8
-    ):
-        optimizer = optimizer.optimizer
-        seen += 1
-    return optimizer
+def _has_sharded_params(opt: Any) -> bool:
+    groups = getattr(opt, "param_groups", None) or []
+    return any(is_sharded(p) for g in groups for p in g["params"])

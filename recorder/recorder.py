@@ -18,6 +18,7 @@ flush (the only host-device sync points are in `_flush`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor
 
 from recorder import run_meta, schema, stats
+from recorder.sharding import Sharding, local
 from recorder.writer import (
     ChunkWriter,
     RecorderError,
@@ -76,6 +78,20 @@ def _is_sgg(opt: Any) -> bool:
     return hasattr(opt, "register_recluster_hook") and hasattr(opt, "cluster_state")
 
 
+def unwrap_optimizer(optimizer: Any) -> Any:
+    """The optimizer under `accelerate`'s `AcceleratedOptimizer` (and similar `.optimizer`
+    wrappers): the one whose step hooks fire and that SGG is."""
+    seen = 0
+    while (
+        not hasattr(optimizer, "register_recluster_hook")
+        and isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer)
+        and seen < 8
+    ):
+        optimizer = optimizer.optimizer
+        seen += 1
+    return optimizer
+
+
 def _base(opt: Any) -> Any:
     return getattr(opt, "base_optimizer", opt)
 
@@ -96,12 +112,18 @@ def _sgg_options(opt: Any) -> dict[str, Any] | None:
     return run_meta.jsonable(cfg)
 
 
+def _global_rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class Recorder:
     """Writes one run directory (see docs/run-format.md) for one training run.
 
     Args:
         run_dir: the run directory.
         optimizer: any torch optimizer; an `sgg.SGG` is recognised and its clustering recorded.
+            A wrapper such as accelerate's `AcceleratedOptimizer` is unwrapped.
         model: the module whose `named_parameters()` name the layers (optional).
         config: free-form JSON-able configuration saved in run.json (a dataclass is fine).
         mode: "new" (the directory must not hold a run), "resume" (continue the run in it, from
@@ -127,6 +149,7 @@ class Recorder:
         options: RecorderOptions | None = None,
         **kwargs: Any,
     ) -> None:
+        optimizer = unwrap_optimizer(optimizer) if optimizer is not None else None
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if shadow is not None and optimizer is not None and _is_sgg(optimizer):
@@ -151,9 +174,26 @@ class Recorder:
         self._clusterer = self._sgg or self._shadow
 
         self._init_params()
-        self._open(mode, name, config, resume_step)
-        self._init_buffers()
-        self._attach()
+        # Sharded (FSDP2) parameters: every rank records (the statistics are collectives), only
+        # global rank 0 writes. Without DTensors nothing changes and no collective runs.
+        self._writes = not self._sharding.active or _global_rank() == 0
+        self._created: list[Path] = []
+        error: BaseException | None = None
+        try:
+            # Hooks first: an optimizer that cannot be hooked fails before anything is on disk.
+            self._attach()
+            if self._writes:
+                self._open(mode, name, config, resume_step)
+            else:
+                self._open_mirror(name, config)
+            self._init_buffers()
+        except BaseException as exc:
+            error = exc
+            self._undo_start()
+        if self._sharding.active:
+            self._agree_on_start(error)  # every rank fails together, or starts at one step
+        if error is not None:
+            raise error
 
     # ------------------------------------------------------------------ set-up
     def _init_params(self) -> None:
@@ -191,16 +231,21 @@ class Recorder:
             clustered = {id(p) for p in params if p.dim() >= 2}
         self._clustered = clustered
         gen = torch.Generator().manual_seed(self.seed if self.seed is not None else 0)
+        self._sharding = Sharding(params)
         self._q_pos: list[Tensor] = []
         self._m_pos: list[Tensor] = []
-        for p in params:
-            dev = p.device
-            self._q_pos.append(
-                stats.quantile_positions(p.numel(), self.options.quantile_sample, gen).to(dev)
-            )
-            self._m_pos.append(
-                stats.sample_positions(p.numel(), self.options.membership_sample, gen).to(dev)
-            )
+        # sharded layers: (slots, local flat indices) of the positions in this rank's block
+        self._q_local: dict[int, tuple[Tensor, Tensor]] = {}
+        self._m_local: dict[int, tuple[Tensor, Tensor]] = {}
+        for i, p in enumerate(params):
+            dev = local(p).device
+            q = stats.quantile_positions(p.numel(), self.options.quantile_sample, gen)
+            m = stats.sample_positions(p.numel(), self.options.membership_sample, gen)
+            self._q_pos.append(q.to(dev))
+            self._m_pos.append(m.to(dev))
+            if self._sharding.is_sharded(i):
+                self._q_local[i] = self._sharding.local_positions(i, p.shape, q)
+                self._m_local[i] = self._sharding.local_positions(i, p.shape, m)
 
     def _recording_meta(self) -> dict[str, Any]:
         rec = dataclasses.asdict(self.options)
@@ -263,10 +308,17 @@ class Recorder:
                 "write into it",
                 str(run_dir),
             )
+        for path in (run_dir, run_dir / schema.TABLES_DIR, run_dir / schema.RUN_JSON):
+            if not path.exists():
+                self._created.append(path)  # removed again if the start fails
         make_dirs(run_dir / schema.TABLES_DIR)
+        self._new_meta(name, config)
+        run_meta.write_run_json(run_dir, self.meta)
+
+    def _new_meta(self, name: str | None, config: Any) -> None:
         clustered = self._clustered if self._clusterer is not None else set()
         self.meta = run_meta.new_run_json(
-            name=name or run_dir.resolve().name,
+            name=name or self.run_dir.resolve().name,
             config=config,
             optimizer=self._optimizer_meta(),
             model=run_meta.model_summary(self.model, clustered),
@@ -277,7 +329,45 @@ class Recorder:
         self._step = 0
         self._time_offset = 0.0
         self._tokens: int | None = None
-        run_meta.write_run_json(run_dir, self.meta)
+
+    def _open_mirror(self, name: str | None, config: Any) -> None:
+        """A rank that records but does not write (sharded runs, rank != 0): run.json in memory
+        only; `_agree_on_start` sets the step rank 0 starts from."""
+        self._new_meta(name, config)
+
+    def _undo_start(self) -> None:
+        """A failed start: detach the hooks and remove what this start created on disk (a new or
+        overwritten run; a resumed run is left as it was)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.closed = True
+        for path in reversed(self._created):
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        self._created.clear()
+
+    def _agree_on_start(self, error: BaseException | None) -> None:
+        """Sharded runs: every rank learns whether any rank failed to start, and the step rank 0
+        starts from (a resume), with one all-reduce over the world."""
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        step = self._step if error is None and self._writes else 0
+        flags = torch.tensor([int(error is not None), step], device=self._sharding.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        failed, step = (int(x) for x in flags.tolist())
+        if failed and error is None:
+            self._undo_start()
+            raise RecorderError(
+                5, f"recorder for {self.run_dir} failed to start on another rank", str(self.run_dir)
+            )
+        if not self._writes and error is None:
+            self._step = step
+            self.meta["last_flushed_step"] = step or None
 
     def _resume(self, resume_step: int | None) -> None:
         meta = run_meta.read_run_json(self.run_dir)
@@ -351,9 +441,15 @@ class Recorder:
     def _wall(self) -> float:
         return self._time_offset + (time.monotonic() - self._t0)
 
+    def _local_params(self) -> list[Tensor]:
+        """The parameters, or for sharded ones the rank's local shard."""
+        if self._sharding.active:
+            return [local(p.detach()) for p in self._params]
+        return [p.detach() for p in self._params]
+
     def _pre_step(self, *_: Any) -> None:
         with torch.no_grad():
-            params = [p.detach() for p in self._params]
+            params = self._local_params()
             if self._snap is None:
                 self._snap = [p.clone() for p in params]
             else:
@@ -371,10 +467,13 @@ class Recorder:
             self._shadow.observe_step()  # after the base step: same clock as an SGG run
         self._step += 1
         step = self._step
-        params = [p.detach() for p in self._params]
+        params = self._local_params()
         if not params:
             return
-        grads = [p.grad.detach() if p.grad is not None else p.new_zeros(()) for p in self._params]
+        grads = [
+            local(p.grad.detach()) if p.grad is not None else q.new_zeros(())
+            for p, q in zip(self._params, params, strict=True)
+        ]
         g = stats.foreach_norms(grads)
         pn = stats.foreach_norms(params)
         if self._snap is not None and self._in_step:
@@ -382,6 +481,10 @@ class Recorder:
             u = stats.foreach_norms(self._snap)
         else:
             u = torch.full_like(g, float("nan"))
+        if self._sharding.active:  # shard norms -> layer norms: root of the summed squares
+            sq = torch.stack([g, pn, u], dim=1).square()
+            sq = self._sharding.reduce_rows(sq, list(range(len(params))))
+            g, pn, u = sq.sqrt().unbind(1)
         self._in_step = False
         norms = torch.stack([g, pn, u])  # (3, L) on the device; to host at flush
         reclustered = step in self._recluster_steps
@@ -424,13 +527,13 @@ class Recorder:
             return None
         group = self.optimizer.param_groups[self._group_of[i]]
         betas = group.get("betas", (0.9, 0.999))
-        t = state.get("step", self._step)
+        t = local(state.get("step", self._step))
         if torch.is_tensor(t):
             t = float(t) if t.device.type == "cpu" else float(self._step)
         bc2 = 1.0 - float(betas[1]) ** max(float(t), 1.0)
         return (
-            state["exp_avg"],
-            state["exp_avg_sq"],
+            local(state["exp_avg"]),
+            local(state["exp_avg_sq"]),
             float(group["lr"]),
             float(group.get("eps", 1e-8)),
             bc2,
@@ -449,8 +552,11 @@ class Recorder:
             lr = torch.tensor([mom[i][2] for i in have], device=mdev)
             eps = torch.tensor([mom[i][3] for i in have], device=mdev)
             bc2 = torch.tensor([mom[i][4] for i in have], device=mdev)
-            pos = [self._q_pos[i] for i in have]
-            vals = stats.moment_stats(ms, vs, pos, lr, eps, bc2).to(dev)
+            if self._sharding.active:
+                vals = self._sharded_moment_stats(have, ms, vs, lr, eps, bc2).to(dev)
+            else:
+                pos = [self._q_pos[i] for i in have]
+                vals = stats.moment_stats(ms, vs, pos, lr, eps, bc2).to(dev)
             moment_cols[torch.tensor(have, device=dev)] = vals
         factor = torch.ones(n, device=dev)
         if self._sgg is not None:
@@ -467,9 +573,75 @@ class Recorder:
         self._pending_rows += n
         self._add_bytes(block.nbytes)
 
+    def _sample(self, i: int, t: Tensor) -> Tensor:
+        """(quantile_sample,) float32 values of `t` (layer i's local tensor) at the quantile
+        positions; for a sharded layer only the positions in this rank's block (zeros elsewhere:
+        summed over the ranks, the whole sample)."""
+        if i in self._q_local:
+            slots, lidx = self._q_local[i]
+            return self._sharding.gather_sample(
+                i, t, slots, lidx, self.options.quantile_sample
+            ).float()
+        return t.reshape(-1)[self._q_pos[i]].float()
+
+    def _sharded_moment_stats(
+        self,
+        have: list[int],
+        ms: list[Tensor],
+        vs: list[Tensor],
+        lr: Tensor,
+        eps: Tensor,
+        bc2: Tensor,
+    ) -> Tensor:
+        """`stats.moment_stats` of whole layers from local shards: sums and the quantile samples
+        are combined across ranks (one all-reduce)."""
+        n = len(have)
+        sums = stats.moment_sums(ms, vs)
+        sums = torch.cat([sums[:, :2], sums[:, 2:3].square(), sums[:, 3:]], dim=1)
+        parts = [*sums.unbind(0)]
+        parts += [self._sample(i, m) for i, m in zip(have, ms, strict=True)]
+        parts += [self._sample(i, v) for i, v in zip(have, vs, strict=True)]
+        parts = self._sharding.reduce(parts, have * 3)
+        sums = torch.stack(parts[:n])
+        sums = torch.cat([sums[:, :2], sums[:, 2:3].sqrt(), sums[:, 3:]], dim=1)
+        ms_s = torch.stack(parts[n : 2 * n])
+        vs_s = torch.stack(parts[2 * n :])
+        numel = torch.tensor(
+            [self._params[i].numel() for i in have], dtype=torch.float32, device=sums.device
+        )
+        return stats.moment_summary(sums, numel, ms_s, vs_s, lr, eps, bc2)
+
+    def _sharded_histograms(
+        self, todo: list[tuple[int, Tensor, Tensor, float, float, float, Any, int]]
+    ) -> list[tuple[int, tuple[Tensor, ...]]]:
+        """Whole-layer histograms from local shards: extremes (MAX) and counts (SUM) are
+        all-reduced, one collective each for all layers."""
+        bins = self.options.histogram_bins
+        layers = [x[0] for x in todo]
+        flat, alrs, ext = [], [], []
+        for _i, m, v, lr, eps, bc2, _assign, _k in todo:
+            m = m.reshape(-1)
+            alr = stats.adaptive_lr(v.reshape(-1).float(), lr, eps, bc2)
+            flat.append(m)
+            alrs.append(alr)
+            ext.append(stats.histogram_extremes(m, alr))
+        ext = self._sharding.reduce(ext, layers, op="max")
+        hists = [
+            stats.shard_histograms(m, alr, e, bins, x[6], x[7])
+            for m, alr, e, x in zip(flat, alrs, ext, todo, strict=True)
+        ]
+        counts = self._sharding.reduce(
+            [t for h in hists for t in (h[1], h[3])], [i for i in layers for _ in (0, 1)]
+        )
+        return [
+            (i, (h[0], counts[2 * j], h[2], counts[2 * j + 1]))
+            for j, (i, h) in enumerate(zip(layers, hists, strict=True))
+        ]
+
     def _record_histograms(self, step: int, shadow: bool, states: dict[int, Any] | None) -> None:
         bins = self.options.histogram_bins
         out = []
+        todo = []
         for i, p in enumerate(self._params):
             if id(p) not in self._clustered:
                 continue
@@ -482,10 +654,16 @@ class Recorder:
             m, v, lr, eps, bc2 = mom
             k = int(st.sizes.numel()) if st is not None else 0
             assign = st.assignments if st is not None else None
+            self._pending_rows += 2 * (k + 1) * bins
+            if self._sharding.active:
+                todo.append((i, m, v, lr, eps, bc2, assign, k))
+                continue
             h = stats.layer_histograms(m, v, lr, eps, bc2, bins, assign, k)
             out.append((i, h))
-            self._pending_rows += 2 * (k + 1) * bins
             self._add_bytes(sum(t.nbytes for t in h))
+        if todo:
+            out = self._sharded_histograms(todo)
+            self._add_bytes(sum(t.nbytes for _, h in out for t in h))
         self._hist_buf.append((step, shadow, out))
 
     def _on_shadow_recluster(self, opt: Any, step: int) -> None:
@@ -506,6 +684,13 @@ class Recorder:
                 continue
             states[i] = st
             pos = self._m_pos[i].to(st.assignments.device)
+            if i in self._m_local:  # sharded: this rank's positions, summed over ranks below
+                slots, lidx = self._m_local[i]
+                members = self._sharding.gather_sample(
+                    i, st.assignments, slots, lidx, pos.numel()
+                ).to(torch.int32)
+            else:
+                members = st.assignments.reshape(-1)[pos].clone()
             layers.append(
                 {
                     "i": i,
@@ -515,11 +700,17 @@ class Recorder:
                     "raw": st.raw_factors.clone(),
                     "factors": st.factors.clone(),
                     "transitions": None if st.transitions is None else st.transitions.clone(),
-                    "members": st.assignments.reshape(-1)[pos].clone(),
+                    "members": members,
                 }
             )
             k = int(st.sizes.numel())
             self._pending_rows += k + k * k + pos.numel()
+        if self._sharding.active:
+            merged = self._sharding.reduce(
+                [lay["members"] for lay in layers], [lay["i"] for lay in layers]
+            )
+            for lay, members in zip(layers, merged, strict=True):
+                lay["members"] = members
         gm = opt.global_mda
         self._cluster_buf.append(
             {
@@ -623,10 +814,13 @@ class Recorder:
                         traceback.format_exception(type(error), error, error.__traceback__)
                     ),
                 }
-            run_meta.write_run_json(self.run_dir, self.meta)
+            if self._writes:
+                run_meta.write_run_json(self.run_dir, self.meta)
 
     def compact(self) -> list[str]:
         """Merge each table's chunks into one file (see docs/run-format.md)."""
+        if not self._writes:
+            return []
         done = [t for t in schema.TABLES if compact(self.run_dir, t, self.segment)]
         self.meta["compacted"] = sorted(set(self.meta.get("compacted") or []) | set(done))
         return done
@@ -671,6 +865,9 @@ class Recorder:
         hists = [x for x in self._hist_buf if upto is None or x[0] <= upto]
         evals = list(self._evals)
         rows = [self._rows[s] for s in steps]
+        if not self._writes:  # a sharded run's rank != 0: the same bookkeeping, no file
+            self._forget_flushed(steps, upto, evals)
+            return
         tables = {
             "steps": self._steps_columns(steps, rows),
             "lrs": self._lrs_columns(steps, rows),
@@ -694,6 +891,10 @@ class Recorder:
             self._broken = exc
             raise
         # Everything up to `flushed` is on disk: forget it, then say so in run.json.
+        self._forget_flushed(steps, upto, evals)
+        run_meta.write_run_json(self.run_dir, self.meta)
+
+    def _forget_flushed(self, steps: list[int], upto: int | None, evals: list[Any]) -> None:
         for s in steps:
             del self._rows[s]
         if upto is not None:
@@ -711,7 +912,6 @@ class Recorder:
         if steps or upto is None:
             self.meta["last_flushed_step"] = max(flushed, self.meta.get("last_flushed_step") or 0)
         self._last_flush_time = time.monotonic()
-        run_meta.write_run_json(self.run_dir, self.meta)
 
     def _steps_columns(self, steps: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
         n = len(steps)

@@ -161,3 +161,34 @@ def parse_chunk_name(name: str) -> tuple[int, int] | None:
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         return None
     return int(parts[0]), int(parts[1])
+
+
+def compact_name(segment: int, seq: int) -> str:
+    """File name of a compacted chunk that supersedes every `part-<seg>-<seq>` with
+    (seg, seq) <= (segment, seq), and every older compacted chunk."""
+    return "compact" + chunk_name(segment, seq)[len("part") :]
+
+
+def parse_compact_name(name: str) -> tuple[int, int] | None:
+    """(segment, seq) of a compacted chunk's file name, or None for anything else."""
+    if name.startswith(".") or not name.startswith("compact-"):
+        return None
+    return parse_chunk_name("part" + name[len("compact") :])
+
+
+def live_chunks(names: list[str]) -> list[str]:
+    """The chunk files a reader uses, in write order: with a `compact-S-Q` file present, the
+    latest one plus the `part-*` files after (S, Q); superseded files (a crash between writing
+    a compacted file and removing what it replaces) are ignored. Other names are not chunks."""
+    keyed = []
+    for n in names:
+        part, comp = parse_chunk_name(n), parse_compact_name(n)
+        if part is not None:
+            keyed.append(((*part, 0), n))
+        elif comp is not None:
+            keyed.append(((*comp, 1), n))
+    keyed.sort()
+    cut = max((k for k, _ in keyed if k[2] == 1), default=None)
+    if cut is None:
+        return [n for _, n in keyed]
+    return [n for k, n in keyed if k[:2] > cut[:2] or k == cut]

@@ -81,19 +81,40 @@ def moment_stats(
     `positions[i]` indexes the flat layer for the quantiles (all the same length); `lr`, `eps`,
     `bc2` are (L,) tensors on the moments' device.
     """
-    n = len(ms)
     dev = ms[0].device
     numel = torch.tensor([m.numel() for m in ms], dtype=torch.float32, device=dev)
+    ms_s = torch.stack([m.reshape(-1)[i].float() for m, i in zip(ms, positions, strict=True)])
+    vs_s = torch.stack([v.reshape(-1)[i].float() for v, i in zip(vs, positions, strict=True)])
+    return moment_summary(moment_sums(ms, vs), numel, ms_s, vs_s, lr, eps, bc2)
+
+
+def moment_sums(ms: list[Tensor], vs: list[Tensor]) -> Tensor:
+    """(L, 4) float32: sum(m), |m|_1, |m|_2, |v|_1 of each layer (partial sums of a shard add up;
+    the L2 norm combines as the root of the summed squares)."""
     m_sum = torch.stack([m.sum(dtype=torch.float32) for m in ms])
     m_l1 = foreach_norms(ms, 1.0)
     m_l2 = foreach_norms(ms, 2.0)
     v_l1 = foreach_norms(vs, 1.0)  # v >= 0: sum
+    return torch.stack([m_sum, m_l1, m_l2, v_l1], dim=1)
+
+
+def moment_summary(
+    sums: Tensor,
+    numel: Tensor,
+    ms_s: Tensor,
+    vs_s: Tensor,
+    lr: Tensor,
+    eps: Tensor,
+    bc2: Tensor,
+) -> Tensor:
+    """`moment_stats` from the whole layers' `moment_sums` (L, 4), element counts (L,) and the
+    (L, k) float32 samples of m and v at the quantile positions."""
+    n = sums.shape[0]
+    m_sum, m_l1, m_l2, v_l1 = sums.unbind(1)
     m_mean = m_sum / numel
     m_std = (m_l2.square() / numel - m_mean.square()).clamp_min(0).sqrt()
     m_abs_mean = m_l1 / numel
     v_mean = v_l1 / numel
-    ms_s = torch.stack([m.reshape(-1)[i].float() for m, i in zip(ms, positions, strict=True)])
-    vs_s = torch.stack([v.reshape(-1)[i].float() for v, i in zip(vs, positions, strict=True)])
     alr_s = adaptive_lr(vs_s, lr[:, None], eps[:, None], bc2[:, None])
     qs = row_quantiles(torch.cat([ms_s, vs_s, alr_s]), QUANTILES)  # (3L, 5)
     m_q, v_q, alr_q = qs[:n], qs[n : 2 * n], qs[2 * n :]
@@ -155,5 +176,31 @@ def layer_histograms(
     m_counts = histogram_counts(m, m_edges, assignments, n_clusters)
     alr = adaptive_lr(v.reshape(-1).float(), lr, eps, bc2)
     a_edges = log_edges(alr.min(), alr.max(), bins)
+    a_counts = histogram_counts(alr, a_edges, assignments, n_clusters)
+    return m_edges, m_counts, a_edges, a_counts
+
+
+def histogram_extremes(m: Tensor, alr: Tensor) -> Tensor:
+    """(4,) float64 [-min m, max m, -min alr, max alr] of a (possibly empty) shard: a MAX over the
+    shards gives the layer's extremes (an empty shard contributes -inf)."""
+    if m.numel() == 0:
+        return torch.full((4,), float("-inf"), dtype=torch.float64, device=m.device)
+    return torch.stack([-m.min(), m.max(), -alr.min(), alr.max()]).double()
+
+
+def shard_histograms(
+    m: Tensor,
+    alr: Tensor,
+    extremes: Tensor,
+    bins: int,
+    assignments: Tensor | None = None,
+    n_clusters: int = 0,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`layer_histograms` of one shard (flat `m`, adaptive lr `alr`, the shard's `assignments`)
+    over edges from the whole layer's `extremes` (see `histogram_extremes`): summing the counts
+    over the shards gives the layer's histograms."""
+    m_edges = linear_edges(-extremes[0], extremes[1], bins)
+    m_counts = histogram_counts(m, m_edges, assignments, n_clusters)
+    a_edges = log_edges(-extremes[2], extremes[3], bins)
     a_counts = histogram_counts(alr, a_edges, assignments, n_clusters)
     return m_edges, m_counts, a_edges, a_counts

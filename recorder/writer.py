@@ -96,12 +96,43 @@ def write_parquet(path: Path, table: pa.Table) -> None:
     atomic_write(path, lambda f: pq.write_table(table, f, compression=schema.PARQUET_COMPRESSION))
 
 
-def list_chunks(run_dir: Path, table: str) -> list[Path]:
-    """The table's chunk files in write order (temp files and other names ignored)."""
+def list_chunks(run_dir: Path, table: str, *, superseded: bool = False) -> list[Path]:
+    """The table's live chunk files in write order (`schema.live_chunks`: temp files, other
+    names and chunks superseded by a compacted file ignored); with `superseded=True` every
+    `part-*` and `compact-*` file, live or not."""
     d = Path(run_dir) / schema.TABLES_DIR / table
     if not d.is_dir():
         return []
-    return sorted(p for p in d.iterdir() if schema.parse_chunk_name(p.name) is not None)
+    names = [p.name for p in d.iterdir()]
+    if superseded:
+        keep = [
+            n
+            for n in names
+            if schema.parse_chunk_name(n) is not None or schema.parse_compact_name(n) is not None
+        ]
+        return sorted((d / n for n in keep), key=lambda p: _key(p.name))
+    return [d / n for n in schema.live_chunks(names)]
+
+
+def _key(name: str) -> tuple[int, int, int]:
+    part = schema.parse_chunk_name(name)
+    return (*part, 0) if part is not None else (*schema.parse_compact_name(name), 1)
+
+
+def remove_superseded(run_dir: Path, table: str) -> int:
+    """Delete the chunks a compacted file supersedes (left by a crash); return how many."""
+    live = set(list_chunks(run_dir, table))
+    gone = [p for p in list_chunks(run_dir, table, superseded=True) if p not in live]
+    for p in gone:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _as_recorder_error(exc, p, "remove") from exc
+    if gone:
+        _fsync_dir(gone[0].parent)
+    return len(gone)
 
 
 def read_table(run_dir: Path, table: str) -> pa.Table:
@@ -131,8 +162,8 @@ class ChunkWriter:
         d = self.run_dir / schema.TABLES_DIR / table
         if table not in self._seq:
             make_dirs(d)
-            names = [schema.parse_chunk_name(p.name) for p in list_chunks(self.run_dir, table)]
-            used = [seq for seg, seq in filter(None, names) if seg == self.segment]
+            files = list_chunks(self.run_dir, table, superseded=True)
+            used = [_key(p.name)[1] for p in files if _key(p.name)[0] == self.segment]
             self._seq[table] = max(used, default=-1) + 1
         seq = self._seq[table]
         self._seq[table] += 1
@@ -155,6 +186,7 @@ def truncate_after(run_dir: Path, step: int) -> int:
     """Rewrite (atomically) every chunk holding rows with `step > step`; return rows dropped."""
     dropped = 0
     for table in schema.TABLES:
+        remove_superseded(run_dir, table)
         for path in list_chunks(run_dir, table):
             try:
                 tbl = pq.read_table(path, schema=schema.TABLES[table])
@@ -176,21 +208,21 @@ def truncate_after(run_dir: Path, step: int) -> int:
 
 
 def compact(run_dir: Path, table: str, segment: int) -> bool:
-    """Replace a table's chunks by one sorted file; return whether anything was compacted."""
+    """Replace a table's chunks by one sorted file; return whether anything was compacted.
+
+    Crash-safe without a rename of several files: the merged rows go to
+    `compact-<seg>-<seq>.parquet`, whose name says it supersedes every chunk up to (seg, seq)
+    (the latest chunk it merged), and only then are those chunks removed. A reader that finds
+    both ignores the superseded ones (`schema.live_chunks`), so the table never holds a row twice.
+    """
+    remove_superseded(run_dir, table)
     chunks = list_chunks(run_dir, table)
     if len(chunks) <= 1:
         return False
     tbl = read_table(run_dir, table)
     tbl = tbl.sort_by([("step", "ascending")])
-    last = max(schema.parse_chunk_name(p.name) for p in chunks)
-    seg = max(segment, last[0])
-    seq = last[1] + 1 if last[0] == seg else 0
-    target = Path(run_dir) / schema.TABLES_DIR / table / schema.chunk_name(seg, seq)
-    write_parquet(target, tbl)
-    for p in chunks:
-        try:
-            p.unlink()
-        except OSError as exc:
-            raise _as_recorder_error(exc, p, "remove") from exc
-    _fsync_dir(target.parent)
+    seg, seq, _ = max(_key(p.name) for p in chunks)
+    target = Path(run_dir) / schema.TABLES_DIR / table / schema.compact_name(seg, seq)
+    write_parquet(target, tbl)  # from here on the old chunks are superseded
+    remove_superseded(run_dir, table)
     return True

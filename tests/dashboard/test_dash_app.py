@@ -14,6 +14,7 @@ from dash_fixtures import BAD_CASES, REPO
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app import ENV_ROOT, VIEWS
+from dashboard.loader import superseded
 
 APP = str(REPO / "dashboard" / "app.py")
 
@@ -62,6 +63,12 @@ def test_every_view_renders(demo_root, monkeypatch):
             assert charts(at) >= 1 or at.info, view
 
 
+def table_files(table_dir: Path) -> list[Path]:
+    """The live chunk files of one table, by the contract's rule (docs/run-format.md)."""
+    names = [p.name for p in table_dir.glob("*.parquet") if not p.name.startswith(".")]
+    return [table_dir / n for n in sorted(set(names) - superseded(names))]
+
+
 def test_summary_numbers_match_the_parquet_files(demo_root, monkeypatch):
     at = render(demo_root, monkeypatch)
     table = summary_frame(at)
@@ -73,7 +80,7 @@ def test_summary_numbers_match_the_parquet_files(demo_root, monkeypatch):
     for row in table.itertuples(index=False):
         run = names[row[0]]
         steps = pa.concat_tables(
-            [pq.read_table(p) for p in sorted((run / "tables" / "steps").glob("part-*.parquet"))]
+            [pq.read_table(p) for p in table_files(run / "tables" / "steps")]
         ).to_pandas()
         loss = steps["loss"].to_numpy(dtype=float)
         finite = loss[np.isfinite(loss)]
@@ -81,7 +88,7 @@ def test_summary_numbers_match_the_parquet_files(demo_root, monkeypatch):
         assert row[table.columns.get_loc("Final train loss")] == pytest.approx(
             finite[-100:].mean(), rel=1e-9
         )
-        ev_files = sorted((run / "tables" / "evals").glob("part-*.parquet"))
+        ev_files = table_files(run / "tables" / "evals")
         if ev_files:
             ev = pa.concat_tables([pq.read_table(p) for p in ev_files]).to_pandas()
             ev = ev[ev["split"] == "val"] if (ev["split"] == "val").any() else ev

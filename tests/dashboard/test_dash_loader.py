@@ -150,3 +150,42 @@ def test_bulk_read_equals_per_file_reads_and_survives_a_bad_chunk(tmp_path, monk
     (run_dir / "tables" / "steps" / "part-000-000005.parquet").write_bytes(b"not parquet")
     res = loader.read_table(run, "steps", d.root)
     assert len(res.df) == 575 and "corrupt or half-written" in res.messages[0]
+
+
+def test_compacted_file_supersedes_its_chunks_after_a_crash(tmp_path):
+    # A compaction killed after writing compact-000-000003 but before removing the chunks it
+    # merged (parts 0..3): those parts are ignored, later parts are read, no row is doubled.
+    run_dir = small_run(tmp_path, "r")
+    d_steps = run_dir / "tables" / "steps"
+    parts = sorted(d_steps.glob("part-*.parquet"))
+    merged = pa.concat_tables([pq.read_table(p) for p in parts[:4]]).to_pandas()
+    merged["loss"] = -1.0  # marks the rows that came from the compacted file
+    pq.write_table(
+        pa.Table.from_pandas(merged, preserve_index=False), d_steps / "compact-000-000003.parquet"
+    )
+    names = [p.name for p in d_steps.iterdir()]
+    assert loader.superseded(names) == {p.name for p in parts[:4]}
+    loader.clear_caches()
+    d = loader.discover_runs(tmp_path)
+    res = loader.read_table(d.runs[0], "steps", d.root)
+    assert res.n_chunks == 1 + len(parts) - 4 and not res.messages
+    df = res.df
+    assert df["step"].is_unique and len(df) == 600
+    assert (df["loss"].iloc[: len(merged)] == -1.0).all()
+    assert not (df["loss"].iloc[len(merged) :] == -1.0).any()
+    # the crash finished: the chunks are gone, the same table
+    for p in parts[:4]:
+        p.unlink()
+    again = loader.read_table(d.runs[0], "steps", d.root).df
+    assert again.equals(df)
+
+
+def test_superseded_rule_keeps_runs_without_compacted_files_as_they_were():
+    names = ["part-000-000000.parquet", "part-000-000001.parquet", "part-001-000000.parquet"]
+    assert loader.superseded(names) == set()
+    names += ["compact-000-000001.parquet", "compact-000-000000.parquet", "x.parquet"]
+    assert loader.superseded(names) == {
+        "part-000-000000.parquet",
+        "part-000-000001.parquet",
+        "compact-000-000000.parquet",
+    }

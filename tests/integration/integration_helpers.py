@@ -8,6 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from recorder.schema import live_chunks
+
 VOCAB = 64
 SEQ = 8
 
@@ -43,8 +45,10 @@ class TokenData(torch.utils.data.Dataset):
 
 
 def read_table(run_dir: Path, table: str):
-    """A table of a run directory read with pyarrow alone (every chunk, in write order)."""
-    files = sorted((Path(run_dir) / "tables" / table).glob("part-*.parquet"))
+    """A table of a run directory read with pyarrow (every live chunk, in write order)."""
+    d = Path(run_dir) / "tables" / table
+    names = [p.name for p in d.iterdir()] if d.is_dir() else []
+    files = [d / n for n in live_chunks(names)]  # compacted files supersede their chunks
     if not files:
         return None
     return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()

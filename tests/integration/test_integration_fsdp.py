@@ -3,10 +3,13 @@
 Every rank gathers each layer's momentum at a re-cluster and runs the same clustering, so the
 factors are identical across ranks and agree with one process on the same global batch; each
 rank keeps the assignments of its own shard (an uneven (5, 32) weight exercises 3 + 2 rows).
+The run is recorded: every rank holds a Recorder (its statistics are combined across the ranks),
+rank 0 alone writes, and the run matches a recorded single-process run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,8 +17,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from integration_helpers import read_table
 
-from recorder.distributed import NullRecorder
+from recorder import Recorder
+from recorder.distributed import NullRecorder, rank_zero_recorder
 from sgg import SGG
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +32,7 @@ WORLD = 2
 GLOBAL_BATCH = 8
 STEPS = 24
 SGG_OPTIONS = dict(n_clusters=3, recluster_interval=4, scale_decay=0.5, update_impl="eager")
+RECORDING = dict(seed=0, layer_stride=2, flush_every_steps=5, membership_sample=64)
 
 
 def make_model() -> torch.nn.Module:
@@ -103,11 +109,17 @@ def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) ->
     try:
         model = shard(make_model())
         opt = make_optimizer(model)
-        # Not recorded: recorder.Recorder cannot record DTensor parameters yet (its per-step
-        # statistics are DTensor collectives, which rank_zero_recorder would run on rank 0 alone:
-        # a collective mismatch). With that fixed, this becomes rank_zero_recorder(run_dir, ...).
-        with NullRecorder(run_dir) as rec:
+        # every rank gets a Recorder (sharded parameters); only rank 0 writes
+        with rank_zero_recorder(run_dir, optimizer=opt, model=model, **RECORDING) as rec:
             train(model, opt, rec, rank, world)
+        names = {id(p): n for n, p in model.named_parameters()}
+        states = {
+            names[id(p)]: {
+                k: getattr(opt.cluster_state(p), k).clone()
+                for k in ("sizes", "centers", "mda", "raw_factors", "factors", "transitions")
+            }
+            for p in opt.clustered_params()
+        }
         fp = fingerprint(model, opt)
         gathered = {}
         for key, t in fp.items():
@@ -121,6 +133,10 @@ def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) ->
                 "gathered": gathered,
                 "assignments": assign,
                 "recorder": type(rec).__name__,
+                "writes": bool(getattr(rec, "_writes", False)),
+                "states": states,
+                "names": [names[id(p)] for p in opt.clustered_params()],
+                "global_mda_now": opt.global_mda.clone(),
                 "pid": os.getpid(),
                 "reclusters": opt.last_recluster_step,
             },
@@ -130,11 +146,16 @@ def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) ->
         dist.destroy_process_group()
 
 
-def single_process() -> dict[str, torch.Tensor]:
-    """The same training in one process on the whole global batch (no sharding)."""
+def single_process(run_dir: Path | None = None) -> dict[str, torch.Tensor]:
+    """The same training in one process on the whole global batch (no sharding), recorded in
+    `run_dir` when given."""
     model = make_model()
     opt = make_optimizer(model)
-    train(model, opt, NullRecorder(), 0, 1)
+    if run_dir is None:
+        train(model, opt, NullRecorder(), 0, 1)
+    else:
+        with Recorder(run_dir, optimizer=opt, model=model, **RECORDING) as rec:
+            train(model, opt, rec, 0, 1)
     out = fingerprint(model, opt)
     out["assignments"] = [opt.cluster_state(p).assignments.clone() for p in opt.clustered_params()]
     return out
@@ -159,8 +180,11 @@ def fsdp_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return single_process()
+def reference(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference") / "single"
+    out = single_process(run_dir)
+    out["run_dir"] = run_dir
+    return out
 
 
 def test_ranks_hold_identical_factors_and_statistics(fsdp_run):
@@ -200,9 +224,93 @@ def test_fsdp_matches_single_process_on_the_global_batch(fsdp_run, reference):
 
 def test_rank_zero_run_directory(fsdp_run):
     run_dir, results = fsdp_run
-    assert [r["recorder"] for r in results] == ["NullRecorder"] * WORLD
-    assert not run_dir.parent.exists()
-    pytest.skip(
-        "recorder: the Recorder cannot record DTensor (FSDP2) parameters yet (its statistics "
-        "are DTensor collectives that would run on rank 0 alone); see docs/integrations.md"
-    )
+    assert [r["recorder"] for r in results] == ["Recorder"] * WORLD
+    assert [r["writes"] for r in results] == [True] + [False] * (WORLD - 1)
+    # one run directory, written by rank 0 alone
+    assert [p.parent for p in run_dir.parent.rglob("run.json")] == [run_dir]
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["last_flushed_step"] == STEPS
+    assert meta["pid"] == results[0]["pid"]
+    assert not list(run_dir.rglob(".*"))  # no temp file left
+    steps = read_table(run_dir, "steps")  # pyarrow alone
+    assert steps["step"].tolist() == list(range(1, STEPS + 1))
+    assert steps[["grad_norm", "param_norm", "update_norm", "loss"]].notna().all().all()
+    # the dashboard's loader opens every table without a complaint
+    from dashboard import loader
+
+    loader.clear_caches()
+    disc = loader.discover_runs(run_dir.parent)
+    assert [r.path for r in disc.runs] == [run_dir.resolve()]
+    run = disc.runs[0]
+    assert loader.display_status(run) == "finished" and not run.problems
+    for table in ("steps", "lrs", "layers", "clusters", "transitions", "membership", "histograms"):
+        res = loader.read_table(run, table, disc.root)
+        assert res.df is not None and len(res.df) and not res.messages, table
+
+
+def test_recorded_clusters_are_sggs_introspection(fsdp_run):
+    run_dir, results = fsdp_run
+    r0 = results[0]
+    clusters = read_table(run_dir, "clusters")
+    last = clusters[clusters["step"] == STEPS]
+    assert sorted(set(last["layer"])) == sorted(r0["names"])
+    for name, st in r0["states"].items():
+        rows = last[last["layer"] == name].sort_values("cluster")
+        assert rows["size"].tolist() == st["sizes"].tolist()
+        assert rows["size"].sum() == sum(s.numel() for s in _layer_assignments(results, name))
+        for col, key in (
+            ("center", "centers"),
+            ("mda", "mda"),
+            ("raw_factor", "raw_factors"),
+            ("factor", "factors"),
+        ):
+            assert rows[col].tolist() == st[key].float().tolist(), (name, col)
+        assert (rows["global_mda"] == r0["global_mda_now"].item()).all()
+        tr = read_table(run_dir, "transitions")
+        tr = tr[(tr["step"] == STEPS) & (tr["layer"] == name)]
+        assert tr["count"].tolist() == st["transitions"].reshape(-1).tolist()
+    # membership: global flat positions; the cluster is the whole layer's assignment there
+    mb = read_table(run_dir, "membership")
+    for name in r0["names"]:
+        whole = torch.cat(_layer_assignments(results, name))
+        rows = mb[(mb["step"] == STEPS) & (mb["layer"] == name)]
+        assert len(rows) == min(whole.numel(), RECORDING["membership_sample"])
+        want = whole[torch.tensor(rows["position"].to_numpy())].tolist()
+        assert rows["cluster"].tolist() == want, name
+    # histograms: every element of the layer counted once per quantity
+    hist = read_table(run_dir, "histograms")
+    h = hist[(hist["step"] == STEPS) & (hist["cluster"] == -1)]
+    for name, st in r0["states"].items():
+        for q in ("momentum", "adaptive_lr"):
+            rows = h[(h["layer"] == name) & (h["quantity"] == q)]
+            assert rows["count"].sum() == int(st["sizes"].sum()), (name, q)
+
+
+def _layer_assignments(results, name: str) -> list[torch.Tensor]:
+    i = results[0]["names"].index(name)
+    return [r["assignments"][i] for r in results]
+
+
+def test_recorded_statistics_match_a_single_process_run(fsdp_run, reference):
+    run_dir, _ = fsdp_run
+    ref_dir = reference["run_dir"]
+    steps, ref = read_table(run_dir, "steps"), read_table(ref_dir, "steps")
+    for col in ("grad_norm", "param_norm", "update_norm", "loss", "lr"):
+        torch.testing.assert_close(
+            torch.tensor(steps[col].to_numpy()),
+            torch.tensor(ref[col].to_numpy()),
+            rtol=1e-4,
+            atol=1e-6,
+            msg=col,
+        )
+    assert steps["reclustered"].tolist() == ref["reclustered"].tolist()
+    layers, ref_layers = read_table(run_dir, "layers"), read_table(ref_dir, "layers")
+    assert layers[["step", "layer", "numel"]].equals(ref_layers[["step", "layer", "numel"]])
+    # sums, norms and the quantiles of the same global sample positions: to rounding
+    for col in layers.columns[3:]:
+        a = torch.tensor(layers[col].to_numpy(dtype="float64"))
+        b = torch.tensor(ref_layers[col].to_numpy(dtype="float64"))
+        torch.testing.assert_close(a, b, rtol=2e-3, atol=1e-6, equal_nan=True, msg=col)
+    mb, ref_mb = read_table(run_dir, "membership"), read_table(ref_dir, "membership")
+    assert mb["position"].tolist() == ref_mb["position"].tolist()
+    assert (mb["cluster"] == ref_mb["cluster"]).mean() > 0.99

@@ -115,3 +115,47 @@ def test_accelerate_prepare_with_sgg_on_cuda():
         opt.zero_grad()
     assert sgg.last_recluster_step == 4
     opt.load_state_dict(opt.state_dict())
+
+
+def test_recorder_on_the_prepared_optimizer(tmp_path):
+    # Recorder(optimizer=<AcceleratedOptimizer>) unwraps it: the wrapper has no step hooks.
+    accelerate = pytest.importorskip("accelerate")
+    acc = accelerate.Accelerator(cpu=True)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+    sgg = SGG(
+        torch.optim.AdamW(model.parameters(), lr=1e-2), recluster_interval=2, update_impl="eager"
+    )
+    model, opt = acc.prepare(model, sgg)
+    assert opt is not sgg
+    run_dir = tmp_path / "acc"
+    with Recorder(run_dir, optimizer=opt, model=acc.unwrap_model(model), layer_stride=1) as rec:
+        assert rec.optimizer is sgg
+        for step in range(1, 5):
+            acc.backward(model(torch.randn(4, 8)).square().mean())
+            opt.step()
+            opt.zero_grad()
+            rec.log_step(step)
+    steps = read_table(run_dir, "steps")
+    assert steps["step"].tolist() == [1, 2, 3, 4]
+    assert steps["grad_norm"].notna().all()
+    assert steps["reclustered"].tolist() == [False, True, False, True]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_recorder_that_cannot_hook_leaves_no_run(tmp_path):
+    class Unhookable(torch.optim.SGD):
+        def register_step_post_hook(self, hook):
+            raise AttributeError("no hooks here")
+
+    model = torch.nn.Linear(4, 2)
+    opt = Unhookable(model.parameters(), lr=0.1)
+    with pytest.raises(AttributeError, match="no hooks"):
+        Recorder(tmp_path / "runs" / "x", optimizer=opt, model=model)
+    assert not (tmp_path / "runs" / "x").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(AttributeError, match="no hooks"):
+        Recorder(empty, optimizer=opt, model=model)
+    assert empty.is_dir() and list(empty.iterdir()) == []  # its own directory is kept
+    # the hooks registered before the failure are removed again
+    assert not opt._optimizer_step_pre_hooks

@@ -301,3 +301,27 @@ def test_options_dataclass_is_saved(tmp_path):
     run, _, _ = _run(tmp_path, n=2, options=RecorderOptions(layer_stride=7))
     meta = json.loads((run / "run.json").read_text())
     assert meta["recording"]["layer_stride"] == 7
+
+
+def test_failed_start_removes_what_it_created(tmp_path, monkeypatch):
+    from recorder import run_meta
+
+    def refuse(*a, **k):
+        raise RecorderError(errno.EACCES, "refused", "run.json")
+
+    monkeypatch.setattr(run_meta, "write_run_json", refuse)
+    model = tiny_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    with pytest.raises(RecorderError, match="refused"):
+        Recorder(tmp_path / "a" / "run", optimizer=opt, model=model)
+    assert not (tmp_path / "a" / "run").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(RecorderError, match="refused"):
+        Recorder(mine, optimizer=opt, model=model)
+    assert mine.is_dir() and list(mine.iterdir()) == []
+    assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+    monkeypatch.undo()
+    with Recorder(mine, optimizer=opt, model=model) as rec:  # nothing half-made in the way
+        train_steps(model, opt, 2, rec)
+    assert read(mine, "steps")["step"].tolist() == [1, 2]

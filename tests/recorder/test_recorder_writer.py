@@ -81,9 +81,66 @@ def test_compact_merges_chunks_sorted(tmp_path):
     w.write("steps", {"step": [1, 2]})
     assert writer.compact(tmp_path, "steps", 0)
     chunks = writer.list_chunks(tmp_path, "steps")
-    assert [c.name for c in chunks] == ["part-000-000002.parquet"]
+    assert [c.name for c in chunks] == ["compact-000-000001.parquet"]  # supersedes <= (0, 1)
     assert pq.read_table(chunks[0]).column("step").to_pylist() == [1, 2, 3, 4]
     assert not writer.compact(tmp_path, "steps", 0)
+    assert w.write("steps", {"step": [5]}).name == "part-000-000002.parquet"  # after it
+
+
+def test_live_chunks_rule():
+    names = [
+        "part-000-000000.parquet",
+        "part-000-000001.parquet",
+        "compact-000-000000.parquet",
+        "compact-000-000001.parquet",
+        "part-000-000002.parquet",
+        "part-001-000000.parquet",
+        ".compact-001-000000.parquet.tmp",
+        "notes.txt",
+    ]
+    assert schema.live_chunks(names) == [
+        "compact-000-000001.parquet",
+        "part-000-000002.parquet",
+        "part-001-000000.parquet",
+    ]
+    assert schema.live_chunks(names[:2]) == names[:2]  # no compacted file: as before
+
+
+@pytest.mark.parametrize("crash", ["after_write", "mid_delete"])
+def test_compaction_killed_before_removing_chunks_leaves_no_duplicates(
+    tmp_path, monkeypatch, crash
+):
+    w = ChunkWriter(tmp_path, 0)
+    for s in range(3):
+        w.write("steps", {"step": [2 * s + 1, 2 * s + 2]})
+    real_unlink = type(tmp_path).unlink
+    calls = []
+
+    def dies(self, *a, **k):  # the process is killed while removing the old chunks
+        calls.append(self.name)
+        if crash == "after_write" or len(calls) > 1:
+            raise KeyboardInterrupt
+        real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(type(tmp_path), "unlink", dies)
+    with pytest.raises(KeyboardInterrupt):
+        writer.compact(tmp_path, "steps", 0)
+    monkeypatch.undo()
+    d = tmp_path / "tables" / "steps"
+    assert (d / "compact-000-000002.parquet").is_file()
+    assert len(list(d.glob("part-*"))) == (3 if crash == "after_write" else 2)
+    want = [1, 2, 3, 4, 5, 6]
+    assert writer.read_table(tmp_path, "steps").column("step").to_pylist() == want
+    # a resumed writer continues after the compacted file, and a later close cleans up
+    assert ChunkWriter(tmp_path, 0).write("steps", {"step": [7]}).name == "part-000-000003.parquet"
+    assert writer.truncate_after(tmp_path, 7) == 0
+    assert sorted(p.name for p in d.iterdir()) == [
+        "compact-000-000002.parquet",
+        "part-000-000003.parquet",
+    ]
+    assert writer.compact(tmp_path, "steps", 0)
+    assert writer.read_table(tmp_path, "steps").column("step").to_pylist() == [*want, 7]
+    assert [p.name for p in d.iterdir()] == ["compact-000-000003.parquet"]
 
 
 def test_corrupt_chunk_is_skipped_by_read_table(tmp_path):
