@@ -99,11 +99,11 @@ def rank_zero_recorder(
     if kwargs.get("optimizer") is not None:
         kwargs["optimizer"] = unwrap_optimizer(kwargs["optimizer"])
     opt = args[0] if args else kwargs.get("optimizer")
-    if is_rank_zero() or _has_sharded_params(opt):
+    if is_rank_zero() or has_sharded_params(opt):
         return Recorder(run_dir, *args, **kwargs)
     return NullRecorder(run_dir)
 
 
-def _has_sharded_params(opt: Any) -> bool:
+def has_sharded_params(opt: Any) -> bool:
     groups = getattr(opt, "param_groups", None) or []
     return any(is_sharded(p) for g in groups for p in g["params"])

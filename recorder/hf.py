@@ -28,7 +28,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from recorder.distributed import unwrap_optimizer
+from recorder.distributed import (
+    NullRecorder,
+    has_sharded_params,
+    rank_zero_recorder,
+    unwrap_optimizer,
+)
 from recorder.recorder import Recorder, RecorderOptions
 
 __all__ = ["RecorderCallback", "unwrap_optimizer"]
@@ -66,20 +71,22 @@ class RecorderCallback(TrainerCallback):
         self.shadow = shadow
         self.options = options
         self.kwargs = kwargs
-        self.recorder: Recorder | None = None
+        self.recorder: Recorder | NullRecorder | None = None
         self._tokens_seen = 0
 
     # ------------------------------------------------------------------ Trainer events
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
-        if not state.is_world_process_zero:
+        # Process zero writes. Under FSDP2 every rank must run the recorder (its statistics are
+        # combined across ranks with collectives; rank_zero_recorder makes only rank 0 write).
+        if not state.is_world_process_zero and not has_sharded_params(unwrap_optimizer(optimizer)):
             return
         if self.recorder is not None and not self.recorder.closed:
             self.recorder.close()
         resume = state.global_step > 0
         config = self.config if self.config is not None else _args_config(args)
-        self.recorder = Recorder(
+        self.recorder = rank_zero_recorder(
             self.run_dir,
-            optimizer=unwrap_optimizer(optimizer) if optimizer is not None else None,
+            optimizer=optimizer,
             model=model,
             config=config,
             mode="resume" if resume else self.mode,
