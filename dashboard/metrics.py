@@ -359,6 +359,12 @@ def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
                     f"{_int(s.steps_to_target)} steps instead of {_int(b.steps_to_target)}: "
                     f"{fewer:.0%} fewer steps, a **{s.speedup_steps:.2f}x speed-up**."
                 )
+            elif s.speedup_steps > 1 / 1.005:
+                out.append(
+                    f"**{s.name}** reached the baseline's final {loss_word} ({_n(b_loss)}) at "
+                    f"the same point as the baseline (step {_int(s.steps_to_target)}): no "
+                    f"speed-up, no slow-down."
+                )
             else:
                 out.append(
                     f"**{s.name}** needed {_int(s.steps_to_target)} steps to reach the baseline's "

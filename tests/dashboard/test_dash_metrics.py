@@ -152,6 +152,16 @@ def test_sentences_are_plain_and_use_the_numbers():
     assert list(table["Run"]) == ["b", "f"]
 
 
+def test_sentences_for_a_run_that_ties_the_baseline():
+    base = _steps(1000)
+    data = {"b": (base, _evals(base)), "t": (base.copy(), _evals(base))}
+    sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
+    metrics.add_speedups(sums, data, "b")
+    text = " ".join(metrics.sentences(list(sums.values()), "b"))
+    assert sums["t"].speedup_steps == pytest.approx(1.0)
+    assert "no speed-up, no slow-down" in text and "slower" not in text
+
+
 def test_sentences_for_a_diverged_run():
     data = {"b": (_steps(500), None), "d": (_steps(500, nan_from=100), None)}
     sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
