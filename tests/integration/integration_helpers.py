@@ -52,3 +52,26 @@ def read_table(run_dir: Path, table: str):
     if not files:
         return None
     return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
+
+
+def render_every_view(root: Path, monkeypatch) -> set[str]:
+    """Open `root` in the real dashboard script (Streamlit AppTest), visit every view, and
+    return the run names its tables list; fails on any exception or error element."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.app import ENV_ROOT, VIEWS
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv(ENV_ROOT, str(root))
+    at = AppTest.from_file(str(repo / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    listed: set[str] = set()
+    for view in VIEWS:
+        at.session_state["view"] = view
+        at.run()
+        assert not at.exception, (view, [e.value for e in at.exception])
+        assert not at.error, (view, [e.value for e in at.error])
+        for df in at.dataframe:
+            if "Run" in df.value.columns:
+                listed |= set(df.value["Run"].astype(str))
+    return listed

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from ddp_worker import SGG_OPTIONS, STEPS, single_process, worker
-from integration_helpers import read_table
+from integration_helpers import read_table, render_every_view
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +84,8 @@ def test_dashboard_loader_reads_the_ddp_run(ddp_run):
         res = loader.read_table(run, table, found.root)
         assert res.df is not None and not res.messages, (table, res.messages)
     assert len(loader.read_table(run, "steps", found.root).df) == STEPS
+
+
+def test_dashboard_shows_the_ddp_run(ddp_run, monkeypatch):
+    run_dir, _ = ddp_run
+    assert run_dir.name in render_every_view(run_dir.parent, monkeypatch)

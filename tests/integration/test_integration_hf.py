@@ -9,7 +9,7 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from integration_helpers import TokenData, read_table, tiny_llama
+from integration_helpers import TokenData, read_table, render_every_view, tiny_llama
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from recorder.hf import RecorderCallback
@@ -136,3 +136,8 @@ def test_callback_on_a_new_trainer_refuses_an_existing_run(runs, tmp_path):
     trainer = make_trainer(tmp_path / "out", run_dir)
     with pytest.raises(Exception, match="already holds a run"):
         trainer.train()
+
+
+def test_dashboard_shows_the_trainer_runs(runs, monkeypatch):
+    listed = render_every_view(runs["runs"], monkeypatch)
+    assert {"full", "resumed"} <= listed
