@@ -255,13 +255,17 @@ class SGG(Optimizer):
     def _adam_step(self) -> None:
         due = self._advance_clock()
         impl = "eager" if due else self._resolve_impl()
+        state = self.state
+        layers = self._layers
+        is_sharded = SH.is_sharded
         work = []
         for group in self.param_groups:
             if group.get("differentiable", False):
                 raise RuntimeError("SGG does not support differentiable=True base optimizers")
             beta1, beta2 = (float(b) for b in group["betas"])
+            amsgrad = bool(group["amsgrad"])
             flags = {
-                "amsgrad": bool(group["amsgrad"]),
+                "amsgrad": amsgrad,
                 "maximize": bool(group["maximize"]),
                 "decoupled": bool(
                     group.get(
@@ -270,49 +274,67 @@ class SGG(Optimizer):
                     )
                 ),
             }
-            hp_cache: dict[tuple[float, torch.device], Tensor] = {}
-            buckets: dict[tuple, tuple[U.AdamHyper, Tensor, list]] = {}
+            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            live = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.is_complex():
                     raise RuntimeError("SGG: complex parameters are not supported")
-                st = self.state[p]
+                st = state[p]
                 if len(st) == 0:
                     self._init_adam_state(p, st, group)
-                st["step"] += 1
-                # sharded (DTensor) p: the elementwise update runs on the local shards
-                t = (
-                    SH.local(p),
-                    SH.local(p.grad),
-                    SH.local(st["exp_avg"]),
-                    SH.local(st["exp_avg_sq"]),
-                    SH.local(st.get("max_exp_avg_sq")) if flags["amsgrad"] else None,
-                )
-                h = U.AdamHyper(
-                    lr=float(group["lr"]),
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=float(group["eps"]),
-                    weight_decay=float(group["weight_decay"]),
-                    step=float(st["step"]),
-                )
-                work.append((p, t, h, flags))
+                live.append((p, st))
+            if not live:
+                continue
+            steps = [st["step"] for _, st in live]
+            # one foreach call for the group's step counters (same values as ``+= 1`` each)
+            torch._foreach_add_(steps, 1)
+            # hyper-parameters (and their device tensor) once per distinct step count
+            hypers: dict[float, U.AdamHyper] = {}
+            hp_cache: dict[tuple[float, torch.device], Tensor] = {}
+            buckets: dict[tuple, tuple[U.AdamHyper, Tensor, list]] = {}
+            for (p, st), s in zip(live, steps, strict=True):
+                step = float(s)
+                h = hypers.get(step)
+                if h is None:
+                    h = hypers[step] = U.AdamHyper(
+                        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd, step=step
+                    )
+                grad = p.grad
+                mx = st.get("max_exp_avg_sq") if amsgrad else None
+                if is_sharded(p):
+                    # sharded (DTensor) p: the elementwise update runs on the local shards
+                    t = (
+                        SH.local(p),
+                        SH.local(grad),
+                        SH.local(st["exp_avg"]),
+                        SH.local(st["exp_avg_sq"]),
+                        SH.local(mx),
+                    )
+                else:
+                    t = (p, grad, st["exp_avg"], st["exp_avg_sq"], mx)
                 if due:
+                    work.append((p, t, h, flags))
                     continue
-                p_impl = impl
-                if impl != "eager" and not (t[0].is_contiguous() and t[1].is_contiguous()):
-                    p_impl = "eager"
-                if p_impl == "eager":
-                    self._one_adam(p, t, h, flags, None, p_impl)
+                if impl == "eager" or not (t[0].is_contiguous() and t[1].is_contiguous()):
+                    self._one_adam(p, t, h, flags, None, "eager")
                     continue
-                key = (h.step, p.device)
-                if key not in hp_cache:
-                    hp_cache[key] = U.make_hp(h, p.device)
+                dev = p.device
+                key = (step, dev)
+                hp = hp_cache.get(key)
+                if hp is None:
+                    hp = hp_cache[key] = U.make_hp(h, dev)
                 # horizontal fusion: one compiled call per bucket of same-kind tensors
-                fo = self._factor_of(p)
-                bkey = (h.step, p.device, p.dtype, p.grad.dtype, fo is not None)
-                buckets.setdefault(bkey, (h, hp_cache[key], []))[2].append((p, t, fo))
+                cs = layers.get(p)
+                fo = None
+                if cs is not None and cs.last_recluster_step is not None:
+                    fo = (cs.assignments, cs.factors)
+                bkey = (step, dev, p.dtype, grad.dtype, fo is not None)
+                b = buckets.get(bkey)
+                if b is None:
+                    b = buckets[bkey] = (h, hp, [])
+                b[2].append((p, t, fo))
             for h, hp, items in buckets.values():
                 self._multi_adam(items, h, flags, hp, impl)
         if due:

@@ -281,8 +281,11 @@ def _fused_adam_multi_impl(
 
 
 _compiled_multi = None
+# the compiled wrapper re-checked every input's size/stride on each call (~40 checks per call);
+# dynamo's guards already pin what the kernel relies on (1-D contiguous views), so skip them
+_COMPILE_OPTIONS = {"size_asserts": False}
 # at most this many tensors per compiled call: the graph (and its compile time) grows with it
-MULTI_BUCKET = 8
+MULTI_BUCKET = 10
 
 
 def _get_compiled_multi():
@@ -291,7 +294,9 @@ def _get_compiled_multi():
         # list lengths and flag combinations each compile once; leave room for them
         cfg = torch._dynamo.config
         cfg.recompile_limit = max(getattr(cfg, "recompile_limit", 8), 64)
-        _compiled_multi = torch.compile(_fused_adam_multi_impl, dynamic=True, fullgraph=True)
+        _compiled_multi = torch.compile(
+            _fused_adam_multi_impl, dynamic=True, fullgraph=True, options=_COMPILE_OPTIONS
+        )
     return _compiled_multi
 
 
