@@ -246,6 +246,22 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def _histogram_line(h: pd.DataFrame, line: dict, name: str, **kw) -> go.Scatter:
+    """A histogram (columns center, share) drawn as a step line."""
+    return go.Scatter(
+        x=h["center"], y=h["share"], mode="lines", line_shape="hvh", line=line, name=name, **kw
+    )
+
+
+def _closest_hover(fig: go.Figure, *, log_x: bool = False) -> go.Figure:
+    """Hover the nearest point (not the whole x column); optionally a log x axis."""
+    fig.update_layout(hovermode="closest")
+    if log_x:
+        fig.update_xaxes(type="log")
+        apply_log_ticks(fig, "x")
+    return fig
+
+
 def heatmap_figure(
     pivot: pd.DataFrame,
     *,
@@ -296,22 +312,12 @@ def distribution_figure(
     for name, g in hist.groupby("run", sort=False):
         c = colors.get(name, "#333")
         fig.add_trace(
-            go.Scatter(
-                x=g["center"],
-                y=g["share"],
-                mode="lines",
-                line_shape="hvh",
-                line={"color": c, "width": 2},
-                fill="tozeroy",
-                fillcolor=_rgba(c, 0.2),
-                name=name,
+            _histogram_line(
+                g, {"color": c, "width": 2}, name, fill="tozeroy", fillcolor=_rgba(c, 0.2)
             )
         )
     fig = _layout(fig, title, x_title, "Share of values")
-    fig.update_xaxes(type="log")
-    apply_log_ticks(fig, "x")
-    fig.update_layout(hovermode="closest")
-    return fig
+    return _closest_hover(fig, log_x=True)
 
 
 def cluster_lines(
@@ -408,33 +414,15 @@ def histogram_compare_figure(
     if h is not None and not h.empty:
         for c, g in h.groupby("cluster", sort=True):
             name = "whole layer" if int(c) < 0 else f"group {int(c)}"
-            fig.add_trace(
-                go.Scatter(
-                    x=g["center"],
-                    y=g["share"],
-                    mode="lines",
-                    line_shape="hvh",
-                    line={"color": cluster_color(int(c)), "width": 2},
-                    name=name,
-                )
-            )
+            fig.add_trace(_histogram_line(g, {"color": cluster_color(int(c)), "width": 2}, name))
     if reference is not None and not reference.empty:
         fig.add_trace(
-            go.Scatter(
-                x=reference["center"],
-                y=reference["share"],
-                mode="lines",
-                line_shape="hvh",
-                line={"color": "black", "dash": "dash", "width": 2},
-                name=reference_name,
+            _histogram_line(
+                reference, {"color": "black", "dash": "dash", "width": 2}, reference_name
             )
         )
     fig = _layout(fig, title, x_title, "Share of the group's elements")
-    fig.update_layout(hovermode="closest")
-    if log_x:
-        fig.update_xaxes(type="log")
-        apply_log_ticks(fig, "x")
-    return fig
+    return _closest_hover(fig, log_x=log_x)
 
 
 def sweep_figure(
@@ -482,11 +470,7 @@ def sweep_figure(
                 )
             )
     fig = _layout(fig, title, key, "Final loss")
-    fig.update_layout(hovermode="closest")
-    if log_x:
-        fig.update_xaxes(type="log")
-        apply_log_ticks(fig, "x")
-    return fig
+    return _closest_hover(fig, log_x=log_x)
 
 
 def bar_figure(

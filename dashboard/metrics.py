@@ -679,9 +679,7 @@ def moved_share(transitions: pd.DataFrame) -> pd.DataFrame:
             transitions["from_cluster"] != transitions["to_cluster"], transitions["count"], 0
         )
     )
-    g = t.groupby(["step", "layer"], sort=True)[["moved", "count"]].sum().reset_index()
-    g["moved"] = g["moved"] / g["count"].where(g["count"] > 0)
-    return g[["step", "layer", "moved"]]
+    return _ratio_per_step_layer(t, "moved", "count", "moved")
 
 
 def size_weighted_factor(clusters: pd.DataFrame) -> pd.DataFrame:
@@ -689,9 +687,14 @@ def size_weighted_factor(clusters: pd.DataFrame) -> pd.DataFrame:
     if clusters is None or clusters.empty:
         return pd.DataFrame(columns=["step", "layer", "factor"])
     c = clusters.assign(w=clusters["size"] * clusters["factor"].astype(float))
-    g = c.groupby(["step", "layer"], sort=True)[["w", "size"]].sum().reset_index()
-    g["factor"] = g["w"] / g["size"].where(g["size"] > 0)
-    return g[["step", "layer", "factor"]]
+    return _ratio_per_step_layer(c, "w", "size", "factor")
+
+
+def _ratio_per_step_layer(df: pd.DataFrame, num: str, den: str, out: str) -> pd.DataFrame:
+    """Per (step, layer): sum of `num` over sum of `den` (NaN where that is 0), named `out`."""
+    g = df.groupby(["step", "layer"], sort=True)[[num, den]].sum().reset_index()
+    g[out] = g[num] / g[den].where(g[den] > 0)
+    return g[["step", "layer", out]]
 
 
 def histogram_density(h: pd.DataFrame) -> pd.DataFrame:

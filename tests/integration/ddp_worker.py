@@ -7,15 +7,11 @@ import os
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
+from integration_helpers import all_gather_each, make_optimizer, process_group, train
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from recorder.distributed import rank_zero_recorder
 from sgg import SGG
-
-GLOBAL_BATCH = 8
-STEPS = 24
-SGG_OPTIONS = dict(n_clusters=3, recluster_interval=4, scale_decay=0.5, update_impl="eager")
 
 
 def make_model() -> torch.nn.Module:
@@ -23,33 +19,6 @@ def make_model() -> torch.nn.Module:
     return torch.nn.Sequential(
         torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Linear(32, 4)
     )
-
-
-def make_optimizer(model: torch.nn.Module) -> SGG:
-    return SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), **SGG_OPTIONS)
-
-
-def batch(step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's equal share of the global batch of `step` (the whole batch when world=1)."""
-    gen = torch.Generator().manual_seed(1000 + step)
-    x = torch.randn(GLOBAL_BATCH, 8, generator=gen)
-    y = torch.randn(GLOBAL_BATCH, 4, generator=gen)
-    n = GLOBAL_BATCH // world
-    return x[rank * n : (rank + 1) * n], y[rank * n : (rank + 1) * n]
-
-
-def train(model, net, opt, rec, rank: int, world: int) -> None:
-    for step in range(1, STEPS + 1):
-        x, y = batch(step, rank, world)
-        loss = torch.nn.functional.mse_loss(net(x), y)  # a mean: DDP's average is the global mean
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        logged = loss.detach().clone()
-        if world > 1:
-            dist.all_reduce(logged)  # the global mean loss for the record (a sync; cheap here)
-            logged /= world
-        rec.log_step(step, loss=logged, tokens=x.numel())
 
 
 def fingerprint(model, opt: SGG) -> dict[str, torch.Tensor]:
@@ -64,33 +33,23 @@ def fingerprint(model, opt: SGG) -> dict[str, torch.Tensor]:
 
 
 def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with process_group(rank, world, init_file):
         model = make_model()
         net = DDP(model)
         opt = make_optimizer(net)
         with rank_zero_recorder(
             run_dir, optimizer=opt, model=model, config={"world": world}, seed=0, layer_stride=1
         ) as rec:
-            train(model, net, opt, rec, rank, world)
-        fp = fingerprint(model, opt)
-        gathered = {}
-        for key, t in fp.items():
-            parts = [torch.empty_like(t) for _ in range(world)]
-            dist.all_gather(parts, t)
-            gathered[key] = parts
+            train(net, opt, rec, rank, world)
         torch.save(
             {
-                "gathered": gathered,
+                "gathered": all_gather_each(fingerprint(model, opt), world),
                 "recorder": type(rec).__name__,
                 "pid": os.getpid(),
                 "reclusters": opt.last_recluster_step,
             },
             Path(out_dir) / f"rank{rank}.pt",
         )
-    finally:
-        dist.destroy_process_group()
 
 
 def single_process(run_dir: str | None = None) -> dict[str, torch.Tensor]:
@@ -100,5 +59,5 @@ def single_process(run_dir: str | None = None) -> dict[str, torch.Tensor]:
     model = make_model()
     opt = make_optimizer(model)
     rec = NullRecorder()
-    train(model, model, opt, rec, 0, 1)
+    train(model, opt, rec, 0, 1)
     return fingerprint(model, opt)

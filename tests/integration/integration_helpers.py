@@ -1,17 +1,96 @@
-"""Tiny models and data shared by the integration tests (DDP, Trainer, PEFT, accelerate)."""
+"""Tiny models and data shared by the integration tests (DDP, FSDP, Trainer, PEFT, accelerate).
+
+Spawned workers import this module too (by name: pytest put this folder on sys.path, which
+spawn hands down to the children).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from recorder.schema import live_chunks
+from sgg import SGG
 
 VOCAB = 64
 SEQ = 8
+
+# the distributed tests (DDP, FSDP): the same training on WORLD ranks and in one process
+GLOBAL_BATCH = 8
+STEPS = 24
+SGG_OPTIONS = dict(n_clusters=3, recluster_interval=4, scale_decay=0.5, update_impl="eager")
+
+
+def make_optimizer(model: torch.nn.Module) -> SGG:
+    return SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), **SGG_OPTIONS)
+
+
+def batch(step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's equal share of the global batch of `step` (the whole batch when world=1)."""
+    gen = torch.Generator().manual_seed(1000 + step)
+    x = torch.randn(GLOBAL_BATCH, 8, generator=gen)
+    y = torch.randn(GLOBAL_BATCH, 4, generator=gen)
+    n = GLOBAL_BATCH // world
+    return x[rank * n : (rank + 1) * n], y[rank * n : (rank + 1) * n]
+
+
+def train(net, opt, rec, rank: int, world: int) -> None:
+    """STEPS steps of `net` (wrapped or sharded, or the plain model when world=1)."""
+    for step in range(1, STEPS + 1):
+        x, y = batch(step, rank, world)
+        # a mean: DDP and FSDP average the ranks' gradients, so this is the global mean
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        logged = loss.detach().clone()
+        if world > 1:
+            dist.all_reduce(logged)  # the global mean loss for the record (a sync; cheap here)
+            logged /= world
+        rec.log_step(step, loss=logged, tokens=x.numel())
+
+
+@contextlib.contextmanager
+def process_group(rank: int, world: int, init_file: str) -> Iterator[None]:
+    """A gloo process group (one CPU thread per rank), destroyed on the way out."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def all_gather_each(tensors: dict[str, torch.Tensor], world: int) -> dict[str, list]:
+    """Every rank's copy of each tensor, in rank order."""
+    gathered = {}
+    for key, t in tensors.items():
+        parts = [torch.empty_like(t) for _ in range(world)]
+        dist.all_gather(parts, t)
+        gathered[key] = parts
+    return gathered
+
+
+def spawn_ranks(worker: Callable, tmp: Path, name: str, world: int) -> tuple[Path, list[dict]]:
+    """Run `worker(rank, world, init_file, run_dir, out_dir)` on `world` processes; return the
+    run directory (tmp/runs/name) and what each rank saved as out_dir/rank{r}.pt."""
+    run_dir, out = tmp / "runs" / name, tmp / "out"
+    out.mkdir()
+    mp.spawn(
+        worker,
+        args=(world, str(tmp / "init"), str(run_dir), str(out)),
+        nprocs=world,
+        join=True,
+    )
+    results = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    return run_dir, results
 
 
 def tiny_llama(seed: int = 0):

@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
-import torch.multiprocessing as mp
-from ddp_worker import SGG_OPTIONS, STEPS, single_process, worker
-from integration_helpers import read_table, render_every_view
+from ddp_worker import single_process, worker
+from integration_helpers import SGG_OPTIONS, STEPS, read_table, render_every_view, spawn_ranks
 
 pytestmark = pytest.mark.e2e
 
@@ -17,17 +16,7 @@ WORLD = 2
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    run_dir, out = tmp / "runs" / "ddp", tmp / "out"
-    out.mkdir()
-    mp.spawn(
-        worker,
-        args=(WORLD, str(tmp / "init"), str(run_dir), str(out)),
-        nprocs=WORLD,
-        join=True,
-    )
-    results = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
-    return run_dir, results
+    return spawn_ranks(worker, tmp_path_factory.mktemp("ddp"), "ddp", WORLD)
 
 
 def test_ranks_hold_identical_clustering_and_parameters(ddp_run):

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from integration_helpers import read_table
+from integration_helpers import (
+    SGG_OPTIONS,
+    STEPS,
+    all_gather_each,
+    make_optimizer,
+    process_group,
+    read_table,
+    spawn_ranks,
+    train,
+)
 
 from recorder import Recorder
 from recorder.distributed import NullRecorder, rank_zero_recorder
@@ -29,9 +36,6 @@ WORLD = 2
 
 # mp.spawn pickles `worker` by reference: the children import this module (pytest put its
 # folder on sys.path, which spawn hands down to them).
-GLOBAL_BATCH = 8
-STEPS = 24
-SGG_OPTIONS = dict(n_clusters=3, recluster_interval=4, scale_decay=0.5, update_impl="eager")
 RECORDING = dict(seed=0, layer_stride=2, flush_every_steps=5, membership_sample=64)
 
 
@@ -58,33 +62,6 @@ def shard(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def make_optimizer(model: torch.nn.Module) -> SGG:
-    return SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), **SGG_OPTIONS)
-
-
-def batch(step: int, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's equal share of the global batch of `step` (the whole batch when world=1)."""
-    gen = torch.Generator().manual_seed(1000 + step)
-    x = torch.randn(GLOBAL_BATCH, 8, generator=gen)
-    y = torch.randn(GLOBAL_BATCH, 4, generator=gen)
-    n = GLOBAL_BATCH // world
-    return x[rank * n : (rank + 1) * n], y[rank * n : (rank + 1) * n]
-
-
-def train(model, opt, rec, rank: int, world: int) -> None:
-    for step in range(1, STEPS + 1):
-        x, y = batch(step, rank, world)
-        loss = torch.nn.functional.mse_loss(model(x), y)  # FSDP averages: the global mean
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        logged = loss.detach().clone()
-        if world > 1:
-            dist.all_reduce(logged)
-            logged /= world
-        rec.log_step(step, loss=logged, tokens=x.numel())
-
-
 def _full(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if hasattr(t, "full_tensor") else t
 
@@ -104,9 +81,7 @@ def fingerprint(model, opt: SGG) -> dict[str, torch.Tensor]:
 
 
 def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with process_group(rank, world, init_file):
         model = shard(make_model())
         opt = make_optimizer(model)
         # every rank gets a Recorder (sharded parameters); only rank 0 writes
@@ -120,12 +95,7 @@ def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) ->
             }
             for p in opt.clustered_params()
         }
-        fp = fingerprint(model, opt)
-        gathered = {}
-        for key, t in fp.items():
-            parts = [torch.empty_like(t) for _ in range(world)]
-            dist.all_gather(parts, t)
-            gathered[key] = parts
+        gathered = all_gather_each(fingerprint(model, opt), world)
         # each rank's shard of the assignments, in parameter order (uneven lengths)
         assign = [opt.cluster_state(p).assignments.clone() for p in opt.clustered_params()]
         torch.save(
@@ -142,8 +112,6 @@ def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) ->
             },
             Path(out_dir) / f"rank{rank}.pt",
         )
-    finally:
-        dist.destroy_process_group()
 
 
 def single_process(run_dir: Path | None = None) -> dict[str, torch.Tensor]:
@@ -166,17 +134,7 @@ def fsdp_run(tmp_path_factory):
     pytest.importorskip("torch.distributed.fsdp")
     if not hasattr(torch.distributed.fsdp, "fully_shard"):
         pytest.skip("FSDP2 fully_shard is not available in this torch")
-    tmp = tmp_path_factory.mktemp("fsdp")
-    run_dir, out = tmp / "runs" / "fsdp", tmp / "out"
-    out.mkdir()
-    mp.spawn(
-        worker,
-        args=(WORLD, str(tmp / "init"), str(run_dir), str(out)),
-        nprocs=WORLD,
-        join=True,
-    )
-    results = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
-    return run_dir, results
+    return spawn_ranks(worker, tmp_path_factory.mktemp("fsdp"), "fsdp", WORLD)
 
 
 @pytest.fixture(scope="module")
