@@ -318,7 +318,7 @@ class SGG(Optimizer):
                     work.append((p, t, h, flags))
                     continue
                 if impl == "eager" or not (t[0].is_contiguous() and t[1].is_contiguous()):
-                    self._one_adam(p, t, h, flags, None, "eager")
+                    self._eager_adam(p, t, h, flags)
                     continue
                 dev = p.device
                 key = (step, dev)
@@ -359,24 +359,19 @@ class SGG(Optimizer):
                     scale_weight_decay=self.config.scale_weight_decay,
                 )
 
-    def _one_adam(self, p, t, h, flags, hp, impl) -> None:
+    def _eager_adam(self, p, t, h, flags) -> None:
+        """The single-tensor reference step (non-contiguous tensors, compile fallback)."""
         # t = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq | None): local tensors of p
-        kwargs = dict(
+        U.sgg_adam_step_(
+            *t,
+            self._factor_of(p),
             h=h,
-            hp=hp,
+            hp=None,
             scale_weight_decay=self.config.scale_weight_decay,
             n_clusters=self.config.n_clusters,
+            impl="eager",
             **flags,
         )
-        args = (*t, self._factor_of(p))
-        if impl == "eager" or self.config.update_impl == "compiled":
-            U.sgg_adam_step_(*args, impl=impl, **kwargs)
-            return
-        try:
-            U.sgg_adam_step_(*args, impl=impl, **kwargs)
-        except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
-            U.note_compile_failure(exc)
-            U.sgg_adam_step_(*args, impl="eager", **kwargs)
 
     def _multi_adam(self, items, h, flags, hp, impl) -> None:
         amsgrad = flags["amsgrad"]
@@ -405,7 +400,7 @@ class SGG(Optimizer):
         except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
             U.note_compile_failure(exc)
             for p, t, _ in items[getattr(exc, "sgg_done", 0) :]:
-                self._one_adam(p, t, h, flags, None, "eager")
+                self._eager_adam(p, t, h, flags)
 
     def _init_adam_state(self, p: Tensor, st: dict, group: dict) -> None:
         # same layout as torch.optim.Adam._init_group, so the base state_dict is unchanged

@@ -5,10 +5,11 @@ Three variants share one keyword-only signature (torch.optim style):
 - ``adam_moments_`` + ``adam_apply_``: the single-tensor reference, split in two phases so that a
   re-cluster step can cluster this step's momentum ``m_t`` between the moment update and the
   parameter update (the literal order of the paper's Algorithm 1).
-- ``fused_adam_``: the same arithmetic as ONE elementwise function per parameter (moments, bias
-  correction, factor gather ``scales[assign]``, weight decay, parameter write), compiled with
-  ``torch.compile`` over flat 1-D views with dynamic shapes. Step-dependent scalars travel in one
-  small float32 tensor ``hp`` so a changing learning rate never triggers a recompilation.
+- ``fused_adam_multi_``: the same arithmetic as ONE elementwise function per parameter (moments,
+  bias correction, factor select ``scales[assign]``, weight decay, parameter write), unrolled over
+  a bucket of tensors and compiled with ``torch.compile`` over flat 1-D views with dynamic
+  shapes. Step-dependent scalars travel in one small float32 tensor ``hp`` so a changing learning
+  rate never triggers a recompilation.
 
 All of them read and write the base optimizer's own state tensors (``exp_avg``, ``exp_avg_sq``,
 ``max_exp_avg_sq``, ``step``) so the base ``state_dict`` format is unchanged.
@@ -28,7 +29,6 @@ __all__ = [
     "AdamHyper",
     "adam_apply_",
     "adam_moments_",
-    "fused_adam_",
     "fused_adam_multi_",
     "make_hp",
     "resolve_update_impl",
@@ -192,56 +192,6 @@ def _fused_adam_impl(
 
 
 _WHERE_CHAIN_MAX_K = 8
-_compiled_impl = None
-
-
-def _get_compiled():
-    global _compiled_impl
-    if _compiled_impl is None:
-        _compiled_impl = torch.compile(_fused_adam_impl, dynamic=True, fullgraph=True)
-    return _compiled_impl
-
-
-def fused_adam_(
-    param: Tensor,
-    grad: Tensor,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
-    max_exp_avg_sq: Tensor | None,
-    assign: Tensor | None,
-    scales: Tensor | None,
-    hp: Tensor,
-    *,
-    amsgrad: bool,
-    maximize: bool,
-    decoupled: bool,
-    scale_weight_decay: bool,
-    has_wd: bool,
-    n_clusters: int,
-    compiled: bool = True,
-) -> None:
-    """Whole Adam/AdamW step with the cluster factor, on flat views, in one fused function."""
-    fn = _get_compiled() if compiled else _fused_adam_impl
-    flat = [t.view(-1) if t is not None else None for t in (param, grad, exp_avg, exp_avg_sq)]
-    mx = max_exp_avg_sq.view(-1) if max_exp_avg_sq is not None else None
-    if assign is not None and assign.device != param.device:
-        assign = assign.to(param.device, non_blocking=True)
-    fn(
-        flat[0],
-        flat[1],
-        flat[2],
-        flat[3],
-        mx,
-        assign,
-        scales,
-        hp,
-        amsgrad,
-        maximize,
-        decoupled,
-        scale_weight_decay,
-        has_wd,
-        n_clusters,
-    )
 
 
 def _fused_adam_multi_impl(
@@ -319,7 +269,7 @@ def fused_adam_multi_(
     compiled: bool = True,
     bucket: int | None = None,
 ) -> None:
-    """``fused_adam_`` over a list of contiguous tensors sharing ``hp`` and the flags.
+    """The fused per-tensor update over a list of contiguous tensors sharing ``hp`` and the flags.
 
     The list is split into near-equal chunks of at most ``bucket`` (``MULTI_BUCKET``) tensors;
     each chunk is ONE compiled call (the per-tensor body unrolled), so the per-call overhead is
@@ -458,14 +408,14 @@ def sgg_adam_step_(
         return
     assert hp is not None
     assign, scales = factor_of if factor_of is not None else (None, None)
-    fused_adam_(
-        param,
-        grad,
-        exp_avg,
-        exp_avg_sq,
-        max_exp_avg_sq,
-        assign,
-        scales,
+    fused_adam_multi_(
+        [param],
+        [grad],
+        [exp_avg],
+        [exp_avg_sq],
+        [max_exp_avg_sq] if max_exp_avg_sq is not None else None,
+        [assign] if assign is not None else None,
+        [scales] if scales is not None else None,
         hp,
         amsgrad=amsgrad,
         maximize=maximize,
