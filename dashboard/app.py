@@ -564,7 +564,7 @@ def clusters_ui(ctx: Ctx) -> None:
             z_title="scale factor",
             log_z=False,
             colorscale="RdBu",
-            zmid=1.0,
+            multiplier=True,
         ),
         key="cl_overview",
     )

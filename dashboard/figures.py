@@ -271,28 +271,48 @@ def heatmap_figure(
     log_z: bool = True,
     colorscale: str = "Viridis",
     zmid: float | None = None,
+    multiplier: bool = False,
     height: int | None = None,
 ) -> go.Figure:
-    """Rows = layers, columns = steps (already binned)."""
+    """Rows = layers, columns = steps (already binned).
+
+    ``multiplier=True`` colours a factor on a log2 scale centred on 1, so x0.5 and x2 are equally
+    far from "unchanged" and the colour bar never shows impossible negative factors."""
     if pivot is None or pivot.empty:
         return empty_figure("Nothing recorded.", title)
-    z = pivot.to_numpy(dtype=np.float64)
+    raw = pivot.to_numpy(dtype=np.float64)
+    z = raw
     text = z_title
-    if log_z:
+    colorbar: dict = {"title": {"text": text, "side": "right"}}
+    if multiplier or log_z:
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(z > 0, np.log10(z), np.nan)
+            z = np.where(raw > 0, (np.log2 if multiplier else np.log10)(raw), np.nan)
+    if multiplier:
+        zmid = 0.0
+        span = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        span = max(span, np.log2(1.1))
+        ticks = [t for t in (0.1, 0.25, 0.5, 0.8, 1, 1.25, 2, 4, 10) if abs(np.log2(t)) <= span]
+        colorbar.update(
+            tickvals=[float(np.log2(t)) for t in ticks], ticktext=[f"x{t:g}" for t in ticks]
+        )
+    elif log_z:
         text = f"log10 {z_title}"
+        colorbar["title"]["text"] = text
     # nested lists with None for gaps (small: the columns are already binned)
     z_list = [[None if not np.isfinite(v) else float(v) for v in row] for row in z]
+    raw_list = [[None if not np.isfinite(v) else float(v) for v in row] for row in raw]
+    extra = {"zmin": -span, "zmax": span} if multiplier else {}
     fig = go.Figure(
         go.Heatmap(
             z=z_list,
+            customdata=raw_list,
             x=[float(c) for c in pivot.columns],
             y=[str(i) for i in pivot.index],
             colorscale=colorscale,
             zmid=zmid,
-            colorbar={"title": {"text": text, "side": "right"}},
-            hovertemplate="step %{x}<br>%{y}<br>" + text + " %{z:.3g}<extra></extra>",
+            colorbar=colorbar,
+            hovertemplate="step %{x}<br>%{y}<br>" + z_title + " %{customdata:.3g}<extra></extra>",
+            **extra,
         )
     )
     h = height or max(260, min(900, 80 + 18 * len(pivot.index)))

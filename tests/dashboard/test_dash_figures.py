@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import pytest
 
 from dashboard import figures, prepare, report
 
@@ -61,6 +62,17 @@ def test_heatmap_has_layer_rows():
     fig = figures.heatmap_figure(p, title="t", x_title="Step", z_title="g")
     assert list(fig.data[0].y) == ["l0", "l1"]
     assert fig.data[0].z[1][1] is None
+
+
+def test_factor_heatmap_is_log_scaled_around_one_without_negative_ticks():
+    p = pd.DataFrame([[0.5, 1.0], [2.0, 4.3]], index=["l0", "l1"], columns=[100, 200])
+    fig = figures.heatmap_figure(p, title="t", x_title="Step", z_title="factor", multiplier=True)
+    hm = fig.data[0]
+    assert hm.z[0][0] == pytest.approx(-1.0) and hm.z[1][0] == pytest.approx(1.0)
+    assert hm.zmin == pytest.approx(-hm.zmax) and hm.zmid == 0
+    assert hm.customdata[1][1] == pytest.approx(4.3)  # hover shows the factor itself
+    assert all(t.startswith("x") and float(t[1:]) > 0 for t in hm.colorbar.ticktext)
+    assert "x1" in hm.colorbar.ticktext and "x4" in hm.colorbar.ticktext
 
 
 def test_sweep_figure_marks_divergence():
