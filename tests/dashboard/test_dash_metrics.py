@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import metrics
+from dashboard import metrics, narrative
 
 
 def tensorboard_ema(values, weight):
@@ -145,7 +145,7 @@ def test_sentences_are_plain_and_use_the_numbers():
     data = {"b": (base, _evals(base)), "f": (fast, _evals(fast))}
     sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
     metrics.add_speedups(sums, data, "b")
-    text = " ".join(metrics.sentences(list(sums.values()), "b"))
+    text = " ".join(narrative.sentences(list(sums.values()), "b"))
     assert f"{sums['f'].speedup_steps:.2f}x speed-up" in text
     assert "perplexity = e^loss" in text and "coefficient of variation" in text
     table = metrics.summary_table(list(sums.values()))
@@ -157,7 +157,7 @@ def test_sentences_for_a_run_that_ties_the_baseline():
     data = {"b": (base, _evals(base)), "t": (base.copy(), _evals(base))}
     sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
     metrics.add_speedups(sums, data, "b")
-    text = " ".join(metrics.sentences(list(sums.values()), "b"))
+    text = " ".join(narrative.sentences(list(sums.values()), "b"))
     assert sums["t"].speedup_steps == pytest.approx(1.0)
     assert "no speed-up, no slow-down" in text and "slower" not in text
 
@@ -166,7 +166,7 @@ def test_sentences_for_a_diverged_run():
     data = {"b": (_steps(500), None), "d": (_steps(500, nan_from=100), None)}
     sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
     metrics.add_speedups(sums, data, "b")
-    assert any("diverged" in s for s in metrics.sentences(list(sums.values()), "b"))
+    assert any("diverged" in s for s in narrative.sentences(list(sums.values()), "b"))
 
 
 def _meta(opt, lr, steps=100):
@@ -204,7 +204,7 @@ def test_tolerance_and_sentences():
     )
     tol = metrics.tolerance(df).set_index("optimizer")
     assert tol.loc["adamw", "width"] == 1 and tol.loc["sgg", "width"] == pytest.approx(100)
-    text = " ".join(metrics.tolerance_sentences(tol.reset_index(), "hyperparameters.lr"))
+    text = " ".join(narrative.tolerance_sentences(tol.reset_index(), "hyperparameters.lr"))
     assert "**sgg** tolerates the wider range of learning rate" in text
 
 

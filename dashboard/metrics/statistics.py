@@ -1,0 +1,271 @@
+"""Run statistics: smoothing, moving averages, variation, when a loss is reached, run summaries.
+
+Every function takes arrays or DataFrames and returns plain values; nothing here knows
+Streamlit or Plotly. The words that explain these numbers live in `dashboard.narrative`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike_mask
+
+FINAL_WINDOW = 100
+WARMUP_FRACTION = 0.1
+SAME_LOSS = 0.02  # final losses closer than this (relative) are called "practically the same"
+
+
+# --------------------------------------------------------------------------- smoothing
+
+
+def ema(values, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: a debiased exponential moving average.
+
+    s_t = sum_i weight^i x_{t-i} / sum_i weight^i over the finite values seen so far, which is
+    exactly TensorBoard's `last = last*w + (1-w)*x; s = last / (1 - w^n)`. Non-finite values do
+    not advance the average and stay non-finite in the output. `weight` in [0, 1).
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"weight must be in [0, 1), got {weight!r}")
+    x = np.asarray(values, dtype=np.float64)
+    if weight == 0.0 or x.size == 0:
+        return x.copy()
+    finite = np.isfinite(x)
+    s = pd.Series(np.where(finite, x, np.nan))
+    out = s.ewm(alpha=1.0 - weight, adjust=True, ignore_na=True).mean().to_numpy(copy=True)
+    out[~finite] = x[~finite]
+    return out
+
+
+def moving_average(values, window: int = FINAL_WINDOW) -> np.ndarray:
+    """Mean of the last `window` finite values (NaN until `window` values were seen)."""
+    s = pd.Series(np.asarray(values, dtype=np.float64))
+    s = s.where(np.isfinite(s))
+    return s.rolling(window, min_periods=window).mean().to_numpy()
+
+
+# --------------------------------------------------------------------------- variation
+
+
+def coefficient_of_variation(values, skip_fraction: float = WARMUP_FRACTION) -> float:
+    """std / mean of the finite values after the first `skip_fraction` of them (NaN if none)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[int(len(x) * skip_fraction) :]
+    x = x[np.isfinite(x)]
+    if x.size < 2 or x.mean() == 0:
+        return float("nan")
+    return float(x.std() / abs(x.mean()))
+
+
+def first_reach(x, y, target: float) -> float:
+    """The first x at which y <= target (NaN if never)."""
+    y = np.asarray(y, dtype=np.float64)
+    if not np.isfinite(target) or y.size == 0:
+        return float("nan")
+    with np.errstate(invalid="ignore"):
+        hit = np.flatnonzero(y <= target)
+    return float(np.asarray(x)[hit[0]]) if hit.size else float("nan")
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def eval_series(evals: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The evaluation rows of one split ("val" when present, else the first split)."""
+    if evals is None or evals.empty or "loss" not in evals:
+        return None
+    if "split" in evals and evals["split"].notna().any():
+        splits = list(dict.fromkeys(evals["split"].dropna().astype(str)))
+        split = "val" if "val" in splits else splits[0]
+        evals = evals[evals["split"].astype(str) == split]
+    return evals.reset_index(drop=True)
+
+
+@dataclass
+class RunSummary:
+    name: str
+    optimizer: str
+    status: str
+    steps: int | None = None
+    tokens: float = float("nan")
+    wall_time_s: float = float("nan")
+    final_train_loss: float = float("nan")
+    best_train_loss: float = float("nan")
+    final_eval_loss: float = float("nan")
+    best_eval_loss: float = float("nan")
+    final_eval_ppl: float = float("nan")
+    final_train_ppl: float = float("nan")
+    loss_spikes: int = 0
+    grad_spikes: int = 0
+    grad_norm_cv: float = float("nan")
+    nan_steps: int = 0
+    first_nan_step: int | None = None
+    steps_to_target: float = float("nan")
+    tokens_to_target: float = float("nan")
+    speedup_steps: float = float("nan")
+    speedup_tokens: float = float("nan")
+    target_kind: str = ""  # "eval" or "train"
+    shadow: bool = False  # an AdamW run that also computed an observe-only clustering
+    baseline_steps_to_own: float = float("nan")  # when the baseline reached this run's loss
+    steps_to_own: float = float("nan")  # when this run first reached its own final loss
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def perplexity(v: float) -> float:
+    """exp(loss), NaN when the loss is not finite or too large to exponentiate."""
+    return math.exp(v) if np.isfinite(v) and v < 700 else float("nan")
+
+
+def summarize(
+    name: str, optimizer: str, status: str, steps: pd.DataFrame | None, evals: pd.DataFrame | None
+) -> RunSummary:
+    s = RunSummary(name=name, optimizer=optimizer, status=status)
+    if steps is not None and not steps.empty:
+        s.steps = int(steps["step"].iloc[-1])
+        if "tokens" in steps and steps["tokens"].notna().any():
+            s.tokens = float(steps["tokens"].dropna().iloc[-1])
+        if "wall_time" in steps and steps["wall_time"].notna().any():
+            s.wall_time_s = float(steps["wall_time"].dropna().iloc[-1])
+        loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(loss)
+        s.nan_steps = int(bad.sum())
+        if bad.any():
+            s.first_nan_step = int(steps["step"].iloc[int(np.argmax(bad))])
+        finite = loss[~bad]
+        if finite.size:
+            s.final_train_loss = float(finite[-FINAL_WINDOW:].mean())
+            ma = moving_average(finite, min(FINAL_WINDOW, finite.size))
+            s.best_train_loss = float(np.nanmin(ma))
+            s.final_train_ppl = perplexity(s.final_train_loss)
+        s.loss_spikes = int(spike_mask(loss, LOSS_SPIKE_FACTOR).sum())
+        if "grad_norm" in steps:
+            g = steps["grad_norm"].to_numpy(dtype=np.float64, na_value=np.nan)
+            s.grad_spikes = int(spike_mask(g, GRAD_SPIKE_FACTOR).sum())
+            s.grad_norm_cv = coefficient_of_variation(g)
+    ev = eval_series(evals)
+    if ev is not None:
+        e = ev["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
+        fin = e[np.isfinite(e)]
+        if fin.size:
+            s.final_eval_loss = float(fin[-1])
+            s.best_eval_loss = float(fin.min())
+            s.final_eval_ppl = perplexity(s.final_eval_loss)
+    return s
+
+
+def _reach(steps, evals, target, kind) -> tuple[float, float]:
+    """(step, tokens) at which this run's loss first reaches `target`."""
+    if kind == "eval":
+        ev = eval_series(evals)
+        if ev is None:
+            return float("nan"), float("nan")
+        y = ev["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
+        st = first_reach(ev["step"].to_numpy(), y, target)
+        tok = (
+            first_reach(ev["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), y, target)
+            if "tokens" in ev
+            else float("nan")
+        )
+        return st, tok
+    if steps is None or steps.empty:
+        return float("nan"), float("nan")
+    loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
+    # the moving average over the last FINAL_WINDOW finite values, as in final_train_loss
+    finite = np.isfinite(loss)
+    ma = np.full(loss.size, np.nan)
+    if finite.any():
+        ma_f = moving_average(loss[finite], min(FINAL_WINDOW, int(finite.sum())))
+        ma[np.flatnonzero(finite)] = ma_f
+    st = first_reach(steps["step"].to_numpy(), ma, target)
+    tok = (
+        first_reach(steps["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), ma, target)
+        if "tokens" in steps
+        else float("nan")
+    )
+    return st, tok
+
+
+def _has_evals(evals) -> bool:
+    ev = eval_series(evals)
+    return (
+        ev is not None
+        and int(np.isfinite(ev["loss"].to_numpy(dtype=float, na_value=np.nan)).sum()) >= 2
+    )
+
+
+def add_speedups(summaries: dict[str, RunSummary], data: dict[str, tuple], baseline: str) -> None:
+    """Fill steps/tokens-to-target and speed-ups (in place) relative to `baseline`.
+
+    `data[key] = (steps_df, evals_df)`. Eval loss is used when every run has evaluations.
+    """
+    if baseline not in summaries:
+        return
+    kind = "eval" if all(_has_evals(data[k][1]) for k in summaries) else "train"
+    b = summaries[baseline]
+    target = b.final_eval_loss if kind == "eval" else b.final_train_loss
+    if not np.isfinite(target):
+        return
+    for key, s in summaries.items():
+        s.target_kind = kind
+        s.steps_to_target, s.tokens_to_target = _reach(*data[key], target, kind)
+    bs, bt = b.steps_to_target, b.tokens_to_target
+    for key, s in summaries.items():
+        # the other way round: when did the baseline reach this run's final loss?
+        own = s.final_eval_loss if kind == "eval" else s.final_train_loss
+        if key != baseline and np.isfinite(own):
+            s.baseline_steps_to_own, _ = _reach(*data[baseline], own, kind)
+            s.steps_to_own, _ = _reach(*data[key], own, kind)
+        if np.isfinite(bs) and np.isfinite(s.steps_to_target) and s.steps_to_target > 0:
+            s.speedup_steps = bs / s.steps_to_target
+        if np.isfinite(bt) and np.isfinite(s.tokens_to_target) and s.tokens_to_target > 0:
+            s.speedup_tokens = bt / s.tokens_to_target
+
+
+SUMMARY_COLUMNS = {
+    "name": "Run",
+    "optimizer": "Optimizer",
+    "status": "Status",
+    "steps": "Steps",
+    "final_train_loss": "Final train loss",
+    "best_train_loss": "Best train loss",
+    "final_eval_loss": "Final eval loss",
+    "best_eval_loss": "Best eval loss",
+    "final_eval_ppl": "Final eval perplexity",
+    "steps_to_target": "Steps to baseline's final loss",
+    "speedup_steps": "Speed-up (x)",
+    "loss_spikes": "Loss spikes",
+    "grad_spikes": "Gradient spikes",
+    "grad_norm_cv": "Gradient-norm CV",
+    "nan_steps": "Steps with NaN loss",
+    "wall_time_s": "Wall time (s)",
+}
+
+
+def summary_table(summaries: list[RunSummary]) -> pd.DataFrame:
+    df = pd.DataFrame([s.as_dict() for s in summaries])
+    if df.empty:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS.values()))
+    return df[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)
+
+
+def summarize_runs(
+    data: dict[str, tuple[pd.DataFrame | None, pd.DataFrame | None]],
+    infos: dict[str, dict],
+    baseline: str,
+) -> list[RunSummary]:
+    """Summaries of every run in `data` ({id: (steps, evals)}), speed-ups relative to
+    `baseline`. `infos[id]` holds name, optimizer, status and shadow."""
+    sums = {}
+    for rid, (steps, evals) in data.items():
+        info = infos[rid]
+        s = summarize(info["name"], info["optimizer"], info["status"], steps, evals)
+        s.shadow = bool(info.get("shadow"))
+        sums[rid] = s
+    add_speedups(sums, data, baseline)
+    return list(sums.values())
