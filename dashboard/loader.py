@@ -1,4 +1,4 @@
-"""Find and read run directories (docs/run-format.md, version 1) safely and fast.
+"""Find and read run directories (docs/run-format.md, through `runformat`) safely and fast.
 
 Nothing here raises on bad data: every problem becomes a plain-language message that the page
 shows next to the runs that did load. Only files under the chosen root are read (paths are
@@ -25,107 +25,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-KNOWN_FORMAT_VERSION = 1
-TABLES = (
-    "steps",
-    "lrs",
-    "evals",
-    "layers",
-    "clusters",
-    "transitions",
-    "membership",
-    "histograms",
-)
-MAX_RUN_JSON_BYTES = 20_000_000
+from runformat import chunks, run_json, schema
+
+KNOWN_FORMAT_VERSION = schema.FORMAT_VERSION
+TABLES = tuple(schema.TABLES)
+MAX_RUN_JSON_BYTES = run_json.MAX_BYTES
 MAX_DIRS_SCANNED = 20_000
 STALL_MIN_SECONDS = 600.0  # a "running" run silent for longer than this is called stalled
 
-_F64, _F32, _I64, _I32 = pa.float64(), pa.float32(), pa.int64(), pa.int32()
-_STR, _BOOL = pa.string(), pa.bool_()
-# The columns the contract guarantees (a reader keeps any extra, newer nullable columns).
-EXPECTED: dict[str, dict[str, pa.DataType]] = {
-    "steps": {
-        "step": _I64,
-        "wall_time": _F64,
-        "loss": _F64,
-        "tokens": _I64,
-        "grad_norm": _F64,
-        "update_norm": _F64,
-        "param_norm": _F64,
-        "lr": _F64,
-        "reclustered": _BOOL,
-    },
-    "lrs": {"step": _I64, "group": _I32, "lr": _F64},
-    "evals": {"step": _I64, "tokens": _I64, "wall_time": _F64, "split": _STR, "loss": _F64},
-    "layers": {
-        "step": _I64,
-        "layer": _STR,
-        "numel": _I64,
-        **{
-            c: _F32
-            for c in [
-                "grad_norm",
-                "param_norm",
-                "update_norm",
-                "update_to_weight",
-                "m_mean",
-                "m_std",
-                "m_abs_mean",
-                "m_q05",
-                "m_q25",
-                "m_q50",
-                "m_q75",
-                "m_q95",
-                "v_mean",
-                "v_q50",
-                "alr_q05",
-                "alr_q25",
-                "alr_q50",
-                "alr_q75",
-                "alr_q95",
-                "factor_mean",
-            ]
-        },
-    },
-    "clusters": {
-        "step": _I64,
-        "layer": _STR,
-        "cluster": _I32,
-        "size": _I64,
-        "center": _F32,
-        "mda": _F32,
-        "global_mda": _F32,
-        "raw_factor": _F32,
-        "factor": _F32,
-        "shadow": _BOOL,
-    },
-    "transitions": {
-        "step": _I64,
-        "layer": _STR,
-        "from_cluster": _I32,
-        "to_cluster": _I32,
-        "count": _I64,
-        "shadow": _BOOL,
-    },
-    "membership": {
-        "step": _I64,
-        "layer": _STR,
-        "position": _I64,
-        "cluster": _I32,
-        "shadow": _BOOL,
-    },
-    "histograms": {
-        "step": _I64,
-        "layer": _STR,
-        "quantity": _STR,
-        "cluster": _I32,
-        "bin": _I32,
-        "bin_left": _F64,
-        "bin_right": _F64,
-        "count": _I64,
-        "shadow": _BOOL,
-    },
-}
+# The columns the contract guarantees, from the one schema (a reader keeps any extra, newer
+# nullable columns; columns a version-1 run lacks read as nulls).
+EXPECTED: dict[str, dict[str, pa.DataType]] = {t: schema.column_types(t) for t in TABLES}
 
 
 # --------------------------------------------------------------------------- paths
@@ -262,29 +172,10 @@ def read_run_json(path: Path, root: Path, rel: str) -> Run:
         )
     if not isinstance(meta, dict):
         return Run(run_dir, rel, {}, (f"`{label}`: run.json is not a JSON object.",), False)
-    problems = []
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        problems.append(f"`{label}`: run.json has no valid format_version; assuming version 1.")
-    elif version > KNOWN_FORMAT_VERSION:
-        return Run(
-            run_dir,
-            rel,
-            meta,
-            (
-                f"`{label}`: written in run format version {version}, but this dashboard reads "
-                f"up to version {KNOWN_FORMAT_VERSION}. Update the dashboard to open it.",
-            ),
-            False,
-        )
-    if meta.get("format", "sgg-run") != "sgg-run":
-        problems.append(f"`{label}`: run.json format is {meta.get('format')!r}, not 'sgg-run'.")
-    if meta.get("status") not in ("running", "finished", "failed"):
-        problems.append(f"`{label}`: unknown status {meta.get('status')!r}.")
-    if meta.get("status") == "failed":
-        err = meta.get("error") if isinstance(meta.get("error"), dict) else {}
-        msg = err.get("message") or "no message"
-        problems.append(f"`{label}`: the run failed ({err.get('type', 'error')}: {msg}).")
+    checked = run_json.validate(meta, reader="this dashboard")
+    if checked.fatal is not None:
+        return Run(run_dir, rel, meta, (f"`{label}`: {checked.fatal}",), False)
+    problems = [f"`{label}`: {p}" for p in checked.problems]
     return Run(run_dir, rel, meta, tuple(problems), True)
 
 
@@ -316,11 +207,11 @@ def discover_runs(root: str | Path) -> Discovery:
             break
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if "run.json" in filenames:
+        if schema.RUN_JSON in filenames:
             rel = here.relative_to(root_path).as_posix()
             rel = "" if rel == "." else rel
-            runs.append(_cached_run_json(here / "run.json", root_path, rel))
-            dirnames[:] = [d for d in dirnames if d != "tables"]
+            runs.append(_cached_run_json(here / schema.RUN_JSON, root_path, rel))
+            dirnames[:] = [d for d in dirnames if d != schema.TABLES_DIR]
     runs.sort(key=lambda r: r.rel)
     if not runs:
         messages.append(f"No runs found under `{root}` (a run is a folder containing run.json).")
@@ -352,50 +243,26 @@ def _cached_run_json(path: Path, root: Path, rel: str) -> Run:
 ChunkSig = tuple[str, int, int]  # (path, size, mtime_ns)
 
 
-def _chunk_key(name: str) -> tuple[int, int] | None:
-    """(seg, seq) of `part-SSS-QQQQQQ.parquet` or `compact-SSS-QQQQQQ.parquet`, else None."""
-    stem = name[:-8] if name.endswith(".parquet") else ""
-    kind, _, rest = stem.partition("-")
-    seg, _, seq = rest.partition("-")
-    if kind not in ("part", "compact") or not (seg.isdigit() and seq.isdigit()):
-        return None
-    return int(seg), int(seq)
-
-
 def superseded(names: list[str]) -> set[str]:
-    """The chunk files a compacted file replaces (docs/run-format.md, "Compaction"): with
-    `compact-S-Q.parquet` present (the latest such), every `part-*` with (seg, seq) <= (S, Q)
-    and every older `compact-*` file. They are left only by a crash in the middle of a
-    compaction, and reading them would duplicate rows. (The rule of recorder/schema.py's
-    `live_chunks`, repeated here: the dashboard never imports the recorder.)"""
-    compacts = [k for n in names if n.startswith("compact-") and (k := _chunk_key(n)) is not None]
-    if not compacts:
-        return set()
-    cut = max(compacts)
-    return {
-        n
-        for n in names
-        if (k := _chunk_key(n)) is not None and (k < cut or (k == cut and n.startswith("part-")))
-    }
+    """The chunk files a compacted file replaces (`runformat.chunks.superseded`: left only by a
+    crash in the middle of a compaction; reading them would duplicate rows)."""
+    return chunks.superseded(names)
 
 
 def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[str]]:
     """The table's chunk files in write order, with their signatures; refused paths reported."""
-    d = run.path / "tables" / table
+    d = chunks.table_dir(run.path, table)
     if not d.is_dir():
         return [], []
     sigs: list[ChunkSig] = []
     messages: list[str] = []
     try:
         with os.scandir(d) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            by_name = {e.name: e for e in it}
     except OSError as e:
         return [], [f"`{run.rel or run.name}`: cannot list {table} ({e})."]
-    skip = superseded([e.name for e in entries])
-    for entry in entries:
-        name = entry.name
-        if name.startswith(".") or not name.endswith(".parquet") or name in skip:
-            continue
+    for name in chunks.live_chunks(list(by_name)):  # write order
+        entry = by_name[name]
         try:
             if entry.is_symlink() and not is_within(Path(entry.path), root):
                 messages.append(f"`{run.rel or run.name}`: {table}/{name} points outside; refused.")
@@ -615,8 +482,8 @@ def _tidy(df: pd.DataFrame, table: str) -> pd.DataFrame:
     if "step" not in df or df.empty:
         return df
     step = df["step"].to_numpy()
-    if table in ("steps", "evals"):
-        key = ["step", "split"] if table == "evals" else ["step"]
+    if table in schema.ROW_KEYS:
+        key = [c for c in schema.ROW_KEYS[table] if c in df]
         if len(step) > 1 and not bool(np.all(np.diff(step) > 0)):
             df = df.sort_values("step", kind="stable").drop_duplicates(key, keep="last")
     elif len(step) > 1 and not bool(np.all(np.diff(step) >= 0)):

@@ -1,7 +1,7 @@
 """Crash-safe recording of SGG / AdamW training runs (see docs/recorder.md, docs/run-format.md)."""
 
 from recorder.recorder import Recorder, RecorderOptions
-from recorder.schema import FORMAT_VERSION
 from recorder.writer import RecorderError, RunExistsError
+from runformat.schema import FORMAT_VERSION
 
 __all__ = ["FORMAT_VERSION", "Recorder", "RecorderError", "RecorderOptions", "RunExistsError"]

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from recorder import run_meta, schema, stats
+from recorder import run_meta, stats
 from recorder.sharding import Sharding, local
 from recorder.writer import (
     ChunkWriter,
@@ -44,6 +44,7 @@ from recorder.writer import (
     read_table,
     truncate_after,
 )
+from runformat import schema
 
 MODES = ("new", "resume", "overwrite")
 

@@ -1,11 +1,13 @@
-"""`run.json`: building, reading and updating the run's metadata (always replaced atomically)."""
+"""`run.json` as the recorder builds it: metadata of the run, its host, model and recording.
+
+Reading and validation are `runformat.run_json`'s; writes are atomic (`runformat.atomic`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import importlib.metadata
-import json
 import math
 import os
 import platform
@@ -15,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from recorder import schema
 from recorder.writer import RecorderError, atomic_write_json
+from runformat import run_json, schema
 
 
 def utc_now() -> str:
@@ -53,6 +55,44 @@ def package_versions(extra: Iterable[str] = ()) -> dict[str, str | None]:
     return out
 
 
+def _cpu_model() -> str:
+    """The CPU's marketing name where the OS tells it (Linux /proc/cpuinfo), else platform's."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_info(device: Any = None) -> dict[str, Any]:
+    """Where the run ran, so that wall times are compared only between runs on the same host
+    and hardware: hostname, platform, CPU model, torch threads, device name, torch version."""
+    info: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": None,
+        "device": "cpu",
+        "torch": None,
+    }
+    try:
+        import torch
+    except ImportError:  # run.json written without torch (tests, tools)
+        return info
+    info["torch_threads"] = torch.get_num_threads()
+    info["torch"] = torch.__version__
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" and torch.cuda.is_available():
+        info["device"] = torch.cuda.get_device_name(dev)
+    else:
+        info["device"] = dev.type if dev.type != "cpu" else f"cpu ({info['cpu']})"
+    return info
+
+
 def model_summary(model: Any, clustered: set[int] | None = None) -> dict[str, Any] | None:
     """Layer names, shapes and parameter counts of a torch module (None without a model)."""
     if model is None:
@@ -87,6 +127,7 @@ def new_run_json(
     model: Mapping[str, Any] | None,
     seed: int | None,
     recording: Mapping[str, Any],
+    device: Any = None,
 ) -> dict[str, Any]:
     now = utc_now()
     return {
@@ -101,6 +142,7 @@ def new_run_json(
         "finished_at": None,
         "pid": os.getpid(),
         "hostname": socket.gethostname(),
+        "host": host_info(device),
         "last_flushed_step": None,
         "segments": [{"segment": 0, "resume_step": None, "started_at": now}],
         "optimizer": jsonable(optimizer),
@@ -114,21 +156,23 @@ def new_run_json(
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The run.json of `run_dir`, validated; a `RecorderError` when this recorder cannot
+    continue it (FileNotFoundError when there is none)."""
     path = Path(run_dir) / schema.RUN_JSON
     try:
-        meta = json.loads(path.read_text())
+        meta = run_json.read(run_dir)
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
         raise RecorderError(0, f"cannot read {path}: {exc}", str(path)) from exc
     if meta.get("format") != schema.FORMAT_NAME:
         raise RecorderError(0, f"{path} is not an {schema.FORMAT_NAME} run.json", str(path))
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > schema.FORMAT_VERSION:
+    checked = run_json.validate(meta, reader="this recorder")
+    if checked.fatal is not None or not isinstance(meta.get("format_version"), int):
         raise RecorderError(
             0,
-            f"{path} has format_version {version!r}; this recorder knows up to "
-            f"{schema.FORMAT_VERSION}",
+            f"{path} has format_version {meta.get('format_version')!r}; this recorder knows up "
+            f"to {schema.FORMAT_VERSION}",
             str(path),
         )
     return meta

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from recorder.schema import QUANTILES
+from runformat.schema import QUANTILES
 
 
 def foreach_norms(tensors: list[Tensor], ord: float = 2.0) -> Tensor:

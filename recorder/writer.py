@@ -1,24 +1,24 @@
-"""Chunk writer: complete Parquet files moved into place atomically. Knows nothing about torch.
+"""Chunk writer: complete Parquet chunks of one run segment, written through `runformat`.
 
-Every file this module writes goes to `.<name>.tmp` in the target directory, is fsynced, and is
-then renamed with `os.replace`, so a reader (or a crash) only ever sees whole files. Any OSError
-on the way (disk full, unwritable directory) becomes a `RecorderError` naming the path.
+File names, the supersede rule and atomic writes are `runformat`'s; this module adds the
+recorder's bookkeeping (sequence numbers, truncation on resume, compaction) and turns any
+OSError on the way (disk full, unwritable directory) into a `RecorderError` naming the path.
+Knows nothing about torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recorder import schema
+from runformat import atomic, chunks, schema
 
 
 class RecorderError(OSError):
@@ -29,15 +29,6 @@ class RunExistsError(RecorderError, FileExistsError):
     """The run directory already holds a run and neither resume nor overwrite was asked for."""
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _as_recorder_error(exc: OSError, path: Path, what: str) -> RecorderError:
     code = exc.errno if exc.errno is not None else errno_mod.EIO
     reason = os.strerror(code) if exc.errno is not None else str(exc)
@@ -46,26 +37,19 @@ def _as_recorder_error(exc: OSError, path: Path, what: str) -> RecorderError:
     return RecorderError(code, f"recorder cannot {what} {path}: {reason} ({exc})", str(path))
 
 
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Call `write(binary_file)` on `.<name>.tmp`, fsync, then `os.replace` it onto `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """`runformat.atomic.atomic_write`, failing with a `RecorderError`."""
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.atomic_write(path, write)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise _as_recorder_error(exc, path, "write") from exc
-    _fsync_dir(path.parent)
+        raise _as_recorder_error(exc, Path(path), "write") from exc
 
 
 def atomic_write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    data = (json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
-    atomic_write(path, lambda f: f.write(data))
+    try:
+        atomic.atomic_write_json(path, obj)
+    except OSError as exc:
+        raise _as_recorder_error(exc, Path(path), "write") from exc
 
 
 def make_dirs(path: Path) -> None:
@@ -76,47 +60,34 @@ def make_dirs(path: Path) -> None:
 
 
 def to_arrow(table: str, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
-    """Build a table with exactly the schema's columns (missing ones become nulls)."""
-    sch = schema.TABLES[table]
-    unknown = set(columns) - set(sch.names)
-    if unknown:
-        raise ValueError(f"unknown columns for table {table!r}: {sorted(unknown)}")
-    n = {len(v) for v in columns.values()}
-    if len(n) > 1:
-        raise ValueError(f"columns of table {table!r} have different lengths: {sorted(n)}")
-    rows = n.pop() if n else 0
-    arrays = [
-        pa.array(columns[f.name], type=f.type) if f.name in columns else pa.nulls(rows, f.type)
-        for f in sch
-    ]
-    return pa.Table.from_arrays(arrays, schema=sch)
+    """`runformat.schema.build_table`: exactly the schema's columns, missing ones null."""
+    return schema.build_table(table, columns)
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
-    atomic_write(path, lambda f: pq.write_table(table, f, compression=schema.PARQUET_COMPRESSION))
+    try:
+        atomic.write_parquet(path, table)
+    except OSError as exc:
+        raise _as_recorder_error(exc, Path(path), "write") from exc
 
 
 def list_chunks(run_dir: Path, table: str, *, superseded: bool = False) -> list[Path]:
-    """The table's live chunk files in write order (`schema.live_chunks`: temp files, other
-    names and chunks superseded by a compacted file ignored); with `superseded=True` every
-    `part-*` and `compact-*` file, live or not."""
-    d = Path(run_dir) / schema.TABLES_DIR / table
+    """The table's live chunk files in write order (`runformat.chunks.live_chunks`); with
+    `superseded=True` every `part-*` and `compact-*` file, live or not."""
+    d = chunks.table_dir(run_dir, table)
     if not d.is_dir():
         return []
     names = [p.name for p in d.iterdir()]
     if superseded:
-        keep = [
-            n
-            for n in names
-            if schema.parse_chunk_name(n) is not None or schema.parse_compact_name(n) is not None
-        ]
+        keep = [n for n in names if chunks.chunk_key(n) is not None]
         return sorted((d / n for n in keep), key=lambda p: _key(p.name))
-    return [d / n for n in schema.live_chunks(names)]
+    return [d / n for n in chunks.live_chunks(names)]
 
 
 def _key(name: str) -> tuple[int, int, int]:
-    part = schema.parse_chunk_name(name)
-    return (*part, 0) if part is not None else (*schema.parse_compact_name(name), 1)
+    key = chunks.chunk_key(name)
+    assert key is not None, name
+    return key
 
 
 def remove_superseded(run_dir: Path, table: str) -> int:
@@ -131,7 +102,7 @@ def remove_superseded(run_dir: Path, table: str) -> int:
         except OSError as exc:
             raise _as_recorder_error(exc, p, "remove") from exc
     if gone:
-        _fsync_dir(gone[0].parent)
+        atomic.fsync_dir(gone[0].parent)
     return len(gone)
 
 
@@ -159,7 +130,7 @@ class ChunkWriter:
         self.chunks_written = 0
 
     def _next_path(self, table: str) -> Path:
-        d = self.run_dir / schema.TABLES_DIR / table
+        d = chunks.table_dir(self.run_dir, table)
         if table not in self._seq:
             make_dirs(d)
             files = list_chunks(self.run_dir, table, superseded=True)
@@ -167,7 +138,7 @@ class ChunkWriter:
             self._seq[table] = max(used, default=-1) + 1
         seq = self._seq[table]
         self._seq[table] += 1
-        return d / schema.chunk_name(self.segment, seq)
+        return d / chunks.chunk_name(self.segment, seq)
 
     def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> Path | None:
         """Write one complete chunk; nothing is written for zero rows."""
@@ -213,16 +184,16 @@ def compact(run_dir: Path, table: str, segment: int) -> bool:
     Crash-safe without a rename of several files: the merged rows go to
     `compact-<seg>-<seq>.parquet`, whose name says it supersedes every chunk up to (seg, seq)
     (the latest chunk it merged), and only then are those chunks removed. A reader that finds
-    both ignores the superseded ones (`schema.live_chunks`), so the table never holds a row twice.
+    both ignores the superseded ones (`runformat.chunks.live_chunks`): no row is read twice.
     """
     remove_superseded(run_dir, table)
-    chunks = list_chunks(run_dir, table)
-    if len(chunks) <= 1:
+    files = list_chunks(run_dir, table)
+    if len(files) <= 1:
         return False
     tbl = read_table(run_dir, table)
     tbl = tbl.sort_by([("step", "ascending")])
-    seg, seq, _ = max(_key(p.name) for p in chunks)
-    target = Path(run_dir) / schema.TABLES_DIR / table / schema.compact_name(seg, seq)
+    seg, seq, _ = max(_key(p.name) for p in files)
+    target = chunks.table_dir(run_dir, table) / chunks.compact_name(seg, seq)
     write_parquet(target, tbl)  # from here on the old chunks are superseded
     remove_superseded(run_dir, table)
     return True

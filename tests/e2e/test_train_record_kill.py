@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from recorder import schema
 from recorder.writer import list_chunks
+from runformat import schema
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

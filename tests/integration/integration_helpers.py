@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from recorder.schema import live_chunks
+from runformat.chunks import live_chunks
 from sgg import SGG
 
 VOCAB = 64

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from recorder import schema
 from recorder.writer import list_chunks
+from runformat import schema
 
 
 def tiny_model(seed: int = 0) -> torch.nn.Module:

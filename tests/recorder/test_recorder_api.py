@@ -12,7 +12,8 @@ import pytest
 import torch
 from recorder_helpers import FakeSGG, read, tiny_model, train_steps
 
-from recorder import Recorder, RecorderError, RecorderOptions, RunExistsError, schema, writer
+from recorder import Recorder, RecorderError, RecorderOptions, RunExistsError, writer
+from runformat import schema
 
 
 def _run(tmp_path, n=20, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from recorder import stats
-from recorder.schema import QUANTILES
+from runformat.schema import QUANTILES
 
 
 def test_row_quantiles_match_torch_quantile():

@@ -8,17 +8,18 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from recorder import run_meta, schema, writer
+from recorder import run_meta, writer
 from recorder.writer import ChunkWriter, RecorderError
+from runformat import chunks, schema
 
 
 def test_chunk_names_sort_in_write_order():
-    names = [schema.chunk_name(s, q) for s, q in [(0, 0), (0, 1), (0, 10), (1, 0), (2, 3)]]
+    names = [chunks.chunk_name(s, q) for s, q in [(0, 0), (0, 1), (0, 10), (1, 0), (2, 3)]]
     assert names == sorted(names)
-    assert schema.parse_chunk_name("part-001-000002.parquet") == (1, 2)
-    assert schema.parse_chunk_name(".part-001-000002.parquet.tmp") is None
+    assert chunks.parse_chunk_name("part-001-000002.parquet") == (1, 2)
+    assert chunks.parse_chunk_name(".part-001-000002.parquet.tmp") is None
     with pytest.raises(ValueError, match="segment"):
-        schema.chunk_name(1000, 0)
+        chunks.chunk_name(1000, 0)
 
 
 def test_layer_columns_match_schema():
@@ -98,12 +99,12 @@ def test_live_chunks_rule():
         ".compact-001-000000.parquet.tmp",
         "notes.txt",
     ]
-    assert schema.live_chunks(names) == [
+    assert chunks.live_chunks(names) == [
         "compact-000-000001.parquet",
         "part-000-000002.parquet",
         "part-001-000000.parquet",
     ]
-    assert schema.live_chunks(names[:2]) == names[:2]  # no compacted file: as before
+    assert chunks.live_chunks(names[:2]) == names[:2]  # no compacted file: as before
 
 
 @pytest.mark.parametrize("crash", ["after_write", "mid_delete"])

@@ -1,15 +1,19 @@
-"""The run directory format: the one place that defines table names, columns and types.
+"""Tables, columns, types and the format version of a run directory (docs/run-format.md).
 
-`docs/run-format.md` is the prose version of this module; `FORMAT_VERSION` is its version.
-This module imports pyarrow only (no torch), so a reader can share it.
+Readers accept every version up to `FORMAT_VERSION`: a column added by a later version is
+nullable, so an older chunk reads as the newer schema with that column null.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pyarrow as pa
 
 FORMAT_NAME = "sgg-run"
-FORMAT_VERSION = 1
+# 1: the first format. 2: steps.optimizer_time, evals.loss_std / n_batches, run.json `host`.
+FORMAT_VERSION = 2
 
 RUN_JSON = "run.json"
 TABLES_DIR = "tables"
@@ -18,17 +22,20 @@ CHECKPOINT = "checkpoint.pt"
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
+STATUSES = (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED)
 
 QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
-_Q_NAMES = ("q05", "q25", "q50", "q75", "q95")
+QUANTILE_NAMES = ("q05", "q25", "q50", "q75", "q95")
 
 HIST_MOMENTUM = "momentum"
 HIST_ADAPTIVE_LR = "adaptive_lr"
 WHOLE_LAYER = -1  # `cluster` value of a whole-layer histogram
 
+PARQUET_COMPRESSION = "zstd"
 
-def _f32(*names: str) -> list[pa.Field]:
-    return [pa.field(n, pa.float32()) for n in names]
+
+def _fields(kind: pa.DataType, *names: str) -> list[pa.Field]:
+    return [pa.field(n, kind) for n in names]
 
 
 STEPS = pa.schema(
@@ -42,6 +49,7 @@ STEPS = pa.schema(
         pa.field("param_norm", pa.float64()),
         pa.field("lr", pa.float64()),
         pa.field("reclustered", pa.bool_()),
+        pa.field("optimizer_time", pa.float64()),  # version 2: seconds inside optimizer.step
     ]
 )
 
@@ -56,10 +64,12 @@ EVALS = pa.schema(
         pa.field("wall_time", pa.float64()),
         pa.field("split", pa.string()),
         pa.field("loss", pa.float64()),
+        pa.field("loss_std", pa.float64()),  # version 2: std of the per-batch eval losses
+        pa.field("n_batches", pa.int64()),  # version 2: how many batches `loss` averages
     ]
 )
 
-# Per-layer statistics, in the order `recorder.stats.layer_stats` returns them.
+# Per-layer statistics (float32), the value columns of `layers` after step, layer and numel.
 LAYER_STAT_COLUMNS: tuple[str, ...] = (
     "grad_norm",
     "param_norm",
@@ -68,10 +78,10 @@ LAYER_STAT_COLUMNS: tuple[str, ...] = (
     "m_mean",
     "m_std",
     "m_abs_mean",
-    *(f"m_{q}" for q in _Q_NAMES),
+    *(f"m_{q}" for q in QUANTILE_NAMES),
     "v_mean",
     "v_q50",
-    *(f"alr_{q}" for q in _Q_NAMES),
+    *(f"alr_{q}" for q in QUANTILE_NAMES),
     "factor_mean",
 )
 
@@ -80,7 +90,7 @@ LAYERS = pa.schema(
         pa.field("step", pa.int64()),
         pa.field("layer", pa.string()),
         pa.field("numel", pa.int64()),
-        *_f32(*LAYER_STAT_COLUMNS),
+        *_fields(pa.float32(), *LAYER_STAT_COLUMNS),
     ]
 )
 
@@ -90,7 +100,7 @@ CLUSTERS = pa.schema(
         pa.field("layer", pa.string()),
         pa.field("cluster", pa.int32()),
         pa.field("size", pa.int64()),
-        *_f32("center", "mda", "global_mda", "raw_factor", "factor"),
+        *_fields(pa.float32(), "center", "mda", "global_mda", "raw_factor", "factor"),
         pa.field("shadow", pa.bool_()),
     ]
 )
@@ -141,54 +151,33 @@ TABLES: dict[str, pa.Schema] = {
     "histograms": HISTOGRAMS,
 }
 
-PARQUET_COMPRESSION = "zstd"
+# Rows with the same key in two chunks (a resumed run's overlap): the later chunk wins.
+ROW_KEYS: dict[str, tuple[str, ...]] = {"steps": ("step",), "evals": ("step", "split")}
 
 
-def chunk_name(segment: int, seq: int) -> str:
-    """File name of one chunk: sorting names sorts chunks in write order."""
-    if not (0 <= segment <= 999):
-        raise ValueError(f"segment must be in [0, 999], got {segment!r}")
-    if not (0 <= seq <= 999_999):
-        raise ValueError(f"seq must be in [0, 999999], got {seq!r}")
-    return f"part-{segment:03d}-{seq:06d}.parquet"
+def column_types(table: str) -> dict[str, pa.DataType]:
+    """{column: Arrow type} of one table, in schema order."""
+    return {f.name: f.type for f in TABLES[table]}
 
 
-def parse_chunk_name(name: str) -> tuple[int, int] | None:
-    """(segment, seq) of a chunk file name, or None for anything else (temp files included)."""
-    if name.startswith(".") or not name.startswith("part-") or not name.endswith(".parquet"):
-        return None
-    parts = name[len("part-") : -len(".parquet")].split("-")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        return None
-    return int(parts[0]), int(parts[1])
-
-
-def compact_name(segment: int, seq: int) -> str:
-    """File name of a compacted chunk that supersedes every `part-<seg>-<seq>` with
-    (seg, seq) <= (segment, seq), and every older compacted chunk."""
-    return "compact" + chunk_name(segment, seq)[len("part") :]
-
-
-def parse_compact_name(name: str) -> tuple[int, int] | None:
-    """(segment, seq) of a compacted chunk's file name, or None for anything else."""
-    if name.startswith(".") or not name.startswith("compact-"):
-        return None
-    return parse_chunk_name("part" + name[len("compact") :])
-
-
-def live_chunks(names: list[str]) -> list[str]:
-    """The chunk files a reader uses, in write order: with a `compact-S-Q` file present, the
-    latest one plus the `part-*` files after (S, Q); superseded files (a crash between writing
-    a compacted file and removing what it replaces) are ignored. Other names are not chunks."""
-    keyed = []
-    for n in names:
-        part, comp = parse_chunk_name(n), parse_compact_name(n)
-        if part is not None:
-            keyed.append(((*part, 0), n))
-        elif comp is not None:
-            keyed.append(((*comp, 1), n))
-    keyed.sort()
-    cut = max((k for k, _ in keyed if k[2] == 1), default=None)
-    if cut is None:
-        return [n for _, n in keyed]
-    return [n for k, n in keyed if k[:2] > cut[:2] or k == cut]
+def build_table(
+    table: str, columns: Mapping[str, Sequence[Any]], *, nan_is_null: bool = False
+) -> pa.Table:
+    """A table with exactly the schema's columns (missing ones become nulls); unknown columns
+    or columns of different lengths are a ValueError naming them. NaN stays NaN (a diverged
+    loss is data) unless `nan_is_null`."""
+    schema = TABLES[table]
+    unknown = set(columns) - set(schema.names)
+    if unknown:
+        raise ValueError(f"unknown columns for table {table!r}: {sorted(unknown)}")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of table {table!r} have different lengths: {sorted(lengths)}")
+    rows = lengths.pop() if lengths else 0
+    arrays = [
+        pa.array(columns[f.name], type=f.type, from_pandas=nan_is_null)
+        if f.name in columns
+        else pa.nulls(rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
