@@ -23,9 +23,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from recorder import schema
 from recorder.recorder import Recorder, RecorderOptions
 from recorder.writer import RecorderError, RunExistsError, atomic_write
+from runformat import schema
 
 VOCAB_SIZE = 256  # bytes
 
