@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
 import sys
 import time
@@ -65,6 +66,8 @@ class TrainConfig:
     flush_every: int = 100  # steps per chunk
     flush_seconds: float = 30.0
     histogram_every: int = 500  # whole-layer histograms when nothing clusters
+    histogram_bins: int = 64
+    membership_sample: int = 256  # positions per layer whose cluster is recorded
     compact: bool = True  # merge each table's chunks into one file at the end
     checkpoint_every: int = 200  # 0: never
     threads: int = 0  # torch threads (0: torch's default)
@@ -75,7 +78,17 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgg' or 'adamw', got {self.optimizer!r}")
         if self.shadow and self.optimizer != "adamw":
             raise ValueError("shadow clustering is for --optimizer adamw")
-        for name in ("steps", "batch_size", "seq_len", "d_model", "layers", "heads"):
+        for name in (
+            "steps",
+            "batch_size",
+            "seq_len",
+            "d_model",
+            "layers",
+            "heads",
+            "eval_every",
+            "eval_batches",
+            "histogram_bins",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.d_model % self.heads:
@@ -160,10 +173,12 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opt
 
 
 def sgg_options(cfg: TrainConfig) -> dict[str, Any]:
+    """SGG's options; its k-means seed follows `--seed`, so one seed is one full replicate."""
     return {
         "n_clusters": cfg.n_clusters,
         "recluster_interval": cfg.recluster_interval,
         "scale_decay": cfg.scale_decay,
+        "seed": cfg.seed,
     }
 
 
@@ -182,12 +197,26 @@ def lr_lambda(cfg: TrainConfig):
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, windows: torch.Tensor, batch_size: int) -> float:
+def evaluate(model: torch.nn.Module, windows: torch.Tensor, batch_size: int) -> list[float]:
+    """The loss of each eval batch (their spread lets a single run carry an uncertainty)."""
     was = model.training
     model.eval()
     losses = [lm_loss(model, w).item() for w in windows.split(batch_size)]
     model.train(was)
-    return sum(losses) / len(losses)
+    return losses
+
+
+def _log_eval(rec: Recorder, step: int, batch_losses: list[float]) -> float:
+    """Log the mean eval loss with its per-batch losses (when this Recorder takes them)."""
+    loss = sum(batch_losses) / len(batch_losses)
+    if _TAKES_BATCH_LOSSES:
+        rec.log_eval(step, loss=loss, batch_losses=batch_losses)
+    else:
+        rec.log_eval(step, loss=loss)
+    return loss
+
+
+_TAKES_BATCH_LOSSES = "batch_losses" in inspect.signature(Recorder.log_eval).parameters
 
 
 # ---------------------------------------------------------------------------------------- loop
@@ -234,6 +263,8 @@ def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
         flush_every_steps=cfg.flush_every,
         flush_every_seconds=cfg.flush_seconds,
         histogram_every=cfg.histogram_every,
+        histogram_bins=cfg.histogram_bins,
+        membership_sample=cfg.membership_sample,
         compact_on_close=cfg.compact,
     )
     shadow = sgg_options(cfg) if cfg.shadow else None
@@ -265,8 +296,7 @@ def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
             sched.step()
             rec.log_step(step, loss=loss.detach(), tokens=tokens_per_step)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                val_loss = evaluate(model, val, cfg.batch_size)
-                rec.log_eval(step, loss=val_loss)
+                val_loss = _log_eval(rec, step, evaluate(model, val, cfg.batch_size))
             if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0):
                 rec.flush()  # the checkpoint never runs ahead of the recorded steps
                 save_checkpoint(ckpt_path, _checkpoint(cfg, model, opt, sched, gen, step))
@@ -310,11 +340,20 @@ def _progress(cfg: TrainConfig, start: int):
 
 
 # ---------------------------------------------------------------------------------------- CLI
-def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, str]:
+# TrainConfig fields that `sgg-train sweep` sets per run (or per sweep) itself.
+SWEPT = ("optimizer", "lr", "seed", "out", "threads", "progress")
+
+
+def add_training_options(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """Add one --option per TrainConfig field (except `skip`), defaults from TrainConfig."""
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="sgg-train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--optimizer", choices=("sgg", "adamw"), default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+
+    def add(name: str, *flags: str, **kw: Any) -> None:
+        if name not in skip:
+            p.add_argument(*flags, **kw)
+
+    add("optimizer", "--optimizer", choices=("sgg", "adamw"), default=d.optimizer)
+    add("lr", "--lr", type=float, default=d.lr, help="peak learning rate")
     p.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -328,23 +367,56 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, str]:
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--seq-len", type=int, default=d.seq_len)
-    p.add_argument("--seed", type=int, default=d.seed)
+    add("seed", "--seed", type=int, default=d.seed)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-batches", type=int, default=d.eval_batches)
     p.add_argument("--d-model", type=int, default=d.d_model)
     p.add_argument("--layers", type=int, default=d.layers)
     p.add_argument("--heads", type=int, default=d.heads)
-    p.add_argument("--out", default=d.out, help="run directory (default runs/<opt>-lr<lr>)")
+    add("out", "--out", default=d.out, help="run directory (default runs/<opt>-lr<lr>)")
     p.add_argument("--layer-stride", type=int, default=d.layer_stride)
     p.add_argument("--shadow", action="store_true", help="adamw: observe-only SGG clustering")
     p.add_argument("--flush-every", type=int, default=d.flush_every, help="steps per chunk")
     p.add_argument("--flush-seconds", type=float, default=d.flush_seconds)
     p.add_argument("--histogram-every", type=int, default=d.histogram_every)
+    p.add_argument("--histogram-bins", type=int, default=d.histogram_bins)
+    p.add_argument("--membership-sample", type=int, default=d.membership_sample)
     p.add_argument("--no-compact", dest="compact", action="store_false")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--no-checkpoint", dest="checkpoint_every", action="store_const", const=0)
-    p.add_argument("--threads", type=int, default=d.threads, help="0: torch's default")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add("threads", "--threads", type=int, default=d.threads, help="0: torch's default")
+    add("progress", "--no-progress", dest="progress", action="store_false")
+
+
+def config_argv(cfg: TrainConfig) -> list[str]:
+    """The command-line options that `parse_args` turns back into `cfg` (for subprocesses)."""
+    argv: list[str] = []
+    d = TrainConfig()
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value == getattr(d, f.name):
+            continue
+        if f.name == "compact":
+            argv.append("--no-compact")
+        elif f.name == "progress":
+            argv.append("--no-progress")
+        elif f.name == "shadow":
+            argv.append("--shadow")
+        else:
+            argv += [
+                f"--{f.name.replace('_', '-')}",
+                repr(value) if isinstance(value, float) else str(value),
+            ]
+    return argv
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, str]:
+    p = argparse.ArgumentParser(
+        prog="sgg-train",
+        description=__doc__.split("\n\n")[0],
+        epilog="`sgg-train sweep --help`: many runs (optimizers x learning rates x seeds).",
+    )
+    add_training_options(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out")
     g.add_argument("--overwrite", action="store_true", help="delete the run in --out first")
@@ -359,7 +431,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg, mode = parse_args(argv)
+    """`sgg-train ...` trains one run; `sgg-train sweep ...` runs a sweep (recorder.sweep)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["sweep"]:
+        from recorder.sweep import main as sweep_main
+
+        return sweep_main(args[1:])
+    cfg, mode = parse_args(args)
     try:
         summary = train(cfg, mode)
     except RecorderError as exc:
