@@ -1,0 +1,222 @@
+"""Load one foreign run into run-format tables, cached by the signature of the files behind it.
+
+A foreign run is named by its `source` (the dict that discovery puts in its run.json-shaped
+meta): `kind` ("tensorboard", "wandb", "mlflow"), `path` (the run folder, or the MLflow store)
+and for MLflow the `run_id`. Loading reads it with its library, maps it (mapping.py) and keeps
+the result until the files change: (path, size, mtime) of the event files, the `.wandb` log, the
+MLflow run's metric files or database. A reader error becomes a message, never an exception.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from dashboard.foreign import mapping
+from dashboard.foreign.names import MetricNames
+
+KINDS = ("tensorboard", "wandb", "mlflow")
+LABELS = {"tensorboard": "TensorBoard", "wandb": "Weights & Biases", "mlflow": "MLflow"}
+MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+MAX_CACHED_RUNS = 64
+
+
+def available(kind: str) -> bool:
+    """Whether the library that reads `kind` is installed (checked without importing it)."""
+    try:
+        return importlib.util.find_spec(MODULES[kind]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_extra_message(kind: str, where: str) -> str:
+    """What the page says when a folder holds runs of a kind whose library is not installed."""
+    return (
+        f"{where} holds {LABELS[kind]} runs; reading them needs the `{kind}` extra: "
+        f"`pip install '.[{kind}]'` (or `pip install 'sgg-toolkit[{kind}]'`)."
+    )
+
+
+@dataclass
+class Loaded:
+    """One foreign run, mapped: run.json-shaped `meta` and run-format Arrow tables."""
+
+    meta: dict[str, Any]
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    signature: tuple = ()
+
+
+def signature(source: dict[str, Any]) -> tuple:
+    """(path, size, mtime_ns) of every file the run is read from: changes when it is written."""
+    path = Path(source["path"])
+    kind = source["kind"]
+    if kind == "tensorboard":
+        from dashboard.foreign import tensorboard
+
+        return tensorboard.file_signature(path)
+    if kind == "wandb":
+        from dashboard.foreign import wandb_run
+
+        files = [wandb_run.log_file(path)]
+    elif path.is_file():  # MLflow SQLite store: the database and its write-ahead log
+        files = [path, path.with_name(path.name + "-wal")]
+    else:  # MLflow file store: the run's folder
+        run_dir = path / str(source.get("experiment_id")) / str(source.get("run_id"))
+        files = [run_dir / "meta.yaml"]
+        for sub in ("metrics", "params"):
+            d = run_dir / sub
+            if d.is_dir():
+                files += sorted(p for p in d.rglob("*") if p.is_file())
+    sig = []
+    for f in files:
+        try:
+            st = f.stat() if f is not None else None
+        except OSError:
+            continue
+        if st is not None:
+            sig.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(sig)
+
+
+_LOCK = threading.Lock()
+_CACHE: OrderedDict[tuple, Loaded] = OrderedDict()
+_STATS = {"loads": 0}
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def loads() -> int:
+    """How many times a foreign run was read from disk (tests check the cache with it)."""
+    return _STATS["loads"]
+
+
+def load(source: dict[str, Any], names: MetricNames | None = None) -> Loaded:
+    """The run behind `source`, from the cache when its files have not changed (names: those
+    saved in `source` by discovery, else the defaults)."""
+    if names is None:
+        names = MetricNames.from_dict(source.get("metric_names"))
+    key = (source["kind"], str(source["path"]), source.get("run_id"), repr(names))
+    sig = signature(source)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit.signature == sig:
+            _CACHE.move_to_end(key)
+            return hit
+    _STATS["loads"] += 1
+    try:
+        loaded = _read(source, names)
+    except Exception as e:  # a damaged or unexpected file: say so, never fail the page
+        where = source.get("rel") or Path(source["path"]).name
+        loaded = Loaded(
+            meta={},
+            messages=[
+                f"`{where}`: {LABELS[source['kind']]} run could not be read "
+                f"({type(e).__name__}: {e})."
+            ],
+        )
+    loaded.signature = sig
+    with _LOCK:
+        _CACHE[key] = loaded
+        while len(_CACHE) > MAX_CACHED_RUNS:
+            _CACHE.popitem(last=False)
+    return loaded
+
+
+def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
+    kind = source["kind"]
+    path = Path(source["path"])
+    updated = max((s[2] for s in signature(source)), default=None)
+    updated = updated / 1e9 if updated is not None else None
+    if kind == "tensorboard":
+        from dashboard.foreign import tensorboard
+
+        raw = tensorboard.read(path)
+        raw.update(name=path.name, status=None, created=None)
+    elif kind == "wandb":
+        from dashboard.foreign import wandb_run
+
+        raw = wandb_run.read(path, names)
+        raw["name"] = raw["name"] or path.name
+    else:
+        from dashboard.foreign import mlflow_store
+
+        raw = mlflow_store.read(path, source["run_id"])
+        updated = raw.get("updated") or updated
+    scalars: pd.DataFrame = raw["scalars"]
+    t0 = mapping._t0(scalars)
+    steps, chosen = mapping.steps_table(scalars, names, t0)
+    evals, eval_chosen = mapping.evals_table(scalars, names, t0)
+    logged = sorted(scalars["tag"].unique().tolist()) if len(scalars) else []
+    created = raw.get("created") or (t0 if t0 else None)
+    meta = mapping.build_meta(
+        kind=kind,
+        name=str(raw["name"]),
+        config=raw["config"],
+        steps=steps,
+        evals=evals,
+        chosen={**chosen, **{f"eval:{s}": t for s, t in eval_chosen.items()}},
+        logged=logged,
+        source={k: v for k, v in source.items() if k != "kind"},
+        status=raw.get("status"),
+        created=created,
+        updated=updated,
+    )
+    meta["source"]["logged"] = logged
+    tables: dict[str, pa.Table] = {}
+    if steps is not None:
+        tables["steps"] = steps
+        lr = steps.column("lr")
+        if lr.null_count < steps.num_rows:
+            from runformat import schema
+
+            keep = pa.compute.is_valid(lr)
+            tables["lrs"] = schema.build_table(
+                "lrs",
+                {
+                    "step": steps.column("step").filter(keep),
+                    "group": pa.array([0] * int(pa.compute.sum(keep).as_py()), pa.int32()),
+                    "lr": lr.filter(keep),
+                },
+            )
+    if evals is not None:
+        tables["evals"] = evals
+    if raw.get("histograms") is not None:
+        tables["histograms"] = raw["histograms"]
+    messages = list(raw.get("messages") or [])
+    if steps is None and evals is None:
+        where = source.get("rel") or path.name
+        messages.append(
+            f"`{where}`: none of the logged metrics ({', '.join(logged[:8]) or 'none'}) is a "
+            "loss, learning rate, gradient norm or token count under a known name; see "
+            "docs/integrations.md, 'Foreign runs' to name them."
+        )
+    return Loaded(meta=meta, tables=tables, messages=messages)
+
+
+def read_table(
+    meta: dict[str, Any],
+    table: str,
+    columns: tuple[str, ...] | None = None,
+    names: MetricNames | None = None,
+) -> tuple[pd.DataFrame | None, list[str], tuple]:
+    """(DataFrame or None when not recorded, messages, signature) of one foreign run's table,
+    with the run format's columns and types (a recorded run's `read_table` gives the same)."""
+    source = meta.get("source") or {}
+    loaded = load(source, names)
+    t = loaded.tables.get(table)
+    if t is None:
+        return None, list(loaded.messages), loaded.signature
+    if columns is not None:
+        t = t.select([c for c in dict.fromkeys(("step", *columns)) if c in t.column_names])
+    return t.to_pandas(), list(loaded.messages), loaded.signature
