@@ -212,6 +212,13 @@ def discover_runs(root: str | Path) -> Discovery:
             rel = "" if rel == "." else rel
             runs.append(_cached_run_json(here / schema.RUN_JSON, root_path, rel))
             dirnames[:] = [d for d in dirnames if d != schema.TABLES_DIR]
+    # -- foreign runs (TensorBoard, W&B, MLflow: dashboard/foreign, issue 12) --
+    from dashboard import foreign
+
+    found = foreign.discover(root_path)
+    runs += [Run(r.path, r.rel, r.meta, r.problems, r.readable) for r in found.runs]
+    messages += found.messages
+    # -- end foreign runs --
     runs.sort(key=lambda r: r.rel)
     if not runs:
         messages.append(f"No runs found under `{root}` (a run is a folder containing run.json).")
@@ -434,6 +441,11 @@ def read_table(
     `columns` (plus the step) when given: reading fewer columns is much faster."""
     if not run.readable:
         return TableResult(None, [], ())
+    if run.meta.get("source"):  # a foreign run (dashboard/foreign, issue 12)
+        from dashboard import foreign
+
+        df, msgs, sig = foreign.read_table(run.meta, table, columns)
+        return TableResult(df, msgs, sig, 0)
     if columns is not None:
         columns = tuple(dict.fromkeys(("step", *columns)))
     sigs, messages = list_chunks(run, table, root)
