@@ -13,8 +13,7 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 from torch.utils.hooks import RemovableHandle
 
-from . import sharding as SH
-from . import update as U
+from . import sharding, update
 from .clustering import kmeans_1d, kmeans_1d_sklearn
 from .config import SGGConfig
 from .scaling import (
@@ -175,7 +174,7 @@ class SGG(Optimizer):
         k = self.config.n_clusters
         sizes = torch.zeros(k, dtype=torch.long, device=p.device)
         sizes[0] = p.numel()
-        n_local = SH.local_numel(p)  # sharded p: the rank's shard (sizes stay global)
+        n_local = sharding.local_numel(p)  # sharded p: the rank's shard (sizes stay global)
         return ClusterState(
             assignments=torch.zeros(n_local, dtype=torch.uint8, device=self._assign_device(p)),
             sizes=sizes,
@@ -189,14 +188,14 @@ class SGG(Optimizer):
 
     def cluster_state(self, p: Tensor) -> ClusterState | None:
         """``ClusterState`` of ``p``; None when SGG does not cluster ``p``."""
-        st = self._layers.get(p)
-        if st is None:
+        cluster = self._layers.get(p)
+        if cluster is None:
             if not (p.requires_grad and self._eligible(p)):
                 return None
             if not any(p is q for g in self.param_groups for q in g["params"]):
                 return None
-            st = self._layers[p] = self._initial_state(p)
-        return st
+            cluster = self._layers[p] = self._initial_state(p)
+        return cluster
 
     def register_recluster_hook(self, hook: Callable[[SGG, int], None]) -> RemovableHandle:
         """``hook(opt, step)`` runs after each re-cluster."""
@@ -244,176 +243,107 @@ class SGG(Optimizer):
         return loss
 
     def _factor_of(self, p: Tensor) -> tuple[Tensor, Tensor] | None:
-        st = self._layers.get(p)
-        if st is None or st.last_recluster_step is None:
+        cluster = self._layers.get(p)
+        if cluster is None or cluster.last_recluster_step is None:
             return None
-        return st.assignments, st.factors
+        return cluster.assignments, cluster.factors
 
     def _resolve_impl(self) -> str:
-        return U.resolve_update_impl(self.config.update_impl)
+        return update.resolve_update_impl(self.config.update_impl)
+
+    def _group_batch(self, group: dict[str, Any]) -> tuple[update.AdamBatch, list[Tensor]] | None:
+        """The group's parameters with a gradient (returned too) as an ``AdamBatch`` of plain
+        lists (local shards when sharded); the group's step counters advance here (same tensors
+        and values as the base's)."""
+        if group.get("differentiable", False):
+            raise RuntimeError("SGG does not support differentiable=True base optimizers")
+        state = self.state
+        live = []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.is_complex():
+                raise RuntimeError("SGG: complex parameters are not supported")
+            param_state = state[p]
+            if len(param_state) == 0:
+                self._init_adam_state(p, param_state, group)
+            live.append((p, param_state))
+        if not live:
+            return None
+        step_tensors = [param_state["step"] for _, param_state in live]
+        torch._foreach_add_(step_tensors, 1)  # one call for the group's counters
+        amsgrad = bool(group["amsgrad"])
+        is_sharded, local = sharding.is_sharded, sharding.local
+        params, grads, exp_avgs, exp_avg_sqs, maxes, factors = [], [], [], [], [], []
+        for p, param_state in live:
+            tensors = (p, p.grad, param_state["exp_avg"], param_state["exp_avg_sq"])
+            if is_sharded(p):  # the elementwise update runs on the local shards
+                tensors = tuple(local(t) for t in tensors)
+            params.append(tensors[0])
+            grads.append(tensors[1])
+            exp_avgs.append(tensors[2])
+            exp_avg_sqs.append(tensors[3])
+            if amsgrad:
+                maxes.append(local(param_state["max_exp_avg_sq"]))
+            factors.append(self._factor_of(p))
+        beta1, beta2 = (float(b) for b in group["betas"])
+        decoupled = group.get(
+            "decoupled_weight_decay", isinstance(self.base_optimizer, torch.optim.AdamW)
+        )
+        batch = update.AdamBatch(
+            params=params,
+            grads=grads,
+            exp_avgs=exp_avgs,
+            exp_avg_sqs=exp_avg_sqs,
+            max_exp_avg_sqs=maxes if amsgrad else None,
+            steps=[int(float(s)) for s in step_tensors],
+            factors=factors,
+            lr=float(group["lr"]),
+            beta1=beta1,
+            beta2=beta2,
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            amsgrad=amsgrad,
+            maximize=bool(group["maximize"]),
+            decoupled=bool(decoupled),
+        )
+        return batch, [p for p, _ in live]
 
     def _adam_step(self) -> None:
         due = self._advance_clock()
-        impl = "eager" if due else self._resolve_impl()
-        state = self.state
-        layers = self._layers
-        is_sharded = SH.is_sharded
-        work = []
-        for group in self.param_groups:
-            if group.get("differentiable", False):
-                raise RuntimeError("SGG does not support differentiable=True base optimizers")
-            beta1, beta2 = (float(b) for b in group["betas"])
-            amsgrad = bool(group["amsgrad"])
-            flags = {
-                "amsgrad": amsgrad,
-                "maximize": bool(group["maximize"]),
-                "decoupled": bool(
-                    group.get(
-                        "decoupled_weight_decay",
-                        isinstance(self.base_optimizer, torch.optim.AdamW),
-                    )
-                ),
-            }
-            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-            live = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.is_complex():
-                    raise RuntimeError("SGG: complex parameters are not supported")
-                st = state[p]
-                if len(st) == 0:
-                    self._init_adam_state(p, st, group)
-                live.append((p, st))
-            if not live:
-                continue
-            steps = [st["step"] for _, st in live]
-            # one foreach call for the group's step counters (same values as ``+= 1`` each)
-            torch._foreach_add_(steps, 1)
-            # hyper-parameters (and their device tensor) once per distinct step count
-            hypers: dict[float, U.AdamHyper] = {}
-            hp_cache: dict[tuple[float, torch.device], Tensor] = {}
-            buckets: dict[tuple, tuple[U.AdamHyper, Tensor, list]] = {}
-            for (p, st), s in zip(live, steps, strict=True):
-                step = float(s)
-                h = hypers.get(step)
-                if h is None:
-                    h = hypers[step] = U.AdamHyper(
-                        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd, step=step
-                    )
-                grad = p.grad
-                mx = st.get("max_exp_avg_sq") if amsgrad else None
-                if is_sharded(p):
-                    # sharded (DTensor) p: the elementwise update runs on the local shards
-                    t = (
-                        SH.local(p),
-                        SH.local(grad),
-                        SH.local(st["exp_avg"]),
-                        SH.local(st["exp_avg_sq"]),
-                        SH.local(mx),
-                    )
-                else:
-                    t = (p, grad, st["exp_avg"], st["exp_avg_sq"], mx)
-                if due:
-                    work.append((p, t, h, flags))
-                    continue
-                if impl == "eager" or not (t[0].is_contiguous() and t[1].is_contiguous()):
-                    self._eager_adam(p, t, h, flags)
-                    continue
-                dev = p.device
-                key = (step, dev)
-                hp = hp_cache.get(key)
-                if hp is None:
-                    hp = hp_cache[key] = U.make_hp(h, dev)
-                # horizontal fusion: one compiled call per bucket of same-kind tensors
-                cs = layers.get(p)
-                fo = None
-                if cs is not None and cs.last_recluster_step is not None:
-                    fo = (cs.assignments, cs.factors)
-                bkey = (step, dev, p.dtype, grad.dtype, fo is not None)
-                b = buckets.get(bkey)
-                if b is None:
-                    b = buckets[bkey] = (h, hp, [])
-                b[2].append((p, t, fo))
-            for h, hp, items in buckets.values():
-                self._multi_adam(items, h, flags, hp, impl)
-        if due:
-            # literal order: moments of every layer, re-cluster on m_t, then parameter updates
-            for _, (lp, lg, m, v, mx), h, flags in work:
-                U.adam_moments_(lp, lg, m, v, mx, h=h, **flags)
-            self._recluster()
-            for p, (lp, _, m, v, mx), h, flags in work:
-                fo = self._factor_of(p)
-                factor = None
-                if fo is not None:
-                    a, s = fo
-                    factor = s[a.to(s.device).long()].view_as(lp)
-                U.adam_apply_(
-                    lp,
-                    m,
-                    v,
-                    mx,
-                    factor,
-                    h=h,
-                    decoupled=flags["decoupled"],
+        batches = [b for g in self.param_groups if (b := self._group_batch(g)) is not None]
+        if not due:
+            impl = self._resolve_impl()
+            for batch, _ in batches:
+                update.adam_batch_step_(
+                    batch,
                     scale_weight_decay=self.config.scale_weight_decay,
+                    n_clusters=self.config.n_clusters,
+                    impl=impl,
+                    fall_back=self.config.update_impl != "compiled",
                 )
-
-    def _eager_adam(self, p, t, h, flags) -> None:
-        """The single-tensor reference step (non-contiguous tensors, compile fallback)."""
-        # t = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq | None): local tensors of p
-        U.sgg_adam_step_(
-            *t,
-            self._factor_of(p),
-            h=h,
-            hp=None,
-            scale_weight_decay=self.config.scale_weight_decay,
-            n_clusters=self.config.n_clusters,
-            impl="eager",
-            **flags,
-        )
-
-    def _multi_adam(self, items, h, flags, hp, impl) -> None:
-        amsgrad = flags["amsgrad"]
-        has_f = items[0][2] is not None
-        args = (
-            [t[0] for _, t, _ in items],
-            [t[1] for _, t, _ in items],
-            [t[2] for _, t, _ in items],
-            [t[3] for _, t, _ in items],
-            [t[4] for _, t, _ in items] if amsgrad else None,
-            [fo[0] for _, _, fo in items] if has_f else None,
-            [fo[1] for _, _, fo in items] if has_f else None,
-            hp,
-        )
-        kwargs = dict(
-            scale_weight_decay=self.config.scale_weight_decay,
-            has_wd=h.weight_decay != 0,
-            n_clusters=self.config.n_clusters,
-            **flags,
-        )
-        if self.config.update_impl == "compiled":
-            U.fused_adam_multi_(*args, **kwargs)
             return
-        try:
-            U.fused_adam_multi_(*args, **kwargs)
-        except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
-            U.note_compile_failure(exc)
-            for p, t, _ in items[getattr(exc, "sgg_done", 0) :]:
-                self._eager_adam(p, t, h, flags)
+        # literal order: moments of every layer, re-cluster on m_t, then parameter updates
+        for batch, _ in batches:
+            update.adam_batch_moments_(batch)
+        self._recluster()
+        for batch, params in batches:
+            update.adam_batch_apply_(
+                batch,
+                [self._factor_of(p) for p in params],
+                scale_weight_decay=self.config.scale_weight_decay,
+            )
 
-    def _init_adam_state(self, p: Tensor, st: dict, group: dict) -> None:
+    def _init_adam_state(self, p: Tensor, param_state: dict, group: dict) -> None:
         # same layout as torch.optim.Adam._init_group, so the base state_dict is unchanged
         on_dev = group.get("capturable", False) or group.get("fused", False)
-        st["step"] = (
+        param_state["step"] = (
             torch.zeros((), dtype=_get_scalar_dtype(is_fused=group.get("fused")), device=p.device)
             if on_dev
             else torch.tensor(0.0, dtype=_get_scalar_dtype())
         )
-        st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        if group["amsgrad"]:
-            st["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ()):
+            param_state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     def _generic_step(self) -> None:
         due = (self.sgg_step + 1) % self.config.recluster_interval == 0
@@ -423,7 +353,7 @@ class SGG(Optimizer):
                 if p.grad is None or not self._eligible(p):
                     continue
                 if due or self._factor_of(p) is not None:
-                    olds[p] = SH.local(p.detach()).clone()
+                    olds[p] = sharding.local(p.detach()).clone()
         self.base_optimizer.step()
         for p in olds:
             if "exp_avg" not in self.state[p]:
@@ -434,22 +364,22 @@ class SGG(Optimizer):
                 )
         self.observe_step()
         for p, old in olds.items():
-            fo = self._factor_of(p)
-            if fo is None:
+            factor_of = self._factor_of(p)
+            if factor_of is None:
                 continue
-            a, s = fo
-            lp = SH.local(p)
-            f = s[a.to(s.device).long()].view_as(lp)
-            o = old.float()
-            lp.copy_(o + f * (lp.float() - o))
+            assign, scales = factor_of
+            local_param = sharding.local(p)
+            factor = scales[assign.to(scales.device).long()].view_as(local_param)
+            old_float = old.float()
+            local_param.copy_(old_float + factor * (local_param.float() - old_float))
 
     # ---- re-clustering ----------------------------------------------------------------------
     def _quantity(self, p: Tensor) -> Tensor | None:
-        st = self.state.get(p) if hasattr(self.state, "get") else None
-        if not st or "exp_avg" not in st:
+        param_state = self.state.get(p) if hasattr(self.state, "get") else None
+        if not param_state or "exp_avg" not in param_state:
             return None
         # a sharded momentum is gathered whole (a collective; same layer order on every rank)
-        q = SH.full(st["exp_avg"].detach()).reshape(-1).float()
+        q = sharding.full(param_state["exp_avg"].detach()).reshape(-1).float()
         return q.abs() if self.config.cluster_on == "abs" else q
 
     @torch.no_grad()
@@ -496,12 +426,12 @@ class SGG(Optimizer):
         if not fits:
             return
         if cfg.global_mda == "all_params" and any(f[5] != 1.0 for f in fits):
-            d = weighted_lower_median([f[4] for f in fits], [f[5] for f in fits]).float()
+            global_d = weighted_lower_median([f[4] for f in fits], [f[5] for f in fits]).float()
         else:
-            d = global_mda(
+            global_d = global_mda(
                 [f[4] for f in fits], [f[2] for f in fits], [f[3] for f in fits], cfg.global_mda
             ).float()
-        self.global_mda = d
+        self.global_mda = global_d
         step = self.sgg_step
         for p, res, mda, sizes, _, _ in fits:
             prev = self.cluster_state(p)
@@ -510,14 +440,14 @@ class SGG(Optimizer):
                 prev.factors,
                 mda,
                 sizes,
-                d,
+                global_d,
                 bounds=cfg.scale_bounds,
                 decay=cfg.scale_decay,
                 eps=cfg.mda_eps,
                 clamp=cfg.clamp,
             )
             # sharded p: every rank clustered the whole layer alike and keeps its shard's labels
-            assign = SH.local_slice(res.labels.to(torch.uint8), p).to(self._assign_device(p))
+            assign = sharding.local_slice(res.labels.to(torch.uint8), p).to(self._assign_device(p))
             trans = None
             if prev.last_recluster_step is not None:
                 new_a = assign.to(prev.assignments.device)
@@ -526,7 +456,7 @@ class SGG(Optimizer):
                 else:
                     idx = prev.assignments.long() * k + new_a.long()
                 trans = torch.bincount(idx, minlength=k * k)[: k * k].view(k, k)
-                trans = SH.sum_over_shards(trans, p)  # sharded p: global counts
+                trans = sharding.sum_over_shards(trans, p)  # sharded p: global counts
             self._layers[p] = ClusterState(
                 assignments=assign,
                 sizes=sizes.to(p.device),
@@ -550,13 +480,13 @@ class SGG(Optimizer):
         layers: dict[int, dict[str, Any]] = {}
         params = [p for g in self.param_groups for p in g["params"]]
         for i, p in enumerate(params):
-            st = self._layers.get(p)
-            if st is None:
+            cluster = self._layers.get(p)
+            if cluster is None:
                 continue
             layers[i] = {
-                f.name: getattr(st, f.name)
+                f.name: getattr(cluster, f.name)
                 for f in dataclasses.fields(ClusterState)
-                if getattr(st, f.name) is not None
+                if getattr(cluster, f.name) is not None
             }
         sd["sgg"] = {
             "version": 1,

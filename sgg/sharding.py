@@ -1,4 +1,4 @@
-"""Sharded parameters (FSDP2 ``fully_shard``: ``DTensor`` parameters and optimizer states).
+"""The one home of the ``DTensor`` helpers (FSDP2 ``fully_shard``), for ``sgg`` and ``recorder``.
 
 SGG keeps the single-process algorithm under sharding:
 
@@ -28,7 +28,16 @@ try:  # torch built without distributed support
 except Exception:  # pragma: no cover
     DTensor = None  # type: ignore[assignment,misc]
 
-__all__ = ["full", "is_sharded", "local", "local_block", "local_slice", "sum_over_shards"]
+__all__ = [
+    "full",
+    "is_sharded",
+    "local",
+    "local_block",
+    "local_numel",
+    "local_slice",
+    "shard_groups",
+    "sum_over_shards",
+]
 
 
 def is_sharded(t: Tensor | None) -> bool:
@@ -54,7 +63,7 @@ def local_block(p: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
         # _StridedShard subclasses Shard: its block is not contiguous in the global index space
         if not (type(pl) is Shard or isinstance(pl, Replicate)):
             raise NotImplementedError(
-                f"SGG: sharded parameters need Shard/Replicate placements, got {p.placements}"
+                f"sharded parameters need Shard/Replicate placements, got {p.placements}"
             )
     shape, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
     return tuple(shape), tuple(offset)
@@ -77,12 +86,23 @@ def local_slice(flat: Tensor, p: Tensor) -> Tensor:
     return flat.view(p.shape)[idx].reshape(-1)
 
 
+def shard_groups(p: Tensor) -> list:
+    """The process groups of the mesh dimensions over which ``p`` is split (``Shard(d)`` on more
+    than one rank), in mesh order: a sum over them combines per-shard partial values into the
+    whole layer's (``Replicate()`` dimensions hold copies and are left out). Empty for a plain
+    tensor."""
+    if not is_sharded(p):
+        return []
+    mesh = p.device_mesh
+    return [
+        mesh.get_group(dim)
+        for dim, placement in enumerate(p.placements)
+        if isinstance(placement, Shard) and mesh.size(dim) > 1
+    ]
+
+
 def sum_over_shards(t: Tensor, p: Tensor) -> Tensor:
     """``t`` (a count over the rank's shard of ``p``) summed over the sharded mesh dimensions."""
-    if not is_sharded(p):
-        return t
-    mesh = p.device_mesh
-    for dim, pl in enumerate(p.placements):
-        if isinstance(pl, Shard) and mesh.size(dim) > 1:
-            torch.distributed.all_reduce(t, group=mesh.get_group(dim))
+    for group in shard_groups(p):
+        torch.distributed.all_reduce(t, group=group)
     return t

@@ -1,6 +1,6 @@
-"""The Adam/AdamW update multiplied by a per-element cluster factor.
+"""The Adam/AdamW update multiplied by a per-element cluster factor, and its batching.
 
-Three variants share one keyword-only signature (torch.optim style):
+Variants with one keyword-only signature (torch.optim style):
 
 - ``adam_moments_`` + ``adam_apply_``: the single-tensor reference, split in two phases so that a
   re-cluster step can cluster this step's momentum ``m_t`` between the moment update and the
@@ -10,6 +10,10 @@ Three variants share one keyword-only signature (torch.optim style):
   a bucket of tensors and compiled with ``torch.compile`` over flat 1-D views with dynamic
   shapes. Step-dependent scalars travel in one small float32 tensor ``hp`` so a changing learning
   rate never triggers a recompilation.
+
+``adam_batch_step_`` (with ``adam_batch_moments_``/``adam_batch_apply_`` for a re-cluster step)
+takes one param group's tensors as an ``AdamBatch`` and dispatches them: buckets for the fused
+kernel, the reference for what the kernel cannot take. The ``SGG`` class only collects lists.
 
 All of them read and write the base optimizer's own state tensors (``exp_avg``, ``exp_avg_sq``,
 ``max_exp_avg_sq``, ``step``) so the base ``state_dict`` format is unchanged.
@@ -26,8 +30,12 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "AdamBatch",
     "AdamHyper",
     "adam_apply_",
+    "adam_batch_apply_",
+    "adam_batch_moments_",
+    "adam_batch_step_",
     "adam_moments_",
     "fused_adam_multi_",
     "make_hp",
@@ -324,6 +332,166 @@ def _call_multi(fn, sl, flat, assigns, scales, hp, flags) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# batching: one param group's tensors, dispatched among the variants
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdamBatch:
+    """One param group's tensors for one step, as plain lists (local shards when sharded).
+
+    ``steps[i]`` is tensor ``i``'s step count AFTER this step's increment, a host-side int (no
+    device read); ``factors[i]`` is ``(assignments uint8 flat, scales float32 (K,))`` or None.
+    """
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    exp_avgs: list[Tensor]
+    exp_avg_sqs: list[Tensor]
+    max_exp_avg_sqs: list[Tensor] | None
+    steps: list[int]
+    factors: list[tuple[Tensor, Tensor] | None]
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    amsgrad: bool
+    maximize: bool
+    decoupled: bool
+
+    def hyper(self, step: int) -> AdamHyper:
+        return AdamHyper(
+            lr=self.lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            step=float(step),
+        )
+
+    def tensors(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        mx = self.max_exp_avg_sqs[i] if self.max_exp_avg_sqs is not None else None
+        return self.params[i], self.grads[i], self.exp_avgs[i], self.exp_avg_sqs[i], mx
+
+    def flags(self) -> dict[str, bool]:
+        return {"amsgrad": self.amsgrad, "maximize": self.maximize, "decoupled": self.decoupled}
+
+
+def _per_element(factor_of: tuple[Tensor, Tensor] | None, like: Tensor) -> Tensor | None:
+    """The per-element factor ``scales[assign]`` shaped like ``like`` (None: factor 1)."""
+    if factor_of is None:
+        return None
+    assign, scales = factor_of
+    return scales[assign.to(scales.device).long()].view_as(like)
+
+
+def adam_batch_moments_(batch: AdamBatch) -> None:
+    """Phase 1 of a re-cluster step for every tensor of the batch (eager reference)."""
+    for i, step in enumerate(batch.steps):
+        param, grad, exp_avg, exp_avg_sq, mx = batch.tensors(i)
+        adam_moments_(param, grad, exp_avg, exp_avg_sq, mx, h=batch.hyper(step), **batch.flags())
+
+
+def adam_batch_apply_(
+    batch: AdamBatch,
+    factors: list[tuple[Tensor, Tensor] | None],
+    *,
+    scale_weight_decay: bool,
+) -> None:
+    """Phase 2 of a re-cluster step with the new ``factors`` (eager reference)."""
+    for i, step in enumerate(batch.steps):
+        param, _, exp_avg, exp_avg_sq, mx = batch.tensors(i)
+        adam_apply_(
+            param,
+            exp_avg,
+            exp_avg_sq,
+            mx,
+            _per_element(factors[i], param),
+            h=batch.hyper(step),
+            decoupled=batch.decoupled,
+            scale_weight_decay=scale_weight_decay,
+        )
+
+
+def _contiguous(tensors: tuple[Tensor | None, ...]) -> bool:
+    return all(t is None or t.is_contiguous() for t in tensors)
+
+
+def adam_batch_step_(
+    batch: AdamBatch,
+    *,
+    scale_weight_decay: bool,
+    n_clusters: int,
+    impl: str,
+    fall_back: bool = True,
+) -> None:
+    """One whole step (moments and parameters) of every tensor of the batch.
+
+    ``impl="eager"``: the single-tensor reference per tensor. ``impl="compiled"``: tensors with
+    the same (step count, device, dtypes, has-a-factor) share one ``hp`` and go through
+    ``fused_adam_multi_`` (a few compiled calls for the whole bucket); a tensor with a
+    non-contiguous parameter, gradient or state takes the reference for itself only. When
+    compiling fails and ``fall_back`` is set, the failure is noted once (see
+    ``note_compile_failure``) and the bucket's remaining tensors take the reference.
+    """
+    hypers: dict[int, AdamHyper] = {}
+    buckets: dict[tuple, list[int]] = {}
+    flags = batch.flags()
+    for i, step in enumerate(batch.steps):
+        h = hypers.get(step)
+        if h is None:
+            h = hypers[step] = batch.hyper(step)
+        tensors = batch.tensors(i)
+        if impl == "eager" or not _contiguous(tensors):
+            _reference_step(tensors, batch.factors[i], h, flags, scale_weight_decay)
+            continue
+        param, grad = tensors[0], tensors[1]
+        key = (step, param.device, param.dtype, grad.dtype, batch.factors[i] is not None)
+        buckets.setdefault(key, []).append(i)
+    for (step, device, *_), idx in buckets.items():
+        h = hypers[step]
+        has_factor = batch.factors[idx[0]] is not None
+        maxes = batch.max_exp_avg_sqs
+        try:
+            fused_adam_multi_(
+                [batch.params[i] for i in idx],
+                [batch.grads[i] for i in idx],
+                [batch.exp_avgs[i] for i in idx],
+                [batch.exp_avg_sqs[i] for i in idx],
+                [maxes[i] for i in idx] if maxes is not None and batch.amsgrad else None,
+                [batch.factors[i][0] for i in idx] if has_factor else None,  # type: ignore[index]
+                [batch.factors[i][1] for i in idx] if has_factor else None,  # type: ignore[index]
+                make_hp(h, device),
+                scale_weight_decay=scale_weight_decay,
+                has_wd=h.weight_decay != 0,
+                n_clusters=n_clusters,
+                **flags,
+            )
+        except Exception as exc:  # compile failure (no compiler, unsupported device, ...)
+            if not fall_back:
+                raise
+            note_compile_failure(exc)
+            for i in idx[getattr(exc, "sgg_done", 0) :]:
+                _reference_step(batch.tensors(i), batch.factors[i], h, flags, scale_weight_decay)
+
+
+def _reference_step(tensors, factor_of, h: AdamHyper, flags: dict, scale_weight_decay: bool):
+    param, grad, exp_avg, exp_avg_sq, mx = tensors
+    adam_moments_(param, grad, exp_avg, exp_avg_sq, mx, h=h, **flags)
+    adam_apply_(
+        param,
+        exp_avg,
+        exp_avg_sq,
+        mx if flags["amsgrad"] else None,
+        _per_element(factor_of, param),
+        h=h,
+        decoupled=flags["decoupled"],
+        scale_weight_decay=scale_weight_decay,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # implementation choice
 # --------------------------------------------------------------------------------------------
 
@@ -375,36 +543,14 @@ def sgg_adam_step_(
     impl: str,
     n_clusters: int,
 ) -> None:
-    """Dispatch one parameter's full step to the eager reference or the fused kernel.
+    """One parameter's whole step by the eager reference or the fused kernel (tests use it).
 
     ``factor_of`` is ``(assignments uint8 flat, scales float32 (K,))`` or None (factor 1).
     """
+    flags = {"amsgrad": amsgrad, "maximize": maximize, "decoupled": decoupled}
+    tensors = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
     if impl == "eager":
-        adam_moments_(
-            param,
-            grad,
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq,
-            h=h,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            decoupled=decoupled,
-        )
-        factor = None
-        if factor_of is not None:
-            assign, scales = factor_of
-            factor = scales[assign.to(scales.device).long()].view_as(param)
-        adam_apply_(
-            param,
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq if amsgrad else None,
-            factor,
-            h=h,
-            decoupled=decoupled,
-            scale_weight_decay=scale_weight_decay,
-        )
+        _reference_step(tensors, factor_of, h, flags, scale_weight_decay)
         return
     assert hp is not None
     assign, scales = factor_of if factor_of is not None else (None, None)
@@ -417,11 +563,9 @@ def sgg_adam_step_(
         [assign] if assign is not None else None,
         [scales] if scales is not None else None,
         hp,
-        amsgrad=amsgrad,
-        maximize=maximize,
-        decoupled=decoupled,
         scale_weight_decay=scale_weight_decay,
         has_wd=h.weight_decay != 0,
         n_clusters=n_clusters,
         compiled=impl == "compiled",
+        **flags,
     )
