@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def generate(root: Path, steps: int, layers: int) -> None:
-    from benchmarks.synthetic_run import SyntheticRun, write_run
+    from tests.fixtures.synthetic_run import SyntheticRun, write_run
 
     common = dict(
         steps=steps,

@@ -57,10 +57,12 @@ class NullRecorder:
         self.closed = False
         self._step = 0
 
-    def log_step(self, step: int, loss: Any = None, tokens: int | None = None) -> None:
-        self._step = max(self._step, int(step))
+    def log_step(
+        self, step: int | None = None, loss: Any = None, tokens: int | None = None
+    ) -> None:
+        self._step = self._step + 1 if step is None else max(self._step, int(step))
 
-    def log_eval(self, step: int, loss: Any, split: str = "val", tokens: int | None = None) -> None:
+    def log_eval(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def flush(self) -> None:

@@ -25,7 +25,7 @@ import shutil
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from torch import Tensor
 
 from recorder import run_meta, stats
 from recorder.sharding import Sharding, local
+from recorder.sinks import ScalarSink
 from recorder.writer import (
     ChunkWriter,
     RecorderError,
@@ -97,6 +98,40 @@ def _base(opt: Any) -> Any:
     return getattr(opt, "base_optimizer", opt)
 
 
+def optimizer_step_count(opt: Any) -> int:
+    """Optimizer steps taken so far, as the optimizer's state says (restored with a
+    checkpoint): SGG's `sgg_step`, else the largest `step` in the base optimizer's state
+    (0 for a fresh optimizer). The recorder's one source of truth for the step."""
+    if opt is None:
+        return 0
+    if hasattr(opt, "sgg_step"):
+        return int(opt.sgg_step)
+    steps = [
+        st["step"] for st in _base(opt).state.values() if isinstance(st, dict) and "step" in st
+    ]
+    if not steps:
+        return 0
+    return int(max(float(local(t)) if torch.is_tensor(t) else float(t) for t in steps))
+
+
+def _check_loss(loss: Any) -> Tensor | float | None:
+    """The loss as a detached 0-d tensor or a float; a ValueError at once (nothing buffered)
+    for anything that is not one number."""
+    if loss is None:
+        return None
+    if torch.is_tensor(loss):
+        if loss.numel() != 1:
+            raise ValueError(
+                f"loss must be a scalar (one element), got a tensor of shape {tuple(loss.shape)}"
+            )
+        if loss.dtype == torch.bool or loss.is_complex():
+            raise ValueError(f"loss must be a real number, got a tensor of dtype {loss.dtype}")
+        return loss.detach().reshape(())
+    if isinstance(loss, bool) or not isinstance(loss, (int, float, np.integer, np.floating)):
+        raise ValueError(f"loss must be a number or a scalar tensor, got {type(loss).__name__}")
+    return float(loss)
+
+
 def _hyperparameters(opt: Any) -> dict[str, Any]:
     groups = opt.param_groups
     if not groups:
@@ -133,6 +168,12 @@ class Recorder:
             `dict(n_clusters=3, recluster_interval=100)`; training is unchanged.
         seed: the run's seed (saved; also seeds the recorder's fixed position samples).
         options / **kwargs: `RecorderOptions` (keyword arguments override its fields).
+        sinks: objects with `log_scalars(step, scalars)` and `close()` (`recorder.sinks`) that
+            receive each step's scalars when its rows are flushed.
+
+    The step is the optimizer's step count (`optimizer_step_count`), restored with the
+    optimizer's checkpoint; `optimizer.state_dict()` flushes the record, so a checkpoint saved
+    after `log_step` always has the record it needs to resume (docs/recorder.md).
     """
 
     def __init__(
@@ -148,6 +189,7 @@ class Recorder:
         resume_step: int | None = None,
         shadow: Mapping[str, Any] | None = None,
         options: RecorderOptions | None = None,
+        sinks: Sequence[ScalarSink] = (),
         **kwargs: Any,
     ) -> None:
         optimizer = unwrap_optimizer(optimizer) if optimizer is not None else None
@@ -159,6 +201,10 @@ class Recorder:
             raise ValueError("shadow clustering needs an optimizer")
         if resume_step is not None and (not isinstance(resume_step, int) or resume_step < 0):
             raise ValueError(f"resume_step must be a non-negative int, got {resume_step!r}")
+        for sink in sinks:
+            if not isinstance(sink, ScalarSink):
+                raise ValueError(f"sinks: {sink!r} lacks log_scalars(step, scalars) / close()")
+        self.sinks: tuple[ScalarSink, ...] = tuple(sinks)
         self.options = dataclasses.replace(options or RecorderOptions(), **kwargs)
         self.run_dir = Path(run_dir)
         self.optimizer = optimizer
@@ -173,6 +219,7 @@ class Recorder:
 
             self._shadow = SGG(optimizer, observe_only=True, **dict(shadow))
         self._clusterer = self._sgg or self._shadow
+        self._start_step = optimizer_step_count(optimizer)
 
         self._init_params()
         # Sharded (FSDP2) parameters: every rank records (the statistics are collectives), only
@@ -188,6 +235,8 @@ class Recorder:
             else:
                 self._open_mirror(name, config)
             self._init_buffers()
+            if self._shadow is not None:  # the shadow's clock is the optimizer's
+                self._shadow.sgg_step = self._step
         except BaseException as exc:
             error = exc
             self._undo_start()
@@ -325,9 +374,12 @@ class Recorder:
             model=run_meta.model_summary(self.model, clustered),
             seed=self.seed,
             recording=self._recording_meta(),
+            device=self._params[0].device if self._params else None,
         )
         self.segment = 0
-        self._step = 0
+        self._step = self._start_step
+        if self._start_step:
+            self.meta["segments"][0]["resume_step"] = self._start_step
         self._time_offset = 0.0
         self._tokens: int | None = None
 
@@ -374,6 +426,21 @@ class Recorder:
         meta = run_meta.read_run_json(self.run_dir)
         last = meta.get("last_flushed_step") or 0
         step = last if resume_step is None else resume_step
+        if self.optimizer is not None:
+            taken = self._start_step
+            if resume_step is not None and resume_step != taken:
+                raise ValueError(
+                    f"resume_step={resume_step} disagrees with the optimizer, which has taken "
+                    f"{taken} steps: load the checkpoint's optimizer state_dict first (the "
+                    "record resumes at the optimizer's step; resume_step may be left out)"
+                )
+            if taken == 0 and last > 0 and resume_step is None:
+                raise ValueError(
+                    f"cannot resume {self.run_dir}: the optimizer has taken 0 steps but the run "
+                    f"holds steps up to {last}; load the checkpoint's optimizer state_dict "
+                    "before resuming, or pass resume_step=0 to restart the record"
+                )
+            step = taken
         if step > last:
             raise RecorderError(
                 22,
@@ -396,6 +463,7 @@ class Recorder:
             error=None,
             finished_at=None,
             pid=os.getpid(),
+            host=run_meta.host_info(self._params[0].device if self._params else None),
             last_flushed_step=step,
             compacted=[],
         )
@@ -420,7 +488,10 @@ class Recorder:
         self._recluster_steps: set[int] = set()
         self._snap: list[Tensor] | None = None
         self._in_step = False
+        self._step_started: Any = None  # perf_counter() or a CUDA event, set by the pre-hook
+        self._factor_mean: float | Tensor | None = None  # latest model-wide mean SGG factor
         self._warned: set[str] = set()
+        self._failed_sinks: set[int] = set()
         self.peak_buffer_bytes = 0
         self._buffer_bytes = 0
 
@@ -430,9 +501,10 @@ class Recorder:
             return
         self._hooks = hasattr(opt, "register_step_post_hook")
         if self._hooks:
-            if self.options.track_update_norm:
-                self._handles.append(opt.register_step_pre_hook(self._pre_step))
+            self._handles.append(opt.register_step_pre_hook(self._pre_step))
             self._handles.append(opt.register_step_post_hook(self._post_step))
+        if hasattr(opt, "register_state_dict_pre_hook"):  # a checkpoint flushes the record
+            self._handles.append(opt.register_state_dict_pre_hook(self._on_state_dict))
         if self._sgg is not None:
             self._handles.append(self._sgg.register_recluster_hook(self._on_recluster))
         if self._shadow is not None:
@@ -449,19 +521,39 @@ class Recorder:
         return [p.detach() for p in self._params]
 
     def _pre_step(self, *_: Any) -> None:
-        with torch.no_grad():
-            params = self._local_params()
-            if self._snap is None:
-                self._snap = [p.clone() for p in params]
-            else:
-                torch._foreach_copy_(self._snap, params)
+        if self.options.track_update_norm:
+            with torch.no_grad():
+                params = self._local_params()
+                if self._snap is None:
+                    self._snap = [p.clone() for p in params]
+                else:
+                    torch._foreach_copy_(self._snap, params)
         self._in_step = True
+        self._step_started = self._clock()
+
+    def _clock(self) -> Any:
+        """A point in time: a recorded CUDA event on a CUDA run (read at flush: no sync now),
+        else `time.perf_counter()`."""
+        dev = self._params[0].device if self._params else None
+        if dev is not None and dev.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
 
     def _post_step(self, *_: Any) -> None:
-        self._after_step()
+        started, self._step_started = self._step_started, None
+        timing = None if started is None else (started, self._clock())
+        self._after_step(timing)
+
+    def _on_state_dict(self, *_: Any) -> None:
+        """The optimizer is being checkpointed: write everything up to its step now, so that a
+        resume from this checkpoint finds every step it restores."""
+        if not self.closed and self._broken is None:
+            self._flush(upto=None)
 
     @torch.no_grad()
-    def _after_step(self) -> None:
+    def _after_step(self, timing: tuple[Any, Any] | None = None) -> None:
         if self.closed:
             return
         if self._shadow is not None:
@@ -498,6 +590,8 @@ class Recorder:
             lrs=[float(gr["lr"]) for gr in self.optimizer.param_groups],
             reclustered=reclustered,
             wall=self._wall(),
+            timing=timing,
+            factor=self._factor_mean,
         )
         self._pending_rows += 1 + len(self.optimizer.param_groups)
         self._add_bytes(norms.nbytes)
@@ -674,7 +768,9 @@ class Recorder:
     def _on_recluster(self, opt: Any, step: int, shadow: bool = False) -> None:
         if self.closed:
             return
-        step = int(step)
+        # Inside optimizer.step(): this is step `self._step + 1` by the recorder's count (the
+        # optimizer's own, restored with it), so cluster rows and step rows always agree.
+        step = self._step + 1
         self._recluster_steps.add(step)
         states: dict[int, Any] = {}
         layers = []
@@ -712,6 +808,10 @@ class Recorder:
             )
             for lay, members in zip(layers, merged, strict=True):
                 lay["members"] = members
+        if layers:
+            sizes = torch.cat([lay["sizes"].to(torch.float64) for lay in layers])
+            factors = torch.cat([lay["factors"].to(sizes.device, torch.float64) for lay in layers])
+            self._factor_mean = (sizes * factors).sum() / sizes.sum().clamp_min(1)
         gm = opt.global_mda
         self._cluster_buf.append(
             {
@@ -725,34 +825,58 @@ class Recorder:
 
     # ------------------------------------------------------------------ public API
     def log_step(
-        self, step: int, loss: Tensor | float | None = None, tokens: int | None = None
+        self,
+        step: int | None = None,
+        loss: Tensor | float | None = None,
+        tokens: int | None = None,
     ) -> None:
-        """Log optimizer step `step` (1-based: the number of steps taken so far).
+        """Log the loss (and tokens) of the optimizer step just taken.
 
-        `loss` may be a tensor (kept on its device until the next flush); `tokens` is the number
-        of tokens this step processed (the recorder keeps the cumulative count).
+        The step is the optimizer's step count (1 after the first `optimizer.step()`); `step`,
+        when given, must equal it: a 0-based counter or a count of micro-batches is a
+        ValueError naming both numbers, never a silently shifted record. `loss` must be one
+        number (a 0-d or one-element tensor stays on its device until the next flush);
+        anything else is a ValueError here, before anything is buffered. `tokens` is the
+        number of tokens this step processed (the recorder keeps the cumulative count).
         """
         self._check_open()
-        step = int(step)
-        if self.optimizer is not None and step > self._step:
-            # The step hooks did not fire (an optimizer without torch's hooks): measure here, and
-            # snapshot now so that the next update norm spans log_step to log_step.
+        loss = _check_loss(loss)
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer))):
+            raise ValueError(f"step must be an int or None, got {step!r}")
+        # No torch step hooks (a duck-typed optimizer): each new step is measured here, and
+        # the snapshot for the next update norm is taken now (log_step to log_step).
+        new_step = step is None or int(step) == self._step + 1
+        if self.optimizer is not None and not self._hooks and new_step:
             self._after_step()
-            if self.options.track_update_norm:
-                self._pre_step()
-        if step <= (self.meta.get("last_flushed_step") or 0):
-            self._warn_once(
-                "late", f"log_step({step}) arrived after that step was flushed; ignored"
+            self._pre_step()
+        if self.optimizer is None and step is None:
+            step = self._step + 1
+        if self.optimizer is None:
+            self._step = max(self._step, int(step))
+        current = self._step
+        if step is not None and int(step) != current:
+            hint = " (a 0-based loop: log after opt.step() with step + 1, or leave step out)"
+            raise ValueError(
+                f"log_step(step={int(step)}) disagrees with the optimizer, which has taken "
+                f"{current} steps{hint if int(step) == current - 1 else ''}; the recorded step "
+                "is the optimizer's step count: pass that or leave step out"
             )
-            return
+        if current == 0:
+            raise ValueError("log_step() before the first optimizer.step(): nothing to log yet")
+        if current <= (self.meta.get("last_flushed_step") or 0) and current not in self._rows:
+            raise ValueError(
+                f"log_step for step {current} arrived after that step was written (a flush or "
+                "a checkpoint's optimizer.state_dict() since the step): call log_step right "
+                "after optimizer.step(), before saving a checkpoint"
+            )
         if tokens is not None:
             self._tokens = (self._tokens or 0) + int(tokens)
-        row = self._rows.setdefault(step, {})
+        row = self._rows.setdefault(current, {})
         if "wall" not in row:
             row["wall"] = self._wall()
             self._pending_rows += 1
         if loss is not None:
-            row["loss"] = loss.detach() if torch.is_tensor(loss) else float(loss)
+            row["loss"] = loss
         row["tokens"] = self._tokens
         now = time.monotonic()
         if (
@@ -760,21 +884,52 @@ class Recorder:
             or now - self._last_flush_time >= self.options.flush_every_seconds
             or (self.options.max_buffer_rows and self._pending_rows >= self.options.max_buffer_rows)
         ):
-            self._flush(upto=step)
+            self._flush(upto=current)
 
     def log_eval(
-        self, step: int, loss: Tensor | float, split: str = "val", tokens: int | None = None
+        self,
+        *args: Any,
+        loss: Tensor | float | None = None,
+        step: int | None = None,
+        split: str = "val",
+        tokens: int | None = None,
+        batch_losses: Sequence[float] | None = None,
     ) -> None:
-        """Log an evaluation loss at `step` (flushed with the next chunk)."""
+        """Log an evaluation: `log_eval(loss, *, step=None, split="val", batch_losses=None)`.
+
+        `step` defaults to the optimizer's step count. With `batch_losses` (the per-batch eval
+        losses) the row also holds their sample standard deviation (`loss_std`, ddof=1) and
+        count (`n_batches`), and `loss` defaults to their mean: a single run's eval loss then
+        carries an interval. The older form `log_eval(step, loss)` is accepted too.
+        """
         self._check_open()
-        loss = float(loss.detach() if torch.is_tensor(loss) else loss)  # rare: a sync is fine
+        if len(args) > 2:
+            raise TypeError(f"log_eval takes at most 2 positional arguments, got {len(args)}")
+        if len(args) == 2 or (len(args) == 1 and loss is not None):  # log_eval(step, loss)
+            step = args[0] if step is None else step
+            loss = args[1] if len(args) == 2 else loss
+        elif len(args) == 1:
+            loss = args[0]
+        losses: list[float] | None = None
+        if batch_losses is not None:
+            losses = [float(x) for x in batch_losses]  # rare: a sync is fine
+            if not losses:
+                raise ValueError("batch_losses must hold at least one loss")
+            if loss is None:
+                loss = float(np.mean(losses))
+        if loss is None:
+            raise ValueError("log_eval needs loss or batch_losses")
+        value = _check_loss(loss)
+        value = float(value) if torch.is_tensor(value) else value
         self._evals.append(
             {
-                "step": int(step),
+                "step": self._step if step is None else int(step),
                 "tokens": self._tokens if tokens is None else int(tokens),
                 "wall_time": self._wall(),
                 "split": str(split),
-                "loss": loss,
+                "loss": value,
+                "loss_std": float(np.std(losses, ddof=1)) if losses and len(losses) > 1 else None,
+                "n_batches": len(losses) if losses is not None else None,
             }
         )
 
@@ -805,6 +960,7 @@ class Recorder:
             raise
         finally:
             self.closed = True
+            self._close_sinks()
             self.meta["status"] = status
             self.meta["finished_at"] = run_meta.utc_now()
             if error is not None:
@@ -933,7 +1089,7 @@ class Recorder:
         for k, r in enumerate(rows):
             if isinstance(r.get("loss"), float):
                 losses[k] = r["loss"]
-        return {
+        cols = {
             "step": steps,
             "wall_time": [r.get("wall") for r in rows],
             "loss": losses,
@@ -943,7 +1099,41 @@ class Recorder:
             "param_norm": _nan_to_none(par),
             "lr": [r["lrs"][0] if r.get("lrs") else None for r in rows],
             "reclustered": [bool(r.get("reclustered", False)) for r in rows],
+            "optimizer_time": [_seconds(r.get("timing")) for r in rows],
         }
+        if self.sinks:
+            self._to_sinks(cols, rows)
+        return cols
+
+    def _to_sinks(self, cols: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        factors = [r.get("factor") for r in rows]
+        if any(torch.is_tensor(f) for f in factors):
+            factors = [float(f) if torch.is_tensor(f) else f for f in factors]  # flush: host
+        names = ("loss", "lr", "grad_norm", "update_norm", "param_norm", "optimizer_time")
+        for k, step in enumerate(cols["step"]):
+            scalars = {n: float(cols[n][k]) for n in names if cols[n][k] is not None}
+            if cols["tokens"][k] is not None:
+                scalars["tokens"] = float(cols["tokens"][k])
+            if factors[k] is not None:
+                scalars["sgg_factor_mean"] = float(factors[k])
+            scalars["reclustered"] = float(cols["reclustered"][k])
+            for sink in self.sinks:
+                self._call_sink(sink, "log_scalars", int(step), scalars)
+
+    def _call_sink(self, sink: Any, method: str, *args: Any) -> None:
+        if id(sink) in self._failed_sinks:
+            return
+        try:
+            getattr(sink, method)(*args)
+        except Exception as exc:  # mirroring never stops a training
+            self._failed_sinks.add(id(sink))
+            warnings.warn(
+                f"recorder sink {sink!r} failed ({exc}); it is skipped from now on", stacklevel=4
+            )
+
+    def _close_sinks(self) -> None:
+        for sink in self.sinks:
+            self._call_sink(sink, "close")
 
     def _lrs_columns(self, steps: list[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
         cols: dict[str, list[Any]] = {"step": [], "group": [], "lr": []}
@@ -1037,6 +1227,17 @@ class Recorder:
         if not parts["step"]:
             return {}
         return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _seconds(timing: tuple[Any, Any] | None) -> float | None:
+    """Seconds between the two points of `Recorder._clock` (CUDA events: read now, at flush)."""
+    if timing is None:
+        return None
+    start, end = timing
+    if isinstance(start, float):
+        return end - start
+    end.synchronize()
+    return start.elapsed_time(end) / 1000.0
 
 
 def _columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:

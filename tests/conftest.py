@@ -1,9 +1,11 @@
-import os
-import sys
-from pathlib import Path
+"""Settings for every room's tests.
 
-# Import the packages from this checkout even when the editable install is stale.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+`tests/` is a package (tests/__init__.py): pytest imports this conftest as `tests.conftest` and
+puts the repository root on sys.path, so `tests.fixtures` imports everywhere without sys.path
+edits; the packages themselves come from the editable install.
+"""
+
+import os
 
 # Every room's tests use SGG's eager update (compile warm-up stays out of test time); one test in
 # tests/sgg checks compiled == eager explicitly.

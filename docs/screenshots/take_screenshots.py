@@ -108,7 +108,7 @@ def main() -> None:
             runs = sample
         else:
             sys.path.insert(0, str(REPO))
-            from benchmarks.synthetic_run import make_demo_runs
+            from tests.fixtures.synthetic_run import make_demo_runs
 
             tmp = tempfile.mkdtemp(prefix="dash-shots-")
             make_demo_runs(tmp)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dash_fixtures import SAMPLE_RUNS, make_bad_root, small_run
 
-from benchmarks.synthetic_run import make_demo_runs
+from tests.fixtures.synthetic_run import make_demo_runs
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from tests.fixtures.synthetic_run import SyntheticRun, write_run
 
-from benchmarks.synthetic_run import SyntheticRun, write_run  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 SAMPLE_RUNS = REPO / "sample_runs"
 SMALL = dict(

@@ -43,8 +43,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
-    sys.path.insert(0, str(REPO))
-    from benchmarks.synthetic_run import make_demo_runs
+    from tests.fixtures.synthetic_run import make_demo_runs
 
     make_demo_runs(tmp_path / "runs", steps=600, n_layers=4)
     return tmp_path / "runs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import sys
@@ -184,13 +185,18 @@ def test_resume_drops_later_rows_and_continues_without_duplicates(tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     run = tmp_path / "r"
     rec = Recorder(run, optimizer=opt, model=model, flush_every_steps=4, layer_stride=2)
-    train_steps(model, opt, 10, rec)
-    rec.flush()  # simulate a crash after step 10 was flushed: no close()
+    train_steps(model, opt, 6, rec)
+    checkpoint = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict()})
+    assert json.loads((run / "run.json").read_text())["last_flushed_step"] == 6  # state_dict
+    train_steps(model, opt, 4, rec, start=7)
+    rec.flush()  # a crash after step 10 was flushed: no close()
     for h in rec._handles:
         h.remove()
-    with Recorder(
-        run, optimizer=opt, model=model, mode="resume", resume_step=6, layer_stride=2
-    ) as rec2:
+    model.load_state_dict(checkpoint["model"])
+    opt.load_state_dict(checkpoint["opt"])
+    with pytest.raises(ValueError, match=r"resume_step=4 disagrees with the optimizer.* 6 steps"):
+        Recorder(run, optimizer=opt, model=model, mode="resume", resume_step=4)
+    with Recorder(run, optimizer=opt, model=model, mode="resume", layer_stride=2) as rec2:
         train_steps(model, opt, 4, rec2, start=7)
     steps = read(run, "steps")
     assert steps["step"].tolist() == list(range(1, 11))
