@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import math
 import sys
 import time
@@ -207,16 +206,9 @@ def evaluate(model: torch.nn.Module, windows: torch.Tensor, batch_size: int) -> 
 
 
 def _log_eval(rec: Recorder, step: int, batch_losses: list[float]) -> float:
-    """Log the mean eval loss with its per-batch losses (when this Recorder takes them)."""
-    loss = sum(batch_losses) / len(batch_losses)
-    if _TAKES_BATCH_LOSSES:
-        rec.log_eval(step, loss=loss, batch_losses=batch_losses)
-    else:
-        rec.log_eval(step, loss=loss)
-    return loss
-
-
-_TAKES_BATCH_LOSSES = "batch_losses" in inspect.signature(Recorder.log_eval).parameters
+    """Log the per-batch eval losses (the recorder stores their mean, sd and count)."""
+    rec.log_eval(step=step, batch_losses=batch_losses)
+    return sum(batch_losses) / len(batch_losses)
 
 
 # ---------------------------------------------------------------------------------------- loop

@@ -83,9 +83,16 @@ def test_eval_logs_one_loss_per_batch(tmp_path):
     T.train(cfg)
     evals = pd.read_parquet(cfg.run_dir / "tables" / "evals").sort_values("step")
     assert evals["step"].tolist() == [3, 6]
-    if "n_batches" in evals and evals["n_batches"].notna().all():
-        assert evals["n_batches"].tolist() == [TINY["eval_batches"]] * 2
-        assert (evals["loss_std"] > 0).all()
+    assert evals["n_batches"].tolist() == [TINY["eval_batches"]] * 2
+    assert (evals["loss_std"] > 0).all()  # two different held-out batches
+
+
+def test_evaluate_returns_one_loss_per_batch():
+    cfg = T.TrainConfig(**TINY)
+    _, val_data = T.split_corpus(T.load_corpus(), cfg.val_fraction)
+    val = T.eval_windows(val_data, cfg.eval_batches * cfg.batch_size, cfg.seq_len)
+    losses = T.evaluate(T.build_model(cfg), val, cfg.batch_size)
+    assert len(losses) == cfg.eval_batches and len(set(losses)) == cfg.eval_batches
 
 
 @pytest.mark.parametrize(
