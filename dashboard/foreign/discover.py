@@ -100,8 +100,6 @@ def discover(root: Path, names: MetricNames | None = None) -> Found:
     for kind, where in missing.items():
         shown = ", ".join(f"`{w}`" for w in where[:3]) + (" ..." if len(where) > 3 else "")
         messages.append(reader.missing_extra_message(kind, shown))
-    for r in runs:
-        messages += [p for p in r.problems if p not in messages]
     return Found(runs, messages)
 
 

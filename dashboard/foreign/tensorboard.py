@@ -122,7 +122,11 @@ def _hparams(acc: Any) -> dict[str, Any]:
     from tensorboard.plugins.hparams import metadata
 
     out: dict[str, Any] = {}
-    for content in acc.PluginTagToContent(metadata.PLUGIN_NAME).values():
+    try:
+        contents = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+    except KeyError:  # no hparams in this folder
+        return out
+    for content in contents.values():
         try:
             info = metadata.parse_session_start_info_plugin_data(content)
         except Exception:

@@ -77,9 +77,7 @@ def write_wandb_hf(root: Path, name: str, seed: int = 0, steps: int = STEPS) -> 
         config={"learning_rate": 1e-3, "seed": seed, "optim": "adamw_torch", "model": {"d": 8}},
     )
     for s in range(1, steps + 1):
-        run.log(
-            {"train/loss": loss_at(s), "train/learning_rate": lr_at(s), "train/global_step": s}
-        )
+        run.log({"train/loss": loss_at(s), "train/learning_rate": lr_at(s), "train/global_step": s})
         if s % EVAL_EVERY == 0:
             run.log({"eval/loss": loss_at(s) + 0.5, "train/global_step": s})
     run.finish()
