@@ -30,12 +30,12 @@ def views_ui(ctx: Ctx) -> None:
                         f"This view could not be drawn ({type(e).__name__}: {e}). The "
                         "other views still work."
                     )
-    if ctx.messages:
-        with st.expander(
-            f"{len(ctx.messages)} problem(s) while reading the selected runs", expanded=True
-        ):
-            for m in ctx.messages:
-                st.warning(m)
+
+
+def problems_ui(box, ctx: Ctx) -> None:
+    """Data problems of the runs on show, at the top of the page, each next to its run."""
+    for rel, lines in ctx.problems().items():
+        box.warning(f"**{ctx.labels[rel]}**: {'; '.join(lines)}.")
 
 
 def main() -> None:
@@ -75,31 +75,26 @@ def main() -> None:
     with st.sidebar.expander("Words used on this page"):
         st.markdown(narrative.definitions_markdown())
     ctx = Ctx(disc.root, runs, labels, baseline, compare, opts)
-    statuses = {ctx.labels[r]: ctx.status(r) for r in ctx.selected}
-    for name, s in statuses.items():
-        if s.startswith("stalled"):
-            st.warning(
-                f"**{name}** says it is running, but it has not written anything for a "
-                "long time: it is stalled or was probably killed."
-            )
-    live = any(s == "running" for s in statuses.values())
+    live = ctx.live
     if live:
         st.caption(
-            f"Live: a selected run is still training; refreshing every "
+            f"Live: a run on show is still training; refreshing every "
             f"{LIVE_REFRESH_SECONDS} s (only new chunks are read)."
         )
     st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)(live_views)(ctx)
 
 
 def live_views(ctx: Ctx) -> None:
-    """The views; while a run is live, re-read run.json and new chunks at every refresh."""
-    fresh = None
-    if any(ctx.status(r) == "running" for r in ctx.selected):
-        fresh = loader.discover_runs(ctx.root).runs  # newest status and heartbeat
+    """Problems first, then the views; while a run is live, re-read run.json and new chunks at
+    every refresh, and redraw the whole page when a run's status changes."""
+    before = ctx.statuses()
+    fresh = loader.discover_runs(ctx.root).runs if ctx.live else None  # newest heartbeat
     ctx.refresh(fresh)
-    if fresh is not None and not any(ctx.status(r) == "running" for r in ctx.selected):
-        st.rerun(scope="app")  # the run has finished: redraw the page, stop refreshing
+    if fresh is not None and ctx.statuses() != before:
+        st.rerun(scope="app")  # a run finished or stopped: redraw, stop refreshing if none live
+    top = st.container()
     views_ui(ctx)
+    problems_ui(top, ctx)
 
 
 if __name__ == "__main__":

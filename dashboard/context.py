@@ -11,11 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from dashboard import figures, loader
+from dashboard.cache import cached
+from dashboard.metrics import compare, groups, health
 
 # The columns the views read (reading fewer columns of many chunks is much faster); the CSV
 # download reads whole tables.
 VIEW_COLUMNS = {
-    "steps": ("step", "wall_time", "loss", "tokens", "grad_norm"),
+    "steps": ("step", "wall_time", "loss", "tokens", "grad_norm", "optimizer_time"),
     "layers": ("step", "layer", "grad_norm"),
 }
 
@@ -39,10 +41,58 @@ class Ctx:
         self.baseline = baseline
         self.selected = [baseline, *compare]
         self.opts = opts
-        names = [labels[r] for r in self.selected]
-        self.colors = figures.run_colors(names, labels[baseline])
+        self.group_of = {r.rel: groups.group_id(r.meta) for r in runs}
+        self.groups = groups.seed_groups({r.rel: r.meta for r in runs})
+        self.series = self._series(bool(opts.get("pool", True)))
+        names = [name for name, _ in self.series]
+        self.colors, self.dashes = self._styles()
+        self.colors.update(figures.run_colors(names, names[0]) if not self.colors else {})
         self.messages: list[str] = []
         self._tables: dict[tuple[str, str, bool], loader.TableResult] = {}
+
+    def _series(self, pool: bool) -> list[tuple[str, list[str]]]:
+        """What the charts and the Summary compare: (name, run ids), the baseline's first. With
+        `pool`, each selected run stands for its seed group, unless it shares the baseline's
+        settings (then the runs are shown one by one: they differ only in the seed)."""
+        base_gid = self.group_of[self.baseline]
+        seed_only = any(self.group_of[r] == base_gid for r in self.selected[1:])
+        varying = groups.varying_settings([self.by_rel[r].meta for r in self.selected])
+        out: list[tuple[str, list[str]]] = []
+        seen: set[str] = set()
+        for rel in self.selected:
+            gid = self.group_of[rel]
+            if pool and not (seed_only and gid == base_gid):
+                if gid in seen:
+                    continue
+                members = [m for m in self.groups[gid] if m in self.by_rel]
+                members.sort(key=lambda m: m != rel)  # the selected run first
+            else:
+                members = [rel]
+            seen.add(gid)
+            name = (
+                self.labels[rel]
+                if len(members) == 1
+                else groups.group_label(self.by_rel[rel].meta, varying, len(members))
+            )
+            out.append((name, members))
+        return out
+
+    def _styles(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Colour by setting (the baseline's setting blue), line style by optimizer."""
+        colors, dashes, by_setting = {}, {}, {}
+        palette = [figures.BASELINE_COLOR, *figures.PALETTE]
+        for name, members in self.series:
+            meta = self.by_rel[members[0]].meta
+            setting = repr(
+                sorted((k, repr(v)) for k, v in groups.settings(meta).items() if k != "optimizer")
+            )
+            if len(self.series) <= 2:  # two lines: one colour each, whatever their settings
+                setting = name
+            by_setting.setdefault(setting, palette[len(by_setting) % len(palette)])
+            colors[name] = by_setting[setting]
+            opt = groups.optimizer_name(meta).lower()
+            dashes[name] = figures.OPTIMIZER_DASHES.get(opt, "dot")
+        return colors, dashes
 
     @property
     def base_name(self) -> str:
@@ -57,7 +107,53 @@ class Ctx:
                 self.by_rel[r.rel] = r
 
     def status(self, rel: str) -> str:
-        return loader.display_status(self.by_rel[rel])
+        """finished, failed, running or stopped (pid check on this host, heartbeat otherwise)."""
+        return health.live_status(self.by_rel[rel].meta)
+
+    def statuses(self) -> dict[str, str]:
+        return {r: self.status(r) for r in self.series_rels()}
+
+    @property
+    def live(self) -> bool:
+        """A run on show is still training."""
+        return health.RUNNING in self.statuses().values()
+
+    def facts(self, rel: str) -> compare.RunFacts:
+        """What the comparisons need from one run (cached on its tables' signatures)."""
+        run = self.by_rel[rel]
+        return cached(
+            compare.run_facts,
+            self.key(("steps", "evals"), [rel]),
+            self.labels[rel],
+            run.meta,
+            self.status(rel),
+            self.df(rel, "steps"),
+            self.df(rel, "evals"),
+        )
+
+    def series_tables(self, table: str) -> dict[str, list[pd.DataFrame]]:
+        """{series name: the table of each of its runs}."""
+        return {
+            name: [df for r in members if (df := self.df(r, table)) is not None]
+            for name, members in self.series
+        }
+
+    def problems(self) -> dict[str, list[str]]:
+        """{run id: what is wrong with its data} for the runs on show: unfinished, stopped,
+        truncated, diverged, and every unreadable chunk met while reading."""
+        out: dict[str, list[str]] = {}
+        for rel in self.series_rels():
+            lines = health.data_problems(
+                self.by_rel[rel].meta, self.status(rel), self.df(rel, "steps")
+            )
+            prefix = f"`{rel or self.by_rel[rel].name}`: "
+            lines += [m.removeprefix(prefix) for m in self.messages if m.startswith(prefix)]
+            if lines:
+                out[rel] = list(dict.fromkeys(lines))
+        return out
+
+    def series_rels(self) -> list[str]:
+        return [r for _, members in self.series for r in members]
 
     def table(self, rel: str, table: str, full: bool = False) -> loader.TableResult:
         """The table (only the columns the views use unless `full`), read at most once per page

@@ -26,6 +26,9 @@ CLUSTER_COLORS = ["#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB0
 WHOLE_LAYER_COLOR = "#4E79A7"
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 TEMPLATE = "plotly_white"
+HOVER_Y = ".4g"  # hover values at 4 significant figures
+HOVER_X = ",.4~r"
+OPTIMIZER_DASHES = {"adamw": "solid", "sgg": "dash"}
 HEIGHT = 420
 
 
@@ -63,8 +66,8 @@ def _layout(
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
         hovermode="x unified",
     )
-    fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title)
+    fig.update_xaxes(title_text=x_title, hoverformat=HOVER_X)
+    fig.update_yaxes(title_text=y_title, hoverformat=HOVER_Y)
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -124,13 +127,18 @@ def line_figure(
     colors: dict[str, str],
     *,
     raw: pd.DataFrame | None = None,
+    bands: pd.DataFrame | None = None,
+    dashes: dict[str, str] | None = None,
+    ended: dict[str, str] | None = None,
     title: str = "",
     x_title: str = "",
     y_title: str = "",
     log_y: bool = False,
     markers: bool = False,
 ) -> go.Figure:
-    """One line per value of `color`; `raw` (same columns) is drawn faintly behind each line."""
+    """One line per value of `color`; `raw` (same columns) drawn faintly behind each line,
+    `bands` (columns lo, hi) shaded around it; `dashes` gives each line its style (by
+    optimizer); `ended[name]` marks the end of a curve that stopped early (with that text)."""
     fig = go.Figure()
     if df is None or df.empty:
         return empty_figure("Nothing recorded for the selected runs.", title)
@@ -151,19 +159,108 @@ def line_figure(
                     hoverinfo="skip",
                 )
             )
+        b = bands[bands[color] == name] if bands is not None and not bands.empty else None
+        if b is not None and not b.empty:
+            _band(fig, b, x, c, str(name))
         fig.add_trace(
             go.Scatter(
                 x=g[x],
                 y=g[y],
                 mode="lines+markers" if markers else "lines",
-                line={"color": c, "width": 2},
+                line={"color": c, "width": 2, "dash": (dashes or {}).get(name, "solid")},
                 marker={"size": 5},
                 name=str(name),
                 legendgroup=str(name),
             )
         )
+        if ended and name in ended and len(g):
+            fig.add_trace(
+                go.Scatter(
+                    x=[g[x].iloc[-1]],
+                    y=[g[y].iloc[-1]],
+                    mode="markers+text",
+                    marker={"symbol": "square", "size": 10, "color": c},
+                    text=[ended[name]],
+                    textposition="top left",
+                    name=f"{name}: {ended[name]}",
+                    legendgroup=str(name),
+                    showlegend=False,
+                )
+            )
     fig = _layout(fig, title, x_title, y_title, log_y=log_y)
     return apply_log_ticks(fig) if log_y else fig
+
+
+def _band(fig: go.Figure, b: pd.DataFrame, x: str, c: str, name: str) -> None:
+    """A shaded band between columns lo and hi."""
+    fig.add_trace(
+        go.Scatter(
+            x=b[x],
+            y=b["hi"],
+            mode="lines",
+            line={"width": 0},
+            showlegend=False,
+            hoverinfo="skip",
+            legendgroup=name,
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=b[x],
+            y=b["lo"],
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=_rgba(c, 0.18),
+            showlegend=False,
+            hoverinfo="skip",
+            legendgroup=name,
+        )
+    )
+
+
+def stacked(figs: list[go.Figure], *, height_each: int = 340) -> go.Figure:
+    """Figures stacked as rows of one figure with a shared x axis: zooming one zooms all."""
+    from plotly.subplots import make_subplots
+
+    titles = [f.layout.title.text or "" for f in figs]
+    out = make_subplots(
+        rows=len(figs), cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=titles
+    )
+    seen: set[str] = set()
+    for i, f in enumerate(figs, start=1):
+        for t in f.data:
+            t = go.Scatter(t) if isinstance(t, go.Scatter) else t
+            if t.showlegend is not False and t.name in seen:
+                t.showlegend = False
+            if t.showlegend is not False and t.name:
+                seen.add(t.name)
+            out.add_trace(t, row=i, col=1)
+        ax = f.layout.yaxis
+        out.update_yaxes(
+            title_text=ax.title.text,
+            type=ax.type,
+            tickvals=ax.tickvals,
+            ticktext=ax.ticktext,
+            hoverformat=HOVER_Y,
+            row=i,
+            col=1,
+        )
+        for shape in f.layout.shapes or ():
+            out.add_hline(y=shape.y0, line=shape.line, row=i, col=1)
+    x_title = figs[-1].layout.xaxis.title.text if figs else ""
+    out.update_xaxes(title_text=x_title, row=len(figs), col=1)
+    out.update_xaxes(hoverformat=HOVER_X)
+    out.update_layout(
+        template=TEMPLATE,
+        height=height_each * len(figs) + 60,
+        margin={"l": 60, "r": 20, "t": 40, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        hovermode="x unified",
+    )
+    for a in out.layout.annotations:  # subplot titles on the left, like the single charts
+        a.update(x=0, xanchor="left", font={"size": 14})
+    return out
 
 
 def grad_norm_figure(
@@ -175,8 +272,10 @@ def grad_norm_figure(
     *,
     log_y: bool = True,
     x_title: str = "",
+    dashes: dict[str, str] | None = None,
 ) -> go.Figure:
-    """Global gradient norm per run: the line, a 10-90% band, and a cross at every spike."""
+    """Global gradient norm per run: the line, a shaded band (10-90% of the run's values, or
+    the spread over seeds), and a cross at every spike."""
     title = "Gradient size over training (shaded: typical range; x: spikes)"
     if lines is None or lines.empty:
         return empty_figure("No gradient norms recorded.", title)
@@ -215,7 +314,7 @@ def grad_norm_figure(
                 y=g["grad_norm"],
                 mode="lines",
                 name=name,
-                line={"color": c, "width": 1},
+                line={"color": c, "width": 1.5, "dash": (dashes or {}).get(name, "solid")},
                 legendgroup=name,
             )
         )
@@ -454,7 +553,7 @@ def sweep_figure(
 ) -> go.Figure:
     """Final loss against a hyperparameter (columns optimizer, value, final_loss, name);
     diverged runs (NaN loss) are drawn as crosses at the top."""
-    title = f"Final loss against {key} (lower is better; x = diverged)"
+    title = f"Loss at the end against {key} (lower is better; x = diverged)"
     if df is None or df.empty:
         return empty_figure("No runs to compare.", title)
     fig = go.Figure()
@@ -465,16 +564,31 @@ def sweep_figure(
         c = pal.get(opt, ([*PALETTE, BASELINE_COLOR])[i % (len(PALETTE) + 1)])
         ok = g[np.isfinite(g["final_loss"])]
         bad = g[~np.isfinite(g["final_loss"])]
+        spread = {}
+        if {"lo", "hi"} <= set(ok.columns) and (ok.get("n", pd.Series([1])) > 1).any():
+            spread = {
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (ok["hi"] - ok["final_loss"]).to_numpy(),
+                    "arrayminus": (ok["final_loss"] - ok["lo"]).to_numpy(),
+                    "color": c,
+                    "thickness": 1.5,
+                }
+            }
+        n = sorted(set(ok["n"].astype(int))) if "n" in ok and len(ok) else []
+        label = opt + (f" (N = {'/'.join(map(str, n))} per point; bars: min-max)" if n else "")
         fig.add_trace(
             go.Scatter(
                 x=ok["value"],
                 y=ok["final_loss"],
                 mode="lines+markers",
-                line={"color": c, "width": 2},
+                line={"color": c, "width": 2, "dash": OPTIMIZER_DASHES.get(str(opt), "dot")},
                 marker={"size": 9},
-                name=opt,
+                name=label,
                 text=ok["name"],
-                hovertemplate="%{text}<br>%{x}: %{y:.4g}",
+                hovertemplate="%{text}<br>%{x:.3g}: %{y:.4g}<extra></extra>",
+                **spread,
             )
         )
         if not bad.empty:

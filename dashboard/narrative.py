@@ -1,23 +1,30 @@
-"""The words: one table of definitions and the sentences, all built from the numbers in `metrics`.
+"""The words: one table of definitions and every sentence, all built from the numbers in `metrics`.
 
 The page, the HTML report and `docs/dashboard.md` show the same `DEFINITIONS`
 (`python -m dashboard.narrative` prints the Markdown that the docs hold; a test keeps them equal).
+Every claim goes through `claim()`: a verdict word only when the 95% interval excludes zero.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, SPIKE_WINDOW
-from dashboard.metrics.statistics import (
-    FINAL_WINDOW,
-    SAME_LOSS,
-    WARMUP_FRACTION,
-    RunSummary,
-    perplexity,
+from dashboard.metrics.compare import Comparison
+from dashboard.metrics.intervals import LEVEL, PAIRED, UNPAIRED, WITHIN_RUN, Difference
+from dashboard.metrics.spikes import (
+    GRAD_SPIKE_FACTOR,
+    LOSS_SPIKE_FACTOR,
+    MIN_HISTORY,
+    SPIKE_WINDOW,
 )
+from dashboard.metrics.statistics import FINAL_WINDOW, WARMUP_FRACTION
 from dashboard.metrics.sweep import plain_name
+
+CANNOT_TELL = "one run each: cannot tell an effect from noise"
+NO_DIFFERENCE = "no detectable difference"
 
 # (term, what it means), in the order a reader meets them
 DEFINITIONS: list[tuple[str, str]] = [
@@ -31,7 +38,31 @@ DEFINITIONS: list[tuple[str, str]] = [
     (
         "loss",
         "how wrong the model's predictions are (lower is better). Train loss is measured on "
-        "the data being learned, validation (eval) loss on held-out data.",
+        "the data being learned, validation loss on held-out data.",
+    ),
+    (
+        "seed group",
+        "runs trained with the same settings that differ only in the random seed (the starting "
+        "weights and the order of the data). Their spread shows how much a result moves by "
+        "chance alone; charts draw the group's mean with a band, N = number of seeds.",
+    ),
+    (
+        "like for like",
+        "two runs are compared at the same step (the last step both reached), and every setting "
+        "in which they differ besides the optimizer is listed above the verdict.",
+    ),
+    (
+        "95% interval",
+        "the range in which the true difference lies with 95% confidence. With two or more "
+        "seeds per side it comes from the spread across seeds (paired seed by seed when both "
+        "sides ran the same seeds, which removes the luck of the seed); with one run each, from "
+        "the spread of the per-batch validation losses when they were recorded.",
+    ),
+    (
+        "better / worse / faster / steadier",
+        "used only when the 95% interval excludes zero. Otherwise the page says 'no detectable "
+        f"difference (± half the interval's width)', or '{CANNOT_TELL}' when there is no way to "
+        "measure the noise.",
     ),
     (
         "final train loss",
@@ -39,8 +70,9 @@ DEFINITIONS: list[tuple[str, str]] = [
         f"does not decide; best train loss: the lowest {FINAL_WINDOW}-step average.",
     ),
     (
-        "final / best validation loss",
-        "the last / lowest validation loss (split 'val' when there are several).",
+        "validation loss",
+        "the loss on held-out data at an evaluation (split 'val' when there are several); "
+        "compared at the last evaluation both runs reached.",
     ),
     (
         "perplexity",
@@ -55,8 +87,9 @@ DEFINITIONS: list[tuple[str, str]] = [
     (
         "spike",
         f"a value more than {LOSS_SPIKE_FACTOR:g}x (loss) or {GRAD_SPIKE_FACTOR:g}x (gradient "
-        f"norm) the typical (median) value of the preceding ~{SPIKE_WINDOW} steps; consecutive "
-        "spiking steps count as one spike.",
+        "norm) the typical (median) value of the steps just before it: of the last quarter of "
+        f"the steps so far early in training (at least {MIN_HISTORY}), of the last "
+        f"~{SPIKE_WINDOW} steps later; consecutive spiking steps count as one spike.",
     ),
     (
         "gradient-size variation (CV)",
@@ -66,12 +99,13 @@ DEFINITIONS: list[tuple[str, str]] = [
     (
         "steps to the baseline's loss",
         "the first step at which a run's validation loss (or, without evaluations, its "
-        f"{FINAL_WINDOW}-step average training loss) is at or below the baseline's final loss; "
-        "speed-up = the baseline's steps / the run's steps.",
+        f"{FINAL_WINDOW}-step average training loss) is at or below the baseline's loss at the "
+        "comparison step; speed-up = the baseline's steps / the run's steps.",
     ),
     (
-        "practically the same",
-        f"final losses less than {SAME_LOSS:.0%} apart.",
+        "optimizer time",
+        "seconds spent inside the optimizer's step, recorded separately from the whole training "
+        "step; wall times are compared only between runs on the same machine and hardware.",
     ),
 ]
 
@@ -85,168 +119,266 @@ def definition(term: str) -> str:
     return dict(DEFINITIONS)[term]
 
 
-def _n(v: float, digits: int = 3) -> str:
+# --------------------------------------------------------------------------- formatting
+
+
+def num(v: float | None, digits: int = 4) -> str:
+    """A number at `digits` significant figures ('n/a' when missing)."""
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
 
 
-def _int(v: float) -> str:
+def steps_text(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{round(v):,}"
 
 
-def _dur(seconds: float) -> str:
-    if not np.isfinite(seconds):
+def pct(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
+
+
+def ms(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v * 1000:.3g} ms"
+
+
+def interval_text(d: Difference, fmt=num) -> str:
+    """'+0.036 (95% interval -0.024 to +0.096, paired by seed, 3 seeds)'."""
+    how = {
+        PAIRED: f"paired by seed, {d.n} seeds",
+        UNPAIRED: f"across seeds, {d.n}+ per side",
+        WITHIN_RUN: "one run each, from the per-batch spread",
+    }.get(d.method, "")
+    return f"{LEVEL:.0%} interval {_signed(d.low, fmt)} to {_signed(d.high, fmt)}" + (
+        f", {how}" if how else ""
+    )
+
+
+def _signed(v: float, fmt) -> str:
+    return ("+" if v > 0 else "-" if v < 0 else "") + fmt(abs(v)) if np.isfinite(v) else "n/a"
+
+
+def claim(d: Difference, lower: str, higher: str, fmt=num) -> str:
+    """The one rule: `lower` / `higher` only when the interval excludes zero."""
+    if not math.isfinite(d.estimate):
+        return "cannot be compared"
+    if not d.has_interval:
+        if d.n <= 1:
+            return f"{CANNOT_TELL} (difference {_signed(d.estimate, fmt)})"
+        return f"too few runs to tell an effect from noise (difference {_signed(d.estimate, fmt)})"
+    if d.detected:
+        word = lower if d.estimate < 0 else higher
+        return f"{word} by {fmt(abs(d.estimate))} ({interval_text(d, fmt)})"
+    return f"{NO_DIFFERENCE} ({_signed(d.estimate, fmt)} ± {fmt(d.half_width)})"
+
+
+def verdict_word(d: Difference, lower: str, higher: str) -> str:
+    """The short form of `claim` for tables and cards."""
+    if not math.isfinite(d.estimate):
         return "n/a"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if not d.has_interval:
+        return "cannot tell" + (" (one run each)" if d.n <= 1 else "")
+    if d.detected:
+        return lower if d.estimate < 0 else higher
+    return NO_DIFFERENCE
 
 
-def sentences(summaries: list[RunSummary], baseline: str) -> list[str]:
-    """A few plain-language sentences comparing every run with the baseline."""
-    by = {s.name: s for s in summaries}
-    if baseline not in by:
-        return []
-    b = by[baseline]
-    out: list[str] = []
-    kind = b.target_kind or "train"
-    loss_word = "validation loss" if kind == "eval" else "training loss"
-    b_loss = b.final_eval_loss if kind == "eval" else b.final_train_loss
-    if b.first_nan_step is not None and not np.isfinite(b_loss):
-        out.append(
-            f"The baseline **{b.name}** broke down: its loss became not-a-number at step "
-            f"{b.first_nan_step:,}, so the comparisons below are limited."
+# --------------------------------------------------------------------------- sentences
+
+
+def like_for_like(c: Comparison) -> str:
+    """'Not like for like: learning rate 0.003 vs 0.004; 400 vs 600 steps.' or ''."""
+    parts = [f"{k} {a} vs {b}" for k, a, b in c.not_like_for_like]
+    if c.lengths[0] != c.lengths[1]:
+        parts.append(f"{c.lengths[0]:,} vs {c.lengths[1]:,} steps recorded")
+    return ("Not like for like: " + "; ".join(parts) + ".") if parts else ""
+
+
+def loss_sentence(c: Comparison) -> str:
+    where = f"at step {c.at_step:,}" + (
+        " (the last step both reached)" if c.lengths[0] != c.lengths[1] else ""
+    )
+    return (
+        f"{c.kind.capitalize()} loss {where}: {num(c.loss)} vs {num(c.base_loss)}: "
+        f"{claim(c.loss_diff, 'lower (better)', 'higher (worse)')}."
+    )
+
+
+def reach_sentence(c: Comparison) -> str:
+    target = f"the baseline's {c.kind} loss at step {c.at_step:,} ({num(c.target)})"
+    if not c.reached:
+        gap = (
+            f"; at step {c.lengths[0]:,} it is {abs(c.end_gap):.1%} "
+            f"{'above' if c.end_gap > 0 else 'below'}"
+            if np.isfinite(c.end_gap)
+            else ""
         )
-    for s in summaries:
-        if s.name == baseline:
-            continue
-        loss = s.final_eval_loss if kind == "eval" else s.final_train_loss
-        out.append(verdict(s, b, loss, b_loss))
-        if s.first_nan_step is not None:
-            out.append(
-                f"**{s.name}** diverged: its training loss became not-a-number (the numbers "
-                f"blew up) at step {s.first_nan_step:,}."
-            )
-        if np.isfinite(s.speedup_steps):
-            fewer = 1 - 1 / s.speedup_steps
-            if s.speedup_steps >= 1.005:
-                out.append(
-                    f"**{s.name}** reached the baseline's final {loss_word} ({_n(b_loss)}) after "
-                    f"{_int(s.steps_to_target)} steps instead of {_int(b.steps_to_target)}: "
-                    f"{fewer:.0%} fewer steps, a **{s.speedup_steps:.2f}x speed-up**."
-                )
-            elif s.speedup_steps > 1 / 1.005:
-                out.append(
-                    f"**{s.name}** reached the baseline's final {loss_word} ({_n(b_loss)}) at "
-                    f"the same point as the baseline (step {_int(s.steps_to_target)}): no "
-                    f"speed-up, no slow-down."
-                )
-            else:
-                out.append(
-                    f"**{s.name}** needed {_int(s.steps_to_target)} steps to reach the baseline's "
-                    f"final {loss_word} ({_n(b_loss)}), versus {_int(b.steps_to_target)} for the "
-                    f"baseline: it is {1 / s.speedup_steps:.2f}x slower."
-                )
-        elif np.isfinite(b_loss):
-            msg = f"**{s.name}** never reached the baseline's final {loss_word} ({_n(b_loss)})"
-            if (
-                np.isfinite(s.baseline_steps_to_own)
-                and np.isfinite(s.steps_to_own)
-                and s.baseline_steps_to_own < s.steps_to_own
-            ):
-                msg += (
-                    f"; the other way round, the baseline reached {s.name}'s final "
-                    f"{loss_word} ({_n(loss)}) after {_int(s.baseline_steps_to_own)} steps, "
-                    f"versus {_int(s.steps_to_own)} for {s.name}"
-                )
-            out.append(msg + ".")
-        if np.isfinite(loss) and np.isfinite(b_loss):
-            ppl = (
-                f"(perplexity {_n(perplexity(loss))} vs {_n(perplexity(b_loss))}; "
-                "perplexity = e^loss, "
-                "roughly how many equally likely next words the model hesitates between, lower "
-                "is better)"
-            )
-            if abs(loss - b_loss) < SAME_LOSS * abs(b_loss):
-                out.append(
-                    f"Its final {loss_word} is {_n(loss)}, practically the same as the "
-                    f"baseline's {_n(b_loss)}, less than {SAME_LOSS:.0%} apart {ppl}."
-                )
-            else:
-                better = "lower (better)" if loss < b_loss else "higher (worse)"
-                out.append(
-                    f"Its final {loss_word} is {_n(loss)}, {better} than the baseline's "
-                    f"{_n(b_loss)} {ppl}."
-                )
+        return f"Did not reach {target} in {c.lengths[0]:,} steps{gap}."
+    ratio = f", {c.speedup:.2f}x" if np.isfinite(c.speedup) else ""
+    return (
+        f"Reached {target} at step {steps_text(c.steps_to_target)} vs "
+        f"{steps_text(c.base_steps_to_target)}{ratio}: "
+        f"{claim(c.steps_diff, 'faster', 'slower', steps_text)} (in steps)."
+    )
+
+
+def stability_sentence(c: Comparison) -> str:
+    return (
+        f"Spikes (loss and gradient): {num(c.spikes, 3)} vs {num(c.base_spikes, 3)}: "
+        f"{claim(c.spikes_diff, 'fewer', 'more', lambda v: num(v, 3))}. Gradient-size "
+        f"variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
+        f"{claim(c.cv_diff, 'steadier', 'less steady', pct)}."
+    )
+
+
+def time_sentence(c: Comparison) -> str:
+    out = []
+    if np.isfinite(c.optimizer_time) and np.isfinite(c.base_optimizer_time):
+        rel = c.optimizer_time / c.base_optimizer_time - 1 if c.base_optimizer_time else np.nan
         out.append(
-            f"Stability: {s.loss_spikes} sudden loss jump(s) and {s.grad_spikes} gradient "
-            f"spike(s), versus {b.loss_spikes} and {b.grad_spikes} for the baseline; the gradient "
-            f"size varies by {_pct(s.grad_norm_cv)} around its average versus "
-            f"{_pct(b.grad_norm_cv)} (coefficient of variation: lower means steadier training)."
+            f"Time inside the optimizer step: {ms(c.optimizer_time)} vs "
+            f"{ms(c.base_optimizer_time)} per step ({rel:+.0%}): "
+            + (
+                claim(c.optimizer_time_diff, "less time", "more time", ms)
+                if c.hardware == "same"
+                else "measured on different or unrecorded machines, so not compared"
+            )
+            + "."
         )
-        if np.isfinite(s.wall_time_s) and np.isfinite(b.wall_time_s) and b.wall_time_s > 0:
-            per_s = s.wall_time_s / max(1, s.steps or 1)
-            per_b = b.wall_time_s / max(1, b.steps or 1)
-            extra = per_s / per_b - 1
-            cost = (
-                "about the same time as the baseline's"
-                if abs(extra) < 0.005
-                else f"{abs(extra):.0%} {'more' if extra > 0 else 'less'} time than the baseline's"
-            )
-            out.append(
-                f"Time: {_dur(s.wall_time_s)} for {_int(s.steps)} steps versus "
-                f"{_dur(b.wall_time_s)} for {_int(b.steps)}; each step takes {cost}"
-                + (
-                    " (the baseline also computed a shadow clustering for comparison, which "
-                    "costs time)."
-                    if b.shadow
-                    else "."
-                )
-            )
+    if c.hardware == "same":
+        out.append(
+            f"Wall time per step: {ms(c.step_time)} vs {ms(c.base_step_time)}: "
+            f"{claim(c.step_time_diff, 'less time', 'more time', ms)}."
+        )
+    elif c.hardware == "different":
+        out.append("Wall times are not compared: the runs ran on different machines.")
+    else:
+        out.append("Wall times are not compared: the runs do not record which machine ran them.")
+    if c.base_shadow:
+        out.append(
+            "The baseline also computed a shadow clustering (for the Clusters view), which "
+            "costs it time."
+        )
+    return " ".join(out)
+
+
+def in_short(c: Comparison) -> str:
+    if c.diverged_at is not None:
+        return (
+            f"**In short: {c.name} failed**: its loss became not-a-number at step "
+            f"{c.diverged_at:,}."
+        )
+    if c.same_settings:
+        return (
+            f"**In short: {c.name} and {c.base_name} differ only in the seed**: any difference "
+            "between them is chance, not the optimizer."
+        )
+    speed = (
+        verdict_word(c.steps_diff, "faster", "slower")
+        if c.reached
+        else f"did not reach the baseline's loss in {c.lengths[0]:,} steps"
+    )
+    return (
+        f"**In short: {c.name}** against {c.base_name}: loss "
+        f"**{verdict_word(c.loss_diff, 'lower (better)', 'higher (worse)')}**; speed "
+        f"**{speed}**; steadiness **{verdict_word(c.cv_diff, 'steadier', 'less steady')}**."
+    )
+
+
+def comparison_sentences(c: Comparison) -> list[str]:
+    """The like-for-like note first, then the verdict, then the numbers behind it."""
+    out = [s for s in (like_for_like(c),) if s]
+    out.append(in_short(c))
+    if c.base_diverged_at is not None:
+        out.append(f"The baseline's loss became not-a-number at step {c.base_diverged_at:,}.")
+    out += [loss_sentence(c), reach_sentence(c), stability_sentence(c), time_sentence(c)]
     return out
 
 
-def verdict(s: RunSummary, b: RunSummary, loss: float, b_loss: float) -> str:
-    """One 'in short' sentence: faster or not, better or not, steadier or not."""
-    if s.first_nan_step is not None and not np.isfinite(loss):
-        return f"**In short: {s.name} failed** (its loss blew up); {b.name} did not."
-    if np.isfinite(s.speedup_steps) and s.speedup_steps >= 1.05:
-        speed = f"reaches the baseline's result **{s.speedup_steps:.2f}x faster**"
-    elif np.isfinite(s.speedup_steps) and s.speedup_steps <= 1 / 1.05:
-        speed = f"is **{1 / s.speedup_steps:.2f}x slower** to reach the baseline's result"
-    elif np.isfinite(s.speedup_steps) or (
-        np.isfinite(loss) and np.isfinite(b_loss) and abs(loss - b_loss) < SAME_LOSS * abs(b_loss)
-    ):
-        speed = "learns about as fast as the baseline"
-    else:
-        speed = "never reaches the baseline's final loss"
-    if np.isfinite(loss) and np.isfinite(b_loss):
-        if abs(loss - b_loss) < SAME_LOSS * abs(b_loss):
-            end = "ends level with it (final loss within 2%)"
-        elif loss < b_loss:
-            end = "ends **better** (lower final loss)"
-        else:
-            end = "ends **worse** (higher final loss)"
-    else:
-        end = "cannot be compared at the end"
-    calmer = (s.loss_spikes + s.grad_spikes) - (b.loss_spikes + b.grad_spikes)
-    cv_diff = (
-        s.grad_norm_cv - b.grad_norm_cv
-        if np.isfinite(s.grad_norm_cv) and np.isfinite(b.grad_norm_cv)
-        else 0.0
+def overview(comparisons: list[Comparison]) -> str:
+    """A short paragraph for many compared groups (the table holds the numbers)."""
+    if not comparisons:
+        return ""
+    words = [verdict_word(c.loss_diff, "better", "worse") for c in comparisons]
+    count = {w: words.count(w) for w in dict.fromkeys(words)}
+    kinds = ", ".join(f"{n} {w}" for w, n in count.items())
+    best = min(comparisons, key=lambda c: c.loss if np.isfinite(c.loss) else np.inf)
+    unlike = sum(1 for c in comparisons if like_for_like(c))
+    text = (
+        f"{len(comparisons)} groups compared with {comparisons[0].base_name} on "
+        f"{comparisons[0].kind} loss: {kinds}. The lowest loss is {best.name}'s ({num(best.loss)})"
+        + (
+            f", {claim(best.loss_diff, 'lower (better)', 'higher (worse)')}"
+            if best.loss_diff.has_interval or best.n == 1
+            else ""
+        )
+        + "."
     )
-    if calmer < 0 or (calmer == 0 and cv_diff < -0.05):
-        stab = "and trains **more steadily**"
-    elif calmer > 0 or cv_diff > 0.05:
-        stab = "but trains **less steadily**"
-    else:
-        stab = "and is as steady"
-    return f"**In short: {s.name}** {speed}, {end}, {stab}."
+    if unlike:
+        text += (
+            f" {unlike} of them differ from the baseline in more than the optimizer "
+            "(see the table)."
+        )
+    return text
 
 
-def _pct(v: float) -> str:
-    return "n/a" if not np.isfinite(v) else f"{v:.0%}"
+COMPARISON_COLUMNS = [
+    "Group",
+    "Seeds",
+    "Loss at step",
+    "Loss",
+    "vs baseline",
+    "Verdict",
+    "Steps to baseline's loss",
+    "Speed",
+    "Spikes",
+    "Gradient CV",
+    "Not like for like",
+]
+
+
+def comparison_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
+    """One row per compared group (the baseline first when given), key columns first."""
+    rows = []
+    if base is not None:
+        rows.append(
+            {
+                "Group": f"{base.base_name} (baseline)",
+                "Seeds": base.n_base,
+                "Loss at step": base.at_step,
+                "Loss": num(base.base_loss),
+                "vs baseline": "",
+                "Verdict": "",
+                "Steps to baseline's loss": steps_text(base.base_steps_to_target),
+                "Speed": "",
+                "Spikes": num(base.base_spikes, 3),
+                "Gradient CV": pct(base.base_cv),
+                "Not like for like": "",
+            }
+        )
+    for c in comparisons:
+        d = c.loss_diff
+        rows.append(
+            {
+                "Group": c.name,
+                "Seeds": c.n,
+                "Loss at step": c.at_step,
+                "Loss": num(c.loss),
+                "vs baseline": (
+                    f"{_signed(d.estimate, num)} ± {num(d.half_width, 2)}"
+                    if d.has_interval
+                    else _signed(d.estimate, num)
+                ),
+                "Verdict": verdict_word(d, "better", "worse")
+                if c.diverged_at is None
+                else "failed",
+                "Steps to baseline's loss": steps_text(c.steps_to_target)
+                if c.reached
+                else "not reached",
+                "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached else "",
+                "Spikes": num(c.spikes, 3),
+                "Gradient CV": pct(c.cv),
+                "Not like for like": like_for_like(c).removeprefix("Not like for like: "),
+            }
+        )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def tolerance_sentences(tol: pd.DataFrame, key: str, within: float = 0.05) -> list[str]:

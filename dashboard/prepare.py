@@ -6,6 +6,8 @@ long-form DataFrame with a `run` column that a builder in `figures.py` draws as 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -229,3 +231,96 @@ def loss_difference(
     if not parts:
         return pd.DataFrame(columns=["run", col, "diff"])
     return pd.concat(parts, ignore_index=True)
+
+
+BANDS = {"minmax": "min to max over seeds", "sd": "mean ± 1 standard deviation"}
+
+
+def group_lines(
+    groups: dict[str, list[pd.DataFrame]],
+    x: str,
+    y: str,
+    smoothing: float,
+    band: str = "minmax",
+    n_out: int = DEFAULT_POINTS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, band) long-form frames of column `y` per group of runs (seeds): each run is
+    smoothed first, the runs are aligned on the steps all of them logged, then averaged; the
+    band is min..max or mean ± 1 sd (`band`). Columns run, <x>, <y> and run, <x>, lo, hi."""
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {sorted(BANDS)}, got {band!r}")
+    col = X_AXES[x][0]
+    means, bands = [], []
+    for name, dfs in groups.items():
+        parts = []
+        for i, df in enumerate(dfs):
+            if df is None or df.empty or y not in df:
+                continue
+            d = with_x(df, x)
+            if col not in d:
+                continue
+            v = metrics.ema(d[y].to_numpy(dtype=np.float64, na_value=np.nan), smoothing)
+            parts.append(
+                pd.DataFrame({"step": d["step"].to_numpy(), f"x{i}": d[col].to_numpy(), f"y{i}": v})
+                .drop_duplicates("step")
+                .set_index("step")
+            )
+        if not parts:
+            continue
+        m = pd.concat(parts, axis=1, join="inner").sort_index()
+        if m.empty:
+            continue
+        ys = m[[c for c in m.columns if c.startswith("y")]].to_numpy(dtype=np.float64)
+        xs = m[[c for c in m.columns if c.startswith("x")]].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(ys, axis=1)
+            if band == "sd" and ys.shape[1] > 1:
+                sd = np.nanstd(ys, axis=1, ddof=1)
+                lo, hi = mean - sd, mean + sd
+            else:
+                lo, hi = np.nanmin(ys, axis=1), np.nanmax(ys, axis=1)
+        xv = np.nanmean(xs, axis=1) if col != "step" else m.index.to_numpy(dtype=np.float64)
+        line = pd.DataFrame({col: xv, y: mean})
+        means.append(downsample_frame(line, col, y, n_out).assign(run=name))
+        if ys.shape[1] > 1:
+            keep = np.unique(np.linspace(0, len(xv) - 1, min(len(xv), n_out)).astype(int))
+            bands.append(
+                pd.DataFrame({col: xv[keep], "lo": lo[keep], "hi": hi[keep]}).assign(run=name)
+            )
+
+    def cat(p, c):
+        return pd.concat(p, ignore_index=True) if p else pd.DataFrame(columns=c)
+
+    return cat(means, ["run", col, y]), cat(bands, ["run", col, "lo", "hi"])
+
+
+def group_mean_tables(
+    groups: dict[str, list[pd.DataFrame]], columns: tuple[str, ...]
+) -> dict[str, pd.DataFrame]:
+    """{name: one table whose `columns` are the mean over the group's runs}, on the steps all
+    of them logged (a group of one is its run's table). The mean of smoothed curves equals
+    the smoothed mean, so the usual line builders apply to these tables unchanged."""
+    out = {}
+    for name, dfs in groups.items():
+        dfs = [d for d in dfs if d is not None and not d.empty and "step" in d]
+        if len(dfs) == 1:
+            out[name] = dfs[0]
+        elif dfs:
+            cols = [c for c in columns if all(c in d for d in dfs)]
+            parts = [
+                d.drop_duplicates("step").set_index("step")[cols].astype(float).add_suffix(f"#{i}")
+                for i, d in enumerate(dfs)
+            ]
+            m = pd.concat(parts, axis=1, join="inner").sort_index()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = pd.DataFrame(
+                    {
+                        c: np.nanmean(m[[f"{c}#{i}" for i in range(len(dfs))]].to_numpy(), axis=1)
+                        for c in cols
+                    },
+                    index=m.index,
+                )
+            out[name] = mean.reset_index()
+    return out

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import loader
+from dashboard.prepare import BANDS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
 ENV_ROOT = "SGG_DASHBOARD_RUNS"
@@ -134,4 +135,26 @@ def chart_options_ui() -> dict:
         help="TensorBoard-style moving average (0 = raw). The raw curve stays visible, faintly.",
     )
     log_y = st.sidebar.toggle("Logarithmic loss axis", value=False, key="logy", bind="query-params")
-    return {"x": x, "smoothing": float(smooth), "log_y": bool(log_y)}
+    pool = st.sidebar.toggle(
+        "Pool seeds into groups",
+        value=True,
+        key="pool",
+        bind="query-params",
+        help="Runs with the same settings that differ only in the seed are drawn as one line "
+        "(their mean) with a band, and compared as a group.",
+    )
+    band = st.sidebar.radio(
+        "Band around a group's mean",
+        list(BANDS),
+        format_func=BANDS.get,
+        key="band",
+        bind="query-params",
+        disabled=not pool,
+    )
+    return {
+        "x": x,
+        "smoothing": float(smooth),
+        "log_y": bool(log_y),
+        "pool": bool(pool),
+        "band": band,
+    }

@@ -3,7 +3,12 @@
 - `statistics`: smoothing, moving averages, variation, when a loss is reached, run summaries;
 - `spikes`: the one spike detector;
 - `sweep`: settings, sweeps and how widely a setting can vary;
-- `clusters`: SGG's groups (shares, factors, moves, histograms).
+- `clusters`: SGG's groups (shares, factors, moves, histograms);
+- `intervals`: the one rule for claims (a difference with its 95% interval);
+- `groups`: seed groups and like-for-like settings;
+- `compare`: a group against the baseline group, like for like;
+- `sweep_groups`: a sweep as seed groups, SGG against AdamW per value;
+- `health`: is a run alive, is its data whole.
 """
 
 from dashboard.metrics.clusters import (
@@ -20,7 +25,6 @@ from dashboard.metrics.spikes import (
 )
 from dashboard.metrics.statistics import (
     FINAL_WINDOW,
-    SAME_LOSS,
     SUMMARY_COLUMNS,
     WARMUP_FRACTION,
     RunSummary,
@@ -50,7 +54,6 @@ __all__ = [
     "GRAD_SPIKE_FACTOR",
     "LOSS_SPIKE_FACTOR",
     "PLAIN_NAMES",
-    "SAME_LOSS",
     "SPIKE_WINDOW",
     "SUMMARY_COLUMNS",
     "WARMUP_FRACTION",

@@ -1,7 +1,8 @@
 """Loss and gradient spikes: one detector, one definition, used by every view and the report.
 
 A spike is a logged value more than `factor` times the typical value (median) of the steps
-before it; consecutive spiking steps count as one spike.
+just before it; consecutive spiking steps count as one spike. It works from the first steps
+of warm-up on (see `typical_level`).
 """
 
 from __future__ import annotations
@@ -16,25 +17,39 @@ LOSS_SPIKE_FACTOR = 1.25
 GRAD_SPIKE_FACTOR = 3.0
 
 
-def typical_level(values, window: int = SPIKE_WINDOW) -> np.ndarray:
-    """The median of roughly the preceding `window` values, for every position (NaN at first).
+MIN_HISTORY = 4  # a value needs this many earlier values before it can be called a spike
 
-    Computed in blocks of window/4 (median per block, then the median of the four previous
-    blocks' medians): close to a rolling median and ~20x cheaper on a million steps.
+
+def typical_level(values, window: int = SPIKE_WINDOW) -> np.ndarray:
+    """For every position, the median of the values just before it: of the last quarter of the
+    run so far early on (at least MIN_HISTORY values, so that warm-up spikes count), of roughly
+    the last `window` values later. NaN where there is not enough history.
+
+    Past 4 x window steps it is computed in blocks of window/4 (median per block, then the
+    median of the four previous blocks' medians): close to a rolling median and ~20x cheaper on
+    a million steps.
     """
     x = np.asarray(values, dtype=np.float64)
     n = x.size
     if n == 0:
         return x.copy()
+    clean = np.where(np.isfinite(x), x, np.nan)
     block = max(1, window // 4)
     nb = -(-n // block)
     padded = np.full(nb * block, np.nan)
-    padded[:n] = np.where(np.isfinite(x), x, np.nan)
+    padded[:n] = clean
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(padded.reshape(nb, block), axis=1)
-    base = pd.Series(med).rolling(4, min_periods=2).median().shift(1).to_numpy()
-    return np.repeat(base, block)[:n]
+        base = np.repeat(
+            pd.Series(med).rolling(4, min_periods=2).median().shift(1).to_numpy(), block
+        )[:n]
+        early = min(n, 4 * window)
+        for i in range(MIN_HISTORY, early):  # warm-up: a short, growing look-back
+            k = min(window, max(MIN_HISTORY, i // 4))
+            base[i] = np.nanmedian(clean[i - k : i])
+        base[:MIN_HISTORY] = np.nan
+    return base
 
 
 def spike_mask(values, factor: float, window: int = SPIKE_WINDOW) -> np.ndarray:

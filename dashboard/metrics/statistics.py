@@ -16,7 +16,6 @@ from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike
 
 FINAL_WINDOW = 100
 WARMUP_FRACTION = 0.1
-SAME_LOSS = 0.02  # final losses closer than this (relative) are called "practically the same"
 
 
 # --------------------------------------------------------------------------- smoothing

@@ -92,7 +92,7 @@ def hyperparameter_value(meta: dict, key: str) -> float | None:
 
 _TWINS = {"hyperparameters.lr": "config.lr", "config.lr": "hyperparameters.lr"}
 # settings that differ between the runs of one sweep without making them incomparable
-_IGNORED_FOR_SWEEP = {
+IGNORED_FOR_SWEEP = {
     "config.optimizer",
     "config.name",
     "config.run_name",
@@ -128,7 +128,7 @@ def sweep_members(metas: dict[str, dict], key: str) -> list[str]:
         if hyperparameter_value(meta, key) is None:
             continue
         flat = sweepable_settings(meta)
-        skip = {key, _TWINS.get(key, ""), *_IGNORED_FOR_SWEEP}
+        skip = {key, _TWINS.get(key, ""), *IGNORED_FOR_SWEEP}
         sig = tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in skip))
         groups.setdefault(sig, []).append(rid)
     if not groups:
@@ -177,29 +177,23 @@ def tolerance(sweep: pd.DataFrame, within: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sweep_frame(metas: dict[str, dict], optimizers: dict[str, str], sums: dict, key: str):
-    """One row per run: name, optimizer, value of `key`, final loss (validation when recorded,
-    NaN for a run that diverged). `sums` maps the same ids to `RunSummary`s."""
-    rows = []
-    for rid, meta in metas.items():
-        s = sums[rid]
-        v = hyperparameter_value(meta, key)
-        if v is None:
-            continue
-        diverged = s.first_nan_step is not None and s.steps is not None
-        loss = s.final_eval_loss if np.isfinite(s.final_eval_loss) else s.final_train_loss
-        rows.append(
-            {
-                "name": s.name,
-                "optimizer": optimizers[rid],
-                "value": v,
-                "final_loss": float("nan") if diverged else loss,
-            }
-        )
-    return pd.DataFrame(rows, columns=["name", "optimizer", "value", "final_loss"])
-
-
-def wants_log_axis(values) -> bool:
-    """A log axis when every value is positive and they span at least a factor of 20."""
+def wants_log_axis(values, key: str = "") -> bool:
+    """A log axis for learning rates, or when every value is positive and they span at least a
+    factor of 20."""
     v = np.asarray(values, dtype=float)
-    return bool(v.size and (v > 0).all() and v.max() / v.min() >= 20)
+    if not v.size or not (v > 0).all():
+        return False
+    return key.rsplit(".", 1)[-1] in ("lr", "learning_rate") or bool(v.max() / v.min() >= 20)
+
+
+def edge_warnings(tol: pd.DataFrame, values) -> list[tuple[str, float]]:
+    """(optimizer, best value) for every optimizer whose best value is the smallest or largest
+    value tried: a better one may lie outside the range."""
+    v = sorted({float(x) for x in values if np.isfinite(x)})
+    if len(v) < 3:
+        return [(r.optimizer, r.best_value) for r in tol.itertuples() if np.isfinite(r.best_value)]
+    return [
+        (r.optimizer, r.best_value)
+        for r in tol.itertuples()
+        if np.isfinite(r.best_value) and r.best_value in (v[0], v[-1])
+    ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import figures, narrative, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics.clusters import layer_order
+from dashboard.views.loss import STEP_COLUMNS
 
 
 def page(ctx: Ctx) -> None:
@@ -17,12 +19,29 @@ def page(ctx: Ctx) -> None:
     )
     o = ctx.opts
     col, xlabel = prepare.X_AXES[o["x"]]
-    lines, bands, spikes = cached(
-        prepare.grad_lines, (ctx.key("steps"), o["x"]), ctx.tables("steps"), o["x"]
-    )
+    key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"])
+    steps = ctx.series_tables("steps")
+    means = cached(prepare.group_mean_tables, key, steps, STEP_COLUMNS)
+    lines, bands, spikes = cached(prepare.grad_lines, key, means, o["x"])
+    pooled = [n for n, m in ctx.series if len(m) > 1]
+    if pooled:  # a group: its band is the spread over seeds, its crosses every seed's spikes
+        _, seed_bands = cached(
+            prepare.group_lines, (key, o["band"]), steps, o["x"], "grad_norm", 0.0, o["band"]
+        )
+        bands = pd.concat([bands[~bands["run"].isin(pooled)], seed_bands], ignore_index=True)
+        per_run = {f"{n}\x00{i}": df for n in pooled for i, df in enumerate(steps[n])}
+        _, _, member_spikes = cached(prepare.grad_lines, (key, "members"), per_run, o["x"])
+        member_spikes["run"] = member_spikes["run"].str.split("\x00").str[0]
+        spikes = pd.concat([spikes[~spikes["run"].isin(pooled)], member_spikes], ignore_index=True)
     st.plotly_chart(
-        figures.grad_norm_figure(lines, bands, spikes, col, ctx.colors, x_title=xlabel),
+        figures.grad_norm_figure(
+            lines, bands, spikes, col, ctx.colors, x_title=xlabel, dashes=ctx.dashes
+        ),
         key="grad_global",
+    )
+    st.caption(
+        "Shaded: for a single run, where 80% of its values lie (10th to 90th percentile); for a "
+        f"group of seeds, the {prepare.BANDS[o['band']]}. Crosses: spikes."
     )
     layer_tabs = ctx.tables("layers")
     if not layer_tabs:

@@ -1,4 +1,5 @@
-"""The Loss page: train and validation loss of the selected runs, and the gap to the baseline."""
+"""The Loss page: train and validation loss of the selected runs or seed groups, and the gap
+to the baseline, stacked on one shared step axis (zooming one chart zooms all)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,43 @@ import streamlit as st
 from dashboard import figures, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
+from dashboard.metrics import health
+from dashboard.metrics.statistics import eval_series
+
+STEP_COLUMNS = ("wall_time", "loss", "tokens", "grad_norm")
+EVAL_COLUMNS = ("wall_time", "loss", "tokens")
+
+
+def ended_marks(ctx: Ctx) -> dict[str, str]:
+    """{series name: 'stopped' or 'failed'} for single runs that ended without finishing."""
+    out = {}
+    for name, members in ctx.series:
+        states = {ctx.status(r) for r in members}
+        if len(members) == 1 and states & {health.STOPPED, health.FAILED}:
+            out[name] = "stopped" if health.STOPPED in states else "failed"
+    return out
+
+
+def evals_by_series(ctx: Ctx) -> dict[str, list]:
+    return {
+        name: [e for df in dfs if (e := eval_series(df)) is not None]
+        for name, dfs in ctx.series_tables("evals").items()
+    }
 
 
 def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, go.Figure]:
-    """(training loss, validation loss) figures of the selected runs."""
+    """(training loss, validation loss) of every series: the mean of a seed group with its
+    band, a single run with its raw curve faintly behind."""
     o = ctx.opts
     sm = o["smoothing"] if smoothing is None else smoothing
     col, xlabel = prepare.X_AXES[o["x"]]
-    smooth, raw = cached(
-        prepare.loss_lines, (ctx.key("steps"), o["x"], sm), ctx.tables("steps"), o["x"], sm
-    )
+    key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
+    steps = ctx.series_tables("steps")
+    means = cached(prepare.group_mean_tables, key, steps, STEP_COLUMNS)
+    smooth, raw = cached(prepare.loss_lines, key, means, o["x"], sm)
+    raw = raw[raw["run"].isin([n for n, m in ctx.series if len(m) == 1])]
+    _, bands = cached(prepare.group_lines, (key, o["band"]), steps, o["x"], "loss", sm, o["band"])
+    ended = ended_marks(ctx)
     train = figures.line_figure(
         smooth,
         col,
@@ -25,18 +53,28 @@ def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, g
         "run",
         ctx.colors,
         raw=raw,
+        bands=bands,
+        dashes=ctx.dashes,
+        ended=ended,
         log_y=o["log_y"],
         x_title=xlabel,
         y_title="Training loss",
-        title=f"Training loss (smoothing {sm:g}; faint: raw)",
+        title=f"Training loss (smoothing {sm:g})",
     )
-    ev = cached(prepare.eval_lines, (ctx.key("evals"), o["x"]), ctx.tables("evals"), o["x"])
+    ekey = (ctx.key("evals", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], o["band"])
+    evals = evals_by_series(ctx)
+    emeans = cached(prepare.group_mean_tables, ekey, evals, EVAL_COLUMNS)
+    ev = cached(prepare.eval_lines, ekey, emeans, o["x"])
+    _, ebands = cached(prepare.group_lines, ekey, evals, o["x"], "loss", 0.0, o["band"])
     evf = figures.line_figure(
         ev,
         col,
         "loss",
         "run",
         ctx.colors,
+        bands=ebands,
+        dashes=ctx.dashes,
+        ended=ended,
         log_y=o["log_y"],
         markers=True,
         x_title=xlabel,
@@ -47,36 +85,38 @@ def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, g
 
 
 def page(ctx: Ctx) -> None:
+    band = prepare.BANDS[ctx.opts["band"]]
     st.caption(
-        "Lower is better. The faint lines are the raw values; the bold ones are smoothed "
-        "(change the smoothing and the axis in the sidebar)."
+        "Lower is better. Colour = setting, line style = optimizer (solid AdamW, dashed SGG). "
+        f"A group of seeds is drawn as its mean with a band ({band}); a single run as its "
+        "smoothed curve with the raw values faintly behind. A square marks where a run "
+        "stopped early. The charts share one axis: zoom one and all follow."
     )
     train, ev = loss_figures(ctx)
-    st.plotly_chart(train, key="loss_train")
-    st.plotly_chart(ev, key="loss_eval")
-    if len(ctx.selected) < 2:
-        return
-    o = ctx.opts
-    col, xlabel = prepare.X_AXES[o["x"]]
-    sm = max(o["smoothing"], 0.9)
-    diff = cached(
-        prepare.loss_difference,
-        (ctx.key("steps"), ctx.base_name, o["x"], sm),
-        ctx.tables("steps"),
-        ctx.base_name,
-        o["x"],
-        sm,
-    )
-    fig = figures.line_figure(
-        diff,
-        col,
-        "diff",
-        "run",
-        ctx.colors,
-        x_title=xlabel,
-        y_title=f"loss minus {ctx.base_name}'s",
-        title=f"Difference from the baseline's training loss (smoothed; below 0 = ahead "
-        f"of {ctx.base_name})",
-    )
-    fig.add_hline(y=0, line={"color": figures.BASELINE_COLOR, "dash": "dash"})
-    st.plotly_chart(fig, key="loss_diff")
+    figs = [train, ev]
+    if len(ctx.series) > 1:
+        o = ctx.opts
+        col, xlabel = prepare.X_AXES[o["x"]]
+        sm = max(o["smoothing"], 0.9)
+        key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
+        means = cached(prepare.group_mean_tables, key, ctx.series_tables("steps"), STEP_COLUMNS)
+        base = ctx.series[0][0]
+        diff = cached(prepare.loss_difference, (key, base), means, base, o["x"], sm)
+        fig = figures.line_figure(
+            diff,
+            col,
+            "diff",
+            "run",
+            ctx.colors,
+            dashes=ctx.dashes,
+            x_title=xlabel,
+            y_title=f"minus {base}",
+            title=f"Training loss minus the baseline's (smoothed; below 0 = ahead of {base})",
+        )
+        fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
+        figs.append(fig)
+    drawn = [f for f in figs if f.data]
+    if len(drawn) < len(figs):
+        st.info("Some of these runs recorded no validation loss; only what exists is drawn.")
+    if drawn:
+        st.plotly_chart(figures.stacked(drawn), key="loss_stack")

@@ -1,120 +1,145 @@
-"""The Summary page: for stakeholders, how each run compares with the baseline, on one screen."""
+"""The Summary page: for stakeholders, whether each run or seed group beats the baseline, with
+the uncertainty of every claim, on one screen."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from dashboard import figures, narrative, report
-from dashboard.cache import cached
+from dashboard import narrative, report
 from dashboard.context import Ctx
-from dashboard.metrics import statistics
+from dashboard.metrics import compare, statistics
+from dashboard.metrics.compare import Comparison
 from dashboard.views.loss import loss_figures
+
+CARDS_UP_TO = 2  # beyond this many compared groups: one table and a short paragraph
+
+
+def comparisons(ctx: Ctx) -> list[Comparison]:
+    """Every compared series against the baseline series (the same objects the Sweep uses)."""
+    ctx.prefetch(("steps", "evals"), ctx.series_rels())
+    base_name, base_members = ctx.series[0]
+    base = [ctx.facts(r) for r in base_members]
+    return [
+        compare.compare([ctx.facts(r) for r in members], base, name, base_name)
+        for name, members in ctx.series[1:]
+    ]
+
+
+def _delta(d, lower: str, higher: str) -> dict:
+    """The card's delta: the verdict word, coloured (with an arrow) only when the interval
+    excludes zero, grey otherwise."""
+    word = narrative.verdict_word(d, lower, higher)
+    if d.detected:
+        return {"delta": f"{d.estimate:+.3g}: {word}", "delta_color": "inverse"}
+    return {"delta": word, "delta_color": "off", "delta_arrow": "off"}
+
+
+def cards(c: Comparison) -> None:
+    c0, c1, c2, c3, c4 = st.columns([3, 2, 2, 2, 2])
+    c0.markdown(f"#### {c.name}")
+    c1.metric(
+        f"{c.kind.capitalize()} loss at step {c.at_step:,}",
+        narrative.num(c.loss),
+        **_delta(c.loss_diff, "better", "worse"),
+        help=f"Baseline: {narrative.num(c.base_loss)}. {narrative.definition('95% interval')}",
+    )
+    if c.reached:
+        c2.metric(
+            "Steps to the baseline's loss",
+            f"{narrative.steps_text(c.steps_to_target)} vs "
+            f"{narrative.steps_text(c.base_steps_to_target)}",
+            **_delta(c.steps_diff, "faster", "slower"),
+        )
+    else:
+        c2.metric(
+            "Steps to the baseline's loss",
+            f"not in {c.lengths[0]:,}",
+            delta=f"{c.end_gap:+.1%} at its end" if c.end_gap == c.end_gap else None,
+            delta_color="off",
+            delta_arrow="off",
+        )
+    c3.metric(
+        "Spikes",
+        f"{narrative.num(c.spikes, 3)} vs {narrative.num(c.base_spikes, 3)}",
+        **_delta(c.spikes_diff, "fewer", "more"),
+    )
+    c4.metric(
+        "Gradient-size variation",
+        f"{narrative.pct(c.cv)} vs {narrative.pct(c.base_cv)}",
+        **_delta(c.cv_diff, "steadier", "less steady"),
+    )
 
 
 def page(ctx: Ctx) -> None:
-    ctx.prefetch(("steps", "evals"))
-    data = {r: (ctx.df(r, "steps"), ctx.df(r, "evals")) for r in ctx.selected}
-    infos = {
-        r: {
-            "name": ctx.labels[r],
-            "optimizer": ctx.by_rel[r].optimizer,
-            "status": ctx.status(r),
-            "shadow": ctx.by_rel[r].shadow,
-        }
-        for r in ctx.selected
-    }
-    sums = cached(statistics.summarize_runs, ctx.key(("steps", "evals")), data, infos, ctx.baseline)
-    base = sums[0]
-    st.subheader(f"How do the runs compare with {ctx.base_name}?")
+    comps = comparisons(ctx)
+    base_name, base_members = ctx.series[0]
+    st.subheader(f"How do the runs compare with {base_name}?")
     st.caption(
-        "Each run trained the same kind of model; they differ in the optimizer (the rule that "
-        f"updates the model's weights) or its settings. **{ctx.base_name}** is the reference. "
-        "SGG is an add-on to the standard AdamW optimizer that gives groups of similar weights "
-        "their own learning-rate multiplier. Lower loss is better; fewer steps to reach the "
-        "same loss means faster training."
+        f"**{base_name}** is the reference"
+        + (f" ({len(base_members)} seeds)" if len(base_members) > 1 else "")
+        + ". Lower loss is better; fewer steps to reach the same loss means faster training. "
+        "A verdict (better, worse, faster, steadier) is given only when the 95% interval of "
+        "the difference excludes zero."
     )
-    for s in sums[1:]:
-        loss_kind = "eval" if s.target_kind == "eval" else "train"
-        loss = s.final_eval_loss if loss_kind == "eval" else s.final_train_loss
-        bloss = base.final_eval_loss if loss_kind == "eval" else base.final_train_loss
-        c0, c1, c2, c3, c4 = st.columns([2, 2, 2, 2, 2])
-        c0.markdown(f"#### :material/trending_down: {s.name}")
-        c1.metric(
-            "Speed-up vs baseline",
-            f"{s.speedup_steps:.2f}x" if np.isfinite(s.speedup_steps) else "never",
-            help="How many times fewer steps this run needed to reach the baseline's final "
-            "loss ('never': it did not reach it).",
-        )
-        delta = loss - bloss if np.isfinite(loss) and np.isfinite(bloss) else None
-        c2.metric(
-            f"Final {'validation' if loss_kind == 'eval' else 'training'} loss",
-            f"{loss:.4g}" if np.isfinite(loss) else "n/a",
-            delta=None if delta is None else f"{delta:+.3g} vs baseline",
-            delta_color="inverse" if delta else "off",
-        )
-        spikes = s.loss_spikes - base.loss_spikes
-        c3.metric(
-            "Loss spikes",
-            f"{s.loss_spikes}",
-            delta=f"{spikes:+d} vs baseline",
-            delta_color="inverse" if spikes else "off",
-        )
-        cv = s.grad_norm_cv - base.grad_norm_cv
-        c4.metric(
-            "Gradient-size variation (CV)",
-            f"{s.grad_norm_cv:.0%}" if np.isfinite(s.grad_norm_cv) else "n/a",
-            delta=(
-                f"{(s.grad_norm_cv - base.grad_norm_cv) * 100:+.0f} pts vs baseline"
-                if np.isfinite(s.grad_norm_cv) and np.isfinite(base.grad_norm_cv)
-                else None
-            ),
-            delta_color="inverse" if np.isfinite(cv) and round(cv * 100) else "off",
-        )
-    text = narrative.sentences(sums, base.name)
-    if len(sums) == 1:
+    if not comps:
         st.info("Pick one or more runs to compare in the sidebar.")
-    for line in text:
-        st.markdown(f"- {line}")
-    table = statistics.summary_table(sums)
-    st.dataframe(
-        table,
-        hide_index=True,
-        key="summary_table",
-        column_config={
-            c: st.column_config.NumberColumn(format="%.4g")
-            for c in table.columns
-            if table[c].dtype.kind == "f"
-        },
-    )
+    text: list[str] = []
+    if len(comps) <= CARDS_UP_TO:
+        for c in comps:
+            lines = narrative.comparison_sentences(c)
+            text += lines
+            note = narrative.like_for_like(c)
+            if note:
+                st.warning(note)
+            cards(c)
+            for line in lines:
+                if line != note:
+                    st.markdown(f"- {line}")
+    else:
+        text = [narrative.overview(comps)]
+        st.markdown(text[0])
+    table = narrative.comparison_table(comps, comps[0] if comps else None)
+    if comps:
+        st.dataframe(table, hide_index=True, key="comparison_table")
     train_fig, eval_fig = loss_figures(ctx, smoothing=max(ctx.opts["smoothing"], 0.9))
-    has_eval = any(np.isfinite(s.final_eval_loss) for s in sums)
-    main_fig = eval_fig if has_eval else train_fig
-    bars = pd.DataFrame({"run": [s.name for s in sums], "steps": [s.steps_to_target for s in sums]})
-    bar_fig = figures.bar_figure(
-        bars,
-        "run",
-        "steps",
-        ctx.colors,
-        title="Steps to reach the baseline's final loss<br><sup>fewer = faster</sup>",
-        y_title="Steps",
-        fmt=",.0f",
+    main_fig = eval_fig if comps and comps[0].kind == "validation" else train_fig
+    st.plotly_chart(main_fig, key="summary_loss")
+    runs = [r for _, members in ctx.series for r in members]
+    sums = statistics.summarize_runs(
+        {r: (ctx.df(r, "steps"), ctx.df(r, "evals")) for r in runs},
+        {
+            r: {
+                "name": ctx.labels[r],
+                "optimizer": ctx.by_rel[r].optimizer,
+                "status": ctx.status(r),
+                "shadow": ctx.by_rel[r].shadow,
+            }
+            for r in runs
+        },
+        ctx.baseline,
     )
-    c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(main_fig, key="summary_loss")
-    c2.plotly_chart(bar_fig, key="summary_bars")
+    per_run = statistics.summary_table(sums)
+    with st.expander(f"Every run's numbers ({len(sums)} runs)"):
+        st.dataframe(
+            per_run,
+            hide_index=True,
+            key="summary_table",
+            column_config={
+                c: st.column_config.NumberColumn(format="%.4g")
+                for c in per_run.columns
+                if per_run[c].dtype.kind == "f"
+            },
+        )
     with st.expander("What the numbers mean"):
         st.markdown(narrative.definitions_markdown())
 
     def make_report() -> str:
-        notes = [f"{term}: {text}" for term, text in narrative.DEFINITIONS]
         return report.build_report(
-            f"Training runs compared with {ctx.base_name}",
-            table,
+            f"Training runs compared with {base_name}",
+            table if comps else per_run,
             text,
-            [main_fig, bar_fig, train_fig],
-            notes,
+            [main_fig],
+            [f"{term}: {what}" for term, what in narrative.DEFINITIONS],
         )
 
     st.download_button(

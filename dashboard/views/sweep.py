@@ -1,16 +1,47 @@
-"""The Sweep page: final loss against the setting that was varied, per optimizer."""
+"""The Sweep page: does SGG help across the settings tried, and which optimizer is easier to tune?
+
+Loss at the end against the varied setting per optimizer (seed groups pooled, min-max bars),
+SGG against the other optimizer at every value (win / tie / loss with intervals, the same
+comparison as the Summary), the range within 5% of each optimizer's best, edge warnings.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import figures, narrative
-from dashboard.cache import cached
 from dashboard.context import Ctx
-from dashboard.metrics import statistics, sweep
+from dashboard.metrics import health, sweep, sweep_groups
 
-UNFINISHED = ("running", "stalled / probably killed")
+WITHIN = 0.05
+RESULT = {"better": "win", "worse": "loss"}
+
+
+def head_to_head_table(pairs) -> pd.DataFrame:
+    rows = []
+    for v, c in pairs:
+        word = narrative.verdict_word(c.loss_diff, "better", "worse")
+        d = c.loss_diff
+        rows.append(
+            {
+                "setting": f"{v:g}",
+                "SGG": narrative.num(c.loss),
+                "AdamW": narrative.num(c.base_loss),
+                "SGG - AdamW": narrative.num(d.estimate, 3),
+                "95% interval": (
+                    f"{narrative.num(d.low, 3)} to {narrative.num(d.high, 3)}"
+                    if d.has_interval
+                    else "none (one run each)"
+                ),
+                "seeds": f"{c.n} / {c.n_base}",
+                "result for SGG": RESULT.get(
+                    word, "tie" if word == narrative.NO_DIFFERENCE else word
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def page(ctx: Ctx) -> None:
@@ -36,51 +67,54 @@ def page(ctx: Ctx) -> None:
     left_out = [r for r in rels if r not in members]
     if left_out:
         st.caption(
-            "Compared: the runs whose other settings are identical. Left out (they differ "
-            "in more than this setting): " + ", ".join(ctx.labels[r] for r in left_out)
+            "Compared: the runs whose other settings are identical (any seed). Left out (they "
+            "differ in more than this setting): " + ", ".join(ctx.labels[r] for r in left_out)
         )
-    unfinished = [r for r in members if ctx.status(r) in UNFINISHED]
+    unfinished = [r for r in members if ctx.status(r) in (health.RUNNING, health.STOPPED)]
     if unfinished:
         st.caption(
-            "Still training (or stopped mid-way), so their final loss would mislead; left out: "
-            + ", ".join(f"{ctx.labels[r]} ({ctx.status(r)})" for r in unfinished)
+            "Still training or stopped mid-way, so their loss at the end would mislead; left "
+            "out: " + ", ".join(f"{ctx.labels[r]} ({ctx.status(r)})" for r in unfinished)
         )
     rels = [r for r in members if r not in unfinished]
     if len({sweep.hyperparameter_value(metas[r], hp) for r in rels}) < 2:
         st.info("No group of runs differs only in this setting.")
         return
     ctx.prefetch(("steps", "evals"), rels)
-    data = {r: (ctx.df(r, "steps"), ctx.df(r, "evals")) for r in rels}
-    infos = {
-        r: {"name": ctx.labels[r], "optimizer": ctx.by_rel[r].optimizer, "status": ctx.status(r)}
-        for r in rels
-    }
-    sums = cached(
-        statistics.summarize_runs, ctx.key(("steps", "evals"), rels), data, infos, rels[0]
+    facts = {r: ctx.facts(r) for r in rels}
+    df = sweep_groups.sweep_frame(facts, hp)
+    name = sweep.plain_name(hp)
+    opt_colors = {"adamw": figures.BASELINE_COLOR, "sgg": figures.PALETTE[0]}
+    kind, at = (df["kind"].iloc[0], int(df["at_step"].iloc[0])) if len(df) else ("", 0)
+    fig = figures.sweep_figure(
+        df, key=name, colors_by_optimizer=opt_colors, log_x=sweep.wants_log_axis(df["value"], hp)
     )
-    df = sweep.sweep_frame(
-        {r: metas[r] for r in rels},
-        {r: ctx.by_rel[r].optimizer for r in rels},
-        dict(zip(rels, sums, strict=True)),
-        hp,
-    )
-    opt_colors = {ctx.by_rel[ctx.baseline].optimizer: figures.BASELINE_COLOR}
-    opt_colors.setdefault("sgg", figures.PALETTE[0])
-    st.plotly_chart(
-        figures.sweep_figure(
-            df,
-            key=sweep.plain_name(hp),
-            colors_by_optimizer=opt_colors,
-            log_x=sweep.wants_log_axis(df["value"]),
-        ),
-        key="sweep_fig",
-    )
-    tol = sweep.tolerance(df)
-    for line in narrative.tolerance_sentences(tol, hp):
+    fig.update_layout(title={"text": f"{kind.capitalize()} loss at step {at:,} against {name}"})
+    st.plotly_chart(fig, key="sweep_fig")
+    pairs = sweep_groups.head_to_head(facts, hp)
+    if pairs:
+        st.markdown(f"**SGG against AdamW at each {name}** (the same rule as the Summary)")
+        st.dataframe(head_to_head_table(pairs), hide_index=True, key="sweep_h2h")
+    tol = sweep.tolerance(df, within=WITHIN)
+    for line in narrative.tolerance_sentences(tol, hp, within=WITHIN):
         st.markdown(f"- {line}")
+    for opt, best in sweep.edge_warnings(tol, df["value"]):
+        st.warning(
+            f"The best {name} for **{opt}** ({best:g}) is at the edge of the range tried: a "
+            "better value may lie outside it, so its best result may be understated."
+        )
     st.dataframe(
-        df.assign(result=np.where(np.isfinite(df["final_loss"]), "", "diverged")).rename(
-            columns={"value": hp, "final_loss": "final loss"}
+        df.assign(result=np.where(df["diverged"] > 0, "diverged", ""))
+        .drop(columns=["kind", "at_step"])
+        .rename(
+            columns={
+                "value": hp,
+                "final_loss": "mean loss",
+                "lo": "min",
+                "hi": "max",
+                "n": "seeds",
+                "name": "runs",
+            }
         ),
         hide_index=True,
         key="sweep_table",

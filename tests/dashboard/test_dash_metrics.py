@@ -140,35 +140,6 @@ def test_speedup_eval_and_train():
     assert sums["f"].speedup_steps > 1.5
 
 
-def test_sentences_are_plain_and_use_the_numbers():
-    base, fast = _steps(1000), _steps(1000, speed=2.0)
-    data = {"b": (base, _evals(base)), "f": (fast, _evals(fast))}
-    sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
-    metrics.add_speedups(sums, data, "b")
-    text = " ".join(narrative.sentences(list(sums.values()), "b"))
-    assert f"{sums['f'].speedup_steps:.2f}x speed-up" in text
-    assert "perplexity = e^loss" in text and "coefficient of variation" in text
-    table = metrics.summary_table(list(sums.values()))
-    assert list(table["Run"]) == ["b", "f"]
-
-
-def test_sentences_for_a_run_that_ties_the_baseline():
-    base = _steps(1000)
-    data = {"b": (base, _evals(base)), "t": (base.copy(), _evals(base))}
-    sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
-    metrics.add_speedups(sums, data, "b")
-    text = " ".join(narrative.sentences(list(sums.values()), "b"))
-    assert sums["t"].speedup_steps == pytest.approx(1.0)
-    assert "no speed-up, no slow-down" in text and "slower" not in text
-
-
-def test_sentences_for_a_diverged_run():
-    data = {"b": (_steps(500), None), "d": (_steps(500, nan_from=100), None)}
-    sums = {k: metrics.summarize(k, "?", "finished", *v) for k, v in data.items()}
-    metrics.add_speedups(sums, data, "b")
-    assert any("diverged" in s for s in narrative.sentences(list(sums.values()), "b"))
-
-
 def _meta(opt, lr, steps=100):
     return {
         "optimizer": {"name": opt, "hyperparameters": {"lr": lr}},

@@ -54,7 +54,7 @@ def test_app_only_lays_out():
 
 
 def test_constants_defined_once():
-    for name in ("SAME_LOSS", "SPIKE_WINDOW", "FINAL_WINDOW", "LOSS_SPIKE_FACTOR"):
+    for name in ("SPIKE_WINDOW", "FINAL_WINDOW", "LOSS_SPIKE_FACTOR", "LEVEL", "CARDS_UP_TO"):
         defs = [p for p, s in _sources().items() if f"\n{name} = " in s]
         assert len(defs) == 1, (name, defs)
 

@@ -1,0 +1,289 @@
+"""Group against baseline group, like for like: loss at equal steps, speed, steadiness, time.
+
+Every difference is an `intervals.Difference` (the one rule for claims); the narrative turns
+them into words and the cards, tables, report and sweep show the same objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dashboard.metrics import groups, intervals
+from dashboard.metrics.intervals import Difference
+from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike_mask
+from dashboard.metrics.statistics import (
+    FINAL_WINDOW,
+    coefficient_of_variation,
+    eval_series,
+    moving_average,
+)
+
+NAN = float("nan")
+
+
+@dataclass
+class RunFacts:
+    """What the comparisons need from one run, extracted once (cached per run)."""
+
+    name: str
+    seed: object
+    meta: dict
+    status: str
+    last_step: int = 0
+    eval_step: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_std: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_n: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    train_step: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    train_avg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    grad_cv: float = NAN
+    loss_spikes: int = 0
+    grad_spikes: int = 0
+    first_nan_step: int | None = None
+    optimizer_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    step_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shadow: bool = False
+
+    @property
+    def has_evals(self) -> bool:
+        return int(np.isfinite(self.eval_loss).sum()) >= 2
+
+
+def _col(df: pd.DataFrame | None, name: str) -> np.ndarray:
+    if df is None or name not in df:
+        return np.full(0 if df is None else len(df), np.nan)
+    return df[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def run_facts(
+    name: str,
+    meta: dict,
+    status: str,
+    steps: pd.DataFrame | None,
+    evals: pd.DataFrame | None,
+) -> RunFacts:
+    """Extract a run's facts; a column the run did not record is simply empty (not an error)."""
+    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
+    f = RunFacts(name, groups.seed_of(meta), meta, status, shadow=bool(opt.get("shadow")))
+    if steps is not None and not steps.empty and "step" in steps:
+        step = steps["step"].to_numpy(dtype=np.float64)
+        f.last_step = int(step[-1])
+        loss = _col(steps, "loss")
+        bad = ~np.isfinite(loss)
+        if bad.any():
+            f.first_nan_step = int(step[int(np.argmax(bad))])
+        avg = np.full(loss.size, np.nan)
+        if (~bad).any():
+            avg[~bad] = moving_average(loss[~bad], min(FINAL_WINDOW, int((~bad).sum())))
+            first = np.flatnonzero(~bad)[: min(FINAL_WINDOW, int((~bad).sum()))]
+            # before a full window: the mean so far, so that short runs still have a value
+            avg[first] = np.cumsum(loss[first]) / np.arange(1, first.size + 1)
+        f.train_step, f.train_avg = step, avg
+        f.loss_spikes = int(spike_mask(loss, LOSS_SPIKE_FACTOR).sum())
+        g = _col(steps, "grad_norm")
+        f.grad_spikes = int(spike_mask(g, GRAD_SPIKE_FACTOR).sum())
+        f.grad_cv = coefficient_of_variation(g)
+        f.optimizer_time = _col(steps, "optimizer_time")
+        wall = _col(steps, "wall_time")
+        if wall.size > 1:
+            dstep = np.diff(step)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                f.step_time = np.where(dstep > 0, np.diff(wall) / dstep, np.nan)
+    ev = eval_series(evals)
+    if ev is not None and "step" in ev:
+        f.eval_step = ev["step"].to_numpy(dtype=np.float64)
+        f.eval_loss = _col(ev, "loss")
+        f.eval_std = _col(ev, "loss_std")
+        f.eval_n = _col(ev, "n_batches")
+    return f
+
+
+def loss_at(f: RunFacts, step: float, kind: str) -> tuple[float, float, float]:
+    """(loss, per-batch sd, batches) at the last logged point at or before `step`."""
+    xs, ys = (f.eval_step, f.eval_loss) if kind == "validation" else (f.train_step, f.train_avg)
+    ok = np.flatnonzero((xs <= step) & np.isfinite(ys))
+    if not ok.size:
+        return NAN, NAN, NAN
+    i = ok[-1]
+    if kind == "validation":
+        return float(ys[i]), float(f.eval_std[i]), float(f.eval_n[i])
+    return float(ys[i]), NAN, NAN
+
+
+def first_step_at_or_below(f: RunFacts, target: float, kind: str) -> float:
+    xs, ys = (f.eval_step, f.eval_loss) if kind == "validation" else (f.train_step, f.train_avg)
+    if not math.isfinite(target):
+        return NAN
+    with np.errstate(invalid="ignore"):
+        hit = np.flatnonzero(ys <= target)
+    return float(xs[hit[0]]) if hit.size else NAN
+
+
+def loss_kind(facts: list[RunFacts]) -> str:
+    """Validation loss when every run has evaluations, else training loss."""
+    return "validation" if facts and all(f.has_evals for f in facts) else "training"
+
+
+def common_step(facts: list[RunFacts], kind: str) -> int:
+    """The last step every run reached (and, for validation loss, evaluated at)."""
+    if kind == "validation":
+        ends = [f.eval_step[np.isfinite(f.eval_loss)][-1] for f in facts if f.has_evals]
+    else:
+        ends = [f.last_step for f in facts]
+    return int(min(ends)) if ends else 0
+
+
+@dataclass
+class Comparison:
+    """One group (or run) against the baseline group; differences are run minus baseline."""
+
+    name: str
+    base_name: str
+    n: int
+    n_base: int
+    kind: str  # "validation" or "training"
+    at_step: int
+    lengths: tuple[int, int]  # longest run of each side
+    not_like_for_like: list[tuple[str, str, str]]
+    loss: float
+    base_loss: float
+    loss_diff: Difference
+    target: float
+    steps_to_target: float  # mean over seeds; NaN when some seed did not reach it
+    base_steps_to_target: float
+    steps_diff: Difference
+    reached: bool
+    end_gap: float  # relative gap to the target at the run's last comparable step
+    cv: float
+    base_cv: float
+    cv_diff: Difference
+    spikes: float
+    base_spikes: float
+    spikes_diff: Difference
+    hardware: str  # "same", "different", "unknown"
+    optimizer_time: float
+    base_optimizer_time: float
+    optimizer_time_diff: Difference
+    step_time: float
+    base_step_time: float
+    step_time_diff: Difference
+    base_shadow: bool
+    diverged_at: int | None
+    base_diverged_at: int | None
+    same_settings: bool = False  # the two sides differ only in the seed
+
+    @property
+    def speedup(self) -> float:
+        a, b = self.steps_to_target, self.base_steps_to_target
+        return b / a if math.isfinite(a) and math.isfinite(b) and a > 0 else NAN
+
+
+def _by_seed(facts: list[RunFacts], values: list[float]) -> dict | list:
+    seeds = [f.seed for f in facts]
+    if None in seeds or len(set(map(repr, seeds))) != len(seeds):
+        return list(values)
+    return {repr(s): v for s, v in zip(seeds, values, strict=True)}
+
+
+def _diff(a_facts, a_vals, b_facts, b_vals) -> Difference:
+    return intervals.across_seeds(_by_seed(a_facts, a_vals), _by_seed(b_facts, b_vals))
+
+
+def _mean(values) -> float:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else NAN
+
+
+def _hardware(a: list[RunFacts], b: list[RunFacts]) -> str:
+    same = [groups.same_hardware(x.meta, y.meta) for x in a for y in b]
+    if any(s is None for s in same) or not same:
+        return "unknown"
+    return "same" if all(same) else "different"
+
+
+def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, float, Difference]:
+    per_a = [_mean(getattr(f, attr)) for f in a]
+    per_b = [_mean(getattr(f, attr)) for f in b]
+    if len(a) == 1 and len(b) == 1:
+        d = intervals.from_samples(getattr(a[0], attr), getattr(b[0], attr))
+    else:
+        d = _diff(a, per_a, b, per_b)
+    return _mean(per_a), _mean(per_b), d
+
+
+def compare(
+    run_side: list[RunFacts], base_side: list[RunFacts], name: str, base_name: str
+) -> Comparison:
+    """Compare a group of runs (seeds) with the baseline group, like for like."""
+    everyone = run_side + base_side
+    kind = loss_kind(everyone)
+    at = common_step(everyone, kind)
+    a_loss = [loss_at(f, at, kind) for f in run_side]
+    b_loss = [loss_at(f, at, kind) for f in base_side]
+    same = groups.group_id(run_side[0].meta) == groups.group_id(base_side[0].meta)
+    # the per-batch spread measures evaluation noise, not the seed's luck: it cannot separate
+    # two seeds of one setting, so such a pair gets no interval
+    if len(run_side) == 1 and len(base_side) == 1 and kind == "validation" and not same:
+        (la, sa, na), (lb, sb, nb) = a_loss[0], b_loss[0]
+        loss_diff = intervals.from_spread(la, sa, na, lb, sb, nb)
+    else:
+        loss_diff = _diff(run_side, [x[0] for x in a_loss], base_side, [x[0] for x in b_loss])
+    target = _mean([x[0] for x in b_loss])
+    a_steps = [first_step_at_or_below(f, target, kind) for f in run_side]
+    b_steps = [first_step_at_or_below(f, target, kind) for f in base_side]
+    reached = all(math.isfinite(s) for s in a_steps)
+    # where the run stands at its own last comparable point, relative to the target
+    own_end = [loss_at(f, f.last_step if kind == "training" else np.inf, kind)[0] for f in run_side]
+    end_gap = _mean(own_end) / target - 1 if math.isfinite(target) and target else NAN
+    cv_a, cv_b = [f.grad_cv for f in run_side], [f.grad_cv for f in base_side]
+    sp_a = [float(f.loss_spikes + f.grad_spikes) for f in run_side]
+    sp_b = [float(f.loss_spikes + f.grad_spikes) for f in base_side]
+    hw = _hardware(run_side, base_side)
+    ot_a, ot_b, ot_d = _time_diff(run_side, base_side, "optimizer_time")
+    st_a, st_b, st_d = _time_diff(run_side, base_side, "step_time")
+    if hw != "same":  # wall times of different machines say nothing about the optimizer
+        ot_d = Difference(ot_a - ot_b) if hw == "unknown" else Difference(NAN)
+        st_d = Difference(NAN)
+    nan_a = [f.first_nan_step for f in run_side if f.first_nan_step is not None]
+    nan_b = [f.first_nan_step for f in base_side if f.first_nan_step is not None]
+    return Comparison(
+        name=name,
+        base_name=base_name,
+        n=len(run_side),
+        n_base=len(base_side),
+        kind=kind,
+        at_step=at,
+        lengths=(max(f.last_step for f in run_side), max(f.last_step for f in base_side)),
+        not_like_for_like=groups.differing_settings(run_side[0].meta, base_side[0].meta),
+        loss=_mean([x[0] for x in a_loss]),
+        base_loss=target,
+        loss_diff=loss_diff,
+        target=target,
+        steps_to_target=_mean(a_steps) if reached else NAN,
+        base_steps_to_target=_mean(b_steps),
+        steps_diff=_diff(run_side, a_steps, base_side, b_steps) if reached else Difference(NAN),
+        reached=reached,
+        end_gap=end_gap,
+        cv=_mean(cv_a),
+        base_cv=_mean(cv_b),
+        cv_diff=_diff(run_side, cv_a, base_side, cv_b),
+        spikes=_mean(sp_a),
+        base_spikes=_mean(sp_b),
+        spikes_diff=_diff(run_side, sp_a, base_side, sp_b),
+        hardware=hw,
+        optimizer_time=ot_a,
+        base_optimizer_time=ot_b,
+        optimizer_time_diff=ot_d,
+        step_time=st_a,
+        base_step_time=st_b,
+        step_time_diff=st_d,
+        base_shadow=any(f.shadow for f in base_side),
+        diverged_at=min(nan_a) if nan_a else None,
+        base_diverged_at=min(nan_b) if nan_b else None,
+        same_settings=same,
+    )

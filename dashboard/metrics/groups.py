@@ -1,0 +1,116 @@
+"""Seed groups and like-for-like: which runs differ only in the seed, and what else differs.
+
+Runs whose settings (run.json `config`, or the optimizer's hyperparameters without a config)
+are equal except for the seed form a group; recording options (where to write, how often to
+flush) are not settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from dashboard.metrics.sweep import IGNORED_FOR_SWEEP, plain_name, sweepable_settings
+
+SEED_KEYS = {"config.seed", "config.data_seed", "hyperparameters.seed"}
+# options that change what is recorded, not how the model trains
+RECORDING_KEYS = {
+    "config.eval_every",
+    "config.eval_batches",
+    "config.layer_stride",
+    "config.flush_every",
+    "config.flush_seconds",
+    "config.histogram_every",
+    "config.compact",
+    "config.resume",
+}
+HOST_KEYS = ("hostname", "cpu", "device", "cpu_count", "torch_threads")
+
+
+def optimizer_name(meta: dict) -> str:
+    opt = meta.get("optimizer")
+    return str(opt.get("name") or "?") if isinstance(opt, dict) else "?"
+
+
+def settings(meta: dict) -> dict[str, object]:
+    """What a run was trained with: the optimizer's name and its sweepable settings, without
+    the seed and without recording options."""
+    flat = sweepable_settings(meta)
+    skip = SEED_KEYS | RECORDING_KEYS | IGNORED_FOR_SWEEP
+    out: dict[str, object] = {"optimizer": optimizer_name(meta).lower()}
+    out.update({k: v for k, v in flat.items() if k not in skip})
+    return out
+
+
+def seed_of(meta: dict) -> object:
+    """The run's seed (config.seed, else run.json's seed), or None when unknown."""
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    for v in (cfg.get("seed"), meta.get("seed")):
+        if v is not None and not isinstance(v, bool):
+            return v
+    return None
+
+
+def group_id(meta: dict) -> str:
+    """A short stable id for the settings of a run (equal for runs that differ only in seed)."""
+    sig = repr(sorted((k, repr(v)) for k, v in settings(meta).items()))
+    return hashlib.sha1(sig.encode()).hexdigest()[:10]
+
+
+def seed_groups(metas: dict[str, dict]) -> dict[str, list[str]]:
+    """{group id: run ids sorted by seed}, groups in the order of their first run."""
+    out: dict[str, list[str]] = {}
+    for rid, meta in metas.items():
+        out.setdefault(group_id(meta), []).append(rid)
+    return {g: sorted(m, key=lambda r: repr(seed_of(metas[r]))) for g, m in out.items()}
+
+
+def _fmt(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tuple[str, str, str]]:
+    """(plain name, value in a, value in b) for every setting in which run a and run b differ
+    (the optimizer itself left out: that is what is being compared)."""
+    sa, sb = settings(a), settings(b)
+    out = []
+    for k in sorted(set(sa) | set(sb)):
+        if skip_optimizer and k == "optimizer":
+            continue
+        va, vb = sa.get(k), sb.get(k)
+        if repr(va) != repr(vb):
+            out.append(
+                (
+                    plain_name(k),
+                    _fmt(va) if k in sa else "not set",
+                    _fmt(vb) if k in sb else "not set",
+                )
+            )
+    return out
+
+
+def group_label(meta: dict, varying: list[str], n: int) -> str:
+    """'sgg, learning rate 0.004 (3 seeds)': the optimizer and the settings that vary between
+    the groups on show."""
+    s = settings(meta)
+    parts = [f"{plain_name(k)} {_fmt(s[k])}" for k in varying if k in s and k != "optimizer"]
+    head = s["optimizer"] + (", " + ", ".join(parts) if parts else "")
+    return f"{head} ({n} seed{'s' if n != 1 else ''})"
+
+
+def varying_settings(metas: list[dict]) -> list[str]:
+    """The settings (keys) whose values differ between these runs, learning rate first."""
+    values: dict[str, set[str]] = {}
+    for meta in metas:
+        for k, v in settings(meta).items():
+            values.setdefault(k, set()).add(repr(v))
+    keys = [k for k, v in values.items() if len(v) > 1 and k != "optimizer"]
+    return sorted(keys, key=lambda k: (not k.endswith(".lr"), k))
+
+
+def same_hardware(a: dict, b: dict) -> bool | None:
+    """True when both runs ran on the same host and hardware (run.json `host`), False when
+    they did not, None when it is not recorded."""
+    ha, hb = a.get("host"), b.get("host")
+    if not isinstance(ha, dict) or not isinstance(hb, dict):
+        return None
+    return all(ha.get(k) == hb.get(k) for k in HOST_KEYS)
