@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 __all__ = ["SGGConfig"]
@@ -65,35 +66,51 @@ class SGGConfig:
             return ValueError(f"SGG: invalid {name}={getattr(self, name)!r}: {why}")
 
         for name in ("n_clusters", "recluster_interval", "min_ndim", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool):
+            if not _is_int(getattr(self, name)):
                 raise bad(name, "must be an int")
         if not 1 <= self.n_clusters <= 255:
             raise bad("n_clusters", "must be in [1, 255] (assignments are uint8)")
         if self.recluster_interval < 1:
             raise bad("recluster_interval", "must be >= 1")
-        if not isinstance(self.scale_decay, (int, float)) or not 0 <= self.scale_decay < 1:
-            raise bad("scale_decay", "must be in [0, 1)")
-        try:
-            lo, hi = (float(b) for b in self.scale_bounds)
-        except (TypeError, ValueError):
-            raise bad("scale_bounds", "must be a pair (lo, hi)") from None
+        if not _is_real(self.scale_decay) or not 0 <= self.scale_decay < 1:
+            raise bad("scale_decay", "must be a number in [0, 1)")
+        bounds = self.scale_bounds
+        if (
+            not isinstance(bounds, (tuple, list))
+            or len(bounds) != 2
+            or not all(_is_real(b) for b in bounds)
+        ):
+            raise bad("scale_bounds", "must be a pair of numbers (lo, hi)")
+        lo, hi = (float(b) for b in bounds)
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
             raise bad("scale_bounds", "need finite 0 < lo <= hi")
         object.__setattr__(self, "scale_bounds", (lo, hi))
-        if not isinstance(self.mda_eps, (int, float)) or not self.mda_eps >= 0:
-            raise bad("mda_eps", "must be >= 0")
+        if not _is_real(self.mda_eps) or not self.mda_eps >= 0:
+            raise bad("mda_eps", "must be a number >= 0")
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise bad(name, f"must be one of {choices}")
+        for name in ("scale_weight_decay", "observe_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be True or False")
         if self.min_ndim < 0:
             raise bad("min_ndim", "must be >= 0")
         if self.assignment_device not in (None, "cpu"):
             raise bad("assignment_device", "must be None (parameter's device) or 'cpu'")
         ms = self.median_sample
-        if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1024):
+        if ms is not None and (not _is_int(ms) or ms < 1024):
             raise bad("median_sample", "must be None (exact medians) or an int >= 1024")
         for name in ("kmeans_sample_size", "kmeans_max_iter", "kmeans_n_init"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if not _is_int(v) or v < 1:
                 raise bad(name, "must be an int >= 1")
+
+
+def _is_int(v: object) -> bool:
+    """An integer that is not a bool (True is an int in Python, never a count here)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: object) -> bool:
+    """A real number (int, float, numpy scalar) that is not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)

@@ -42,6 +42,32 @@ class ClusterState:
 
 
 _FAST_BASES = (torch.optim.Adam, torch.optim.AdamW)
+# torch optimizers that keep Adam's momentum under the state key "exp_avg"
+_MOMENT_BASES = (torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam,
+                 torch.optim.Adamax)  # fmt: skip
+
+
+# options that do not change the saved state's meaning (where/how the same arithmetic runs, and
+# whether the factors are applied): a checkpoint may be loaded with other values of these
+_FREE_ON_LOAD = ("update_impl", "assignment_device", "observe_only")
+
+
+def _normalised(value: Any) -> Any:
+    """Config values as compared on load (a saved tuple may come back as a list)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_base_keeps_moments(base: Optimizer) -> None:
+    """Refuse, before any step, a base whose state has no Adam momentum ``exp_avg``."""
+    if isinstance(base, _MOMENT_BASES) and not isinstance(base, torch.optim.SparseAdam):
+        return
+    if any("exp_avg" in s for s in base.state.values()):
+        return  # another optimizer that keeps Adam's momentum (seen in its state)
+    raise TypeError(
+        f"SGG needs a base optimizer that keeps Adam's momentum 'exp_avg' in its state; "
+        f"{type(base).__name__} does not. Supported: Adam, AdamW (fused update); NAdam, RAdam, "
+        "Adamax (generic path); any optimizer whose state already holds 'exp_avg'."
+    )
 
 
 class SGG(Optimizer):
@@ -65,17 +91,23 @@ class SGG(Optimizer):
     gradient clipping, ``GradScaler`` and trainers work unchanged. SGG's own per-parameter state
     (``ClusterState``) is kept apart and saved under ``state_dict()["sgg"]``.
 
-    Adam/AdamW run SGG's own fused update on the base's state tensors. Other bases that keep
-    ``exp_avg`` (NAdam, RAdam, ...) take a generic path: snapshot, ``base.step()``,
-    ``p = p_old + factor * (p - p_old)`` (there the factor also scales weight decay).
+    Adam/AdamW run SGG's own fused update on the base's state tensors (the base's ``foreach``,
+    ``fused`` and ``capturable`` flags select nothing: only ``fused``/``capturable`` decide, as
+    in torch, that the ``step`` counters live on the parameters' device). Other bases that keep
+    Adam's moments (NAdam, RAdam, Adamax) take a generic path: snapshot, ``base.step()``,
+    ``p = p_old + factor * (p - p_old)`` (there the factor also scales weight decay). Bases
+    without Adam's momentum ``exp_avg`` (SGD, Adagrad, ...) are refused at construction.
+
+    ``n_clusters``, ``recluster_interval``, ``scale_decay`` and ``**options`` are ``SGGConfig``'s
+    fields (None: its default); ``config=`` gives all of them at once and excludes the others.
     """
 
     def __init__(
         self,
         base_optimizer: Optimizer,
-        n_clusters: int = 3,
-        recluster_interval: int = 500,
-        scale_decay: float = 0.99,
+        n_clusters: int | None = None,
+        recluster_interval: int | None = None,
+        scale_decay: float | None = None,
         *,
         config: SGGConfig | None = None,
         **options: Any,
@@ -87,15 +119,22 @@ class SGG(Optimizer):
             )
         if isinstance(base_optimizer, SGG):
             raise TypeError("SGG: base_optimizer is already an SGG")
+        _check_base_keeps_moments(base_optimizer)
+        named = {
+            "n_clusters": n_clusters,
+            "recluster_interval": recluster_interval,
+            "scale_decay": scale_decay,
+        }
+        explicit = {k: v for k, v in named.items() if v is not None} | options
         if config is None:
-            config = SGGConfig(
-                n_clusters=n_clusters,
-                recluster_interval=recluster_interval,
-                scale_decay=scale_decay,
-                **options,
+            config = SGGConfig(**explicit)
+        elif explicit:
+            raise TypeError(
+                f"SGG: pass either config= or options, not both (got config= and "
+                f"{', '.join(sorted(explicit))})"
             )
-        elif options:
-            raise TypeError("SGG: pass either config= or keyword options, not both")
+        elif not isinstance(config, SGGConfig):
+            raise TypeError(f"SGG: config must be an SGGConfig, got {type(config).__name__}")
         self.base_optimizer = base_optimizer
         self.config = config
         self._optimizer_step_pre_hooks: OrderedDict = OrderedDict()
@@ -114,6 +153,24 @@ class SGG(Optimizer):
         self.last_recluster_step: int | None = None
         self.reclustered_last_step = False
         self.global_mda: Tensor | None = None
+
+    # ---- copy and pickle (like torch optimizers: hooks are not carried over) ---------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_hooks")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name in (
+            "_optimizer_step_pre_hooks",
+            "_optimizer_step_post_hooks",
+            "_optimizer_state_dict_pre_hooks",
+            "_optimizer_state_dict_post_hooks",
+            "_optimizer_load_state_dict_pre_hooks",
+            "_optimizer_load_state_dict_post_hooks",
+            "_recluster_hooks",
+        ):
+            self.__dict__.setdefault(name, OrderedDict())
+        self._patch_step_function()
 
     # ---- the base optimizer's containers, forwarded (load_state_dict replaces them) --------
     @property
@@ -197,6 +254,11 @@ class SGG(Optimizer):
             cluster = self._layers[p] = self._initial_state(p)
         return cluster
 
+    def _with_gradient(self) -> list[Tensor]:
+        """The clustered parameters that have a gradient now: only they are re-clustered (a
+        layer without a gradient on a re-cluster step keeps its clusters and factors)."""
+        return [p for p in self.clustered_params() if p.grad is not None]
+
     def register_recluster_hook(self, hook: Callable[[SGG, int], None]) -> RemovableHandle:
         """``hook(opt, step)`` runs after each re-cluster."""
         handle = RemovableHandle(self._recluster_hooks)
@@ -222,7 +284,7 @@ class SGG(Optimizer):
     def observe_step(self) -> None:
         """Advance SGG's clock and re-cluster if due, without stepping the base optimizer."""
         if self._advance_clock():
-            self._recluster()
+            self._recluster(self._with_gradient())
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:  # type: ignore[override]
@@ -326,7 +388,7 @@ class SGG(Optimizer):
         # literal order: moments of every layer, re-cluster on m_t, then parameter updates
         for batch, _ in batches:
             update.adam_batch_moments_(batch)
-        self._recluster()
+        self._recluster(self._with_gradient())
         for batch, params in batches:
             update.adam_batch_apply_(
                 batch,
@@ -383,12 +445,13 @@ class SGG(Optimizer):
         return q.abs() if self.config.cluster_on == "abs" else q
 
     @torch.no_grad()
-    def _recluster(self) -> None:
+    def _recluster(self, params: list[Tensor] | None = None) -> None:
+        """Re-cluster ``params`` (default: every clustered parameter) on their momentum now."""
         cfg = self.config
         k = cfg.n_clusters
         fits = []
         keep = cfg.median_sample or 0
-        for p in self.clustered_params():
+        for p in self.clustered_params() if params is None else params:
             q = self._quantity(p)
             if q is None:
                 continue
@@ -505,36 +568,84 @@ class SGG(Optimizer):
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
-        """Load what ``state_dict()`` returned (also a plain base state_dict: SGG restarts)."""
+        """Load what ``state_dict()`` returned, or a plain base optimizer's state_dict.
+
+        An SGG state_dict must come from an SGG with the same options (``update_impl``,
+        ``assignment_device`` and ``observe_only`` may differ): any other difference is a
+        ``ValueError`` naming it, raised before anything is loaded. A plain base state_dict
+        (no ``"sgg"`` key) means "this base run continues as SGG": the base state is loaded,
+        SGG's clock is set to the base's step count (the largest ``step`` in its state; 0
+        without state) and every layer starts from the initial clustering (all in cluster 0,
+        factors 1), so the next re-cluster is at the next multiple of T.
+        """
         for pre in self._optimizer_load_state_dict_pre_hooks.values():
             out = pre(self, state_dict)
             if out is not None:
                 state_dict = out
         state_dict = dict(state_dict)
-        s = state_dict.pop("sgg", None)
+        saved = state_dict.pop("sgg", None)
+        params = [p for g in self.param_groups for p in g["params"]]
+        if saved is not None:
+            self._check_saved(saved, params)
         self.base_optimizer.load_state_dict(state_dict)
         self._layers = {}
-        if s is not None:
-            self.sgg_step = int(s["sgg_step"])
-            lr = s["last_recluster_step"]
-            self.last_recluster_step = None if lr is None else int(lr)
-            self.reclustered_last_step = bool(s["reclustered_last_step"])
-            self.global_mda = s["global_mda"]
-            self._generator.set_state(s["generator"].cpu())
-            params = [p for g in self.param_groups for p in g["params"]]
-            for i, d in s["layers"].items():
+        if saved is None:
+            steps = [float(s["step"]) for s in self.state.values() if "step" in s]
+            self.sgg_step = int(max(steps, default=0))
+            self.last_recluster_step = None
+            self.reclustered_last_step = False
+            self.global_mda = None
+        else:
+            self.sgg_step = int(saved["sgg_step"])
+            last = saved["last_recluster_step"]
+            self.last_recluster_step = None if last is None else int(last)
+            self.reclustered_last_step = bool(saved["reclustered_last_step"])
+            self.global_mda = saved["global_mda"]
+            self._generator.set_state(saved["generator"].cpu())
+            for i, fields in saved["layers"].items():
                 p = params[int(i)]
-                t = d.get("transitions")
-                lrs = d.get("last_recluster_step")
+                transitions = fields.get("transitions")
+                last = fields.get("last_recluster_step")
                 self._layers[p] = ClusterState(
-                    assignments=d["assignments"].to(self._assign_device(p), torch.uint8),
-                    sizes=d["sizes"].to(p.device),
-                    centers=d["centers"].to(p.device, torch.float32),
-                    mda=d["mda"].to(p.device, torch.float32),
-                    raw_factors=d["raw_factors"].to(p.device, torch.float32),
-                    factors=d["factors"].to(p.device, torch.float32),
-                    transitions=None if t is None else t.to(self._assign_device(p)),
-                    last_recluster_step=None if lrs is None else int(lrs),
+                    assignments=fields["assignments"].to(self._assign_device(p), torch.uint8),
+                    sizes=fields["sizes"].to(p.device),
+                    centers=fields["centers"].to(p.device, torch.float32),
+                    mda=fields["mda"].to(p.device, torch.float32),
+                    raw_factors=fields["raw_factors"].to(p.device, torch.float32),
+                    factors=fields["factors"].to(p.device, torch.float32),
+                    transitions=(
+                        None if transitions is None else transitions.to(self._assign_device(p))
+                    ),
+                    last_recluster_step=None if last is None else int(last),
                 )
         for post in self._optimizer_load_state_dict_post_hooks.values():
             post(self)
+
+    def _check_saved(self, saved: dict[str, Any], params: list[Tensor]) -> None:
+        """Refuse SGG state saved with other options or for other parameters."""
+        ours = dataclasses.asdict(self.config)
+        theirs = saved.get("config", {})
+        differ = [
+            f"{name}: checkpoint {theirs.get(name)!r}, this SGG {value!r}"
+            for name, value in ours.items()
+            if name not in _FREE_ON_LOAD and _normalised(theirs.get(name)) != _normalised(value)
+        ]
+        if differ:
+            raise ValueError(
+                "SGG.load_state_dict: the checkpoint was saved with other SGG options ("
+                + "; ".join(differ)
+                + "); build the SGG with the checkpoint's options"
+            )
+        for i, fields in saved["layers"].items():
+            if int(i) >= len(params):
+                raise ValueError(
+                    f"SGG.load_state_dict: the checkpoint clusters parameter {i}, this optimizer "
+                    f"has {len(params)} parameters"
+                )
+            p = params[int(i)]
+            have, want = fields["assignments"].numel(), sharding.local_numel(p)
+            if have != want:
+                raise ValueError(
+                    f"SGG.load_state_dict: parameter {i} has {want} (local) elements, the "
+                    f"checkpoint's assignments {have}"
+                )
