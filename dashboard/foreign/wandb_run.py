@@ -8,13 +8,15 @@ wandb no longer ships a Python reader for this log, so the framing (a 7-byte hea
 FIRST/MIDDLE/LAST pieces) is read here and every record is parsed by wandb's protobuf classes.
 A record whose checksum fails (the torn tail of a run still being written) ends the reading.
 
-History rows are keyed by wandb's `_step` (one per `log` call); when the run logged the trainer's
-step (`train/global_step` from the HF Trainer, `trainer/global_step` from Lightning's
-`WandbLogger`), that step is the x axis instead, as in W&B's own charts.
+History rows are keyed by wandb's `_step` (one per `log` call). A metric's x axis is, as in
+W&B's own charts, the step metric declared for it (`define_metric(..., step_metric=...)`), else
+the trainer's step when logged (`train/global_step` from the HF Trainer, `trainer/global_step`
+from Lightning's `WandbLogger`), else `_step`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import struct
 import zlib
@@ -99,6 +101,7 @@ def read(run_dir: Path, names: MetricNames = DEFAULT_NAMES) -> dict[str, Any]:
     data = path.read_bytes()
     config: dict[str, Any] = {}
     rows: list[dict[str, float]] = []
+    step_metrics: dict[str, str] = {}  # metric name or glob -> its step metric (define_metric)
     name = None
     status = None
     created = None
@@ -125,11 +128,13 @@ def read(run_dir: Path, names: MetricNames = DEFAULT_NAMES) -> dict[str, Any]:
             if rec.history.HasField("step") and "_step" not in row:
                 row["_step"] = float(rec.history.step.num)
             rows.append(row)
+        elif kind == "metric" and rec.metric.step_metric:
+            step_metrics[rec.metric.name or rec.metric.glob_name] = rec.metric.step_metric
         elif kind == "exit":
             status = "finished" if rec.exit.exit_code == 0 else "failed"
     config.pop("_wandb", None)
     return {
-        "scalars": _long_form(rows, names),
+        "scalars": _long_form(rows, names, step_metrics),
         "config": config,
         "name": name,
         "status": status,
@@ -148,33 +153,46 @@ def _config_update(config: dict[str, Any], cfg: Any) -> None:
         config.pop(_key(item), None)
 
 
-def _long_form(rows: list[dict[str, float]], names: MetricNames) -> pd.DataFrame:
+def _long_form(
+    rows: list[dict[str, float]], names: MetricNames, step_metrics: dict[str, str]
+) -> pd.DataFrame:
     if not rows:
         return mapping.empty_scalars()
     wide = pd.DataFrame(rows)
     logged = [c for c in wide.columns if not c.startswith("_")]
-    step_col = names.pick("step", logged) or "_step"
-    if step_col not in wide:
-        return mapping.empty_scalars()
-    # wandb's step counts log calls; the trainer's step logged alongside is the real x axis
-    # (rows without it, e.g. an evaluation logged on its own, take the last one before them)
-    step = wide[step_col].ffill()
+    default = names.pick("step", logged) or "_step"
     wall = wide["_timestamp"] if "_timestamp" in wide else pd.Series(np.nan, index=wide.index)
-    keep = step.notna().to_numpy()
-    metric_cols = [c for c in logged if c != step_col]
-    if not metric_cols:
-        return mapping.empty_scalars()
-    long = (
-        wide.loc[keep, metric_cols]
-        .assign(_x=step[keep].astype(np.int64), _w=wall[keep])
-        .melt(id_vars=["_x", "_w"], var_name="tag", value_name="value")
-        .dropna(subset=["value"])
-    )
-    return pd.DataFrame(
-        {
-            "tag": long["tag"].to_numpy(object),
-            "step": long["_x"].to_numpy(np.int64),
-            "wall_time": long["_w"].to_numpy(np.float64),
-            "value": long["value"].to_numpy(np.float64),
-        }
-    )
+    axes: dict[str, list[str]] = {}  # step column -> the metrics charted against it
+    x_columns = {default, *step_metrics.values()}
+    for tag in logged:
+        if tag in x_columns:
+            continue
+        axis = step_metrics.get(tag) or next(
+            (x for g, x in step_metrics.items() if fnmatch.fnmatchcase(tag, g)), default
+        )
+        axes.setdefault(axis if axis in wide else "_step", []).append(tag)
+    frames = []
+    for axis, tags in axes.items():
+        if axis not in wide:
+            continue
+        # wandb's `_step` counts log calls; a step metric logged alongside (the trainer's
+        # step) is the real x axis; rows without it take the last one before them
+        step = wide[axis].ffill()
+        keep = step.notna().to_numpy()
+        long = (
+            wide.loc[keep, tags]
+            .assign(_x=step[keep].astype(np.int64), _w=wall[keep])
+            .melt(id_vars=["_x", "_w"], var_name="tag", value_name="value")
+            .dropna(subset=["value"])
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "tag": long["tag"].to_numpy(object),
+                    "step": long["_x"].to_numpy(np.int64),
+                    "wall_time": long["_w"].to_numpy(np.float64),
+                    "value": long["value"].to_numpy(np.float64),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else mapping.empty_scalars()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,20 @@ def write_wandb_hf(root: Path, name: str, seed: int = 0, steps: int = STEPS) -> 
             run.log({"eval/loss": loss_at(s) + 0.5, "train/global_step": s})
     run.finish()
     (d,) = [p for p in (root / "wandb").iterdir() if p.name.endswith(run.id)]
+    wait_for_wandb_exit(d)
     return d
+
+
+def wait_for_wandb_exit(run_dir: Path, timeout: float = 60.0) -> None:
+    """wandb's service writes the offline log after `finish()` returns: wait for its exit
+    record (the last one) before reading."""
+    from dashboard.foreign import wandb_run
+
+    deadline = time.monotonic() + timeout
+    while wandb_run.read(run_dir)["status"] is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"wandb did not finish writing {run_dir}")
+        time.sleep(0.1)
 
 
 @pytest.fixture
