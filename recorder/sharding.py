@@ -1,4 +1,6 @@
-"""The recorder's statistics for sharded parameters (FSDP2 ``fully_shard``: ``DTensor``s).
+"""Combining the recorder's statistics of sharded parameters (FSDP2 ``DTensor``s) across ranks.
+
+The DTensor helpers themselves (``is_sharded``, ``local``, ``local_block``) are ``sgg.sharding``'s.
 
 Every statistic is computed on the rank's local shard (``to_local()``, no ``DTensor`` op, hence
 no hidden collective) and then combined into the whole layer's value by explicit all-reduces over
@@ -26,36 +28,9 @@ import math
 import torch
 from torch import Tensor
 
-try:  # torch built without distributed support
-    from torch.distributed.tensor import DTensor, Replicate, Shard
-except Exception:  # pragma: no cover
-    DTensor = None  # type: ignore[assignment,misc]
+from sgg.sharding import is_sharded, local, local_block
 
 __all__ = ["Sharding", "is_sharded", "local"]
-
-
-def is_sharded(t: Tensor | None) -> bool:
-    """Whether ``t`` is a ``DTensor``."""
-    return DTensor is not None and isinstance(t, DTensor)
-
-
-def local(t: Tensor | None) -> Tensor | None:
-    """The rank's local tensor of a ``DTensor``; ``t`` itself otherwise."""
-    return t.to_local() if is_sharded(t) else t
-
-
-def _block(p: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(local shape, global offset) of the rank's block of the DTensor ``p``."""
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
-    for pl in p.placements:
-        # _StridedShard subclasses Shard: its block is not contiguous in the global index space
-        if not (type(pl) is Shard or isinstance(pl, Replicate)):
-            raise NotImplementedError(
-                f"recorder: sharded parameters need Shard/Replicate placements, got {p.placements}"
-            )
-    shape, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
-    return tuple(shape), tuple(offset)
 
 
 class Sharding:
@@ -71,7 +46,9 @@ class Sharding:
         for i, p in enumerate(params):
             if not is_sharded(p):
                 continue
-            self.blocks[i] = _block(p)
+            from torch.distributed.tensor import Shard  # only reached with DTensors
+
+            self.blocks[i] = local_block(p)
             mesh = p.device_mesh
             dims = tuple(
                 d for d, pl in enumerate(p.placements) if isinstance(pl, Shard) and mesh.size(d) > 1

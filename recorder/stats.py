@@ -8,7 +8,18 @@ import math
 import torch
 from torch import Tensor
 
-from runformat.schema import QUANTILES
+from runformat.schema import QUANTILE_NAMES, QUANTILES
+
+# The columns `moment_stats` returns (named as in the `layers` table).
+MOMENT_COLUMNS: tuple[str, ...] = (
+    "m_mean",
+    "m_std",
+    "m_abs_mean",
+    *(f"m_{q}" for q in QUANTILE_NAMES),
+    "v_mean",
+    "v_q50",
+    *(f"alr_{q}" for q in QUANTILE_NAMES),
+)
 
 
 def foreach_norms(tensors: list[Tensor], ord: float = 2.0) -> Tensor:
@@ -74,9 +85,9 @@ def moment_stats(
     lr: Tensor,
     eps: Tensor,
     bc2: Tensor,
-) -> Tensor:
-    """(L, 15) float32 rows: m_mean, m_std, m_abs_mean, m_q05..m_q95, v_mean, v_q50,
-    alr_q05..alr_q95 (the column order of `schema.LAYER_STAT_COLUMNS` after update_to_weight).
+) -> dict[str, Tensor]:
+    """{column: (L,) float32} for the `MOMENT_COLUMNS` (mean, std, mean |m| and quantiles of
+    the momentum, mean and median of v, quantiles of the adaptive learning rate).
 
     `positions[i]` indexes the flat layer for the quantiles (all the same length); `lr`, `eps`,
     `bc2` are (L,) tensors on the moments' device.
@@ -106,7 +117,7 @@ def moment_summary(
     lr: Tensor,
     eps: Tensor,
     bc2: Tensor,
-) -> Tensor:
+) -> dict[str, Tensor]:
     """`moment_stats` from the whole layers' `moment_sums` (L, 4), element counts (L,) and the
     (L, k) float32 samples of m and v at the quantile positions."""
     n = sums.shape[0]
@@ -118,9 +129,8 @@ def moment_summary(
     alr_s = adaptive_lr(vs_s, lr[:, None], eps[:, None], bc2[:, None])
     qs = row_quantiles(torch.cat([ms_s, vs_s, alr_s]), QUANTILES)  # (3L, 5)
     m_q, v_q, alr_q = qs[:n], qs[n : 2 * n], qs[2 * n :]
-    cols = [m_mean[:, None], m_std[:, None], m_abs_mean[:, None], m_q]
-    cols += [v_mean[:, None], v_q[:, 2:3], alr_q]
-    return torch.cat(cols, dim=1)
+    cols = [m_mean, m_std, m_abs_mean, *m_q.unbind(1), v_mean, v_q[:, 2], *alr_q.unbind(1)]
+    return dict(zip(MOMENT_COLUMNS, cols, strict=True))
 
 
 def linear_edges(lo: Tensor, hi: Tensor, bins: int) -> Tensor:

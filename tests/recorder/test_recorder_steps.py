@@ -198,7 +198,9 @@ def test_sinks_get_each_steps_scalars_and_a_broken_sink_never_stops_training(tmp
     good, broken = ListSink(), BrokenSink()
     with (
         warnings.catch_warnings(record=True) as caught,
-        Recorder(tmp_path / "r", optimizer=opt, model=model, sinks=[broken, good]) as rec,
+        Recorder(
+            tmp_path / "r", optimizer=opt, model=model, sinks=[broken, good], layer_stride=2
+        ) as rec,
     ):
         warnings.simplefilter("always")
         train_steps(model, opt, 6, rec)
@@ -207,7 +209,9 @@ def test_sinks_get_each_steps_scalars_and_a_broken_sink_never_stops_training(tmp
     first = good.rows[0][1]
     assert first["loss"] == pytest.approx(steps["loss"][0])
     assert first["grad_norm"] == pytest.approx(steps["grad_norm"][0])
-    assert {"lr", "update_norm", "param_norm", "optimizer_time", "tokens"} <= set(first)
+    assert {"lr", "optimizer_time", "tokens"} <= set(first)
+    assert {"update_norm", "param_norm"} & set(first) == set()  # on layer-statistics steps
+    assert good.rows[1][1]["update_norm"] == pytest.approx(steps["update_norm"][1])
     assert "sgg_factor_mean" not in first and good.rows[4][1]["reclustered"] == 1.0
     assert good.rows[5][1]["sgg_factor_mean"] == pytest.approx(1.0, rel=0.5)
     assert sum("sink down" in str(w.message) for w in caught) == 1
