@@ -34,8 +34,8 @@ def views_ui(ctx: Ctx) -> None:
 
 def problems_ui(box, ctx: Ctx) -> None:
     """Data problems of the runs on show, at the top of the page, each next to its run."""
-    for rel, lines in ctx.problems().items():
-        box.warning(f"**{ctx.labels[rel]}**: {'; '.join(lines)}.")
+    for text, rels in ctx.problems().items():
+        box.warning(f"**{', '.join(ctx.labels[r] for r in rels)}**: {text}.")
 
 
 def main() -> None:

@@ -52,10 +52,13 @@ class Ctx:
 
     def _series(self, pool: bool) -> list[tuple[str, list[str]]]:
         """What the charts and the Summary compare: (name, run ids), the baseline's first. With
-        `pool`, each selected run stands for its seed group, unless it shares the baseline's
-        settings (then the runs are shown one by one: they differ only in the seed)."""
+        `pool`, each selected run stands for its seed group, unless only seeds of the baseline's
+        own setting are chosen (then the runs are shown one by one)."""
         base_gid = self.group_of[self.baseline]
-        seed_only = any(self.group_of[r] == base_gid for r in self.selected[1:])
+        # only seeds of the baseline's own setting chosen: show them one by one
+        seed_only = bool(self.selected[1:]) and all(
+            self.group_of[r] == base_gid for r in self.selected[1:]
+        )
         varying = groups.varying_settings([self.by_rel[r].meta for r in self.selected])
         out: list[tuple[str, list[str]]] = []
         seen: set[str] = set()
@@ -139,17 +142,16 @@ class Ctx:
         }
 
     def problems(self) -> dict[str, list[str]]:
-        """{run id: what is wrong with its data} for the runs on show: unfinished, stopped,
+        """{what is wrong: the run ids it concerns} for the runs on show: unfinished, stopped,
         truncated, diverged, and every unreadable chunk met while reading."""
         out: dict[str, list[str]] = {}
         for rel in self.series_rels():
-            lines = health.data_problems(
-                self.by_rel[rel].meta, self.status(rel), self.df(rel, "steps")
-            )
+            meta, steps = self.by_rel[rel].meta, self.df(rel, "steps")
+            lines = health.data_problems(meta, self.status(rel), steps)
             prefix = f"`{rel or self.by_rel[rel].name}`: "
             lines += [m.removeprefix(prefix) for m in self.messages if m.startswith(prefix)]
             if lines:
-                out[rel] = list(dict.fromkeys(lines))
+                out.setdefault("; ".join(dict.fromkeys(lines)), []).append(rel)
         return out
 
     def series_rels(self) -> list[str]:

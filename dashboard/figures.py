@@ -603,7 +603,7 @@ def sweep_figure(
                     hovertemplate="%{text}: diverged",
                 )
             )
-    fig = _layout(fig, title, key, "Final loss")
+    fig = _layout(fig, title, key, "Loss")
     return _closest_hover(fig, log_x=log_x)
 
 

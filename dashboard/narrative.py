@@ -135,6 +135,11 @@ def pct(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
 
 
+def points(v: float) -> str:
+    """A difference of two percentages, in percentage points."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v * 100:.0f} points"
+
+
 def ms(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v * 1000:.3g} ms"
 
@@ -160,13 +165,17 @@ def claim(d: Difference, lower: str, higher: str, fmt=num) -> str:
     if not math.isfinite(d.estimate):
         return "cannot be compared"
     if not d.has_interval:
-        if d.n <= 1:
-            return f"{CANNOT_TELL} (difference {_signed(d.estimate, fmt)})"
-        return f"too few runs to tell an effect from noise (difference {_signed(d.estimate, fmt)})"
+        return f"{_why_not(d)} (difference {_signed(d.estimate, fmt)})"
     if d.detected:
         word = lower if d.estimate < 0 else higher
         return f"{word} by {fmt(abs(d.estimate))} ({interval_text(d, fmt)})"
     return f"{NO_DIFFERENCE} ({_signed(d.estimate, fmt)} ± {fmt(d.half_width)})"
+
+
+def _why_not(d: Difference) -> str:
+    if d.n_max <= 1:
+        return CANNOT_TELL
+    return "one run on one side: cannot tell an effect from noise"
 
 
 def verdict_word(d: Difference, lower: str, higher: str) -> str:
@@ -174,7 +183,7 @@ def verdict_word(d: Difference, lower: str, higher: str) -> str:
     if not math.isfinite(d.estimate):
         return "n/a"
     if not d.has_interval:
-        return "cannot tell" + (" (one run each)" if d.n <= 1 else "")
+        return "cannot tell" + (" (one run each)" if d.n_max <= 1 else " (one run on a side)")
     if d.detected:
         return lower if d.estimate < 0 else higher
     return NO_DIFFERENCE
@@ -215,7 +224,7 @@ def reach_sentence(c: Comparison) -> str:
     return (
         f"Reached {target} at step {steps_text(c.steps_to_target)} vs "
         f"{steps_text(c.base_steps_to_target)}{ratio}: "
-        f"{claim(c.steps_diff, 'faster', 'slower', steps_text)} (in steps)."
+        f"{claim(c.steps_diff, 'faster', 'slower', lambda v: f'{steps_text(v)} steps')}."
     )
 
 
@@ -224,7 +233,7 @@ def stability_sentence(c: Comparison) -> str:
         f"Spikes (loss and gradient): {num(c.spikes, 3)} vs {num(c.base_spikes, 3)}: "
         f"{claim(c.spikes_diff, 'fewer', 'more', lambda v: num(v, 3))}. Gradient-size "
         f"variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
-        f"{claim(c.cv_diff, 'steadier', 'less steady', pct)}."
+        f"{claim(c.cv_diff, 'steadier', 'less steady', points)}."
     )
 
 
@@ -296,42 +305,59 @@ def overview(comparisons: list[Comparison]) -> str:
     """A short paragraph for many compared groups (the table holds the numbers)."""
     if not comparisons:
         return ""
-    words = [verdict_word(c.loss_diff, "better", "worse") for c in comparisons]
+    words = [
+        "failed" if c.diverged_at is not None else verdict_word(c.loss_diff, "better", "worse")
+        for c in comparisons
+    ]
+    phrases = {
+        "better": "reach a lower loss",
+        "worse": "reach a higher loss",
+        NO_DIFFERENCE: "show no detectable difference",
+        "failed": "diverged",
+    }
     count = {w: words.count(w) for w in dict.fromkeys(words)}
-    kinds = ", ".join(f"{n} {w}" for w, n in count.items())
-    best = min(comparisons, key=lambda c: c.loss if np.isfinite(c.loss) else np.inf)
-    unlike = sum(1 for c in comparisons if like_for_like(c))
-    text = (
-        f"{len(comparisons)} groups compared with {comparisons[0].base_name} on "
-        f"{comparisons[0].kind} loss: {kinds}. The lowest loss is {best.name}'s ({num(best.loss)})"
-        + (
-            f", {claim(best.loss_diff, 'lower (better)', 'higher (worse)')}"
-            if best.loss_diff.has_interval or best.n == 1
-            else ""
-        )
-        + "."
+    kinds = "; ".join(
+        f"{n} {phrases.get(w, 'cannot be told apart from noise (too few runs)')}"
+        for w, n in count.items()
     )
+    ok = [c for c in comparisons if c.diverged_at is None and np.isfinite(c.loss)]
+    text = (
+        f"Against **{comparisons[0].base_name}**, by {comparisons[0].kind} loss at the last "
+        f"step both reached: {kinds}."
+    )
+    if ok:
+        best = min(ok, key=lambda c: c.loss)
+        text += (
+            f" Lowest: **{best.name}** at {num(best.loss)}, "
+            f"{claim(best.loss_diff, 'lower (better)', 'higher (worse)')}."
+        )
+    unlike = sum(1 for c in comparisons if like_for_like(c))
     if unlike:
         text += (
-            f" {unlike} of them differ from the baseline in more than the optimizer "
-            "(see the table)."
+            f" {unlike} of the {len(comparisons)} differ from the baseline in more than the "
+            "optimizer (last column of the table)."
         )
     return text
 
 
 COMPARISON_COLUMNS = [
     "Group",
-    "Seeds",
-    "Loss at step",
     "Loss",
     "vs baseline",
     "Verdict",
-    "Steps to baseline's loss",
     "Speed",
+    "Steps to baseline's loss",
     "Spikes",
     "Gradient CV",
+    "At step",
     "Not like for like",
+    "Seeds",
 ]
+TABLE_WORDS = {NO_DIFFERENCE: "none detected"}
+
+
+def _short(word: str) -> str:
+    return TABLE_WORDS.get(word, word)
 
 
 def comparison_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
@@ -342,7 +368,7 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
             {
                 "Group": f"{base.base_name} (baseline)",
                 "Seeds": base.n_base,
-                "Loss at step": base.at_step,
+                "At step": base.at_step,
                 "Loss": num(base.base_loss),
                 "vs baseline": "",
                 "Verdict": "",
@@ -359,20 +385,22 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
             {
                 "Group": c.name,
                 "Seeds": c.n,
-                "Loss at step": c.at_step,
+                "At step": c.at_step,
                 "Loss": num(c.loss),
                 "vs baseline": (
                     f"{_signed(d.estimate, num)} ± {num(d.half_width, 2)}"
                     if d.has_interval
                     else _signed(d.estimate, num)
                 ),
-                "Verdict": verdict_word(d, "better", "worse")
+                "Verdict": _short(verdict_word(d, "better", "worse"))
                 if c.diverged_at is None
                 else "failed",
                 "Steps to baseline's loss": steps_text(c.steps_to_target)
                 if c.reached
                 else "not reached",
-                "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached else "",
+                "Speed": _short(verdict_word(c.steps_diff, "faster", "slower"))
+                if c.reached
+                else "",
                 "Spikes": num(c.spikes, 3),
                 "Gradient CV": pct(c.cv),
                 "Not like for like": like_for_like(c).removeprefix("Not like for like: "),

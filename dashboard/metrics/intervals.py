@@ -28,8 +28,9 @@ class Difference:
     estimate: float
     low: float = float("nan")
     high: float = float("nan")
-    n: int = 1  # runs (or pairs) per side
+    n: int = 1  # runs (or pairs) on the smaller side
     method: str = NONE
+    n_max: int = 1  # runs on the larger side
 
     @property
     def has_interval(self) -> bool:
@@ -76,13 +77,13 @@ def across_seeds(
     if a.size == 0 or b.size == 0:
         return Difference(float("nan"))
     est = float(a.mean() - b.mean())
-    n = int(min(a.size, b.size))
+    n, n_max = int(min(a.size, b.size)), int(max(a.size, b.size))
     if a.size < 2 or b.size < 2:
-        return Difference(est, n=n)
+        return Difference(est, n=n, n_max=n_max)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return Difference(est, est, est, n, UNPAIRED)
+        return Difference(est, est, est, n, UNPAIRED, n_max)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
-    return Difference(est, float(ci.low), float(ci.high), n, UNPAIRED)
+    return Difference(est, float(ci.low), float(ci.high), n, UNPAIRED, n_max)
 
 
 def from_spread(

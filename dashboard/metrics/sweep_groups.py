@@ -30,13 +30,14 @@ def sweep_frame(facts: dict[str, RunFacts], key: str) -> pd.DataFrame:
     points = sweep_points(facts, key)
     everyone = [facts[r] for rids in points.values() for r in rids]
     kind = loss_kind(everyone)
-    at = common_step(everyone, kind)
+    healthy = [f for f in everyone if f.first_nan_step is None]
+    at = common_step(healthy or everyone, kind)  # a diverged run must not shorten the others
     rows = []
     for (opt, v), rids in sorted(points.items()):
         losses = []
         for r in rids:
             f = facts[r]
-            diverged = f.first_nan_step is not None and f.first_nan_step <= at
+            diverged = f.first_nan_step is not None
             losses.append(np.nan if diverged else loss_at(f, at, kind)[0])
         arr = np.asarray(losses, dtype=float)
         ok = arr[np.isfinite(arr)]

@@ -110,7 +110,7 @@ def page(ctx: Ctx) -> None:
             ctx.colors,
             dashes=ctx.dashes,
             x_title=xlabel,
-            y_title=f"minus {base}",
+            y_title="difference",
             title=f"Training loss minus the baseline's (smoothed; below 0 = ahead of {base})",
         )
         fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})

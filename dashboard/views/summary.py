@@ -25,12 +25,12 @@ def comparisons(ctx: Ctx) -> list[Comparison]:
     ]
 
 
-def _delta(d, lower: str, higher: str) -> dict:
+def _delta(d, lower: str, higher: str, fmt=lambda v: f"{v:+.3g}") -> dict:
     """The card's delta: the verdict word, coloured (with an arrow) only when the interval
     excludes zero, grey otherwise."""
     word = narrative.verdict_word(d, lower, higher)
     if d.detected:
-        return {"delta": f"{d.estimate:+.3g}: {word}", "delta_color": "inverse"}
+        return {"delta": f"{fmt(d.estimate)}: {word}", "delta_color": "inverse"}
     return {"delta": word, "delta_color": "off", "delta_arrow": "off"}
 
 
@@ -48,7 +48,7 @@ def cards(c: Comparison) -> None:
             "Steps to the baseline's loss",
             f"{narrative.steps_text(c.steps_to_target)} vs "
             f"{narrative.steps_text(c.base_steps_to_target)}",
-            **_delta(c.steps_diff, "faster", "slower"),
+            **_delta(c.steps_diff, "faster", "slower", lambda v: f"{v:+,.0f} steps"),
         )
     else:
         c2.metric(
@@ -66,18 +66,17 @@ def cards(c: Comparison) -> None:
     c4.metric(
         "Gradient-size variation",
         f"{narrative.pct(c.cv)} vs {narrative.pct(c.base_cv)}",
-        **_delta(c.cv_diff, "steadier", "less steady"),
+        **_delta(c.cv_diff, "steadier", "less steady", lambda v: f"{v * 100:+.0f} points"),
     )
 
 
 def page(ctx: Ctx) -> None:
     comps = comparisons(ctx)
-    base_name, base_members = ctx.series[0]
+    base_name = ctx.series[0][0]
     st.subheader(f"How do the runs compare with {base_name}?")
     st.caption(
-        f"**{base_name}** is the reference"
-        + (f" ({len(base_members)} seeds)" if len(base_members) > 1 else "")
-        + ". Lower loss is better; fewer steps to reach the same loss means faster training. "
+        f"**{base_name}** is the reference. Lower loss is better; fewer steps to reach the "
+        "same loss means faster training. "
         "A verdict (better, worse, faster, steadier) is given only when the 95% interval of "
         "the difference excludes zero."
     )

@@ -19,6 +19,14 @@ WITHIN = 0.05
 RESULT = {"better": "win", "worse": "loss"}
 
 
+def _result(c, word: str) -> str:
+    if c.diverged_at is not None:
+        return "loss (SGG diverged)"
+    if c.base_diverged_at is not None:
+        return "win (AdamW diverged)"
+    return RESULT.get(word, "tie" if word == narrative.NO_DIFFERENCE else word)
+
+
 def head_to_head_table(pairs) -> pd.DataFrame:
     rows = []
     for v, c in pairs:

@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     ap.add_argument("--height", type=int, default=1700, help="viewport height (px)")
+    ap.add_argument("--width", type=int, default=1280, help="viewport width (px)")
+    ap.add_argument("--views", default="", help="comma-separated views (default: all)")
     ap.add_argument(
         "--tall",
         default="Clusters:3300,Gradient stability:2300",
@@ -122,9 +124,9 @@ def main() -> None:
                 executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
             )
             tall = dict(kv.rsplit(":", 1) for kv in a.tall.split(",") if kv)
-            for view in VIEWS:
+            for view in [v for v in VIEWS if not a.views or v in a.views.split(",")]:
                 height = int(tall.get(view, a.height))
-                page = browser.new_page(viewport={"width": 1400, "height": height})
+                page = browser.new_page(viewport={"width": a.width, "height": height})
                 q = {"view": view} if view != VIEWS[0] else {}
                 url = f"http://localhost:{port}/?{urllib.parse.urlencode(q)}"
                 if a.query:

@@ -108,7 +108,9 @@ def test_selection_comes_from_the_url(synthetic_root, monkeypatch):
     at.query_params["compare"] = ["sgg-k3", "adamw-base"]
     at.run()
     assert not at.exception
-    assert list(summary_frame(at)["Run"]) == ["adamw-plain", "sgg-k3", "adamw-base"]
+    shown = list(summary_frame(at)["Run"])
+    # adamw-base differs from adamw-plain only in the seed: it joins the baseline's group
+    assert shown[0] == "adamw-plain" and sorted(shown) == ["adamw-base", "adamw-plain", "sgg-k3"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
