@@ -238,7 +238,7 @@ def _sorted(v: Tensor) -> Tensor:
     return torch.sort(v)[0]
 
 
-def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0):
+def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0, xd=None):
     """Assign all points to the sorted centers; full-data centers, inertia, sizes, sum, bounds."""
     dev = x.device
     centers = c64.to(device=dev, dtype=torch.float32)
@@ -254,7 +254,7 @@ def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0):
     lab_f = labels if all_finite else labels[finite]
     counts = torch.bincount(lab_f, minlength=k)[:k]
     # per-cluster float64 sums, accumulated in element order (as index_add_ did)
-    sums = torch.bincount(lab_f, weights=xf.double(), minlength=k)[:k]
+    sums = torch.bincount(lab_f, weights=xf.double() if xd is None else xd, minlength=k)[:k]
     means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(dev))
     # inertia around the cluster means: sum x^2 - sum_c S_c^2 / n_c
     inert = float(sum_sq - (sums * means).sum()) if need_inertia else 0.0
@@ -294,3 +294,282 @@ def kmeans_1d_sklearn(
     if not bool(finite.all()):
         labels[~finite] = torch.argmin(centers.abs())
     return KMeansResult(labels.to(x.device), centers.to(x.device))
+
+
+# ---- many layers at once ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ManyKMeans:
+    """``kmeans_1d_many``: one ``KMeansResult`` per layer, plus what batched medians need.
+
+    ``rows`` holds, per layer, the sorted finite points the medians are taken over (the median
+    subsample, or all finite points where ``is_all``), as float32 on the CPU padded with +inf;
+    ``lengths`` their counts. ``rows`` is None when ``keep_sample`` is 0 or exceeds the k-means
+    sample size (then the per-layer ``KMeansResult.sample`` fields are filled as by ``kmeans_1d``).
+    """
+
+    results: list[KMeansResult]
+    bounds: list[Tensor | None]  # float32 (K-1,) cluster boundaries (None: K = 1 or no points)
+    rows: Tensor | None = None  # float32 (L, W), each row sorted ascending, +inf padded
+    lengths: Tensor | None = None  # int64 (L,)
+    is_all: list[bool] | None = None  # the row holds ALL finite points of the layer
+
+
+# rows of float64 work buffers per Lloyd batch (bounds the memory of the (rows, S) prefix sums)
+_LLOYD_BATCH_ELEMENTS = 1 << 23
+
+
+def kmeans_1d_many(
+    xs: list[Tensor],
+    n_clusters: int,
+    *,
+    generator: torch.Generator,
+    sample_size: int = 65536,
+    max_iter: int = 50,
+    n_init: int = 2,
+    near_tie: float = 0.05,
+    keep_sample: int = 0,
+) -> ManyKMeans:
+    """``kmeans_1d`` of every tensor of ``xs``, batched: the same results, in the same order.
+
+    The generator is drawn from layer by layer exactly as consecutive ``kmeans_1d`` calls would
+    (subsample, extra median points, k-means++ seeds), so labels, centers, sizes and means are
+    identical to the per-layer reference. What is batched: the finiteness checks (one reduction
+    per layer, one host sync), the sort of all subsamples (one numpy call over an (L, S) matrix)
+    and Lloyd's iterations (all layers and initialisations at once, on (L, K) tensors). The
+    full-data passes (labels, sizes, sums) stay per layer: they are large operations.
+    """
+    k = int(n_clusters)
+    flat = [x.detach().reshape(-1) for x in xs]
+    flat = [x if x.dtype == torch.float32 else x.float() for x in flat]
+    n_layers = len(flat)
+    if n_layers == 0:
+        return ManyKMeans([], [])
+    # one reduction per layer and one host sync (a finite sum implies finite values; see
+    # kmeans_1d)
+    dev0 = flat[0].device
+    all_fin = torch.isfinite(torch.stack([x.sum().to(dev0) for x in flat])).tolist()
+    batched_rows = 0 < keep_sample <= sample_size
+    xfs: list[Tensor | None] = []
+    finites: list[Tensor | None] = []
+    samples: list[Tensor | None] = []  # the k-means subsample of each layer
+    msamples: list[Tensor | None] = []  # the median subsample (when not the k-means one)
+    is_all: list[bool] = []
+    kpp_inits: list[list[Tensor]] = []
+    for i, x in enumerate(flat):
+        finite = None
+        ok = bool(all_fin[i])
+        if not ok:
+            finite = torch.isfinite(x)
+            ok = bool(finite.all())
+            if ok:
+                finite = None
+        xf = x if ok else x[finite]
+        xfs.append(xf)
+        finites.append(finite)
+        nf = xf.numel()
+        if nf == 0:
+            samples.append(None)
+            msamples.append(None)
+            is_all.append(True)
+            kpp_inits.append([])
+            continue
+        subsampled = nf > sample_size
+        if subsampled:
+            idx = torch.randint(nf, (sample_size,), generator=generator).to(x.device)
+            sample = xf[idx]
+        else:
+            sample = xf
+        samples.append(sample)
+        ms, all_pts = None, True
+        if keep_sample > 0:
+            if not subsampled or nf <= keep_sample:
+                ms = xf
+            elif keep_sample <= sample_size:
+                ms, all_pts = sample[:keep_sample], False
+            else:
+                extra = torch.randint(nf, (keep_sample - sample_size,), generator=generator)
+                ms, all_pts = torch.cat([sample, xf[extra.to(x.device)]]), False
+        msamples.append(ms)
+        is_all.append(all_pts)
+        inits = []
+        if k > 1 and n_init > 2:  # k-means++ draws come right after this layer's sampling
+            s = _sorted(sample.cpu()).double()
+            inits = [_kmeanspp(s, k, generator) for _ in range(n_init - 2)]
+        kpp_inits.append(inits)
+
+    live = [i for i in range(n_layers) if samples[i] is not None]
+    rows32 = _sorted_rows([samples[i] for i in live])  # (len(live), S) float32, +inf padded
+    lengths = torch.tensor([samples[i].numel() for i in live], dtype=torch.long)
+    centers_per_layer: dict[int, list[tuple[Tensor, float]]] = {}
+    per_batch = max(1, _LLOYD_BATCH_ELEMENTS // max(rows32.shape[1], 1))
+    for b0 in range(0, len(live), per_batch):
+        sl = slice(b0, b0 + per_batch)
+        ids = live[sl]
+        fits = _fit_rows(rows32[sl], lengths[sl], k, max_iter, n_init, [kpp_inits[i] for i in ids])
+        centers_per_layer.update(zip(ids, fits, strict=True))
+
+    results: list[KMeansResult] = []
+    bounds_out: list[Tensor | None] = []
+    for i, x in enumerate(flat):
+        n = x.numel()
+        if n == 0:
+            results.append(
+                KMeansResult(
+                    torch.zeros(0, dtype=_label_dtype(k), device=x.device),
+                    torch.zeros(k, device=x.device),
+                )
+            )
+            bounds_out.append(None)
+            continue
+        xf, finite = xfs[i], finites[i]
+        if samples[i] is None:  # nothing finite: everything in cluster 0
+            results.append(
+                KMeansResult(
+                    torch.zeros(n, dtype=_label_dtype(k), device=x.device),
+                    torch.zeros(k, device=x.device),
+                )
+            )
+            bounds_out.append(None)
+            continue
+        fitted = centers_per_layer[i]
+        if k == 1:
+            cands = [fitted[0][0]]
+        else:
+            fitted = sorted(fitted, key=lambda ci: ci[1])
+            cands = []
+            for c, it in fitted:
+                if it <= fitted[0][1] * (1 + near_tie) and not any(
+                    torch.equal(c, d) for d in cands
+                ):
+                    cands.append(c)
+        all_finite = finite is None
+        best = None
+        xd = xf.double()  # shared by the candidates' weighted sums (and the sum of squares)
+        sq = float(xd.square().sum()) if len(cands) > 1 else 0.0
+        for c in cands:
+            cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1, sq, xd)
+            if best is None or cand[2] < best[2]:
+                best = cand
+        labels, full, _, counts, total, bounds = best
+        mean = total / max(xf.numel(), 1)
+        bounds_out.append(bounds)
+        ms = msamples[i]
+        if keep_sample <= 0 or batched_rows:
+            results.append(KMeansResult(labels, full, counts, mean, sample_is_all=is_all[i]))
+        elif ms is xf:
+            lab_f = labels if all_finite else labels[finite]
+            results.append(KMeansResult(labels, full, counts, mean, xf, lab_f))
+        else:
+            s_lab = (
+                _labels_of(ms, bounds, k)
+                if bounds is not None
+                else torch.zeros_like(ms, dtype=_label_dtype(k))
+            )
+            results.append(KMeansResult(labels, full, counts, mean, ms, s_lab, False))
+    if not batched_rows:
+        return ManyKMeans(results, bounds_out)
+    # the median rows: the k-means subsample (the same points as a multiset) unless the median
+    # subsample is a proper prefix of it (keep_sample < sample_size on a subsampled layer)
+    if any(msamples[i].numel() != samples[i].numel() for i in live):
+        med = [msamples[i] for i in live]
+        rows32 = _sorted_rows(med)
+        lengths = torch.tensor([m.numel() for m in med], dtype=torch.long)
+    if len(live) == n_layers:
+        return ManyKMeans(results, bounds_out, rows32, lengths, is_all)
+    full_rows = torch.full((n_layers, rows32.shape[1]), float("inf"))
+    full_len = torch.zeros(n_layers, dtype=torch.long)
+    if live:
+        idx = torch.tensor(live, dtype=torch.long)
+        full_rows[idx] = rows32
+        full_len[idx] = lengths
+    return ManyKMeans(results, bounds_out, full_rows, full_len, is_all)
+
+
+def _sorted_rows(vs: list[Tensor]) -> Tensor:
+    """Sorted copies of 1-D float32 tensors as one CPU (len(vs), max length) matrix, +inf padded
+    (one device-to-host copy, one numpy sort over all rows)."""
+    if not vs:
+        return torch.zeros(0, 0)
+    width = max(v.numel() for v in vs)
+    rows = torch.empty((len(vs), width))
+    if any(v.device.type != "cpu" for v in vs):
+        vs = torch.cat([v.reshape(-1) for v in vs]).cpu().split([v.numel() for v in vs])
+    for r, v in enumerate(vs):
+        rows[r, : v.numel()] = v
+        if v.numel() < width:
+            rows[r, v.numel() :] = float("inf")
+    rows.numpy().sort(axis=1)
+    return rows
+
+
+def _fit_rows(
+    rows32: Tensor, lengths: Tensor, k: int, max_iter: int, n_init: int, kpp: list[list[Tensor]]
+) -> list[list[tuple[Tensor, float]]]:
+    """Lloyd from every initialisation on sorted rows; per row, [(centers float64 (K,), sample
+    inertia)] in initialisation order (as ``kmeans_1d`` builds its list)."""
+    s = rows32.double()
+    nrow = s.shape[0]
+    prefix = _Prefix(torch.cumsum(s, 1))
+    prefix2 = _Prefix(torch.cumsum(s * s, 1))
+    m = lengths
+    ar = torch.arange(k, dtype=torch.float64)
+    if k == 1:
+        means = [s[r, : int(m[r])].mean().reshape(1) for r in range(nrow)]
+        return [[(c, 0.0)] for c in means]
+    last = s.gather(1, (m - 1).view(-1, 1))  # (R, 1): the largest point of each row
+    q = ((ar + 0.5) / k * m.double().view(-1, 1)).long()
+    q = torch.minimum(q, (m - 1).view(-1, 1))
+    inits = [s.gather(1, q)]  # sample quantiles
+    if n_init >= 2:  # evenly spaced over the sample's range
+        inits.append(s[:, :1] + (last - s[:, :1]) * (ar + 0.5) / k)
+    for j in range(max(0, n_init - 2)):
+        inits.append(torch.stack([kp[j] for kp in kpp]))
+    out: list[list[tuple[Tensor, float]]] = [[] for _ in range(nrow)]
+    for c0 in inits:
+        c, inert = _lloyd_rows(s, prefix, prefix2, m, c0.clone(), max_iter)
+        for r, it in enumerate(inert.tolist()):
+            out[r].append((c[r], it))
+    return out
+
+
+class _Prefix:
+    """Row-wise prefix sums with a leading 0, ``gather(edges)`` = sum of the first ``edges``
+    points of each row (the cumulative sums, read one to the left; no concatenated copy)."""
+
+    def __init__(self, cums: Tensor) -> None:
+        self.cums = cums
+
+    def gather(self, dim: int, edges: Tensor) -> Tensor:
+        got = self.cums.gather(dim, (edges - 1).clamp(min=0))
+        return torch.where(edges > 0, got, torch.zeros_like(got))
+
+
+def _lloyd_rows(s: Tensor, prefix: _Prefix, prefix2: _Prefix, m: Tensor, c: Tensor, iters: int):
+    """``_lloyd_sorted`` on every row at once (same arithmetic): rows that have converged are
+    frozen, the loop ends when all have (or after ``iters``); returns (centers, inertia)."""
+    nrow = s.shape[0]
+    zero = torch.zeros(nrow, 1, dtype=torch.long)
+    nn = m.view(-1, 1)
+    active = torch.ones(nrow, dtype=torch.bool)
+
+    def edges_of(c: Tensor) -> Tensor:
+        b = (c[:, :-1] + c[:, 1:]) * 0.5
+        return torch.cat([zero, torch.searchsorted(s, b, right=True), nn], 1)
+
+    for _ in range(iters):
+        edges = edges_of(c)
+        counts = edges[:, 1:] - edges[:, :-1]
+        sums = prefix.gather(1, edges[:, 1:]) - prefix.gather(1, edges[:, :-1])
+        new_c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+        new_c, _ = torch.sort(new_c, dim=1)
+        moved = (new_c != c).any(1) & active
+        if not bool(moved.any()):
+            break
+        c = torch.where(moved.view(-1, 1), new_c, c)
+        active = moved
+    edges = edges_of(c)
+    counts = (edges[:, 1:] - edges[:, :-1]).double()
+    sums = prefix.gather(1, edges[:, 1:]) - prefix.gather(1, edges[:, :-1])
+    sq = prefix2.gather(1, edges[:, 1:]) - prefix2.gather(1, edges[:, :-1])
+    inert = (sq - 2 * c * sums + counts * c * c).sum(1)
+    return c, inert

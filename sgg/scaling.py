@@ -13,6 +13,15 @@ For a layer with clustered quantity ``q`` (the momentum, or ``|m|``), labels ``c
 
 Empty clusters and non-finite values keep the previous factor; a factor is never NaN/Inf.
 
+Many layers at once (``segment_lower_medians``, ``weighted_lower_median_rows``): with each
+layer's points sorted ascending in one row of a matrix, ``diff = x - mu`` (float32, as the
+per-layer functions compute it) is ascending too, so the deviations ``|diff|`` of any interval of
+the row (a cluster: clusters of 1-D k-means are intervals) form two sorted lists (left of ``mu``
+read backwards, right of ``mu``). A lower median is then a k-th smallest of two sorted lists (a
+binary search, all clusters of all layers at once), and the global weighted lower median a
+bisection over the float32 bit patterns where each probe counts ``-v <= diff <= v`` with two
+``searchsorted`` per row. Same values as the per-layer functions, no sort of the deviations.
+
 Sampled estimates (``median_sample``): ``cluster_mdas_sampled`` takes the medians over a random
 subsample of the layer (with the exact full-data mean); ``weighted_lower_median`` combines the
 per-layer subsample deviations into ``D``, each point weighted by (layer size / subsample size) so
@@ -30,8 +39,10 @@ __all__ = [
     "global_mda",
     "layer_deviation",
     "lower_median",
+    "segment_lower_medians",
     "update_factors",
     "weighted_lower_median",
+    "weighted_lower_median_rows",
 ]
 
 
@@ -198,3 +209,81 @@ def update_factors(
     raw = torch.where(keep, prev, raw)
     new = torch.where(keep | ~torch.isfinite(new), prev, new)
     return raw, new
+
+
+def _gather(rows: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """``rows[row, col]`` with ``col`` clamped into the row (callers mask invalid positions)."""
+    width = rows.shape[1]
+    return rows.reshape(-1)[row * width + col.clamp(0, width - 1)]
+
+
+def segment_lower_medians(diff: Tensor, row: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """Lower median of ``|diff[row[g], start[g]:end[g]]|`` for every segment ``g`` (0 if empty).
+
+    ``diff`` (R, W) float32: each row ascending (a sorted row minus its centre ``mu``; padding
+    +inf at the end). Equals ``lower_median(dev[labels == c])`` of the per-layer functions when a
+    segment holds the points of cluster ``c``.
+    """
+    row, start, end = row.long(), start.long(), end.long()
+    if diff.shape[1] == 0:  # no points in any row
+        return torch.zeros(row.shape, dtype=diff.dtype)
+    zero_at = torch.searchsorted(diff, torch.zeros(diff.shape[0], 1, dtype=diff.dtype))
+    p = torch.minimum(torch.maximum(zero_at.view(-1)[row], start), end)  # first diff >= 0
+    n_left, n_right = p - start, end - p
+    need = (n_left + n_right - 1).div(2, rounding_mode="floor") + 1  # rank of the lower median
+    lo = (need - n_right).clamp(min=0)  # points taken from the left list
+    hi = torch.minimum(need, n_left)
+    for _ in range(max(1, int(diff.shape[1]).bit_length() + 1)):
+        active = lo < hi
+        if not bool(active.any()):
+            break
+        mid = (lo + hi).div(2, rounding_mode="floor")
+        j = need - mid
+        left_mid = -_gather(diff, row, p - 1 - mid)  # left list, entry mid
+        right_j = _gather(diff, row, p + j - 1)  # right list, entry j - 1
+        more_left = (mid < n_left) & (j > 0) & (right_j > left_mid)
+        lo = torch.where(active & more_left, mid + 1, lo)
+        hi = torch.where(active & ~more_left, mid, hi)
+    j = need - lo
+    ninf = torch.full_like(diff[:1, :1].view(-1), -float("inf"))
+    a = torch.where(lo > 0, -_gather(diff, row, p - lo), ninf)
+    b = torch.where(j > 0, _gather(diff, row, p + j - 1), ninf)
+    med = torch.maximum(a, b)
+    return torch.where(end > start, med, torch.zeros_like(med))
+
+
+def weighted_lower_median_rows(blocks: list[tuple[Tensor, Tensor, Tensor]]) -> Tensor:
+    """``weighted_lower_median`` of the deviations ``|diff[r, :lengths[r]]|`` of all rows of all
+    blocks ``(diff, lengths, weights)``, row ``r`` weighted by ``weights[r]``: the smallest
+    deviation whose cumulative weight reaches half the total (0 when there is none).
+
+    ``diff`` as for ``segment_lower_medians``. Bisection over the bit patterns of non-negative
+    float32 (they order like the values): 31 probes, each two batched ``searchsorted`` per
+    block. With weights that are multiples of a power of two (e.g. n / 65536) every sum is
+    exact, so the result equals the sort-based one bit for bit; otherwise float64 rounding may
+    differ only when the half-weight point falls within rounding of a boundary.
+    """
+    blocks = [(d, n.long(), w.double()) for d, n, w in blocks if d.numel()]
+    total = sum(float((w * n.double()).sum()) for _, n, w in blocks)
+    if not total > 0:
+        return torch.zeros(())
+    half = total * 0.5
+
+    def weight_at_most(bits: int) -> float:
+        v = torch.tensor([bits], dtype=torch.int32).view(torch.float32)
+        acc = 0.0
+        for diff, lengths, w in blocks:
+            vv = v.expand(diff.shape[0], 1).contiguous()
+            upper = torch.minimum(torch.searchsorted(diff, vv, right=True).view(-1), lengths)
+            lower = torch.minimum(torch.searchsorted(diff, -vv).view(-1), lengths)
+            acc += float((w * (upper - lower).double()).sum())
+        return acc
+
+    lo, hi = 0, 0x7F800000  # +0.0 .. +inf
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if weight_at_most(mid) >= half:
+            hi = mid
+        else:
+            lo = mid + 1
+    return torch.tensor([lo], dtype=torch.int32).view(torch.float32)[0]
