@@ -192,7 +192,8 @@ def test_rank_zero_run_directory(fsdp_run):
     assert not list(run_dir.rglob(".*"))  # no temp file left
     steps = read_table(run_dir, "steps")  # pyarrow alone
     assert steps["step"].tolist() == list(range(1, STEPS + 1))
-    assert steps[["grad_norm", "param_norm", "update_norm", "loss"]].notna().all().all()
+    assert steps[["grad_norm", "loss"]].notna().all().all()  # update/param norms: layer steps
+    assert steps[["param_norm", "update_norm"]].notna().any().all()
     # the dashboard's loader opens every table without a complaint
     from dashboard import loader
 
@@ -259,6 +260,7 @@ def test_recorded_statistics_match_a_single_process_run(fsdp_run, reference):
             torch.tensor(ref[col].to_numpy()),
             rtol=1e-4,
             atol=1e-6,
+            equal_nan=True,  # update/param norms: on layer-statistics steps only
             msg=col,
         )
     assert steps["reclustered"].tolist() == ref["reclustered"].tolist()
