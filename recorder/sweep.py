@@ -16,13 +16,14 @@ import dataclasses
 import itertools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,21 @@ class _Runner:
                 proc.terminate()
 
 
+def _report(fut: Future, plan: Plan, result: dict[str, list[str]], bar: Any) -> None:
+    name = plan.cfg.run_dir.name
+    rc, tail = fut.result()
+    ok = rc == 0 and plan_run(plan.cfg).action == "skip"
+    result["finished" if ok else "failed"].append(name)
+    msg = f"{name}: {tail.splitlines()[-1] if tail else 'done'}"
+    if not ok:
+        msg = f"{name}: FAILED (exit {rc})\n{tail}"
+    if bar is not None:
+        bar.write(msg)
+        bar.update(1)
+    else:
+        print(msg, flush=True)
+
+
 def run_sweep(
     cfgs: Sequence[TrainConfig], jobs: int = 1, progress: bool = True, dry_run: bool = False
 ) -> dict[str, list[str]]:
@@ -203,28 +219,21 @@ def run_sweep(
     runner = _Runner()
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(runner.run, p): p for p in todo}
-            for fut in as_completed(futures):
-                plan = futures[fut]
-                name = plan.cfg.run_dir.name
-                rc, tail = fut.result()
-                ok = rc == 0 and plan_run(plan.cfg).action == "skip"
-                result["finished" if ok else "failed"].append(name)
-                msg = f"{name}: {tail.splitlines()[-1] if ok and tail else 'done'}"
-                if not ok:
-                    msg = f"{name}: FAILED (exit {rc})\n{tail}"
-                if bar is not None:
-                    bar.write(msg)
-                    bar.update(1)
-                else:
-                    print(msg, flush=True)
-    except BaseException:
-        runner.stop()
-        raise
+            try:  # inside the pool: its shutdown waits for the runs, so stop them first
+                futures = {pool.submit(runner.run, p): p for p in todo}
+                for fut in as_completed(futures):
+                    _report(fut, futures[fut], result, bar)
+            except BaseException:
+                runner.stop()
+                raise
     finally:
         if bar is not None:
             bar.close()
     return result
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -260,7 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"sgg-train sweep: error: {exc}", file=sys.stderr)
         return 2
-    result = run_sweep(cfgs, jobs=sweep["jobs"], progress=progress, dry_run=sweep["dry_run"])
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a killed sweep stops its runs too
+    try:
+        result = run_sweep(cfgs, sweep["jobs"], progress=progress, dry_run=sweep["dry_run"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{len(v)} {k}" for k, v in result.items())
     print(f"sweep {sweep['out']}: {len(cfgs)} runs: {counts}")
     return 1 if result["failed"] or result["refused"] else 0

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,30 @@ def test_a_run_with_other_settings_is_refused_not_overwritten(tmp_path):
     # the settings that only say how a run was executed do not count
     same = dataclasses.replace(cfg, steps=3, threads=2, flush_seconds=5.0, out=str(cfg.run_dir))
     assert S.plan_run(same).action == "skip"
+
+
+def test_terminating_the_sweep_stops_its_runs(tmp_path):
+    out = tmp_path / "sweep"
+    argv = [*SWEEP[:2], "--lr", "1e-3", "--seeds", "0", *TINY, "--out", str(out)]
+    argv[argv.index("--steps") + 1] = "1000000"
+    argv += ["--flush-seconds", "0.2"]
+    sweep = subprocess.Popen([sys.executable, "-m", "recorder.train", "sweep", *argv])
+    run_json = out / "adamw-lr1e-3-s0" / "run.json"
+    deadline = time.monotonic() + 120
+    while not (run_json.is_file() and _meta(run_json.parent)["last_flushed_step"]):
+        assert sweep.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    pid = _meta(run_json.parent)["pid"]
+    sweep.terminate()
+    assert sweep.wait(timeout=60) != 0
+    for _ in range(100):  # the run was terminated with the sweep, not left behind
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the run outlived its sweep")
+    killed = dataclasses.replace(_configs(out)["adamw-lr1e-3-s0"], steps=1_000_000)
+    assert S.plan_run(killed).action == "overwrite"  # and the next sweep restarts it
