@@ -11,7 +11,7 @@ OUT=${OUT:-sample_runs}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-1}
 COMMON=(--out "$OUT" --jobs "$JOBS" --threads "$THREADS" --seeds 0 1 2
-        --steps 600 --warmup-steps 50 --batch-size 16 --seq-len 128 --d-model 128 --layers 4
+        --steps 400 --warmup-steps 50 --batch-size 16 --seq-len 128 --d-model 128 --layers 4
         --heads 4 --eval-every 50 --eval-batches 8 --n-clusters 3 --recluster-interval 50
         --layer-stride 20 --histogram-every 100 --histogram-bins 32 --membership-sample 128
         --no-checkpoint)
