@@ -41,6 +41,11 @@ RUN_SPECIFIC_KEYS = frozenset(
 )
 
 
+# other tools' names for settings our runs' configs hold under another name: renamed (when ours
+# is absent) so that a foreign baseline compares like for like and enters the same sweeps
+CANONICAL_KEYS = {"learning_rate": "lr", "optim": "optimizer"}
+
+
 def empty_scalars() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -218,6 +223,9 @@ def build_meta(
     it came from and which logged names filled which columns."""
     config = {str(k): scalar_value(v) for k, v in config.items()}
     run_specific = {k: config.pop(k) for k in list(config) if k in RUN_SPECIFIC_KEYS}
+    for theirs, ours in CANONICAL_KEYS.items():
+        if theirs in config and ours not in config:
+            config[ours] = config.pop(theirs)
     hp: dict[str, Any] = {}
     lr = _lookup(config, "learning_rate", "lr")
     if isinstance(lr, int | float) and not isinstance(lr, bool):

@@ -4,7 +4,8 @@ A foreign run is named by its `source` (the dict that discovery puts in its run.
 meta): `kind` ("tensorboard", "wandb", "mlflow"), `path` (the run folder, or the MLflow store)
 and for MLflow the `run_id`. Loading reads it with its library, maps it (mapping.py) and keeps
 the result until the files change: (path, size, mtime) of the event files, the `.wandb` log, the
-MLflow run's metric files or database. A reader error becomes a message, never an exception.
+MLflow run's metric files or database; finished runs are also kept on disk (disk_cache.py) for
+the next dashboard process. A reader error becomes a message, never an exception.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dashboard.foreign import mapping
+from dashboard.foreign import disk_cache, mapping
 from dashboard.foreign.names import MetricNames
 
 KINDS = ("tensorboard", "wandb", "mlflow")
@@ -92,12 +93,16 @@ _STATS = {"loads": 0}
 
 
 def clear_cache() -> None:
+    """Forget every loaded run and TensorBoard's open readers (the next read is cold)."""
+    from dashboard.foreign import tensorboard
+
     with _LOCK:
         _CACHE.clear()
+    tensorboard.forget()
 
 
 def loads() -> int:
-    """How many times a foreign run was read from disk (tests check the cache with it)."""
+    """How many times a foreign run was read by its library (tests check the caches with it)."""
     return _STATS["loads"]
 
 
@@ -113,6 +118,13 @@ def load(source: dict[str, Any], names: MetricNames | None = None) -> Loaded:
         if hit is not None and hit.signature == sig:
             _CACHE.move_to_end(key)
             return hit
+    disk_key = disk_cache.key((key, sig))
+    stored = disk_cache.get(disk_key)
+    if stored is not None:  # read by an earlier process: the files have not changed since
+        loaded = Loaded(meta=stored[0], tables=stored[1], messages=stored[2], signature=sig)
+        with _LOCK:
+            _CACHE[key] = loaded
+        return loaded
     _STATS["loads"] += 1
     try:
         loaded = _read(source, names)
@@ -126,6 +138,8 @@ def load(source: dict[str, Any], names: MetricNames | None = None) -> Loaded:
             ],
         )
     loaded.signature = sig
+    if loaded.meta and loaded.meta.get("status") != "running":  # live runs change every refresh
+        disk_cache.put(disk_key, loaded.meta, loaded.tables, loaded.messages)
     with _LOCK:
         _CACHE[key] = loaded
         while len(_CACHE) > MAX_CACHED_RUNS:

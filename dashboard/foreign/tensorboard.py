@@ -26,7 +26,7 @@ from dashboard.foreign import mapping
 
 EVENT_PREFIX = "events.out.tfevents."
 HPARAMS_YAML = "hparams.yaml"  # Lightning's TensorBoardLogger / CSVLogger
-KEEP_ACCUMULATORS = 4  # live runs whose readers stay open for incremental refreshes
+KEEP_ACCUMULATORS = 8  # live runs whose readers stay open for incremental refreshes
 
 _LOCK = threading.Lock()
 _ACCUMULATORS: OrderedDict[str, Any] = OrderedDict()
@@ -83,9 +83,10 @@ def _accumulator(d: Path) -> Any:
     return acc
 
 
-def forget(run_dir: Path) -> None:
+def forget(run_dir: Path | None = None) -> None:
+    """Drop the open readers of `run_dir` (all when None)."""
     with _LOCK:
-        for key in [k for k in _ACCUMULATORS if Path(k).is_relative_to(run_dir)]:
+        for key in [k for k in _ACCUMULATORS if run_dir is None or Path(k).is_relative_to(run_dir)]:
             del _ACCUMULATORS[key]
 
 

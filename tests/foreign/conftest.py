@@ -26,7 +26,9 @@ def lr_at(step: int) -> float:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(tmp_path, monkeypatch):
+    """Every test starts cold: empty memory cache, its own disk cache."""
+    monkeypatch.setenv("SGG_FOREIGN_CACHE", str(tmp_path / ".foreign-cache"))
     foreign.clear_cache()
     yield
     foreign.clear_cache()

@@ -47,6 +47,9 @@ def test_summary_of_a_recorded_sgg_run_beside_a_tensorboard_adamw_baseline(tmp_p
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error if "could not be drawn" in e.value]  # the Summary
+    # same learning rate and optimizer key as the recorded run's config: like for like on those
+    assert not [w.value for w in at.warning if "learning rate" in w.value]
     (listed,) = [d.value for d in at.dataframe if "Folder" in d.value.columns]  # the run list
     assert "tensorboard/adamw-baseline" in set(listed["Folder"])
     row = listed[listed["Folder"] == "tensorboard/adamw-baseline"].iloc[0]

@@ -66,7 +66,9 @@ def test_config_seed_optimizer_and_learning_rate_from_the_args_text(tmp_path):
     assert run.optimizer == "adamw"  # HF's optim "adamw_torch"
     assert run.learning_rate == pytest.approx(1e-3)
     assert run.meta["seed"] == 7
-    assert run.meta["config"]["optim"] == "adamw_torch"
+    # HF's names for our config's keys: stored as ours, so the runs compare like for like
+    assert run.meta["config"]["optimizer"] == "adamw_torch" and "optim" not in run.meta["config"]
+    assert run.meta["config"]["lr"] == pytest.approx(1e-3)
     assert "output_dir" not in run.meta["config"]  # names the run, not its training
     assert run.meta["source"]["run_specific"] == {"output_dir": "out"}
     assert run.status == "running"  # written seconds ago: a live run
@@ -161,3 +163,35 @@ def test_loader_lists_and_reads_tensorboard_runs_beside_recorded_ones(tmp_path):
     res = loader.read_table(disc.runs[0], "steps", disc.root, ("loss",))
     assert res.df.columns.tolist() == ["step", "loss"] and len(res.df) == STEPS
     assert loader.display_status(disc.runs[0]) == "running"
+
+
+def test_a_finished_run_is_kept_on_disk_for_the_next_process(tmp_path):
+    import os
+    import time
+
+    run_dir = write_tensorboard_hf(tmp_path / "runs" / "done")
+    old = time.time() - 3600  # finished an hour ago: not live
+    for f in run_dir.iterdir():
+        os.utime(f, (old, old))
+    first = foreign.read_table(_one(tmp_path / "runs").meta, "steps")[0]
+    n = reader.loads()
+    foreign.clear_cache()  # a new dashboard process: nothing in memory
+    run = _one(tmp_path / "runs")
+    again = foreign.read_table(run.meta, "steps")[0]
+    assert reader.loads() == n  # served from the disk cache, not read again
+    assert again.equals(first) and run.meta["status"] == "finished"
+    with (run_dir / next(f.name for f in run_dir.iterdir())).open("ab") as fh:
+        fh.write(b"")  # same size; a new mtime is a new signature
+    os.utime(next(run_dir.iterdir()))
+    foreign.clear_cache()
+    foreign.read_table(_one(tmp_path / "runs").meta, "steps")
+    assert reader.loads() == n + 1  # changed files are read again, never served stale
+
+
+def test_disk_cache_can_be_turned_off(tmp_path, monkeypatch):
+    from dashboard.foreign import disk_cache
+
+    monkeypatch.setenv("SGG_FOREIGN_CACHE", "off")
+    assert disk_cache.folder() is None
+    write_tensorboard_hf(tmp_path / "r")
+    foreign.read_table(_one(tmp_path).meta, "steps")  # works without it

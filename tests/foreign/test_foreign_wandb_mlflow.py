@@ -75,7 +75,7 @@ def test_mlflow_file_store(mlflow_file_store):
     r = runs["adamw-s1"]
     assert r.meta["source"]["run_id"] in ids and r.meta["seed"] == 1
     assert r.rel == f"mlruns/{r.meta['source']['experiment_id']}/{r.meta['source']['run_id']}"
-    assert r.meta["config"]["learning_rate"] == pytest.approx(1e-3)  # params come as strings
+    assert r.meta["config"]["lr"] == pytest.approx(1e-3)  # params come as strings
     assert r.meta["status"] == "finished"
     _check_hf_tables(r.meta)
     run = loader.Run(r.path, r.rel, r.meta)
