@@ -127,6 +127,10 @@ def num(v: float | None, digits: int = 4) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
 
 
+def num3(v: float | None) -> str:
+    return num(v, 3)
+
+
 def steps_text(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{round(v):,}"
 
@@ -346,7 +350,7 @@ COMPARISON_COLUMNS = [
     "vs baseline",
     "Verdict",
     "Speed",
-    "Steps to baseline's loss",
+    "Steps to reach",
     "Spikes",
     "Gradient CV",
     "At step",
@@ -372,7 +376,7 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Loss": num(base.base_loss),
                 "vs baseline": "",
                 "Verdict": "",
-                "Steps to baseline's loss": steps_text(base.base_steps_to_target),
+                "Steps to reach": steps_text(base.base_steps_to_target),
                 "Speed": "",
                 "Spikes": num(base.base_spikes, 3),
                 "Gradient CV": pct(base.base_cv),
@@ -388,16 +392,14 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "At step": c.at_step,
                 "Loss": num(c.loss),
                 "vs baseline": (
-                    f"{_signed(d.estimate, num)} ± {num(d.half_width, 2)}"
+                    f"{_signed(d.estimate, num3)} ± {num(d.half_width, 2)}"
                     if d.has_interval
-                    else _signed(d.estimate, num)
+                    else _signed(d.estimate, num3)
                 ),
                 "Verdict": _short(verdict_word(d, "better", "worse"))
                 if c.diverged_at is None
                 else "failed",
-                "Steps to baseline's loss": steps_text(c.steps_to_target)
-                if c.reached
-                else "not reached",
+                "Steps to reach": steps_text(c.steps_to_target) if c.reached else "not reached",
                 "Speed": _short(verdict_word(c.steps_diff, "faster", "slower"))
                 if c.reached
                 else "",

@@ -222,7 +222,8 @@ def compare(
     """Compare a group of runs (seeds) with the baseline group, like for like."""
     everyone = run_side + base_side
     kind = loss_kind(everyone)
-    at = common_step(everyone, kind)
+    healthy = [f for f in everyone if f.first_nan_step is None]
+    at = common_step(healthy or everyone, kind)  # a diverged run must not shorten the others
     a_loss = [loss_at(f, at, kind) for f in run_side]
     b_loss = [loss_at(f, at, kind) for f in base_side]
     same = groups.group_id(run_side[0].meta) == groups.group_id(base_side[0].meta)

@@ -88,11 +88,20 @@ def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tu
     return out
 
 
+SHORT_NAMES = {"learning rate": "lr", "weight decay": "wd", "training steps": "steps"}
+
+
+def short_name(key: str) -> str:
+    """'config.lr' -> 'lr': for labels that must stay short (legends, table rows)."""
+    name = plain_name(key)
+    return SHORT_NAMES.get(name, name)
+
+
 def group_label(meta: dict, varying: list[str], n: int) -> str:
-    """'sgg, learning rate 0.004 (3 seeds)': the optimizer and the settings that vary between
+    """'sgg, lr 0.004 (3 seeds)': the optimizer and the settings that vary between
     the groups on show."""
     s = settings(meta)
-    parts = [f"{plain_name(k)} {_fmt(s[k])}" for k in varying if k in s and k != "optimizer"]
+    parts = [f"{short_name(k)} {_fmt(s[k])}" for k in varying if k in s and k != "optimizer"]
     head = s["optimizer"] + (", " + ", ".join(parts) if parts else "")
     return f"{head} ({n} seed{'s' if n != 1 else ''})"
 

@@ -36,6 +36,10 @@ def evals_by_series(ctx: Ctx) -> dict[str, list]:
 def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, go.Figure]:
     """(training loss, validation loss) of every series: the mean of a seed group with its
     band, a single run with its raw curve faintly behind."""
+    return train_figure(ctx, smoothing), eval_figure(ctx)
+
+
+def train_figure(ctx: Ctx, smoothing: float | None = None) -> go.Figure:
     o = ctx.opts
     sm = o["smoothing"] if smoothing is None else smoothing
     col, xlabel = prepare.X_AXES[o["x"]]
@@ -45,8 +49,7 @@ def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, g
     smooth, raw = cached(prepare.loss_lines, key, means, o["x"], sm)
     raw = raw[raw["run"].isin([n for n, m in ctx.series if len(m) == 1])]
     _, bands = cached(prepare.group_lines, (key, o["band"]), steps, o["x"], "loss", sm, o["band"])
-    ended = ended_marks(ctx)
-    train = figures.line_figure(
+    return figures.line_figure(
         smooth,
         col,
         "loss",
@@ -55,18 +58,23 @@ def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, g
         raw=raw,
         bands=bands,
         dashes=ctx.dashes,
-        ended=ended,
+        ended=ended_marks(ctx),
         log_y=o["log_y"],
         x_title=xlabel,
         y_title="Training loss",
         title=f"Training loss (smoothing {sm:g})",
     )
+
+
+def eval_figure(ctx: Ctx) -> go.Figure:
+    o = ctx.opts
+    col, xlabel = prepare.X_AXES[o["x"]]
     ekey = (ctx.key("evals", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], o["band"])
     evals = evals_by_series(ctx)
     emeans = cached(prepare.group_mean_tables, ekey, evals, EVAL_COLUMNS)
     ev = cached(prepare.eval_lines, ekey, emeans, o["x"])
     _, ebands = cached(prepare.group_lines, ekey, evals, o["x"], "loss", 0.0, o["band"])
-    evf = figures.line_figure(
+    return figures.line_figure(
         ev,
         col,
         "loss",
@@ -74,14 +82,13 @@ def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, g
         ctx.colors,
         bands=ebands,
         dashes=ctx.dashes,
-        ended=ended,
+        ended=ended_marks(ctx),
         log_y=o["log_y"],
         markers=True,
         x_title=xlabel,
         y_title="Validation loss",
         title="Validation loss (held-out data)",
     )
-    return train, evf
 
 
 def page(ctx: Ctx) -> None:

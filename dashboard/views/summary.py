@@ -6,10 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import narrative, report
+from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics import compare, statistics
 from dashboard.metrics.compare import Comparison
-from dashboard.views.loss import loss_figures
+from dashboard.views.loss import eval_figure, train_figure
 
 CARDS_UP_TO = 2  # beyond this many compared groups: one table and a short paragraph
 
@@ -100,11 +101,16 @@ def page(ctx: Ctx) -> None:
     table = narrative.comparison_table(comps, comps[0] if comps else None)
     if comps:
         st.dataframe(table, hide_index=True, key="comparison_table")
-    train_fig, eval_fig = loss_figures(ctx, smoothing=max(ctx.opts["smoothing"], 0.9))
-    main_fig = eval_fig if comps and comps[0].kind == "validation" else train_fig
+    main_fig = (
+        eval_figure(ctx)
+        if comps and comps[0].kind == "validation"
+        else train_figure(ctx, smoothing=max(ctx.opts["smoothing"], 0.9))
+    )
     st.plotly_chart(main_fig, key="summary_loss")
     runs = [r for _, members in ctx.series for r in members]
-    sums = statistics.summarize_runs(
+    sums = cached(
+        statistics.summarize_runs,
+        ctx.key(("steps", "evals"), runs),
         {r: (ctx.df(r, "steps"), ctx.df(r, "evals")) for r in runs},
         {
             r: {

@@ -28,25 +28,29 @@ def _result(c, word: str) -> str:
 
 
 def head_to_head_table(pairs) -> pd.DataFrame:
+    """One row per value: both groups' loss, the difference with its interval, the result."""
     rows = []
     for v, c in pairs:
         word = narrative.verdict_word(c.loss_diff, "better", "worse")
         d = c.loss_diff
+        failed = c.diverged_at is not None or c.base_diverged_at is not None
         rows.append(
             {
                 "setting": f"{v:g}",
-                "SGG": narrative.num(c.loss),
-                "AdamW": narrative.num(c.base_loss),
-                "SGG - AdamW": narrative.num(d.estimate, 3),
+                "SGG": "diverged" if c.diverged_at is not None else narrative.num(c.loss),
+                "AdamW": "diverged"
+                if c.base_diverged_at is not None
+                else narrative.num(c.base_loss),
+                "SGG - AdamW": "" if failed else narrative.num(d.estimate, 3),
                 "95% interval": (
-                    f"{narrative.num(d.low, 3)} to {narrative.num(d.high, 3)}"
+                    ""
+                    if failed
+                    else f"{narrative.num(d.low, 3)} to {narrative.num(d.high, 3)}"
                     if d.has_interval
                     else "none (one run each)"
                 ),
                 "seeds": f"{c.n} / {c.n_base}",
-                "result for SGG": RESULT.get(
-                    word, "tie" if word == narrative.NO_DIFFERENCE else word
-                ),
+                "result for SGG": _result(c, word),
             }
         )
     return pd.DataFrame(rows)
