@@ -77,7 +77,7 @@ def steps_table(
     chosen = {c: t for c, t in chosen.items() if t is not None}
     if not chosen:
         return None, {}
-    t0 = _t0(scalars) if t0 is None else t0
+    t0 = first_time(scalars) if t0 is None else t0
     parts = {c: _series(scalars, t).set_index("step") for c, t in chosen.items()}
     index = pd.Index(np.unique(np.concatenate([p.index.to_numpy() for p in parts.values()])))
     wall = pd.concat([p["wall_time"] for p in parts.values()], axis=1).reindex(index).min(axis=1)
@@ -103,7 +103,7 @@ def evals_table(
     chosen = names.eval_tags(tags)
     if not chosen:
         return None, {}
-    t0 = _t0(scalars) if t0 is None else t0
+    t0 = first_time(scalars) if t0 is None else t0
     tokens_tag = names.pick("tokens", tags)
     tokens = _series(scalars, tokens_tag).set_index("step")["value"] if tokens_tag else None
     frames = []
@@ -132,7 +132,8 @@ def evals_table(
     return _build("evals", cols), chosen
 
 
-def _t0(scalars: pd.DataFrame) -> float:
+def first_time(scalars: pd.DataFrame) -> float:
+    """The run's first event time (epoch seconds): wall_time 0."""
     w = scalars["wall_time"].to_numpy(np.float64) if len(scalars) else np.array([])
     w = w[np.isfinite(w)]
     return float(w.min()) if len(w) else 0.0
@@ -281,16 +282,3 @@ def _iso(t: float | None) -> str | None:
     if t is None or not math.isfinite(t):
         return None
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"optimizer": {"lr": 1}} -> {"optimizer.lr": 1} (MLflow params and TensorBoard hparams
-    are flat; W&B configs are nested)."""
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out

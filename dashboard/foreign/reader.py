@@ -168,7 +168,7 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
         raw = mlflow_store.read(path, source["run_id"])
         updated = raw.get("updated") or updated
     scalars: pd.DataFrame = raw["scalars"]
-    t0 = mapping._t0(scalars)
+    t0 = mapping.first_time(scalars)
     steps, chosen = mapping.steps_table(scalars, names, t0)
     evals, eval_chosen = mapping.evals_table(scalars, names, t0)
     logged = sorted(scalars["tag"].unique().tolist()) if len(scalars) else []
