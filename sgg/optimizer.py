@@ -14,15 +14,8 @@ from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 from torch.utils.hooks import RemovableHandle
 
 from . import sharding, update
-from .clustering import kmeans_1d, kmeans_1d_sklearn
 from .config import SGGConfig
-from .scaling import (
-    cluster_mdas,
-    cluster_mdas_sampled,
-    global_mda,
-    update_factors,
-    weighted_lower_median,
-)
+from .recluster import recluster
 
 __all__ = ["SGG", "ClusterState"]
 
@@ -449,68 +442,29 @@ class SGG(Optimizer):
         """Re-cluster ``params`` (default: every clustered parameter) on their momentum now."""
         cfg = self.config
         k = cfg.n_clusters
-        fits = []
-        keep = cfg.median_sample or 0
+        todo = []
         for p in self.clustered_params() if params is None else params:
-            q = self._quantity(p)
-            if q is None:
-                continue
-            if cfg.backend == "torch":
-                res = kmeans_1d(
-                    q,
-                    k,
-                    generator=self._generator,
-                    sample_size=cfg.kmeans_sample_size,
-                    max_iter=cfg.kmeans_max_iter,
-                    n_init=cfg.kmeans_n_init,
-                    keep_sample=keep,
-                )
-            else:
-                res = kmeans_1d_sklearn(q, k, generator=self._generator)
-            if keep and res.sample is not None and not res.sample_is_all:
-                # estimated medians: on the subsample, around the exact layer mean
-                sizes = res.sizes
-                mda, dev = cluster_mdas_sampled(
-                    res.sample,
-                    res.sample_labels,
-                    res.mean,
-                    k,
-                    sizes=sizes,
-                    q=q,
-                    labels=res.labels,
-                )
-                weight = float(sizes.sum()) / max(dev.numel(), 1)
-            else:
-                mda, sizes, dev = cluster_mdas(q, res.labels, k)
-                weight = 1.0
-            keep_dev = dev if cfg.global_mda == "all_params" else dev[:0]
-            fits.append((p, res, mda, sizes, keep_dev, weight))
-            del q
-        if not fits:
+            param_state = self.state.get(p) if hasattr(self.state, "get") else None
+            if param_state and "exp_avg" in param_state:
+                todo.append(p)
+        if not todo:
             return
-        if cfg.global_mda == "all_params" and any(f[5] != 1.0 for f in fits):
-            global_d = weighted_lower_median([f[4] for f in fits], [f[5] for f in fits]).float()
-        else:
-            global_d = global_mda(
-                [f[4] for f in fits], [f[2] for f in fits], [f[3] for f in fits], cfg.global_mda
-            ).float()
+        # all layers at once; the momenta are gathered lazily, in layer order (sgg/recluster.py)
+        fits = recluster(
+            (self._quantity(p) for p in todo),
+            [self.cluster_state(p).factors for p in todo],
+            config=cfg,
+            generator=self._generator,
+        )
+        global_d = fits.global_mda
         self.global_mda = global_d
         step = self.sgg_step
-        for p, res, mda, sizes, _, _ in fits:
+        for p, fit in zip(todo, fits.layers, strict=True):
             prev = self.cluster_state(p)
             assert prev is not None
-            raw, new = update_factors(
-                prev.factors,
-                mda,
-                sizes,
-                global_d,
-                bounds=cfg.scale_bounds,
-                decay=cfg.scale_decay,
-                eps=cfg.mda_eps,
-                clamp=cfg.clamp,
-            )
+            sizes, mda, raw, new = fit.sizes, fit.mda, fit.raw_factors, fit.factors
             # sharded p: every rank clustered the whole layer alike and keeps its shard's labels
-            assign = sharding.local_slice(res.labels.to(torch.uint8), p).to(self._assign_device(p))
+            assign = sharding.local_slice(fit.labels.to(torch.uint8), p).to(self._assign_device(p))
             trans = None
             if prev.last_recluster_step is not None:
                 new_a = assign.to(prev.assignments.device)
@@ -523,7 +477,7 @@ class SGG(Optimizer):
             self._layers[p] = ClusterState(
                 assignments=assign,
                 sizes=sizes.to(p.device),
-                centers=res.centers.to(p.device),
+                centers=fit.centers.to(p.device),
                 mda=mda.to(p.device),
                 raw_factors=raw.to(p.device),
                 factors=new.to(p.device),
