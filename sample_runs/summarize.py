@@ -48,7 +48,7 @@ def load(root: Path) -> pd.DataFrame:
                 "seed": cfg["seed"],
                 "val": float(evals["loss"].iloc[-1]),
                 "val_step": int(evals["step"].iloc[-1]),
-                "train50": float(steps["loss"].iloc[-50:].mean()),
+                "train_end": float(steps["loss"].iloc[-20:].mean()),
                 "factor_min": float(last["factor"].min()) if last is not None else np.nan,
                 "factor_max": float(last["factor"].max()) if last is not None else np.nan,
                 "seconds": float(steps["wall_time"].iloc[-1]) if "wall_time" in steps else np.nan,
@@ -97,12 +97,37 @@ def compare(df: pd.DataFrame, a: dict, b: dict) -> dict | None:
     }
 
 
+def groups_table(df: pd.DataFrame) -> str:
+    """Markdown: one row per setting (runs that differ only in the seed)."""
+    lines = [
+        "| lr | optimizer | N | val loss at the end: mean (min–max) | train loss, last 20 steps "
+        "| factors at the end (min–max over seeds' min / max) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    keys = ["lr", "optimizer", "variant"]
+    for (lr, opt, var), g in df.sort_values(keys).groupby(keys, sort=False):
+        name = {"sgg": "SGG", "adamw": "AdamW"}[opt] + (" β3 0.9" if var else "")
+        factors = (
+            f"{g['factor_min'].min():.2f}–{g['factor_min'].max():.2f} / "
+            f"{g['factor_max'].min():.2f}–{g['factor_max'].max():.2f}"
+            if g["factor_min"].notna().all()
+            else "—"
+        )
+        lines.append(
+            f"| {lr:g} | {name} | {len(g)} | {g['val'].mean():.4f} ({g['val'].min():.4f}–"
+            f"{g['val'].max():.4f}) | {g['train_end'].mean():.4f} | {factors} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[0] if argv else Path(__file__).parent)
     df = load(root)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     print(df.drop(columns=["run"]).sort_values(["lr", "optimizer", "variant", "seed"]).round(4))
+    print()
+    print(groups_table(df))
     print()
     print(
         "| comparison | lr | N | mean val loss (a / b) | paired a − b | 95% interval | "
