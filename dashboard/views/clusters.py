@@ -17,18 +17,16 @@ def page(ctx: Ctx) -> None:
         "are recomputed every T steps ('re-cluster')."
     )
     clustered = [r for r in ctx.selected if ctx.table(r, "clusters").df is not None]
-    for r in ctx.selected:
-        if r not in clustered:
-            run = ctx.by_rel[r]
-            why = (
-                "it is a plain AdamW run recorded without shadow clustering, so it has no groups"
-                if run.optimizer.lower() != "sgg"
-                else "no cluster table was recorded"
-            )
-            st.info(
-                f"**{ctx.labels[r]}**: {why}. Its histograms, if any, are used as the "
-                "reference below."
-            )
+    without = [r for r in ctx.selected if r not in clustered]
+    plain = [ctx.labels[r] for r in without if ctx.by_rel[r].optimizer.lower() != "sgg"]
+    missing = [ctx.labels[r] for r in without if ctx.by_rel[r].optimizer.lower() == "sgg"]
+    if plain:
+        st.info(
+            f"**{', '.join(plain)}**: plain AdamW, recorded without shadow clustering, so "
+            "no groups. Their histograms, if any, are the reference below."
+        )
+    if missing:
+        st.info(f"**{', '.join(missing)}**: no cluster table was recorded.")
     if not clustered:
         st.info(
             "None of the selected runs has groups to show. Select an SGG run (or an AdamW "

@@ -43,11 +43,16 @@ def page(ctx: Ctx) -> None:
         "Shaded: for a single run, where 80% of its values lie (10th to 90th percentile); for a "
         f"group of seeds, the {prepare.BANDS[o['band']]}. Crosses: spikes."
     )
-    layer_tabs = ctx.tables("layers")
-    if not layer_tabs:
+    per_series = {n: dfs for n, dfs in ctx.series_tables("layers").items() if dfs}
+    if not per_series:
         st.info("None of the selected runs recorded per-layer statistics.")
         return
-    hist = cached(prepare.layer_norm_hist, ctx.key("layers"), layer_tabs)
+    # a group's distribution pools its seeds' layers
+    pooled = {n: dfs[0] if len(dfs) == 1 else pd.concat(dfs) for n, dfs in per_series.items()}
+    rels = ctx.series_rels()
+    hist = cached(
+        prepare.layer_norm_hist, (ctx.key("layers", rels), tuple(map(str, ctx.series))), pooled
+    )
     st.plotly_chart(
         figures.distribution_figure(
             hist,
@@ -58,21 +63,20 @@ def page(ctx: Ctx) -> None:
         ),
         key="grad_dist",
     )
-    names = list(layer_tabs)
-    pick = st.selectbox("Run for the layer map", names, key="heat_run")
-    rel = next(r for r in ctx.selected if ctx.labels[r] == pick)
+    runs = [r for r in rels if ctx.df(r, "layers") is not None]
+    rel = st.selectbox("Run for the layer map", runs, format_func=ctx.labels.get, key="heat_run")
     order = layer_order(ctx.by_rel[rel].meta)
     pivot = cached(
         prepare.layer_pivot,
         (ctx.key("layers", [rel]), tuple(order)),
-        layer_tabs[pick],
+        ctx.df(rel, "layers"),
         "grad_norm",
         order=order or None,
     )
     st.plotly_chart(
         figures.heatmap_figure(
             pivot,
-            title=f"{pick}: gradient norm per layer (rows) over training (columns)",
+            title=f"{ctx.labels[rel]}: gradient norm per layer (rows) over training (columns)",
             x_title="Step",
             z_title="gradient norm",
         ),

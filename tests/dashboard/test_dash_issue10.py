@@ -126,6 +126,10 @@ def test_seed_groups_are_drawn_with_a_band_and_n(tmp_path, monkeypatch):
     at = render(tmp_path, monkeypatch, baseline="adamw-s0", compare=["sgg-s0"], view="Loss")
     spec = chart_specs(at)
     assert "adamw (3 seeds)" in spec and "sgg (3 seeds)" in spec and '"fill":"tonexty"' in spec
+    for view in ("Gradient stability", "Clusters", "Sweep", "Runs"):
+        at.session_state["view"] = view
+        at.run()
+        assert not at.exception and not at.error, (view, [e.value for e in at.error])
     at = render(tmp_path, monkeypatch, baseline="adamw-s0", compare=["sgg-s0"])
     table = comparison_frame(at)
     assert table["Seeds"].tolist() == [3, 3]
