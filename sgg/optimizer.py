@@ -146,6 +146,8 @@ class SGG(Optimizer):
         self.last_recluster_step: int | None = None
         self.reclustered_last_step = False
         self.global_mda: Tensor | None = None
+        # host-side copy of each parameter's step count: {param: (its "step" tensor, count)}
+        self._step_counts: dict[Tensor, tuple[Tensor, int]] = {}
 
     # ---- copy and pickle (like torch optimizers: hooks are not carried over) ---------------
     def __getstate__(self) -> dict[str, Any]:
@@ -306,10 +308,14 @@ class SGG(Optimizer):
     def _resolve_impl(self) -> str:
         return update.resolve_update_impl(self.config.update_impl)
 
-    def _group_batch(self, group: dict[str, Any]) -> tuple[update.AdamBatch, list[Tensor]] | None:
+    def _group_batch(
+        self, group: dict[str, Any], *, factor_always: bool
+    ) -> tuple[update.AdamBatch, list[Tensor]] | None:
         """The group's parameters with a gradient (returned too) as an ``AdamBatch`` of plain
         lists (local shards when sharded); the group's step counters advance here (same tensors
-        and values as the base's)."""
+        and values as the base's). ``factor_always``: a clustered parameter carries its factor
+        even before its first re-cluster (all 1): the compiled kernel then has one variant per
+        kind of tensor from the first step on, and nothing compiles at the first re-cluster."""
         if group.get("differentiable", False):
             raise RuntimeError("SGG does not support differentiable=True base optimizers")
         state = self.state
@@ -319,14 +325,21 @@ class SGG(Optimizer):
                 continue
             if p.is_complex():
                 raise RuntimeError("SGG: complex parameters are not supported")
+            if p.device.type == "meta":
+                raise RuntimeError(
+                    f"SGG: a parameter of shape {tuple(p.shape)} is on the 'meta' device (no "
+                    "data to update); materialise the model first, e.g. model.to_empty(device=...)"
+                )
             param_state = state[p]
             if len(param_state) == 0:
                 self._init_adam_state(p, param_state, group)
+                self._step_counts[p] = (param_state["step"], 0)  # known: no read needed
             live.append((p, param_state))
         if not live:
             return None
         step_tensors = [param_state["step"] for _, param_state in live]
         torch._foreach_add_(step_tensors, 1)  # one call for the group's counters
+        counts = self._advance_step_counts(live)
         amsgrad = bool(group["amsgrad"])
         is_sharded, local = sharding.is_sharded, sharding.local
         params, grads, exp_avgs, exp_avg_sqs, maxes, factors = [], [], [], [], [], []
@@ -340,7 +353,11 @@ class SGG(Optimizer):
             exp_avg_sqs.append(tensors[3])
             if amsgrad:
                 maxes.append(local(param_state["max_exp_avg_sq"]))
-            factors.append(self._factor_of(p))
+            if factor_always:
+                cluster = self.cluster_state(p)
+                factors.append(None if cluster is None else (cluster.assignments, cluster.factors))
+            else:
+                factors.append(self._factor_of(p))
         beta1, beta2 = (float(b) for b in group["betas"])
         decoupled = group.get(
             "decoupled_weight_decay", isinstance(self.base_optimizer, torch.optim.AdamW)
@@ -351,7 +368,7 @@ class SGG(Optimizer):
             exp_avgs=exp_avgs,
             exp_avg_sqs=exp_avg_sqs,
             max_exp_avg_sqs=maxes if amsgrad else None,
-            steps=[int(float(s)) for s in step_tensors],
+            steps=counts,
             factors=factors,
             lr=float(group["lr"]),
             beta1=beta1,
@@ -364,11 +381,30 @@ class SGG(Optimizer):
         )
         return batch, [p for p, _ in live]
 
+    def _advance_step_counts(self, live: list[tuple[Tensor, dict]]) -> list[int]:
+        """The step counts after this step's increment, from a host-side copy: the base's
+        ``step`` tensors (on the device with ``fused``/``capturable``) are read only when first
+        seen or replaced (a load), never in the steady step (no device-to-host sync)."""
+        known = self._step_counts
+        counts = []
+        for p, param_state in live:
+            tensor = param_state["step"]
+            entry = known.get(p)
+            count = entry[1] + 1 if entry is not None and entry[0] is tensor else int(tensor)
+            known[p] = (tensor, count)
+            counts.append(count)
+        return counts
+
     def _adam_step(self) -> None:
         due = self._advance_clock()
-        batches = [b for g in self.param_groups if (b := self._group_batch(g)) is not None]
+        impl = "eager" if due else self._resolve_impl()
+        factor_always = impl == "compiled"
+        batches = [
+            b
+            for g in self.param_groups
+            if (b := self._group_batch(g, factor_always=factor_always)) is not None
+        ]
         if not due:
-            impl = self._resolve_impl()
             for batch, _ in batches:
                 update.adam_batch_step_(
                     batch,
@@ -543,6 +579,7 @@ class SGG(Optimizer):
             self._check_saved(saved, params)
         self.base_optimizer.load_state_dict(state_dict)
         self._layers = {}
+        self._step_counts = {}
         if saved is None:
             steps = [float(s["step"]) for s in self.state.values() if "step" in s]
             self.sgg_step = int(max(steps, default=0))

@@ -447,12 +447,17 @@ def adam_batch_step_(
             _reference_step(tensors, batch.factors[i], h, flags, scale_weight_decay)
             continue
         param, grad = tensors[0], tensors[1]
-        key = (step, param.device, param.dtype, grad.dtype, batch.factors[i] is not None)
+        has_factor = batch.factors[i] is not None
+        kind = "compiled" if has_factor or not _torch_fused_takes(param, grad) else "torch"
+        key = (kind, step, param.device, param.dtype, grad.dtype, has_factor)
         buckets.setdefault(key, []).append(i)
-    for (step, device, *_), idx in buckets.items():
+    for (kind, step, device, *_), idx in buckets.items():
         h = hypers[step]
         has_factor = batch.factors[idx[0]] is not None
         maxes = batch.max_exp_avg_sqs
+        if kind == "torch":
+            _torch_fused_adam_(batch, idx, h, device)
+            continue
         try:
             fused_adam_multi_(
                 [batch.params[i] for i in idx],
@@ -474,6 +479,42 @@ def adam_batch_step_(
             note_compile_failure(exc)
             for i in idx[getattr(exc, "sgg_done", 0) :]:
                 _reference_step(batch.tensors(i), batch.factors[i], h, flags, scale_weight_decay)
+
+
+_TORCH_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _torch_fused_takes(param: Tensor, grad: Tensor) -> bool:
+    """Whether torch's own fused Adam kernel can update this (factor-free) tensor."""
+    return (
+        param.dtype in _TORCH_FUSED_DTYPES
+        and grad.dtype == param.dtype
+        and param.device.type in ("cpu", "cuda")
+    )
+
+
+def _torch_fused_adam_(batch: AdamBatch, idx: list[int], h: AdamHyper, device) -> None:
+    """Tensors without a factor (not clustered: biases, norm vectors) take torch's own fused
+    Adam/AdamW kernel: SGG's update is the base's there, and one aten call updates them all."""
+    fused = torch._fused_adamw_ if batch.decoupled else torch._fused_adam_
+    # the kernel reads the step count from a tensor on the parameters' device: one for all
+    step = torch.tensor(h.step, dtype=torch.float32, device=device)
+    maxes = batch.max_exp_avg_sqs
+    fused(
+        [batch.params[i] for i in idx],
+        [batch.grads[i] for i in idx],
+        [batch.exp_avgs[i] for i in idx],
+        [batch.exp_avg_sqs[i] for i in idx],
+        [maxes[i] for i in idx] if maxes is not None and batch.amsgrad else [],
+        [step] * len(idx),
+        lr=h.lr,
+        beta1=h.beta1,
+        beta2=h.beta2,
+        weight_decay=h.weight_decay,
+        eps=h.eps,
+        amsgrad=batch.amsgrad,
+        maximize=batch.maximize,
+    )
 
 
 def _reference_step(tensors, factor_of, h: AdamHyper, flags: dict, scale_weight_decay: bool):
