@@ -145,7 +145,10 @@ def points(v: float) -> str:
 
 
 def ms(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v * 1000:.3g} ms"
+    """Seconds as '12.3 ms' or '1.19 s' (3 significant figures)."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v:.3g} s" if abs(v) >= 1 else f"{v * 1000:.3g} ms"
 
 
 def interval_text(d: Difference, fmt=num) -> str:
@@ -355,6 +358,7 @@ COMPARISON_COLUMNS = [
     "Gradient CV",
     "At step",
     "Not like for like",
+    "Optimizer time per step",
     "Seeds",
 ]
 TABLE_WORDS = {NO_DIFFERENCE: "none detected"}
@@ -381,6 +385,7 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Spikes": num(base.base_spikes, 3),
                 "Gradient CV": pct(base.base_cv),
                 "Not like for like": "",
+                "Optimizer time per step": ms(base.base_optimizer_time),
             }
         )
     for c in comparisons:
@@ -406,6 +411,12 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Spikes": num(c.spikes, 3),
                 "Gradient CV": pct(c.cv),
                 "Not like for like": like_for_like(c).removeprefix("Not like for like: "),
+                "Optimizer time per step": ms(c.optimizer_time)
+                + (
+                    f" ({_short(verdict_word(c.optimizer_time_diff, 'less', 'more'))})"
+                    if c.hardware == "same" and np.isfinite(c.optimizer_time_diff.estimate)
+                    else ""
+                ),
             }
         )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
