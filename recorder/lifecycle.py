@@ -153,8 +153,11 @@ def open_run(
     paths = (run_dir, run_dir / schema.TABLES_DIR, run_dir / schema.RUN_JSON)
     created += [p for p in paths if not p.exists()]
     start = new_start(new_meta(), optimizer_steps)
-    make_dirs(run_dir / schema.TABLES_DIR)
+    # run.json before tables/: a start killed in between leaves a run (resumable, overwritable)
+    # or an empty folder, never a folder that holds "no run" but is not empty
+    make_dirs(run_dir)
     run_meta.write_run_json(run_dir, start.meta)
+    make_dirs(run_dir / schema.TABLES_DIR)
     return start
 
 

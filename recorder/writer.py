@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -153,12 +154,31 @@ class ChunkWriter:
         return path
 
 
+def _max_step(path: Path) -> float:
+    """The largest `step` in a chunk from its Parquet statistics (inf when they are missing or
+    the file is unreadable: the caller then reads it)."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+        column = meta.schema.to_arrow_schema().get_field_index("step")
+        highest = -math.inf
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return math.inf
+            highest = max(highest, stats.max)
+        return highest
+    except (OSError, pa.ArrowException, ValueError):
+        return math.inf
+
+
 def truncate_after(run_dir: Path, step: int) -> int:
     """Rewrite (atomically) every chunk holding rows with `step > step`; return rows dropped."""
     dropped = 0
     for table in schema.TABLES:
         remove_superseded(run_dir, table)
         for path in list_chunks(run_dir, table):
+            if _max_step(path) <= step:
+                continue  # the chunk's statistics say it holds no later row: not read
             try:
                 tbl = pq.read_table(path, schema=schema.TABLES[table])
             except (OSError, pa.ArrowException):
