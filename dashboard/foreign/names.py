@@ -81,6 +81,9 @@ class MetricNames:
     eval_split_pattern: str = r"^eval[/_](?P<split>[^/]+)_loss$"  # eval/<name>_loss
     # the step axis of histories that count log calls rather than optimizer steps (W&B)
     step: tuple[str, ...] = _tuple("train/global_step", "trainer/global_step", "global_step")
+    # added to every logged step so that step 1 is the first optimizer step, as in our runs;
+    # None: +1 for runs written by Lightning (its loggers count steps from 0), else 0
+    step_offset: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("loss", "lr", "grad_norm", "tokens", "step"):
@@ -88,6 +91,10 @@ class MetricNames:
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{name} must be a sequence of metric names, got {value!r}")
             object.__setattr__(self, name, tuple(value))
+        if self.step_offset is not None and (
+            isinstance(self.step_offset, bool) or not isinstance(self.step_offset, int)
+        ):
+            raise ValueError(f"step_offset must be an int or None, got {self.step_offset!r}")
         if not isinstance(self.evals, Mapping):
             raise ValueError(f"evals must map a split to metric names, got {self.evals!r}")
         try:
@@ -118,7 +125,7 @@ class MetricNames:
             raise ValueError(f"unknown metric name settings: {sorted(unknown)}")
         changes: dict[str, Any] = {}
         for key, value in extra.items():
-            if key == "eval_split_pattern":
+            if key in ("eval_split_pattern", "step_offset"):
                 changes[key] = value
             elif key == "evals":
                 if not isinstance(value, Mapping):

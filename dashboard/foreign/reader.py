@@ -168,6 +168,10 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
         raw = mlflow_store.read(path, source["run_id"])
         updated = raw.get("updated") or updated
     scalars: pd.DataFrame = raw["scalars"]
+    writer = written_by(kind, path, scalars, raw["config"])
+    offset = names.step_offset if names.step_offset is not None else int(writer == "lightning")
+    if offset:
+        scalars = scalars.assign(step=scalars["step"] + offset)
     t0 = mapping.first_time(scalars)
     steps, chosen = mapping.steps_table(scalars, names, t0)
     evals, eval_chosen = mapping.evals_table(scalars, names, t0)
@@ -186,7 +190,7 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
         created=created,
         updated=updated,
     )
-    meta["source"]["logged"] = logged
+    meta["source"].update(logged=logged, writer=writer, step_offset=offset)
     tables: dict[str, pa.Table] = {}
     if steps is not None:
         tables["steps"] = steps
@@ -216,6 +220,22 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
             "docs/integrations.md, 'Foreign runs' to name them."
         )
     return Loaded(meta=meta, tables=tables, messages=messages)
+
+
+def written_by(kind: str, path: Path, scalars: pd.DataFrame, config: dict[str, Any]) -> str | None:
+    """ "lightning" when Lightning's logger wrote the run (it counts steps from 0: TensorBoard's
+    `hparams.yaml` beside the events, W&B's `trainer/global_step`, MLflow's per-step `epoch`
+    without the HF Trainer's `logging_steps` param), "hf" for the HF Trainer, else None."""
+    logged = set(scalars["tag"].unique()) if len(scalars) else set()
+    if {"train/epoch", "train/global_step"} & logged or "logging_steps" in config:
+        return "hf"
+    if kind == "tensorboard" and (path / "hparams.yaml").is_file():
+        return "lightning"
+    if kind == "wandb" and "trainer/global_step" in logged:
+        return "lightning"
+    if kind == "mlflow" and "epoch" in logged:
+        return "lightning"
+    return None
 
 
 def read_table(

@@ -163,10 +163,7 @@ def _long_form(
     default = names.pick("step", logged) or "_step"
     wall = wide["_timestamp"] if "_timestamp" in wide else pd.Series(np.nan, index=wide.index)
     axes: dict[str, list[str]] = {}  # step column -> the metrics charted against it
-    x_columns = {default, *step_metrics.values()}
-    for tag in logged:
-        if tag in x_columns:
-            continue
+    for tag in logged:  # a step metric is kept as a series too (it tells who wrote the run)
         axis = step_metrics.get(tag) or next(
             (x for g, x in step_metrics.items() if fnmatch.fnmatchcase(tag, g)), default
         )
