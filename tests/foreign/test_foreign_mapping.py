@@ -39,6 +39,8 @@ def test_extended_names_are_tried_first_and_round_trip():
         ({"lr": [1, 2]}, "lr"),
         ({"evals": ["val_loss"]}, "evals"),
         ({"eval_split_pattern": "("}, "eval_split_pattern"),
+        ({"step_offset": "1"}, "step_offset"),
+        ({"step_offset": True}, "step_offset"),
     ],
 )
 def test_bad_names_raise_value_error_naming_the_argument(kwargs, match):
