@@ -26,48 +26,68 @@ def comparisons(ctx: Ctx) -> list[Comparison]:
     ]
 
 
-def _delta(d, lower: str, higher: str, fmt=lambda v: f"{v:+.3g}") -> dict:
-    """The card's delta: the verdict word, coloured (with an arrow) only when the interval
-    excludes zero, grey otherwise."""
-    word = narrative.verdict_word(d, lower, higher)
+def _delta(d, lower: str, higher: str, base: str, fmt=lambda v: f"{v:+.3g}") -> dict:
+    """The card's delta: the verdict, coloured (with an arrow) only when the interval excludes
+    zero, grey otherwise; the baseline's value beside it."""
+    word = narrative.TABLE_WORDS.get(*(2 * [narrative.verdict_word(d, lower, higher)]))
+    out = {"delta_description": f"vs {base}"}
     if d.detected:
-        return {"delta": f"{fmt(d.estimate)}: {word}", "delta_color": "inverse"}
-    return {"delta": word, "delta_color": "off", "delta_arrow": "off"}
+        return {**out, "delta": f"{fmt(d.estimate)}: {word}", "delta_color": "inverse"}
+    return {**out, "delta": word, "delta_color": "off", "delta_arrow": "off"}
 
 
 def cards(c: Comparison) -> None:
-    c0, c1, c2, c3, c4 = st.columns([3, 2, 2, 2, 2])
-    c0.markdown(f"#### {c.name}")
+    st.markdown(f"#### {c.name}")
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric(
-        f"{c.kind.capitalize()} loss at step {c.at_step:,}",
+        f"Loss at step {c.at_step:,}",
         narrative.num(c.loss),
-        **_delta(c.loss_diff, "better", "worse"),
-        help=f"Baseline: {narrative.num(c.base_loss)}. {narrative.definition('95% interval')}",
+        **_delta(c.loss_diff, "better", "worse", narrative.num(c.base_loss)),
+        help=f"{c.kind.capitalize()} loss. {narrative.definition('95% interval')}",
+        border=True,
     )
     if c.reached:
         c2.metric(
             "Steps to the baseline's loss",
-            f"{narrative.steps_text(c.steps_to_target)} vs "
-            f"{narrative.steps_text(c.base_steps_to_target)}",
-            **_delta(c.steps_diff, "faster", "slower", lambda v: f"{v:+,.0f} steps"),
+            narrative.steps_text(c.steps_to_target),
+            **_delta(
+                c.steps_diff,
+                "faster",
+                "slower",
+                narrative.steps_text(c.base_steps_to_target),
+                lambda v: f"{v:+,.0f}",
+            ),
+            border=True,
         )
     else:
         c2.metric(
             "Steps to the baseline's loss",
-            f"not in {c.lengths[0]:,}",
-            delta=f"{c.end_gap:+.1%} at its end" if c.end_gap == c.end_gap else None,
+            "not reached",
+            delta=f"in {c.lengths[0]:,} steps"
+            + (f"; {c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else ""),
             delta_color="off",
             delta_arrow="off",
+            border=True,
         )
     c3.metric(
         "Spikes",
-        f"{narrative.num(c.spikes, 3)} vs {narrative.num(c.base_spikes, 3)}",
-        **_delta(c.spikes_diff, "fewer", "more"),
+        narrative.num(c.spikes, 3),
+        **_delta(c.spikes_diff, "fewer", "more", narrative.num(c.base_spikes, 3)),
+        help=narrative.definition("spike"),
+        border=True,
     )
     c4.metric(
         "Gradient-size variation",
-        f"{narrative.pct(c.cv)} vs {narrative.pct(c.base_cv)}",
-        **_delta(c.cv_diff, "steadier", "less steady", lambda v: f"{v * 100:+.0f} points"),
+        narrative.pct(c.cv),
+        **_delta(
+            c.cv_diff,
+            "steadier",
+            "less steady",
+            narrative.pct(c.base_cv),
+            lambda v: f"{v * 100:+.0f} pts",
+        ),
+        help=narrative.definition("gradient-size variation (CV)"),
+        border=True,
     )
 
 
