@@ -122,7 +122,7 @@ class RecorderCallback(Callback):
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         rec = self.recorder
-        if rec is None:
+        if rec is None or rec.closed:
             return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if torch.is_tensor(loss) and loss.numel() == 1:
@@ -138,7 +138,7 @@ class RecorderCallback(Callback):
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         rec = self.recorder
-        if rec is None or trainer.sanity_checking:
+        if rec is None or rec.closed or trainer.sanity_checking:  # closed: validate() after fit
             return
         metrics = trainer.callback_metrics
         for key in self.eval_metrics:

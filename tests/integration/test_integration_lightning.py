@@ -87,6 +87,8 @@ def test_fit_is_recorded(tmp_path):
     assert evals["step"].tolist() == [BATCHES, 2 * BATCHES] and set(evals["split"]) == {"val"}
     clusters = table(tmp_path / "run", "clusters")
     assert sorted(clusters["step"].unique()) == [4, 8, 12]
+    t.validate(t.lightning_module, loader())  # after fit: the closed run is left alone
+    assert table(tmp_path / "run", "evals")["step"].tolist() == [BATCHES, 2 * BATCHES]
 
 
 def test_gradient_accumulation_logs_one_row_per_optimizer_step(tmp_path):
