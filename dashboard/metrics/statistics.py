@@ -236,8 +236,6 @@ SUMMARY_COLUMNS = {
     "final_eval_loss": "Final eval loss",
     "best_eval_loss": "Best eval loss",
     "final_eval_ppl": "Final eval perplexity",
-    "steps_to_target": "Steps to baseline's final loss",
-    "speedup_steps": "Speed-up (x)",
     "loss_spikes": "Loss spikes",
     "grad_spikes": "Gradient spikes",
     "grad_norm_cv": "Gradient-norm CV",

@@ -77,6 +77,19 @@ def test_unequal_runs_are_compared_at_equal_steps(tmp_path, monkeypatch):
     assert "never" not in text.lower()
     top = [str(w.value) for w in at.warning]
     assert any(w.startswith("**sgg-3e-3**") and "probably killed" in w for w in top)
+    at.session_state["view"] = "Loss"
+    at.run()
+    assert '"text":["stopped"]' in chart_specs(at)  # the end of its curve is marked
+
+
+def test_a_finished_run_stops_the_live_refresh(tmp_path, monkeypatch):
+    small_run(tmp_path, "base", optimizer="adamw", seed=0)
+    run = small_run(tmp_path, "live", optimizer="sgg", seed=0, status="running")
+    at = render(tmp_path, monkeypatch, baseline="base", compare=["live"])
+    assert "Live:" in texts(at) and "still training" in texts(at)
+    edit_meta(run, status="finished")
+    at.run()
+    assert "Live:" not in texts(at) and "still training" not in texts(at)
 
 
 def test_early_spikes_count_and_truncation_is_named_at_the_top(tmp_path, monkeypatch):
