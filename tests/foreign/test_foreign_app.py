@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_tensorboard_hf
+from foreign_writers import write_tensorboard_hf
 
 from recorder import Recorder
 from sgg import SGG

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import wait_for_wandb_exit
+from foreign_writers import wait_for_wandb_exit
 
 from dashboard import foreign
 

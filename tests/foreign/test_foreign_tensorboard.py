@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import EVAL_EVERY, STEPS, loss_at, lr_at, write_tensorboard_hf
+from foreign_writers import EVAL_EVERY, STEPS, loss_at, lr_at, write_tensorboard_hf
 
 from dashboard import foreign, loader
 from dashboard.foreign import reader

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EVAL_EVERY, STEPS, loss_at, lr_at, write_mlflow_hf, write_wandb_hf
+from foreign_writers import EVAL_EVERY, STEPS, loss_at, lr_at, write_mlflow_hf, write_wandb_hf
 
 from dashboard import foreign, loader
 from runformat import schema
