@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import loader
+from dashboard.metrics import groups
 from dashboard.prepare import BANDS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -79,10 +80,15 @@ def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, l
     by = {r.rel: r for r in runs}
     rel_of = {labels[r.rel]: r.rel for r in runs}
     names = list(rel_of)
-    # default: an AdamW run (one with a shadow clustering shows the most), compared with the
-    # SGG run(s) trained at the same learning rate
+    # default: an AdamW run (one with a shadow clustering shows the most, then one with the
+    # most seeds), compared with the SGG run whose settings differ least
     adamw = [r for r in runs if r.optimizer.lower() == "adamw"]
-    adamw.sort(key=lambda r: (not r.shadow, r.rel.count("/"), r.rel))
+    seeds = {
+        rel: len(members)
+        for members in groups.seed_groups({r.rel: r.meta for r in runs}).values()
+        for rel in members
+    }
+    adamw.sort(key=lambda r: (not r.shadow, -seeds[r.rel], r.rel.count("/"), r.rel))
     default_base = labels[adamw[0].rel] if adamw else names[0]
     for key in ("baseline", "compare"):  # a stale selection (another folder) is dropped
         v = st.session_state.get(key)
@@ -102,7 +108,12 @@ def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, l
     base_lr = by[baseline].learning_rate
     sgg = sorted(
         (n for n in others if by[rel_of[n]].optimizer.lower() == "sgg"),
-        key=lambda n: (by[rel_of[n]].learning_rate != base_lr, rel_of[n].count("/"), rel_of[n]),
+        key=lambda n: (  # like for like first: the fewest settings that differ
+            len(groups.differing_settings(by[rel_of[n]].meta, by[baseline].meta)),
+            by[rel_of[n]].learning_rate != base_lr,
+            rel_of[n].count("/"),
+            rel_of[n],
+        ),
     )
     default_cmp: list[str] | None = sgg[:1] or others[:1]
     if "compare" in st.session_state:
