@@ -23,8 +23,8 @@ What lands in the run (docs/run-format.md), as with the HF callback (recorder/hf
 Resume: `trainer.fit(..., ckpt_path=...)` restores the trainer's step before `on_train_start`;
 the callback then resumes the run directory at that step (later rows are dropped and rewritten).
 It flushes the run whenever Lightning saves a checkpoint, so the run always reaches it.
-Multi-device (DDP, `ddp_spawn`): every rank trains; global rank 0 writes (`rank_zero_recorder`),
-and the loss is rank 0's local loss.
+Multi-device (DDP, `ddp_spawn`, `ddp_fork`): every rank trains; global rank 0 writes
+(`rank_zero_recorder`), and the loss is rank 0's local loss.
 """
 
 from __future__ import annotations

@@ -139,14 +139,13 @@ def test_bad_arguments():
         RecorderCallback("x", tokens_per_batch=3)
 
 
-@pytest.mark.slow
-def test_ddp_spawn_two_cpu_processes_rank_zero_writes(tmp_path):
+def test_ddp_two_cpu_processes_rank_zero_writes(tmp_path):
     rec = RecorderCallback(tmp_path / "run")
     t = pl.Trainer(
         max_steps=BATCHES,
         accelerator="cpu",
         devices=2,
-        strategy="ddp_spawn",
+        strategy="ddp_fork",  # forked workers: no re-import, a few seconds
         callbacks=[rec],
         logger=False,
         enable_progress_bar=False,
