@@ -49,6 +49,9 @@ def test_wandb_offline_runs_group_by_seed(wandb_env):
     assert {k: v for k, v in c0.items() if k != "seed"} == {
         k: v for k, v in c1.items() if k != "seed"
     }
+    from dashboard.metrics.groups import seed_groups
+
+    assert len(seed_groups({n: x.meta for n, x in runs.items()})) == 1  # one group, two seeds
     # the step axis is the trainer's train/global_step, not wandb's count of log calls
     _check_hf_tables(r0.meta)
 
@@ -80,6 +83,12 @@ def test_mlflow_file_store(mlflow_file_store):
     _check_hf_tables(r.meta)
     run = loader.Run(r.path, r.rel, r.meta)
     assert run.learning_rate == pytest.approx(1e-3) and run.optimizer == "adamw"
+    # the two seeds form one seed group, as two recorded runs would
+    from dashboard.metrics.groups import seed_groups
+
+    assert list(seed_groups({n: x.meta for n, x in runs.items()}).values()) == [
+        ["adamw-s0", "adamw-s1"]
+    ]
 
 
 @pytest.mark.slow
