@@ -236,21 +236,21 @@ def loss_difference(
 BANDS = {"minmax": "min to max over seeds", "sd": "mean ± 1 standard deviation"}
 
 
-def group_lines(
+def group_bands(
     groups: dict[str, list[pd.DataFrame]],
     x: str,
     y: str,
     smoothing: float,
     band: str = "minmax",
     n_out: int = DEFAULT_POINTS,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(mean, band) long-form frames of column `y` per group of runs (seeds): each run is
-    smoothed first, the runs are aligned on the steps all of them logged, then averaged; the
-    band is min..max or mean ± 1 sd (`band`). Columns run, <x>, <y> and run, <x>, lo, hi."""
+) -> pd.DataFrame:
+    """The band of column `y` around each group's mean (groups of two or more runs): each run
+    is smoothed first, the runs are aligned on the steps all of them logged; the band is
+    min..max or mean ± 1 sd (`band`). Columns run, <x>, lo, hi."""
     if band not in BANDS:
         raise ValueError(f"band must be one of {sorted(BANDS)}, got {band!r}")
     col = X_AXES[x][0]
-    means, bands = [], []
+    bands = []
     for name, dfs in groups.items():
         parts = []
         for i, df in enumerate(dfs):
@@ -265,7 +265,7 @@ def group_lines(
                 .drop_duplicates("step")
                 .set_index("step")
             )
-        if not parts:
+        if len(parts) < 2:
             continue
         m = pd.concat(parts, axis=1, join="inner").sort_index()
         if m.empty:
@@ -274,25 +274,17 @@ def group_lines(
         xs = m[[c for c in m.columns if c.startswith("x")]].to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(ys, axis=1)
-            if band == "sd" and ys.shape[1] > 1:
-                sd = np.nanstd(ys, axis=1, ddof=1)
+            if band == "sd":
+                mean, sd = np.nanmean(ys, axis=1), np.nanstd(ys, axis=1, ddof=1)
                 lo, hi = mean - sd, mean + sd
             else:
                 lo, hi = np.nanmin(ys, axis=1), np.nanmax(ys, axis=1)
         xv = np.nanmean(xs, axis=1) if col != "step" else m.index.to_numpy(dtype=np.float64)
-        line = pd.DataFrame({col: xv, y: mean})
-        means.append(downsample_frame(line, col, y, n_out).assign(run=name))
-        if ys.shape[1] > 1:
-            keep = np.unique(np.linspace(0, len(xv) - 1, min(len(xv), n_out)).astype(int))
-            bands.append(
-                pd.DataFrame({col: xv[keep], "lo": lo[keep], "hi": hi[keep]}).assign(run=name)
-            )
-
-    def cat(p, c):
-        return pd.concat(p, ignore_index=True) if p else pd.DataFrame(columns=c)
-
-    return cat(means, ["run", col, y]), cat(bands, ["run", col, "lo", "hi"])
+        keep = np.unique(np.linspace(0, len(xv) - 1, min(len(xv), n_out)).astype(int))
+        bands.append(pd.DataFrame({col: xv[keep], "lo": lo[keep], "hi": hi[keep]}).assign(run=name))
+    if not bands:
+        return pd.DataFrame(columns=["run", col, "lo", "hi"])
+    return pd.concat(bands, ignore_index=True)
 
 
 def group_mean_tables(

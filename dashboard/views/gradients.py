@@ -25,8 +25,8 @@ def page(ctx: Ctx) -> None:
     lines, bands, spikes = cached(prepare.grad_lines, key, means, o["x"])
     pooled = [n for n, m in ctx.series if len(m) > 1]
     if pooled:  # a group: its band is the spread over seeds, its crosses every seed's spikes
-        _, seed_bands = cached(
-            prepare.group_lines, (key, o["band"]), steps, o["x"], "grad_norm", 0.0, o["band"]
+        seed_bands = cached(
+            prepare.group_bands, (key, o["band"]), steps, o["x"], "grad_norm", 0.0, o["band"]
         )
         bands = pd.concat([bands[~bands["run"].isin(pooled)], seed_bands], ignore_index=True)
         per_run = {f"{n}\x00{i}": df for n in pooled for i, df in enumerate(steps[n])}

@@ -48,7 +48,7 @@ def train_figure(ctx: Ctx, smoothing: float | None = None) -> go.Figure:
     means = cached(prepare.group_mean_tables, key, steps, STEP_COLUMNS)
     smooth, raw = cached(prepare.loss_lines, key, means, o["x"], sm)
     raw = raw[raw["run"].isin([n for n, m in ctx.series if len(m) == 1])]
-    _, bands = cached(prepare.group_lines, (key, o["band"]), steps, o["x"], "loss", sm, o["band"])
+    bands = cached(prepare.group_bands, (key, o["band"]), steps, o["x"], "loss", sm, o["band"])
     return figures.line_figure(
         smooth,
         col,
@@ -73,7 +73,7 @@ def eval_figure(ctx: Ctx) -> go.Figure:
     evals = evals_by_series(ctx)
     emeans = cached(prepare.group_mean_tables, ekey, evals, EVAL_COLUMNS)
     ev = cached(prepare.eval_lines, ekey, emeans, o["x"])
-    _, ebands = cached(prepare.group_lines, ekey, evals, o["x"], "loss", 0.0, o["band"])
+    ebands = cached(prepare.group_bands, ekey, evals, o["x"], "loss", 0.0, o["band"])
     return figures.line_figure(
         ev,
         col,

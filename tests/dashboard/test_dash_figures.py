@@ -113,3 +113,32 @@ def test_loss_difference_is_run_minus_baseline_per_step():
     d = prepare.loss_difference({"b": base, "r": run}, "b", "step", 0.9)
     assert set(d["run"]) == {"r"} and len(d) == 50
     np.testing.assert_allclose(d["diff"], -0.5)
+
+
+def test_group_mean_and_band_over_seeds():
+    step = np.arange(1, 101)
+    a = pd.DataFrame({"step": step, "loss": np.full(100, 2.0)})
+    b = pd.DataFrame({"step": step[:80], "loss": np.full(80, 4.0)})  # shorter: common steps
+    means = prepare.group_mean_tables({"g": [a, b], "one": [a]}, ("loss",))
+    assert means["one"] is a
+    assert len(means["g"]) == 80 and np.allclose(means["g"]["loss"], 3.0)
+    band = prepare.group_bands({"g": [a, b], "one": [a]}, "step", "loss", 0.0, "minmax")
+    assert set(band["run"]) == {"g"}  # a single run has no band
+    assert np.allclose(band["lo"], 2.0) and np.allclose(band["hi"], 4.0)
+    sd = prepare.group_bands({"g": [a, b]}, "step", "loss", 0.0, "sd")
+    assert np.allclose(sd["hi"] - sd["lo"], 2 * np.std([2.0, 4.0], ddof=1))
+    with pytest.raises(ValueError, match="band"):
+        prepare.group_bands({"g": [a, b]}, "step", "loss", 0.0, "iqr")
+
+
+def test_stacked_figures_share_one_x_axis():
+    f1 = figures.line_figure(
+        pd.DataFrame({"run": ["a"], "x": [1], "y": [2.0]}), "x", "y", "run", {}
+    )
+    f2 = figures.line_figure(
+        pd.DataFrame({"run": ["a"], "x": [1], "y": [3.0]}), "x", "y", "run", {}
+    )
+    fig = figures.stacked([f1, f2])
+    assert fig.layout.xaxis.matches == "x2" or fig.layout.xaxis2.matches == "x"
+    assert fig.layout.yaxis.hoverformat == ".4g"
+    assert sum(bool(t.showlegend is not False) for t in fig.data) == 1  # one legend entry per run
