@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from foreign_writers import write_tensorboard_hf
+from foreign_writers import write_mlflow_hf, write_tensorboard_hf, write_wandb_hf
 
 from recorder import Recorder
 from sgg import SGG
@@ -96,3 +96,28 @@ def test_dashboard_without_the_extras_names_the_extra_a_folder_needs(tmp_path):
     assert res["imported"] == []
     (msg,) = [m for m in res["messages"] if "TensorBoard" in m]
     assert "`tb/adamw`" in msg and "pip install '.[tensorboard]'" in msg
+
+
+def test_reading_foreign_runs_imports_no_torch(tmp_path, wandb_env, mlflow_file_store):
+    """The dashboard opens runs on a laptop without PyTorch: reading all three kinds of
+    foreign run imports neither torch nor our recorder."""
+    write_tensorboard_hf(tmp_path / "tb" / "adamw")
+    write_wandb_hf(wandb_env, "wb-adamw")
+    write_mlflow_hf(mlflow_file_store.as_uri(), "ml-adamw")
+    code = (
+        "import sys\n"
+        "from dashboard import loader\n"
+        "d = loader.discover_runs(sys.argv[1])\n"
+        "rows = sum(len(loader.read_table(r, 'steps', d.root).df) for r in d.runs)\n"
+        "print(len(d.runs), rows, sorted(m for m in ('torch', 'sgg', 'recorder') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "3 90 []"
