@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dashboard.foreign.names import DEFAULT_NAMES, MetricNames
 from runformat import schema
@@ -237,9 +238,9 @@ def build_meta(
     seed = _lookup(config, "seed")
     last = None
     if steps is not None and steps.num_rows:
-        last = int(pa.compute.max(steps.column("step")).as_py())
+        last = int(pc.max(steps.column("step")).as_py())
     if evals is not None and evals.num_rows:
-        e = int(pa.compute.max(evals.column("step")).as_py())
+        e = int(pc.max(evals.column("step")).as_py())
         last = e if last is None else max(last, e)
     now = dt.datetime.now(dt.timezone.utc).timestamp()
     if status is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dashboard.foreign import disk_cache, mapping
 from dashboard.foreign.names import MetricNames
@@ -198,19 +199,23 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
         if lr.null_count < steps.num_rows:
             from runformat import schema
 
-            keep = pa.compute.is_valid(lr)
+            keep = pc.is_valid(lr)
             tables["lrs"] = schema.build_table(
                 "lrs",
                 {
                     "step": steps.column("step").filter(keep),
-                    "group": pa.array([0] * int(pa.compute.sum(keep).as_py()), pa.int32()),
+                    "group": pa.array([0] * int(pc.sum(keep).as_py()), pa.int32()),
                     "lr": lr.filter(keep),
                 },
             )
     if evals is not None:
         tables["evals"] = evals
-    if raw.get("histograms") is not None:
-        tables["histograms"] = raw["histograms"]
+    hist = raw.get("histograms")
+    if hist is not None:
+        if offset:
+            i = hist.schema.get_field_index("step")
+            hist = hist.set_column(i, "step", pc.add(hist.column("step"), offset))
+        tables["histograms"] = hist
     messages = list(raw.get("messages") or [])
     if steps is None and evals is None:
         where = source.get("rel") or path.name
