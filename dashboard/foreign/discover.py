@@ -42,8 +42,10 @@ class Found:
     messages: list[str]
 
 
-def find(root: Path) -> list[tuple[str, Path]]:
-    """(kind, path) of every foreign run folder or store under `root` (resolved), by names."""
+def find(root: Path, refused: list[str] | None = None) -> list[tuple[str, Path]]:
+    """(kind, path) of every foreign run folder or store under `root` (resolved), by names.
+    A run whose files are symbolic links is refused (the loader reads only files under the
+    root, and the libraries would follow the links): its folder is added to `refused`."""
     out: list[tuple[str, Path]] = []
     walk = os.walk(root, followlinks=False)
     for scanned, (dirpath, dirnames, filenames) in enumerate(walk, start=1):
@@ -55,20 +57,27 @@ def find(root: Path) -> list[tuple[str, Path]]:
         if RUN_JSON in filenames:  # one of our runs: the loader's
             dirnames[:] = []
             continue
-        if any(f.startswith(EVENT_PREFIX) for f in filenames):
-            out.append(("tensorboard", here))
+        marked = [f for f in filenames if f.startswith(EVENT_PREFIX) or f.endswith(".wandb")]
+        if marked:
+            kind = "tensorboard" if marked[0].startswith(EVENT_PREFIX) else "wandb"
             dirnames[:] = []  # sub-folders' events (hparams, add_scalars) belong to this run
-            continue
-        if any(f.endswith(".wandb") for f in filenames):
-            out.append(("wandb", here))
-            dirnames[:] = []
+            if any((here / f).is_symlink() for f in marked):
+                if refused is not None:
+                    refused.append(_rel(here, root) or ".")
+                continue
+            out.append((kind, here))
             continue
         if is_file_store(here):
             out.append(("mlflow", here))
             dirnames[:] = []
             continue
         for f in sorted(filenames):
-            if f.lower().endswith(SQLITE_SUFFIXES) and is_sqlite_store(here / f):
+            path = here / f
+            if (
+                f.lower().endswith(SQLITE_SUFFIXES)
+                and not path.is_symlink()
+                and is_sqlite_store(path)
+            ):
                 out.append(("mlflow", here / f))
     return out
 
@@ -87,7 +96,10 @@ def discover(root: Path, names: MetricNames | None = None) -> Found:
         names, messages = names_for(root)
     runs: list[ForeignRun] = []
     missing: dict[str, list[str]] = {}
-    for kind, path in find(root):
+    refused: list[str] = []
+    found = find(root, refused)
+    messages += [f"`{r}`: its run files are symbolic links; refused." for r in refused]
+    for kind, path in found:
         rel = _rel(path, root)
         if not reader.available(kind):
             missing.setdefault(kind, []).append(rel or ".")

@@ -195,3 +195,13 @@ def test_disk_cache_can_be_turned_off(tmp_path, monkeypatch):
     assert disk_cache.folder() is None
     write_tensorboard_hf(tmp_path / "r")
     foreign.read_table(_one(tmp_path).meta, "steps")  # works without it
+
+
+def test_symlinked_event_files_are_refused(tmp_path):
+    outside = write_tensorboard_hf(tmp_path / "outside" / "run")
+    (tmp_path / "root" / "linked").mkdir(parents=True)
+    for f in outside.iterdir():
+        (tmp_path / "root" / "linked" / f.name).symlink_to(f)
+    found = foreign.discover((tmp_path / "root").resolve())
+    assert found.runs == []
+    assert any("`linked`" in m and "refused" in m for m in found.messages)
