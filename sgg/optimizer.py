@@ -284,8 +284,8 @@ class SGG(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:  # type: ignore[override]
         """One step of the base optimizer with each element's step scaled by its factor."""
-        self._check_grads()
         if self.config.observe_only:
+            self._check_grads()
             loss = self.base_optimizer.step(closure) if closure else self.base_optimizer.step()
             self.observe_step()
             return loss
@@ -294,10 +294,25 @@ class SGG(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         if self._fast:
-            self._adam_step()
+            self._adam_step()  # checks each gradient as it collects it
         else:
+            self._check_grads()
             self._generic_step()
         return loss
+
+    @staticmethod
+    def _refuse(p: Tensor) -> None:
+        if p.grad is not None and p.grad.is_sparse:
+            raise RuntimeError(
+                "SGG does not support sparse gradients (a parameter of shape "
+                f"{tuple(p.shape)} has one); use dense gradients or torch.optim.SparseAdam"
+            )
+        if p.is_complex():
+            raise RuntimeError("SGG: complex parameters are not supported")
+        raise RuntimeError(
+            f"SGG: a parameter of shape {tuple(p.shape)} is on the 'meta' device (no data to "
+            "update); materialise the model first, e.g. model.to_empty(device=...)"
+        )
 
     def _factor_of(self, p: Tensor) -> tuple[Tensor, Tensor] | None:
         cluster = self._layers.get(p)
@@ -321,15 +336,11 @@ class SGG(Optimizer):
         state = self.state
         live = []
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            if p.is_complex():
-                raise RuntimeError("SGG: complex parameters are not supported")
-            if p.device.type == "meta":
-                raise RuntimeError(
-                    f"SGG: a parameter of shape {tuple(p.shape)} is on the 'meta' device (no "
-                    "data to update); materialise the model first, e.g. model.to_empty(device=...)"
-                )
+            if grad.is_sparse or p.is_complex() or p.is_meta:
+                self._refuse(p)
             param_state = state[p]
             if len(param_state) == 0:
                 self._init_adam_state(p, param_state, group)
@@ -341,7 +352,7 @@ class SGG(Optimizer):
         torch._foreach_add_(step_tensors, 1)  # one call for the group's counters
         counts = self._advance_step_counts(live)
         amsgrad = bool(group["amsgrad"])
-        is_sharded, local = sharding.is_sharded, sharding.local
+        is_sharded, local, layers = sharding.is_sharded, sharding.local, self._layers
         params, grads, exp_avgs, exp_avg_sqs, maxes, factors = [], [], [], [], [], []
         for p, param_state in live:
             tensors = (p, p.grad, param_state["exp_avg"], param_state["exp_avg_sq"])
@@ -353,11 +364,13 @@ class SGG(Optimizer):
             exp_avg_sqs.append(tensors[3])
             if amsgrad:
                 maxes.append(local(param_state["max_exp_avg_sq"]))
-            if factor_always:
-                cluster = self.cluster_state(p)
-                factors.append(None if cluster is None else (cluster.assignments, cluster.factors))
+            cluster = layers.get(p)
+            if cluster is None and factor_always:
+                cluster = self.cluster_state(p)  # creates the initial state of a clustered p
+            if cluster is None or (cluster.last_recluster_step is None and not factor_always):
+                factors.append(None)
             else:
-                factors.append(self._factor_of(p))
+                factors.append((cluster.assignments, cluster.factors))
         beta1, beta2 = (float(b) for b in group["betas"])
         decoupled = group.get(
             "decoupled_weight_decay", isinstance(self.base_optimizer, torch.optim.AdamW)

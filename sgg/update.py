@@ -296,11 +296,9 @@ def fused_adam_multi_(
         [t.view(-1) for t in ts] if ts is not None else None
         for ts in (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
     ]
-    if assigns is not None:
-        assigns = [
-            a if a.device == p.device else a.to(p.device)
-            for a, p in zip(assigns, params, strict=True)
-        ]
+    if assigns is not None and assigns[0].device != params[0].device:
+        # assignments kept elsewhere (assignment_device="cpu"): the kernel reads them here
+        assigns = [a.to(p.device) for a, p in zip(assigns, params, strict=True)]
     flags = (amsgrad, maximize, decoupled, scale_weight_decay, has_wd, n_clusters)
     start = 0
     for c in range(n_chunks):
@@ -318,6 +316,19 @@ def fused_adam_multi_(
 
 
 def _call_multi(fn, sl, flat, assigns, scales, hp, flags) -> None:
+    # no duck sizing: every tensor gets its own size symbol even when two sizes are equal, so one
+    # graph per bucket length serves every mix of shapes (no recompile per equality pattern) and
+    # each tensor keeps its own loop (no horizontal fusion of equal-sized tensors)
+    shape_config = torch.fx.experimental._config
+    duck = shape_config.use_duck_shape  # a plain set/restore: config.patch() costs ~0.1 ms
+    shape_config.use_duck_shape = False
+    try:
+        _call(fn, sl, flat, assigns, scales, hp, flags)
+    finally:
+        shape_config.use_duck_shape = duck
+
+
+def _call(fn, sl, flat, assigns, scales, hp, flags) -> None:
     fn(
         sl(flat[0]),
         sl(flat[1]),
@@ -414,10 +425,6 @@ def adam_batch_apply_(
         )
 
 
-def _contiguous(tensors: tuple[Tensor | None, ...]) -> bool:
-    return all(t is None or t.is_contiguous() for t in tensors)
-
-
 def adam_batch_step_(
     batch: AdamBatch,
     *,
@@ -438,36 +445,61 @@ def adam_batch_step_(
     hypers: dict[int, AdamHyper] = {}
     buckets: dict[tuple, list[int]] = {}
     flags = batch.flags()
-    for i, step in enumerate(batch.steps):
-        h = hypers.get(step)
-        if h is None:
-            h = hypers[step] = batch.hyper(step)
-        tensors = batch.tensors(i)
-        if impl == "eager" or not _contiguous(tensors):
-            _reference_step(tensors, batch.factors[i], h, flags, scale_weight_decay)
+    maxes = batch.max_exp_avg_sqs if batch.amsgrad else None
+    for i, (step, param, grad, exp_avg, exp_avg_sq, factor_of) in enumerate(
+        zip(
+            batch.steps,
+            batch.params,
+            batch.grads,
+            batch.exp_avgs,
+            batch.exp_avg_sqs,
+            batch.factors,
+            strict=True,
+        )
+    ):
+        mx = maxes[i] if maxes is not None else None
+        if not (
+            impl != "eager"
+            and param.is_contiguous()
+            and grad.is_contiguous()
+            and exp_avg.is_contiguous()
+            and exp_avg_sq.is_contiguous()
+            and (mx is None or mx.is_contiguous())
+        ):
+            h = hypers.get(step) or hypers.setdefault(step, batch.hyper(step))
+            tensors = (param, grad, exp_avg, exp_avg_sq, mx)
+            _reference_step(tensors, factor_of, h, flags, scale_weight_decay)
             continue
-        param, grad = tensors[0], tensors[1]
-        has_factor = batch.factors[i] is not None
+        has_factor = factor_of is not None
         kind = "compiled" if has_factor or not _torch_fused_takes(param, grad) else "torch"
-        key = (kind, step, param.device, param.dtype, grad.dtype, has_factor)
-        buckets.setdefault(key, []).append(i)
-    for (kind, step, device, *_), idx in buckets.items():
-        h = hypers[step]
-        has_factor = batch.factors[idx[0]] is not None
-        maxes = batch.max_exp_avg_sqs
+        # get_device() (an int) is cheaper than .device; the bucket's first tensor gives it
+        key = (kind, step, param.get_device(), param.dtype, grad.dtype, has_factor)
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = [i]
+        else:
+            bucket.append(i)
+    hps: dict[tuple[int, torch.device], Tensor] = {}
+    for (kind, step, *_), idx in buckets.items():
+        h = hypers.get(step) or hypers.setdefault(step, batch.hyper(step))
+        device = batch.params[idx[0]].device
         if kind == "torch":
             _torch_fused_adam_(batch, idx, h, device)
             continue
+        hp = hps.get((step, device))
+        if hp is None:
+            hp = hps[(step, device)] = make_hp(h, device)
+        has_factor = batch.factors[idx[0]] is not None
         try:
             fused_adam_multi_(
                 [batch.params[i] for i in idx],
                 [batch.grads[i] for i in idx],
                 [batch.exp_avgs[i] for i in idx],
                 [batch.exp_avg_sqs[i] for i in idx],
-                [maxes[i] for i in idx] if maxes is not None and batch.amsgrad else None,
+                [maxes[i] for i in idx] if maxes is not None else None,
                 [batch.factors[i][0] for i in idx] if has_factor else None,  # type: ignore[index]
                 [batch.factors[i][1] for i in idx] if has_factor else None,  # type: ignore[index]
-                make_hp(h, device),
+                hp,
                 scale_weight_decay=scale_weight_decay,
                 has_wd=h.weight_decay != 0,
                 n_clusters=n_clusters,
