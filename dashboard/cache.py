@@ -2,6 +2,8 @@
 
 The views call `cached(metrics.f, key, *args)` instead of defining a cache wrapper per function;
 `key` must change whenever the inputs do (the loader's table signatures are made for that).
+Results are shared, not copied (a million-step table is not pickled at every rerun): callers
+treat them as read-only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import streamlit as st
 T = TypeVar("T")
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_resource(max_entries=512, show_spinner=False)
 def _cached_call(name: str, key: tuple, _fn: Callable, _args: tuple, _kwargs: dict):
     return _fn(*_args, **_kwargs)
 

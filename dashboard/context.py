@@ -44,9 +44,7 @@ class Ctx:
         self.group_of = {r.rel: groups.group_id(r.meta) for r in runs}
         self.groups = groups.seed_groups({r.rel: r.meta for r in runs})
         self.series = self._series(bool(opts.get("pool", True)))
-        names = [name for name, _ in self.series]
         self.colors, self.dashes = self._styles()
-        self.colors.update(figures.run_colors(names, names[0]) if not self.colors else {})
         self.messages: list[str] = []
         self._tables: dict[tuple[str, str, bool], loader.TableResult] = {}
 
@@ -77,6 +75,8 @@ class Ctx:
                 if len(members) == 1
                 else groups.group_label(self.by_rel[rel].meta, varying, len(members))
             )
+            if any(name == n for n, _ in out):  # same visible settings: tell them apart
+                name = f"{name} [{self.labels[rel]}]"
             out.append((name, members))
         return out
 

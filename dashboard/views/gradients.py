@@ -9,7 +9,7 @@ from dashboard import figures, narrative, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics.clusters import layer_order
-from dashboard.views.loss import STEP_COLUMNS
+from dashboard.views.loss import STEP_COLUMNS, series_means
 
 
 def page(ctx: Ctx) -> None:
@@ -21,7 +21,7 @@ def page(ctx: Ctx) -> None:
     col, xlabel = prepare.X_AXES[o["x"]]
     key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"])
     steps = ctx.series_tables("steps")
-    means = cached(prepare.group_mean_tables, key, steps, STEP_COLUMNS)
+    means = series_means(ctx, steps, STEP_COLUMNS, key)
     lines, bands, spikes = cached(prepare.grad_lines, key, means, o["x"])
     pooled = [n for n, m in ctx.series if len(m) > 1]
     if pooled:  # a group: its band is the spread over seeds, its crosses every seed's spikes
@@ -31,7 +31,7 @@ def page(ctx: Ctx) -> None:
         bands = pd.concat([bands[~bands["run"].isin(pooled)], seed_bands], ignore_index=True)
         per_run = {f"{n}\x00{i}": df for n in pooled for i, df in enumerate(steps[n])}
         _, _, member_spikes = cached(prepare.grad_lines, (key, "members"), per_run, o["x"])
-        member_spikes["run"] = member_spikes["run"].str.split("\x00").str[0]
+        member_spikes = member_spikes.assign(run=member_spikes["run"].str.split("\x00").str[0])
         spikes = pd.concat([spikes[~spikes["run"].isin(pooled)], member_spikes], ignore_index=True)
     st.plotly_chart(
         figures.grad_norm_figure(

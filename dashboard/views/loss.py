@@ -26,6 +26,14 @@ def ended_marks(ctx: Ctx) -> dict[str, str]:
     return out
 
 
+def series_means(ctx: Ctx, tables: dict[str, list], columns: tuple[str, ...], key) -> dict:
+    """{series name: its table} with a group's table the mean over its seeds (cached); a
+    single run's table is passed through as it is (no copy)."""
+    groups = {n: dfs for n, dfs in tables.items() if len(dfs) > 1}
+    means = cached(prepare.group_mean_tables, key, groups, columns) if groups else {}
+    return {n: means.get(n, dfs[0] if dfs else None) for n, dfs in tables.items()}
+
+
 def evals_by_series(ctx: Ctx) -> dict[str, list]:
     return {
         name: [e for df in dfs if (e := eval_series(df)) is not None]
@@ -45,7 +53,7 @@ def train_figure(ctx: Ctx, smoothing: float | None = None) -> go.Figure:
     col, xlabel = prepare.X_AXES[o["x"]]
     key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
     steps = ctx.series_tables("steps")
-    means = cached(prepare.group_mean_tables, key, steps, STEP_COLUMNS)
+    means = series_means(ctx, steps, STEP_COLUMNS, key)
     smooth, raw = cached(prepare.loss_lines, key, means, o["x"], sm)
     raw = raw[raw["run"].isin([n for n, m in ctx.series if len(m) == 1])]
     bands = cached(prepare.group_bands, (key, o["band"]), steps, o["x"], "loss", sm, o["band"])
@@ -71,7 +79,7 @@ def eval_figure(ctx: Ctx) -> go.Figure:
     col, xlabel = prepare.X_AXES[o["x"]]
     ekey = (ctx.key("evals", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], o["band"])
     evals = evals_by_series(ctx)
-    emeans = cached(prepare.group_mean_tables, ekey, evals, EVAL_COLUMNS)
+    emeans = series_means(ctx, evals, EVAL_COLUMNS, ekey)
     ev = cached(prepare.eval_lines, ekey, emeans, o["x"])
     ebands = cached(prepare.group_bands, ekey, evals, o["x"], "loss", 0.0, o["band"])
     return figures.line_figure(
@@ -106,7 +114,7 @@ def page(ctx: Ctx) -> None:
         col, xlabel = prepare.X_AXES[o["x"]]
         sm = max(o["smoothing"], 0.9)
         key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
-        means = cached(prepare.group_mean_tables, key, ctx.series_tables("steps"), STEP_COLUMNS)
+        means = series_means(ctx, ctx.series_tables("steps"), STEP_COLUMNS, key)
         base = ctx.series[0][0]
         diff = cached(prepare.loss_difference, (key, base), means, base, o["x"], sm)
         fig = figures.line_figure(
