@@ -147,6 +147,13 @@ def test_seed_groups_are_drawn_with_a_band_and_n(tmp_path, monkeypatch):
     table = comparison_frame(at)
     assert table["Seeds"].tolist() == [3, 3]
     assert "paired by seed" in texts(at)
+    # the card, the table and the sentence say the same about the loss
+    verdict = table["Verdict"].iloc[1]
+    card = next(m for m in at.metric if m.label.startswith("Loss at step"))
+    assert card.proto.delta.endswith(verdict)
+    loss_line = next(b for b in bullets(at) if "loss at step" in b)
+    word = {"none detected": "no detectable difference", "better": "lower (better)"}
+    assert word.get(verdict, "higher (worse)") in loss_line
 
 
 def test_a_killed_run_on_this_host_is_stopped_at_once(tmp_path, monkeypatch):
