@@ -101,10 +101,12 @@ def state_update_norms(
         with torch.no_grad():
             d = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps)
             scale: Tensor | float = lr
-            factor = sgg._factor_of(p) if applied and id(p) in layers.clustered else None
-            if factor is not None:
-                assign, scales = factor
-                scale = lr * scales[assign.to(scales.device).long()].view_as(m).to(m.dtype)
+            cluster = sgg.cluster_state(p) if applied and id(p) in layers.clustered else None
+            factor = None
+            if cluster is not None and cluster.last_recluster_step is not None:  # in force
+                scales = cluster.factors
+                factor = scales[cluster.assignments.to(scales.device).long()]
+                scale = lr * factor.view_as(m).to(m.device, m.dtype)
             step_part = d.mul_(scale)
             if kind == "decoupled" and wd != 0.0:
                 decay = lr * wd * (scale / lr if scale_wd and factor is not None else 1.0)
