@@ -27,7 +27,11 @@ def wandb_env(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / ".wandb-cache"))
     monkeypatch.setenv("WANDB_DISABLE_GIT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    return tmp_path
+    import wandb
+
+    wandb.teardown()  # wandb keeps the settings of its first use: start afresh with these
+    yield tmp_path
+    wandb.teardown()
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ def test_wandb_mirror_of_a_recorded_sgg_run(tmp_path, monkeypatch):
         "WANDB_CACHE_DIR": str(tmp_path / ".cache"),
     }.items():
         monkeypatch.setenv(k, v)
+    wandb.teardown()  # wandb keeps the settings of its first use in the process: start afresh
     run = wandb.init(project="mirror", dir=str(tmp_path))
     for i in range(3):  # the loop's own logs: wandb's _step is no longer the optimizer step
         run.log({"my/metric": float(i)})
@@ -105,6 +106,7 @@ def test_wandb_mirror_of_a_recorded_sgg_run(tmp_path, monkeypatch):
     deadline = time.monotonic() + 60  # wandb's service writes the log after finish() returns
     while (read := wandb_run.read(d))["status"] is None and time.monotonic() < deadline:
         time.sleep(0.1)
+    wandb.teardown()
     raw = read["scalars"]  # read back through wandb's own records
     mirrored = raw[raw["tag"].str.startswith("sgg/")]
     series: dict[str, dict[int, float]] = {}
