@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from sgg import SGG
+from sgg.recluster import recluster
 
 
 def llama_shapes(
@@ -146,6 +147,46 @@ def run_row(name: str, steady_pairs: int, recluster_reps: int) -> dict[str, floa
     return out
 
 
+def run_recluster_only(name: str, reps: int) -> dict[str, float]:
+    """The re-cluster alone (no compiled step): the per-layer reference (``batched=False``, the
+    algorithm before the batched one) and the batched one, interleaved with fused AdamW steps."""
+    shapes = ROWS[name]
+    p_ref, p_sgg = make_params(shapes), make_params(shapes)
+    adamw = torch.optim.AdamW(p_ref, lr=1e-3, weight_decay=0.1, fused=True)
+    sgg = SGG(torch.optim.AdamW(p_sgg, lr=1e-3), recluster_interval=10**9, update_impl="eager")
+    adamw.step()
+    sgg.step()
+    params = sgg.clustered_params()
+    qs = [sgg.state[p]["exp_avg"].reshape(-1) for p in params]
+    prev = [sgg.cluster_state(p).factors for p in params]
+
+    def run(batched: bool) -> None:
+        recluster(qs, prev, config=sgg.config, generator=torch.Generator(), batched=batched)
+
+    run(True)
+    ta, t_ref, t_bat, t_opt = [], [], [], []
+    for _ in range(reps):
+        ta.append(timed(adamw.step))
+        t_ref.append(timed(lambda: run(False)))
+        ta.append(timed(adamw.step))
+        t_bat.append(timed(lambda: run(True)))
+        t_opt.append(timed(sgg._recluster))
+    t_a, r, b, o = (statistics.median(x) for x in (ta, t_ref, t_bat, t_opt))
+    print(
+        f"{name:>8}: AdamW {t_a * 1e3:8.2f} ms  re-cluster per layer (before) {r * 1e3:8.1f} ms"
+        f" = {r / t_a:6.1f} steps; batched {b * 1e3:8.1f} ms = {b / t_a:6.1f} steps "
+        f"({r / b:4.1f}x faster); SGG._recluster {o * 1e3:8.1f} ms = {o / t_a:6.1f} steps",
+        flush=True,
+    )
+    return {
+        "tensors": len(shapes),
+        "elements": sum(int(np.prod(s)) for s in shapes),
+        "adamw_ms": t_a * 1e3,
+        "recluster_ms": o * 1e3,
+        "reference_ms": r * 1e3,
+    }
+
+
 def fit(rows: dict[str, dict[str, float]], key: str) -> tuple[float, float, float] | None:
     """Least-squares ``key_ms = a + b * tensors + c * elements`` over the rows (None if < 3)."""
     if len(rows) < 3:
@@ -161,12 +202,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument(
+        "--recluster-only",
+        action="store_true",
+        help="time only the re-cluster, per-layer reference vs batched (nothing compiles)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     results = {}
+    if args.recluster_only:
+        for name in args.rows:
+            results[name] = run_recluster_only(name, 3 if args.quick else 7)
+        for key, what in (("adamw_ms", "fused AdamW step"), ("recluster_ms", "_recluster")):
+            c = fit(results, key)
+            if c is not None:
+                print(
+                    f"fit {what:>35}: {c[0]:8.3f} ms + {c[1] * 1e3:8.2f} us/tensor"
+                    f" + {c[2] * 1e9:7.3f} ns/element"
+                )
+        return
     for name in args.rows:
         big = name.startswith("100M")
         pairs = (4 if big else 10) if args.quick else (8 if big else 30)

@@ -509,8 +509,10 @@ def _fit_rows(
     inertia)] in initialisation order (as ``kmeans_1d`` builds its list)."""
     s = rows32.double()
     nrow = s.shape[0]
-    prefix = _Prefix(torch.cumsum(s, 1))
-    prefix2 = _Prefix(torch.cumsum(s * s, 1))
+    # row-wise running sums through the transposed view: the same sequential float64 sums as
+    # ``torch.cumsum`` of each row (tested), ~50x faster than ``cumsum(s, 1)`` on CPU
+    prefix = _Prefix(torch.cumsum(s.t(), 0).t())
+    prefix2 = _Prefix(torch.cumsum((s * s).t(), 0).t())
     m = lengths
     ar = torch.arange(k, dtype=torch.float64)
     if k == 1:
