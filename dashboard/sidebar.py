@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import loader
-from dashboard.metrics import groups
+from dashboard.metrics import groups, health
 from dashboard.prepare import BANDS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -52,14 +52,25 @@ def _fmt_hp(v) -> str:
 
 
 def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFrame:
+    """One row per run, its seed group first (runs that differ only in the seed share it)."""
+    readable = [r for r in runs if r.readable]
+    members = groups.seed_groups({r.rel: r.meta for r in readable})
+    varying = groups.varying_settings([r.meta for r in readable])
+    by_rel = {r.rel: r for r in readable}
+    group_of: dict[str, str] = {}
+    for rels in members.values():
+        label = groups.group_label(by_rel[rels[0]].meta, varying, len(rels))
+        group_of.update(dict.fromkeys(rels, label))
     rows = []
-    for r in runs:
+    for r in sorted(runs, key=lambda r: (group_of.get(r.rel, "~"), r.rel)):
         opt = r.meta.get("optimizer") if isinstance(r.meta.get("optimizer"), dict) else {}
         sgg = opt.get("sgg") or opt.get("shadow") or {}
         hp = r.hyperparameters
         rows.append(
             {
+                "Seed group": group_of.get(r.rel, ""),
                 "Run": labels.get(r.rel, r.name),
+                "Seed": str(groups.seed_of(r.meta) if r.readable else ""),
                 "Folder": r.rel or ".",
                 "Optimizer": r.optimizer + (" + shadow clustering" if opt.get("shadow") else ""),
                 "Learning rate": "" if r.learning_rate is None else f"{r.learning_rate:g}",
@@ -68,7 +79,7 @@ def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFra
                 "Re-cluster every (T)": sgg.get("recluster_interval", "")
                 if isinstance(sgg, dict)
                 else "",
-                "Status": loader.display_status(r),
+                "Status": health.live_status(r.meta) if r.readable else "unreadable",
                 "Steps": r.last_step if r.last_step is not None else "",
             }
         )
