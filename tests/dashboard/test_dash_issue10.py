@@ -147,6 +147,8 @@ def test_seed_groups_are_drawn_with_a_band_and_n(tmp_path, monkeypatch):
     table = comparison_frame(at)
     assert table["Seeds"].tolist() == [3, 3]
     assert "paired by seed" in texts(at)
+    run_list = next(df.value for df in at.dataframe if "Seed group" in df.value.columns)
+    assert set(run_list["Seed group"]) == {"adamw (3 seeds)", "sgg (3 seeds)"}
     # the card, the table and the sentence say the same about the loss
     verdict = table["Verdict"].iloc[1]
     card = next(m for m in at.metric if m.label.startswith("Loss at step"))
