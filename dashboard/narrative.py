@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from dashboard.metrics.compare import Comparison
-from dashboard.metrics.intervals import LEVEL, PAIRED, UNPAIRED, WITHIN_RUN, Difference
+from dashboard.metrics.intervals import (
+    LEVEL,
+    ONE_VS_GROUP,
+    PAIRED,
+    UNPAIRED,
+    WITHIN_RUN,
+    Difference,
+)
 from dashboard.metrics.spikes import (
     GRAD_SPIKE_FACTOR,
     LOSS_SPIKE_FACTOR,
@@ -55,7 +62,8 @@ DEFINITIONS: list[tuple[str, str]] = [
         "95% interval",
         "the range in which the true difference lies with 95% confidence. With two or more "
         "seeds per side it comes from the spread across seeds (paired seed by seed when both "
-        "sides ran the same seeds, which removes the luck of the seed); with one run each, from "
+        "sides ran the same seeds, which removes the luck of the seed); with one run against a "
+        "group, from the group's spread; with one run each, from "
         "the spread of the per-batch validation losses when they were recorded.",
     ),
     (
@@ -157,6 +165,7 @@ def interval_text(d: Difference, fmt=num) -> str:
         PAIRED: f"paired by seed, {d.n} seeds",
         UNPAIRED: f"across seeds, {d.n}+ per side",
         WITHIN_RUN: "one run each, from the per-batch spread",
+        ONE_VS_GROUP: f"one run against {d.n_max} seeds, from their spread",
     }.get(d.method, "")
     return f"{LEVEL:.0%} interval {_signed(d.low, fmt)} to {_signed(d.high, fmt)}" + (
         f", {how}" if how else ""

@@ -2,6 +2,8 @@
 
 - N >= 2 runs on each side: a t-interval across seeds, paired when both sides ran the same seeds
   (same initialisation and batches), Welch's otherwise;
+- one run against a group of N >= 2 seeds: the group's spread across seeds stands for the single
+  run's too (t with N - 1 degrees of freedom);
 - one run each, with a per-run spread (per-batch evaluation losses, per-step times): Welch's
   interval from the two means, standard deviations and counts;
 - otherwise no interval: "one run each: cannot tell an effect from noise".
@@ -19,6 +21,7 @@ from scipy import stats
 
 LEVEL = 0.95
 PAIRED, UNPAIRED, WITHIN_RUN, NONE = "paired", "across seeds", "within run", "none"
+ONE_VS_GROUP = "one run against a group"
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,14 @@ def across_seeds(
         return Difference(float("nan"))
     est = float(a.mean() - b.mean())
     n, n_max = int(min(a.size, b.size)), int(max(a.size, b.size))
-    if a.size < 2 or b.size < 2:
+    if a.size < 2 and b.size < 2:
         return Difference(est, n=n, n_max=n_max)
+    if a.size < 2 or b.size < 2:  # one run against a group: the group's spread stands for both
+        group = a if a.size >= 2 else b
+        sd = float(group.std(ddof=1))
+        se = sd * math.sqrt(1.0 + 1.0 / group.size)
+        t = float(stats.t.ppf(0.5 + LEVEL / 2, group.size - 1))
+        return Difference(est, est - t * se, est + t * se, n, ONE_VS_GROUP, n_max)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return Difference(est, est, est, n, UNPAIRED, n_max)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)

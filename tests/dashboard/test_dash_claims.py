@@ -35,6 +35,18 @@ def test_identical_groups_read_as_no_detectable_difference(paired):
     assert quiet / trials >= 0.95
 
 
+def test_one_run_against_a_group_is_calibrated():
+    rng = np.random.default_rng(2)
+    quiet = 0
+    for _ in range(2000):
+        d = intervals.across_seeds([3.0 + rng.normal(0, 0.05)], list(3.0 + rng.normal(0, 0.05, 3)))
+        assert d.method == intervals.ONE_VS_GROUP
+        quiet += not d.detected
+    assert quiet / 2000 >= 0.95
+    shifted = intervals.across_seeds([3.5], [3.0, 3.01, 2.99, 3.02])
+    assert shifted.detected and shifted.low > 0
+
+
 def test_a_real_shift_is_detected_and_pairing_narrows_the_interval():
     rng = np.random.default_rng(1)
     luck = rng.normal(0, 0.3, 3)  # large seed effect, shared by both optimizers
