@@ -9,7 +9,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("benchmarks.bench_sgg", "benchmarks.bench_recorder", "benchmarks.bench_dashboard")
+BENCHMARKS = (
+    "benchmarks.bench_sgg",
+    "benchmarks.bench_sgg_shapes",
+    "benchmarks.bench_end_to_end",
+    "benchmarks.bench_recorder",
+    "benchmarks.bench_dashboard",
+)
 
 
 def main() -> int:

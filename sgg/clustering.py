@@ -408,29 +408,16 @@ def kmeans_1d_many(
         fits = _fit_rows(rows32[sl], lengths[sl], k, max_iter, n_init, [kpp_inits[i] for i in ids])
         centers_per_layer.update(zip(ids, fits, strict=True))
 
-    results: list[KMeansResult] = []
-    bounds_out: list[Tensor | None] = []
-    for i, x in enumerate(flat):
+    def finish(i: int) -> tuple[KMeansResult, Tensor | None]:
+        """Layer i's full-data pass (labels, sizes, sums) for its candidate centers."""
+        x = flat[i]
         n = x.numel()
-        if n == 0:
-            results.append(
-                KMeansResult(
-                    torch.zeros(0, dtype=_label_dtype(k), device=x.device),
-                    torch.zeros(k, device=x.device),
-                )
-            )
-            bounds_out.append(None)
-            continue
+        if n == 0 or samples[i] is None:  # nothing finite: everything in cluster 0
+            return KMeansResult(
+                torch.zeros(n, dtype=_label_dtype(k), device=x.device),
+                torch.zeros(k, device=x.device),
+            ), None
         xf, finite = xfs[i], finites[i]
-        if samples[i] is None:  # nothing finite: everything in cluster 0
-            results.append(
-                KMeansResult(
-                    torch.zeros(n, dtype=_label_dtype(k), device=x.device),
-                    torch.zeros(k, device=x.device),
-                )
-            )
-            bounds_out.append(None)
-            continue
         fitted = centers_per_layer[i]
         if k == 1:
             cands = [fitted[0][0]]
@@ -452,20 +439,24 @@ def kmeans_1d_many(
                 best = cand
         labels, full, _, counts, total, bounds = best
         mean = total / max(xf.numel(), 1)
-        bounds_out.append(bounds)
         ms = msamples[i]
         if keep_sample <= 0 or batched_rows:
-            results.append(KMeansResult(labels, full, counts, mean, sample_is_all=is_all[i]))
-        elif ms is xf:
+            return KMeansResult(labels, full, counts, mean, sample_is_all=is_all[i]), bounds
+        if ms is xf:
             lab_f = labels if all_finite else labels[finite]
-            results.append(KMeansResult(labels, full, counts, mean, xf, lab_f))
-        else:
-            s_lab = (
-                _labels_of(ms, bounds, k)
-                if bounds is not None
-                else torch.zeros_like(ms, dtype=_label_dtype(k))
-            )
-            results.append(KMeansResult(labels, full, counts, mean, ms, s_lab, False))
+            return KMeansResult(labels, full, counts, mean, xf, lab_f), bounds
+        s_lab = (
+            _labels_of(ms, bounds, k)
+            if bounds is not None
+            else torch.zeros_like(ms, dtype=_label_dtype(k))
+        )
+        return KMeansResult(labels, full, counts, mean, ms, s_lab, False), bounds
+
+    # the layers' full-data passes are independent and mostly single-threaded kernels
+    # (bincount): on CPU they run on torch's threads, one layer per thread
+    done = _map_threads(finish, range(n_layers), sum(x.numel() for x in flat), dev0)
+    results = [r for r, _ in done]
+    bounds_out = [b for _, b in done]
     if not batched_rows:
         return ManyKMeans(results, bounds_out)
     # the median rows: the k-means subsample (the same points as a multiset) unless the median
@@ -485,6 +476,23 @@ def kmeans_1d_many(
     return ManyKMeans(results, bounds_out, full_rows, full_len, is_all)
 
 
+# below this many elements in all, the full-data passes run on the calling thread only
+_THREADED_MIN_ELEMENTS = 1 << 20
+
+
+def _map_threads(fn, items, n_elements: int, device: torch.device) -> list:
+    """``[fn(i) for i in items]``, on up to ``torch.get_num_threads()`` threads for large CPU
+    work (the GIL is released inside torch and numpy kernels); same results, in order."""
+    items = list(items)
+    workers = min(torch.get_num_threads(), len(items))
+    if workers <= 1 or device.type != "cpu" or n_elements < _THREADED_MIN_ELEMENTS:
+        return [fn(i) for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
 def _sorted_rows(vs: list[Tensor]) -> Tensor:
     """Sorted copies of 1-D float32 tensors as one CPU (len(vs), max length) matrix, +inf padded
     (one device-to-host copy, one numpy sort over all rows)."""
@@ -498,7 +506,15 @@ def _sorted_rows(vs: list[Tensor]) -> Tensor:
         rows[r, : v.numel()] = v
         if v.numel() < width:
             rows[r, v.numel() :] = float("inf")
-    rows.numpy().sort(axis=1)
+    # numpy's SIMD sort, blocks of rows on torch's threads
+    arr = rows.numpy()
+    step = -(-len(vs) // max(1, min(torch.get_num_threads(), len(vs))))
+    _map_threads(
+        lambda r0: arr[r0 : r0 + step].sort(axis=1),
+        range(0, len(vs), step),
+        rows.numel(),
+        rows.device,
+    )
     return rows
 
 

@@ -197,3 +197,22 @@ def test_sgg_default_config_many_layers(k):
         recluster(xs, prev, config=cfg, generator=gen(), batched=False),
         recluster(xs, prev, config=cfg, generator=gen()),
     )
+
+
+def test_threaded_full_passes_same_result(monkeypatch):
+    """The per-layer full-data passes and row sorts on several threads: the same results."""
+    import sgg.clustering as C
+
+    monkeypatch.setattr(C, "_THREADED_MIN_ELEMENTS", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = SGGConfig(median_sample=4096, kmeans_sample_size=4096)
+        xs = momenta(3)
+        prev = [torch.ones(3)] * len(xs)
+        assert_same(
+            recluster(xs, prev, config=cfg, generator=gen(), batched=False),
+            recluster(xs, prev, config=cfg, generator=gen()),
+        )
+    finally:
+        torch.set_num_threads(threads)
