@@ -20,6 +20,8 @@ from scipy import stats
 def read_table(run: Path, table: str) -> pd.DataFrame:
     """A finished run's table (compacted: one file; any duplicates are dropped by the caller)."""
     files = sorted((run / "tables" / table).glob("*.parquet"))
+    if not files:  # e.g. `clusters` of a run without any clustering
+        return pd.DataFrame(columns=["step", "factor"])
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
