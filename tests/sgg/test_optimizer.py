@@ -90,11 +90,11 @@ def test_factors_change_training_and_are_finite():
     train(m2, opt, 20)
     assert max_diff(m1, m2) > 1e-4
     for p in opt.clustered_params():
-        st = opt.cluster_state(p)
-        assert st.assignments.dtype == torch.uint8 and st.assignments.numel() == p.numel()
-        assert torch.isfinite(st.factors).all() and st.sizes.sum() == p.numel()
-        assert st.transitions is not None and st.transitions.sum() == p.numel()
-        assert (st.factors >= 0.1).all() and (st.factors <= 10).all()
+        cluster = opt.cluster_state(p)
+        assert cluster.assignments.dtype == torch.uint8 and cluster.assignments.numel() == p.numel()
+        assert torch.isfinite(cluster.factors).all() and cluster.sizes.sum() == p.numel()
+        assert cluster.transitions is not None and cluster.transitions.sum() == p.numel()
+        assert (cluster.factors >= 0.1).all() and (cluster.factors <= 10).all()
     # 1-d tensors are not clustered
     assert opt.cluster_state(m2[0].bias) is None
     assert len(opt.clustered_params()) == 3
@@ -210,8 +210,8 @@ def test_edge_params_frozen_nograd_empty_scalar_nan():
     assert opt.cluster_state(frozen) is None and opt.cluster_state(scalar) is None
     assert opt.cluster_state(empty) is None
     assert opt.cluster_state(nograd).last_recluster_step is None
-    st = opt.cluster_state(nanp)
-    assert st.last_recluster_step == 4 and torch.isfinite(st.factors).all()
+    cluster = opt.cluster_state(nanp)
+    assert cluster.last_recluster_step == 4 and torch.isfinite(cluster.factors).all()
     assert torch.isfinite(opt.cluster_state(w).factors).all() and torch.isfinite(w).all()
     assert torch.isfinite(opt.global_mda)
 
@@ -325,8 +325,8 @@ def test_low_precision_params(dtype):
     assert max_diff(m_ref, m_pin) < 2e-2  # low-precision rounding of the same arithmetic
     for p in olo.clustered_params():
         assert p.dtype == dtype and olo.state[p]["exp_avg"].dtype == dtype
-        st = olo.cluster_state(p)
-        assert st.factors.dtype == torch.float32 and torch.isfinite(st.factors).all()
+        cluster = olo.cluster_state(p)
+        assert cluster.factors.dtype == torch.float32 and torch.isfinite(cluster.factors).all()
         assert torch.isfinite(p).all()
 
 
@@ -376,13 +376,13 @@ def test_assignment_device_cpu_and_sklearn_backend():
         backend="sklearn",
     )
     train(m, opt, 4)
-    st = opt.cluster_state(opt.clustered_params()[0])
-    assert st.assignments.device.type == "cpu" and st.last_recluster_step == 4
+    cluster = opt.cluster_state(opt.clustered_params()[0])
+    assert cluster.assignments.device.type == "cpu" and cluster.last_recluster_step == 4
 
 
 def test_multi_tensor_fused_matches_single_tensor_reference():
     """The bucketed (horizontally fused) update, uncompiled, equals the per-tensor reference."""
-    from sgg import update as U
+    from sgg import update as sgg_update
 
     g = torch.Generator().manual_seed(0)
     shapes = [(5, 7), (3, 4), (11,), (2, 3, 4), (6, 6)]
@@ -394,23 +394,26 @@ def test_multi_tensor_fused_matches_single_tensor_reference():
         mx0 = [v + 0.05 for v in v0]
         asg = [torch.randint(0, 3, (r.numel(),), generator=g).to(torch.uint8) for r in ref]
         sc = [torch.rand(3, generator=g) + 0.5 for _ in ref]
-        h = U.AdamHyper(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=3.0)
+        h = sgg_update.AdamHyper(
+            lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=3.0
+        )
         outs = {}
         for how in ("eager", "multi"):
             p = [r.clone() for r in ref]
             m, v, mx = ([t.clone() for t in ts] for ts in (m0, v0, mx0))
             if how == "eager":
                 for i in range(len(p)):
-                    U.sgg_adam_step_(
+                    sgg_update.sgg_adam_step_(
                         p[i], grads[i], m[i], v[i], mx[i] if amsgrad else None,
                         (asg[i], sc[i]) if has_f else None,
                         h=h, hp=None, amsgrad=amsgrad, maximize=False, decoupled=True,
                         scale_weight_decay=swd, impl="eager", n_clusters=3,
                     )  # fmt: skip
             else:
-                U.fused_adam_multi_(
+                sgg_update.fused_adam_multi_(
                     p, grads, m, v, mx if amsgrad else None,
-                    asg if has_f else None, sc if has_f else None, U.make_hp(h, p[0].device),
+                    asg if has_f else None, sc if has_f else None,
+                    sgg_update.make_hp(h, p[0].device),
                     amsgrad=amsgrad, maximize=False, decoupled=True, scale_weight_decay=swd,
                     has_wd=True, n_clusters=3, compiled=False, bucket=2,
                 )  # fmt: skip
@@ -421,20 +424,20 @@ def test_multi_tensor_fused_matches_single_tensor_reference():
 
 def test_single_tensor_compiled_step_equals_the_eager_reference():
     """`sgg_adam_step_(impl="compiled")` runs the bucketed kernel on one tensor."""
-    from sgg import update as U
+    from sgg import update as sgg_update
 
     g = torch.Generator().manual_seed(0)
     p = torch.randn(40, 30, generator=g)
     grad = torch.randn(40, 30, generator=g)
     assign = torch.randint(0, 3, (p.numel(),), generator=g).to(torch.uint8)
     scales = torch.tensor([0.5, 1.0, 2.0])
-    h = U.AdamHyper(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=1.0)
+    h = sgg_update.AdamHyper(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=1.0)
     outs = []
     for impl in ("eager", "compiled"):
         state = [p.clone(), torch.zeros_like(p), torch.zeros_like(p)]
-        U.sgg_adam_step_(
+        sgg_update.sgg_adam_step_(
             state[0], grad, state[1], state[2], None, (assign, scales),
-            h=h, hp=U.make_hp(h, p.device), amsgrad=False, maximize=False, decoupled=True,
+            h=h, hp=sgg_update.make_hp(h, p.device), amsgrad=False, maximize=False, decoupled=True,
             scale_weight_decay=False, impl=impl, n_clusters=3,
         )  # fmt: skip
         outs.append(state)
