@@ -230,3 +230,18 @@ def test_optimizer_time_and_host_are_recorded(tmp_path):
     host = meta["host"]
     assert host["torch"] == torch.__version__ and host["torch_threads"] == torch.get_num_threads()
     assert {"hostname", "platform", "cpu", "device"} <= set(host) and meta["pid"] > 0
+
+
+def test_a_version_1_run_resumes_as_version_2(tmp_path):
+    model = tiny_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    run = tmp_path / "r"
+    with Recorder(run, optimizer=opt, model=model) as rec:
+        train_steps(model, opt, 3, rec)
+    meta = json.loads((run / "run.json").read_text())
+    meta["format_version"] = 1  # as the recorder wrote it before version 2
+    (run / "run.json").write_text(json.dumps(meta))
+    with Recorder(run, optimizer=opt, model=model, mode="resume") as rec:
+        train_steps(model, opt, 2, rec, start=4)
+    assert json.loads((run / "run.json").read_text())["format_version"] == 2
+    assert read(run, "steps")["step"].tolist() == [1, 2, 3, 4, 5]
