@@ -68,13 +68,32 @@ def _fmt(v: object) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+# settings that only SGG reads: part of "the optimizer" when SGG is compared with AdamW
+SGG_ONLY = {
+    "n_clusters",
+    "recluster_interval",
+    "scale_decay",
+    "beta3",
+    "cluster_on",
+    "scale_bounds",
+    "min_ndim",
+    "global_mda",
+}
+
+
+def _sgg_only(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in SGG_ONLY
+
+
 def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tuple[str, str, str]]:
     """(plain name, value in a, value in b) for every setting in which run a and run b differ
-    (the optimizer itself left out: that is what is being compared)."""
+    (the optimizer itself left out: that is what is being compared, with the settings only SGG
+    reads when the two optimizers differ)."""
     sa, sb = settings(a), settings(b)
+    other_optimizer = sa["optimizer"] != sb["optimizer"]
     out = []
     for k in sorted(set(sa) | set(sb)):
-        if skip_optimizer and k == "optimizer":
+        if skip_optimizer and (k == "optimizer" or (other_optimizer and _sgg_only(k))):
             continue
         va, vb = sa.get(k), sb.get(k)
         if repr(va) != repr(vb):
@@ -101,6 +120,8 @@ def group_label(meta: dict, varying: list[str], n: int) -> str:
     """'sgg, lr 0.004 (3 seeds)': the optimizer and the settings that vary between
     the groups on show."""
     s = settings(meta)
+    if s["optimizer"] != "sgg":  # settings only SGG reads say nothing about another optimizer
+        varying = [k for k in varying if not _sgg_only(k)]
     parts = [f"{short_name(k)} {_fmt(s[k])}" for k in varying if k in s and k != "optimizer"]
     head = s["optimizer"] + (", " + ", ".join(parts) if parts else "")
     return f"{head} ({n} seed{'s' if n != 1 else ''})"

@@ -111,6 +111,9 @@ PLAIN_NAMES = {
     "batch_size": "batch size",
     "seq_len": "sequence length",
     "steps": "training steps",
+    "recluster_interval": "re-cluster interval T",
+    "n_clusters": "groups K",
+    "scale_decay": "scale decay (beta3)",
 }
 
 

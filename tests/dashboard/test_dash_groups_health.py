@@ -40,6 +40,14 @@ def test_differing_settings_name_what_is_not_like_for_like():
     assert ("learning rate", "0.003", "0.004") in diff
     assert ("training steps", "400", "600") in diff
     assert all(name != "optimizer" for name, _, _ in diff)
+    # settings only SGG reads are part of "the optimizer" against AdamW, not against SGG
+    ablation = _meta(scale_decay=0.9)
+    assert groups.differing_settings(ablation, _meta("adamw", scale_decay=0.99)) == []
+    assert groups.differing_settings(ablation, _meta(scale_decay=0.99)) == [
+        ("scale decay (beta3)", "0.9", "0.99")
+    ]
+    varying = groups.varying_settings([ablation, _meta(scale_decay=0.99)])
+    assert groups.group_label(_meta("adamw", scale_decay=0.99), varying, 3) == "adamw (3 seeds)"
 
 
 def test_same_hardware_needs_the_host_recorded():
