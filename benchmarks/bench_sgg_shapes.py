@@ -92,8 +92,8 @@ def run_row(name: str, steady_pairs: int, recluster_reps: int) -> dict[str, floa
     rc_times: list[float] = []
     inner = sgg._recluster
 
-    def timed_recluster() -> None:
-        rc_times.append(timed(inner))
+    def timed_recluster(*args, **kwargs) -> None:
+        rc_times.append(timed(lambda: inner(*args, **kwargs)))
 
     sgg._recluster = timed_recluster  # type: ignore[method-assign]
     t0 = time.perf_counter()
