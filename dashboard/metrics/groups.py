@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import hashlib
 
-from dashboard.metrics.sweep import IGNORED_FOR_SWEEP, plain_name, sweepable_settings
+from dashboard.metrics.sweep import (
+    IGNORED_FOR_SWEEP,
+    RECORDING_KEYS,
+    SEED_KEYS,
+    plain_name,
+    sweepable_settings,
+)
 
-SEED_KEYS = {"config.seed", "config.data_seed", "hyperparameters.seed"}
-# options that change what is recorded, not how the model trains
-RECORDING_KEYS = {
-    "config.eval_every",
-    "config.eval_batches",
-    "config.layer_stride",
-    "config.flush_every",
-    "config.flush_seconds",
-    "config.histogram_every",
-    "config.compact",
-    "config.resume",
-}
 HOST_KEYS = ("hostname", "cpu", "device", "cpu_count", "torch_threads")
 
 

@@ -92,6 +92,21 @@ def hyperparameter_value(meta: dict, key: str) -> float | None:
 
 _TWINS = {"hyperparameters.lr": "config.lr", "config.lr": "hyperparameters.lr"}
 # settings that differ between the runs of one sweep without making them incomparable
+SEED_KEYS = {"config.seed", "config.data_seed", "hyperparameters.seed"}
+# options that change what is recorded, not how the model trains
+RECORDING_KEYS = {
+    "config.eval_every",
+    "config.eval_batches",
+    "config.layer_stride",
+    "config.flush_every",
+    "config.flush_seconds",
+    "config.histogram_every",
+    "config.histogram_bins",
+    "config.membership_sample",
+    "config.compact",
+    "config.resume",
+    "config.jobs",
+}
 IGNORED_FOR_SWEEP = {
     "config.optimizer",
     "config.name",
@@ -131,7 +146,7 @@ def sweep_members(metas: dict[str, dict], key: str) -> list[str]:
         if hyperparameter_value(meta, key) is None:
             continue
         flat = sweepable_settings(meta)
-        skip = {key, _TWINS.get(key, ""), *IGNORED_FOR_SWEEP}
+        skip = {key, _TWINS.get(key, ""), *IGNORED_FOR_SWEEP, *SEED_KEYS, *RECORDING_KEYS}
         sig = tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in skip))
         groups.setdefault(sig, []).append(rid)
     if not groups:

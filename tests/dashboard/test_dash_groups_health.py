@@ -87,3 +87,16 @@ def test_data_problems_are_plain_sentences():
     assert "truncated: its steps end at 400, but it recorded 600" in text
     assert "incomplete: 400 of 600 planned steps" in text
     assert health.data_problems({"last_flushed_step": 400}, health.FINISHED, steps) == []
+
+
+def test_a_sweep_keeps_every_seed():
+    from dashboard.metrics import sweep
+
+    metas = {
+        f"{o}-{lr}-{s}": _meta(o, lr, s)
+        for o in ("sgg", "adamw")
+        for lr in (1e-3, 4e-3)
+        for s in (0, 1)
+    }
+    metas["ablation"] = _meta(lr=4e-3, scale_decay=0.9)
+    assert sorted(sweep.sweep_members(metas, "config.lr")) == sorted(set(metas) - {"ablation"})
