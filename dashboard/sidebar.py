@@ -121,6 +121,7 @@ def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, l
         (n for n in others if by[rel_of[n]].optimizer.lower() == "sgg"),
         key=lambda n: (  # like for like first: the fewest settings that differ
             len(groups.differing_settings(by[rel_of[n]].meta, by[baseline].meta)),
+            groups.n_differences(by[rel_of[n]].meta, by[baseline].meta),
             by[rel_of[n]].learning_rate != base_lr,
             rel_of[n].count("/"),
             rel_of[n],

@@ -110,6 +110,14 @@ def short_name(key: str) -> str:
     return SHORT_NAMES.get(name, name)
 
 
+def n_differences(a: dict, b: dict) -> int:
+    """How many settings besides the optimizer's name differ (SGG-only ones included): ranks
+    the most like-for-like run first."""
+    sa, sb = settings(a), settings(b)
+    keys = (set(sa) | set(sb)) - {"optimizer"}
+    return sum(repr(sa.get(k)) != repr(sb.get(k)) for k in keys)
+
+
 def group_label(meta: dict, varying: list[str], n: int) -> str:
     """'sgg, lr 0.004 (3 seeds)': the optimizer and the settings that vary between
     the groups on show."""
