@@ -221,7 +221,7 @@ def main() -> None:
             if c is not None:
                 print(
                     f"fit {what:>35}: {c[0]:8.3f} ms + {c[1] * 1e3:8.2f} us/tensor"
-                    f" + {c[2] * 1e9:7.3f} ns/element"
+                    f" + {c[2] * 1e6:7.3f} ns/element"
                 )
         return
     for name in args.rows:
@@ -250,7 +250,7 @@ def main() -> None:
         if c is not None:
             print(
                 f"fit {what:>35}: {c[0]:8.3f} ms + {c[1] * 1e3:8.2f} us/tensor"
-                f" + {c[2] * 1e9:7.3f} ns/element"
+                f" + {c[2] * 1e6:7.3f} ns/element"
             )
 
 

@@ -23,6 +23,7 @@ smallest values.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -408,6 +409,8 @@ def kmeans_1d_many(
         fits = _fit_rows(rows32[sl], lengths[sl], k, max_iter, n_init, [kpp_inits[i] for i in ids])
         centers_per_layer.update(zip(ids, fits, strict=True))
 
+    scratch = threading.local()
+
     def finish(i: int) -> tuple[KMeansResult, Tensor | None]:
         """Layer i's full-data pass (labels, sizes, sums) for its candidate centers."""
         x = flat[i]
@@ -431,8 +434,14 @@ def kmeans_1d_many(
                     cands.append(c)
         all_finite = finite is None
         best = None
-        xd = xf.double()  # shared by the candidates' weighted sums (and the sum of squares)
-        sq = float(xd.square().sum()) if len(cands) > 1 else 0.0
+        # float64 copy shared by the candidates' weighted sums (and the sum of squares), in a
+        # buffer reused across layers: a fresh one per layer costs more in page faults than
+        # the conversion itself
+        xd = _scratch(scratch, "xd", xf.numel(), xf.device)
+        xd.copy_(xf)
+        sq = 0.0
+        if len(cands) > 1:
+            sq = float(torch.square(xd, out=_scratch(scratch, "sq", xf.numel(), xf.device)).sum())
         for c in cands:
             cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1, sq, xd)
             if best is None or cand[2] < best[2]:
@@ -474,6 +483,15 @@ def kmeans_1d_many(
         full_rows[idx] = rows32
         full_len[idx] = lengths
     return ManyKMeans(results, bounds_out, full_rows, full_len, is_all)
+
+
+def _scratch(store: threading.local, name: str, n: int, device: torch.device) -> Tensor:
+    """A float64 buffer of ``n`` elements from ``store`` (this thread's), grown as needed."""
+    buf = getattr(store, name, None)
+    if buf is None or buf.numel() < n or buf.device != device:
+        buf = torch.empty(n, dtype=torch.float64, device=device)
+        setattr(store, name, buf)
+    return buf[:n]
 
 
 # below this many elements in all, the full-data passes run on the calling thread only
@@ -525,10 +543,13 @@ def _fit_rows(
     inertia)] in initialisation order (as ``kmeans_1d`` builds its list)."""
     s = rows32.double()
     nrow = s.shape[0]
-    # row-wise running sums through the transposed view: the same sequential float64 sums as
-    # ``torch.cumsum`` of each row (tested), ~50x faster than ``cumsum(s, 1)`` on CPU
-    prefix = _Prefix(torch.cumsum(s.t(), 0).t())
-    prefix2 = _Prefix(torch.cumsum((s * s).t(), 0).t())
+    # running sums row by row (1-D ``cumsum`` of each row, as ``kmeans_1d`` computes them): on
+    # CPU ``cumsum(s, 1)`` over a matrix is ~50x slower than a 1-D cumsum per row
+    cums, cums2 = torch.empty_like(s), torch.empty_like(s)
+    for r in range(nrow):
+        torch.cumsum(s[r], 0, out=cums[r])
+        torch.cumsum(s[r] * s[r], 0, out=cums2[r])
+    prefix, prefix2 = _Prefix(cums), _Prefix(cums2)
     m = lengths
     ar = torch.arange(k, dtype=torch.float64)
     if k == 1:
