@@ -298,7 +298,13 @@ def in_short(c: Comparison) -> str:
     speed = (
         verdict_word(c.steps_diff, "faster", "slower")
         if c.reached
-        else f"did not reach the baseline's loss in {c.lengths[0]:,} steps"
+        else f"baseline's loss not reached in {c.lengths[0]:,} steps"
+        + (
+            f" ({c.end_gap:+.1%} at the end: "
+            f"{verdict_word(c.loss_diff, 'beyond noise', 'beyond noise')})"
+            if np.isfinite(c.end_gap)
+            else ""
+        )
     )
     return (
         f"**In short: {c.name}** against {c.base_name}: loss "
