@@ -17,7 +17,7 @@ from dashboard.metrics import compare, groups, health
 # The columns the views read (reading fewer columns of many chunks is much faster); the CSV
 # download reads whole tables.
 VIEW_COLUMNS = {
-    "steps": ("step", "wall_time", "loss", "tokens", "grad_norm", "optimizer_time"),
+    "steps": ("step", "wall_time", "loss", "tokens", "grad_norm", "optimizer_time", "reclustered"),
     "layers": ("step", "layer", "grad_norm"),
 }
 

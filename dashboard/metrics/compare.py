@@ -46,6 +46,7 @@ class RunFacts:
     first_nan_step: int | None = None
     optimizer_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
     step_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reclustered: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     shadow: bool = False
 
     @property
@@ -88,6 +89,8 @@ def run_facts(
         f.grad_spikes = int(spike_mask(g, GRAD_SPIKE_FACTOR).sum())
         f.grad_cv = coefficient_of_variation(g)
         f.optimizer_time = _col(steps, "optimizer_time")
+        rc = _col(steps, "reclustered")
+        f.reclustered = np.where(np.isfinite(rc), rc, 0.0) > 0
         wall = _col(steps, "wall_time")
         if wall.size > 1:
             dstep = np.diff(step)
@@ -175,6 +178,12 @@ class Comparison:
     diverged_at: int | None
     base_diverged_at: int | None
     same_settings: bool = False  # the two sides differ only in the seed
+    first_step_time: float = NAN  # optimizer time of the first step (compilation), seed mean
+    base_first_step_time: float = NAN
+    recluster_time: float = NAN  # optimizer time of a re-cluster step, mean over seeds
+    base_recluster_time: float = NAN
+    n_recluster: float = NAN  # re-cluster steps per run
+    base_n_recluster: float = NAN
 
     @property
     def speedup(self) -> float:
@@ -187,6 +196,43 @@ def _by_seed(facts: list[RunFacts], values: list[float]) -> dict | list:
     if None in seeds or len(set(map(repr, seeds))) != len(seeds):
         return list(values)
     return {repr(s): v for s, v in zip(seeds, values, strict=True)}
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """A run's time per step, with the one-off steps apart: `typical` is the median of the
+    ordinary steps (neither the first step, which includes compilation, nor a re-cluster step);
+    `ordinary` holds those steps' times."""
+
+    typical: float
+    first: float
+    recluster: float  # mean time of a re-cluster step (NaN when none)
+    n_recluster: int
+    ordinary: np.ndarray
+
+
+def step_cost(times, reclustered=None) -> StepCost:
+    """Split a run's per-step times into the first step, the re-cluster steps and the ordinary
+    ones (whose median is the typical cost: one slow step cannot move it)."""
+    t = np.asarray(times, dtype=np.float64)
+    rc = np.zeros(t.size, dtype=bool) if reclustered is None else np.asarray(reclustered, bool)
+    if rc.size != t.size:
+        rc = np.zeros(t.size, dtype=bool)
+    if t.size == 0 or not np.isfinite(t).any():
+        return StepCost(NAN, NAN, NAN, 0, np.zeros(0))
+    first = float(t[0]) if np.isfinite(t[0]) else NAN
+    ordinary_mask = ~rc & np.isfinite(t)
+    ordinary_mask[0] = False
+    ordinary = t[ordinary_mask]
+    rct = t[rc & np.isfinite(t)]
+    rct = rct[1:] if rc[0] else rct  # a first step that re-clusters counts as the first step
+    return StepCost(
+        float(np.median(ordinary)) if ordinary.size else NAN,
+        first,
+        float(rct.mean()) if rct.size else NAN,
+        int(rct.size),
+        ordinary,
+    )
 
 
 def _diff(a_facts, a_vals, b_facts, b_vals) -> Difference:
@@ -206,11 +252,33 @@ def _hardware(a: list[RunFacts], b: list[RunFacts]) -> str:
     return "same" if all(same) else "different"
 
 
+def _costs(facts: list[RunFacts], attr: str) -> list[StepCost]:
+    # a step-time row i is the time between steps i and i+1: its re-cluster flag is the later one
+    return [
+        step_cost(
+            getattr(f, attr),
+            f.reclustered[1:] if attr == "step_time" and f.reclustered.size else f.reclustered,
+        )
+        for f in facts
+    ]
+
+
 def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, float, Difference]:
-    per_a = [_mean(getattr(f, attr)) for f in a]
-    per_b = [_mean(getattr(f, attr)) for f in b]
+    """Typical (median) time per ordinary step of each side, averaged over seeds, and the
+    difference with its interval: across seeds on the per-run medians, or, one run each,
+    from the spread of the ordinary steps."""
+    ca, cb = _costs(a, attr), _costs(b, attr)
+    per_a, per_b = [c.typical for c in ca], [c.typical for c in cb]
     if len(a) == 1 and len(b) == 1:
-        d = intervals.from_samples(getattr(a[0], attr), getattr(b[0], attr))
+        d = intervals.from_samples(ca[0].ordinary, cb[0].ordinary)
+        d = Difference(
+            per_a[0] - per_b[0],
+            d.low - d.estimate + per_a[0] - per_b[0],
+            d.high - d.estimate + per_a[0] - per_b[0],
+            d.n,
+            d.method,
+            d.n_max,
+        )
     else:
         d = _diff(a, per_a, b, per_b)
     return _mean(per_a), _mean(per_b), d
@@ -250,6 +318,7 @@ def compare(
     if hw != "same":  # wall times of different machines say nothing about the optimizer
         ot_d = Difference(ot_a - ot_b) if hw == "unknown" else Difference(NAN)
         st_d = Difference(NAN)
+    cost_a, cost_b = _costs(run_side, "optimizer_time"), _costs(base_side, "optimizer_time")
     nan_a = [f.first_nan_step for f in run_side if f.first_nan_step is not None]
     nan_b = [f.first_nan_step for f in base_side if f.first_nan_step is not None]
     return Comparison(
@@ -287,4 +356,10 @@ def compare(
         diverged_at=min(nan_a) if nan_a else None,
         base_diverged_at=min(nan_b) if nan_b else None,
         same_settings=same,
+        first_step_time=_mean([c.first for c in cost_a]),
+        base_first_step_time=_mean([c.first for c in cost_b]),
+        recluster_time=_mean([c.recluster for c in cost_a]),
+        base_recluster_time=_mean([c.recluster for c in cost_b]),
+        n_recluster=_mean([c.n_recluster for c in cost_a]),
+        base_n_recluster=_mean([c.n_recluster for c in cost_b]),
     )
