@@ -502,13 +502,20 @@ def _map_threads(fn, items, n_elements: int, device: torch.device) -> list:
     """``[fn(i) for i in items]``, on up to ``torch.get_num_threads()`` threads for large CPU
     work (the GIL is released inside torch and numpy kernels); same results, in order."""
     items = list(items)
-    workers = min(torch.get_num_threads(), len(items))
+    threads = torch.get_num_threads()
+    workers = min(threads, len(items))
     if workers <= 1 or device.type != "cpu" or n_elements < _THREADED_MIN_ELEMENTS:
         return [fn(i) for i in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
+    # one torch thread per worker while the pool runs: intra-op parallel regions started from
+    # several threads at once would oversubscribe the cores (and spin at their barriers)
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _sorted_rows(vs: list[Tensor]) -> Tensor:
@@ -546,9 +553,14 @@ def _fit_rows(
     # running sums row by row (1-D ``cumsum`` of each row, as ``kmeans_1d`` computes them): on
     # CPU ``cumsum(s, 1)`` over a matrix is ~50x slower than a 1-D cumsum per row
     cums, cums2 = torch.empty_like(s), torch.empty_like(s)
-    for r in range(nrow):
-        torch.cumsum(s[r], 0, out=cums[r])
-        torch.cumsum(s[r] * s[r], 0, out=cums2[r])
+    step = -(-nrow // max(1, min(torch.get_num_threads(), nrow)))
+
+    def running_sums(r0: int) -> None:
+        for r in range(r0, min(r0 + step, nrow)):
+            torch.cumsum(s[r], 0, out=cums[r])
+            torch.cumsum(s[r] * s[r], 0, out=cums2[r])
+
+    _map_threads(running_sums, range(0, nrow, step), s.numel(), s.device)
     prefix, prefix2 = _Prefix(cums), _Prefix(cums2)
     m = lengths
     ar = torch.arange(k, dtype=torch.float64)
