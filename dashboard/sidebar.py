@@ -86,53 +86,105 @@ def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFra
     return pd.DataFrame(rows).astype(str)
 
 
+def _pooling() -> bool:
+    """Whether seeds are pooled (the toggle below the picker; read before it is drawn)."""
+    v = st.session_state.get("pool")
+    if v is None:
+        v = str(st.query_params.get("pool", "true")).lower() not in ("false", "0")
+    return bool(v)
+
+
+def picker_options(
+    runs: list[loader.Run], labels: dict[str, str], pool: bool, keep: set[str]
+) -> tuple[list[str], dict[str, str]]:
+    """(run names the pickers list, what each shows). Pooled: one entry per seed group (its
+    first seed stands for it, shown by the group's label) plus any run already chosen; else
+    every run by its name."""
+    names = [labels[r.rel] for r in runs]
+    if not pool:
+        return names, {n: n for n in names}
+    metas = {r.rel: r.meta for r in runs}
+    reps = groups.group_options(metas)
+    members = groups.seed_groups(metas)
+    size = {r: len(m) for m in members.values() for r in m}
+    group_of = {r: reps[m[0]] for m in members.values() for r in m}
+    shown: dict[str, str] = {}
+    for r in runs:
+        n = labels[r.rel]
+        if r.rel in reps and size[r.rel] > 1:
+            shown[n] = reps[r.rel]
+        elif size[r.rel] == 1:
+            shown[n] = n
+        elif n in keep:
+            shown[n] = f"{n} (its group: {group_of[r.rel]})"
+    return [n for n in names if n in shown], shown
+
+
 def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, list[str]]:
-    """Baseline and compared runs (folder paths), kept in the URL by their display names."""
+    """Baseline and compared runs (folder paths), kept in the URL by their display names. With
+    seeds pooled the pickers list seed groups; the default answers "does SGG help?": standard
+    SGG against AdamW with the same settings, the pair with the most seeds."""
     by = {r.rel: r for r in runs}
     rel_of = {labels[r.rel]: r.rel for r in runs}
     names = list(rel_of)
-    # default: an AdamW run (one with a shadow clustering shows the most, then one with the
-    # most seeds), compared with the SGG run whose settings differ least
-    adamw = [r for r in runs if r.optimizer.lower() == "adamw"]
-    seeds = {
-        rel: len(members)
-        for members in groups.seed_groups({r.rel: r.meta for r in runs}).values()
-        for rel in members
-    }
-    adamw.sort(key=lambda r: (not r.shadow, -seeds[r.rel], r.rel.count("/"), r.rel))
-    default_base = labels[adamw[0].rel] if adamw else names[0]
+    pair = groups.default_pair({r.rel: r.meta for r in runs})
     for key in ("baseline", "compare"):  # a stale selection (another folder) is dropped
         v = st.session_state.get(key)
         if key == "baseline" and v is not None and v not in rel_of:
             del st.session_state[key]
         if key == "compare" and isinstance(v, list) and any(x not in rel_of for x in v):
             st.session_state[key] = [x for x in v if x in rel_of]
+    keep = set(st.query_params.get_all("compare")) | set(st.query_params.get_all("baseline"))
+    keep |= set(st.session_state.get("compare") or []) | {st.session_state.get("baseline")}
+    pool = _pooling()
+    options, shown = picker_options(runs, labels, pool, keep & set(names))
+    if pair:
+        default_base, default_cmp = labels[pair[0]], [labels[pair[1]]]
+    else:  # no like-for-like SGG/AdamW pair: an AdamW run, and the SGG run closest to it
+        adamw = sorted(
+            (r for r in runs if r.optimizer.lower() == "adamw" and labels[r.rel] in options),
+            key=lambda r: (not r.shadow, r.rel.count("/"), r.rel),
+        )
+        default_base = labels[adamw[0].rel] if adamw else options[0]
+        rest = [n for n in options if n != default_base]
+        sgg = sorted(
+            (n for n in rest if by[rel_of[n]].optimizer.lower() == "sgg"),
+            key=lambda n: (
+                groups.n_differences(by[rel_of[n]].meta, by[rel_of[default_base]].meta),
+                rel_of[n],
+            ),
+        )
+        default_cmp = sgg[:1] or rest[:1]
+    if default_base not in options:
+        options = [default_base, *options]
+        shown.setdefault(default_base, default_base)
     base_name = st.sidebar.selectbox(
         "Baseline (what the others are compared with)",
-        names,
-        index=names.index(default_base),
+        options,
+        index=options.index(default_base),
+        format_func=lambda n: shown.get(n, n),
         key="baseline",
         bind="query-params",
+        help="With 'Pool seeds into groups' on, each entry is a seed group: all its seeds "
+        "are used.",
     )
     baseline = rel_of[base_name]
-    others = [n for n in names if n != base_name]
-    base_lr = by[baseline].learning_rate
-    sgg = sorted(
-        (n for n in others if by[rel_of[n]].optimizer.lower() == "sgg"),
-        key=lambda n: (  # like for like first: the fewest settings that differ
-            len(groups.differing_settings(by[rel_of[n]].meta, by[baseline].meta)),
-            groups.n_differences(by[rel_of[n]].meta, by[baseline].meta),
-            by[rel_of[n]].learning_rate != base_lr,
-            rel_of[n].count("/"),
-            rel_of[n],
-        ),
-    )
-    default_cmp: list[str] | None = sgg[:1] or others[:1]
+    others = [n for n in options if n != base_name]
+    default_cmp = [n for n in default_cmp if n in others]
     if "compare" in st.session_state:
-        st.session_state["compare"] = [n for n in st.session_state["compare"] if n != base_name]
+        st.session_state["compare"] = [n for n in st.session_state["compare"] if n in others]
         default_cmp = None
     compare = st.sidebar.multiselect(
-        "Runs to compare", others, default=default_cmp, key="compare", bind="query-params"
+        "Seed groups to compare" if pool else "Runs to compare",
+        others,
+        default=default_cmp,
+        format_func=lambda n: shown.get(n, n),
+        key="compare",
+        bind="query-params",
+        help="Each entry is a seed group (all its seeds are compared); turn off 'Pool seeds "
+        "into groups' to pick single runs."
+        if pool
+        else None,
     )
     return baseline, [rel_of[n] for n in compare]
 

@@ -58,7 +58,18 @@ def seed_groups(metas: dict[str, dict]) -> dict[str, list[str]]:
     return {g: sorted(m, key=lambda r: repr(seed_of(metas[r]))) for g, m in out.items()}
 
 
-def _fmt(v: object) -> str:
+def fmt_lr(v: float) -> str:
+    """A learning rate as the run names write it: 0.004 -> '4e-3', 0.016 -> '1.6e-2'."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0 or v >= 0.1:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    mantissa, exponent = f"{v:.3e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _fmt(v: object, key: str = "") -> str:
+    if key.rsplit(".", 1)[-1] == "lr" and isinstance(v, float):
+        return fmt_lr(v)
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -94,8 +105,8 @@ def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tu
             out.append(
                 (
                     plain_name(k),
-                    _fmt(va) if k in sa else "not set",
-                    _fmt(vb) if k in sb else "not set",
+                    _fmt(va, k) if k in sa else "not set",
+                    _fmt(vb, k) if k in sb else "not set",
                 )
             )
     return out
@@ -118,13 +129,21 @@ def n_differences(a: dict, b: dict) -> int:
     return sum(repr(sa.get(k)) != repr(sb.get(k)) for k in keys)
 
 
+def lr_key(meta: dict) -> str | None:
+    """The key of the learning rate among a run's settings (None when it has none)."""
+    return next((k for k in settings(meta) if k.rsplit(".", 1)[-1] == "lr"), None)
+
+
 def group_label(meta: dict, varying: list[str], n: int) -> str:
-    """'sgg, lr 0.004 (3 seeds)': the optimizer and the settings that vary between
-    the groups on show."""
+    """'sgg, lr 4e-3 (3 seeds)': the optimizer, its learning rate (always: a heading must say
+    which lr it speaks of) and the other settings that vary between the groups on show (never
+    a setting only SGG reads for another optimizer)."""
     s = settings(meta)
     if s["optimizer"] != "sgg":  # settings only SGG reads say nothing about another optimizer
         varying = [k for k in varying if not _sgg_only(k)]
-    parts = [f"{short_name(k)} {_fmt(s[k])}" for k in varying if k in s and k != "optimizer"]
+    lr = lr_key(meta)
+    keys = ([lr] if lr else []) + [k for k in varying if k != lr]
+    parts = [f"{short_name(k)} {_fmt(s[k], k)}" for k in keys if k in s and k != "optimizer"]
     head = s["optimizer"] + (", " + ", ".join(parts) if parts else "")
     return f"{head} ({n} seed{'s' if n != 1 else ''})"
 
@@ -146,3 +165,53 @@ def same_hardware(a: dict, b: dict) -> bool | None:
     if not isinstance(ha, dict) or not isinstance(hb, dict):
         return None
     return all(ha.get(k) == hb.get(k) for k in HOST_KEYS)
+
+
+def _sgg_variant(meta: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in settings(meta).items() if _sgg_only(k)))
+
+
+def default_pair(metas: dict[str, dict]) -> tuple[str, str] | None:
+    """(baseline run, compared run) that answer "does SGG help?": a standard SGG group against
+    the AdamW group with the same settings (no difference besides the optimizer), the pair with
+    the most seeds first, then SGG's most common variant (not an ablation), then an AdamW group
+    that also recorded a shadow clustering (the Clusters view shows it). Each side's first
+    seed stands for its group. None when no such pair exists."""
+    by_group = seed_groups(metas)
+    first = {g: m[0] for g, m in by_group.items()}
+    sgg = [g for g in by_group if settings(metas[first[g]])["optimizer"] == "sgg"]
+    adamw = [g for g in by_group if settings(metas[first[g]])["optimizer"] == "adamw"]
+    variants: dict[tuple, int] = {}
+    for g in sgg:
+        v = _sgg_variant(metas[first[g]])
+        variants[v] = variants.get(v, 0) + len(by_group[g])
+    pairs = []
+    for gs in sgg:
+        for ga in adamw:
+            ms, ma = metas[first[gs]], metas[first[ga]]
+            if differing_settings(ms, ma):
+                continue
+            shadow = isinstance(ma.get("optimizer"), dict) and bool(ma["optimizer"].get("shadow"))
+            pairs.append(
+                (
+                    -min(len(by_group[gs]), len(by_group[ga])),
+                    -variants[_sgg_variant(ms)],
+                    not shadow,
+                    first[ga],
+                    first[gs],
+                )
+            )
+    if not pairs:
+        return None
+    best = min(pairs)
+    return best[3], best[4]
+
+
+def group_options(metas: dict[str, dict]) -> dict[str, str]:
+    """{first run of each seed group: the group's label}, the labels naming the settings that
+    vary over all the runs (what a picker of groups lists)."""
+    varying = varying_settings(list(metas.values()))
+    return {
+        members[0]: group_label(metas[members[0]], varying, len(members))
+        for members in seed_groups(metas).values()
+    }

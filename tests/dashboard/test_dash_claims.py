@@ -122,7 +122,7 @@ def test_shorter_run_is_compared_at_equal_steps_and_never_says_never():
     c = compare.compare([short], [base], short.name, base.name)
     assert c.at_step == 400
     lines = narrative.comparison_sentences(c)
-    assert lines[0].startswith("Not like for like: learning rate 0.003 vs 0.004")
+    assert lines[0].startswith("Not like for like: learning rate 3e-3 vs 4e-3")
     assert "400 vs 600 steps" in lines[0]
     assert "at step 400" in " ".join(lines)
     assert "never" not in " ".join(lines).lower()

@@ -32,12 +32,12 @@ def test_runs_that_differ_only_in_seed_or_recording_form_a_group():
     g = groups.seed_groups(metas)
     assert sorted(map(sorted, g.values())) == [["a0"], ["s0", "s1"], ["s0-lr"]]
     label = groups.group_label(metas["s0"], groups.varying_settings(list(metas.values())), 2)
-    assert label == "sgg, lr 0.004 (2 seeds)"
+    assert label == "sgg, lr 4e-3 (2 seeds)"
 
 
 def test_differing_settings_name_what_is_not_like_for_like():
     diff = groups.differing_settings(_meta(lr=3e-3, steps=400), _meta("adamw", steps=600))
-    assert ("learning rate", "0.003", "0.004") in diff
+    assert ("learning rate", "3e-3", "4e-3") in diff
     assert ("training steps", "400", "600") in diff
     assert all(name != "optimizer" for name, _, _ in diff)
     # settings only SGG reads are part of "the optimizer" against AdamW, not against SGG
@@ -47,7 +47,10 @@ def test_differing_settings_name_what_is_not_like_for_like():
         ("scale decay (beta3)", "0.9", "0.99")
     ]
     varying = groups.varying_settings([ablation, _meta(scale_decay=0.99)])
-    assert groups.group_label(_meta("adamw", scale_decay=0.99), varying, 3) == "adamw (3 seeds)"
+    assert (
+        groups.group_label(_meta("adamw", scale_decay=0.99), varying, 3)
+        == "adamw, lr 4e-3 (3 seeds)"
+    )
 
 
 def test_same_hardware_needs_the_host_recorded():

@@ -71,7 +71,7 @@ def test_unequal_runs_are_compared_at_equal_steps(tmp_path, monkeypatch):
     at = render(tmp_path, monkeypatch, baseline="adamw-4e-3", compare=["sgg-3e-3"])
     text = texts(at)
     assert any(
-        w.value.startswith("Not like for like: learning rate 0.003 vs 0.004") for w in at.warning
+        w.value.startswith("Not like for like: learning rate 3e-3 vs 4e-3") for w in at.warning
     )
     assert "400 vs 600 steps" in text and "at step 400" in text
     assert "never" not in text.lower()
@@ -138,7 +138,11 @@ def test_seed_groups_are_drawn_with_a_band_and_n(tmp_path, monkeypatch):
             small_run(tmp_path, f"{opt}-s{seed}", optimizer=opt, lr=4e-3, seed=seed)
     at = render(tmp_path, monkeypatch, baseline="adamw-s0", compare=["sgg-s0"], view="Loss")
     spec = chart_specs(at)
-    assert "adamw (3 seeds)" in spec and "sgg (3 seeds)" in spec and '"fill":"tonexty"' in spec
+    assert (
+        "adamw, lr 4e-3 (3 seeds)" in spec
+        and "sgg, lr 4e-3 (3 seeds)" in spec
+        and '"fill":"tonexty"' in spec
+    )
     for view in ("Gradient stability", "Clusters", "Sweep", "Runs"):
         at.session_state["view"] = view
         at.run()
@@ -148,13 +152,13 @@ def test_seed_groups_are_drawn_with_a_band_and_n(tmp_path, monkeypatch):
     assert table["Seeds"].tolist() == [3, 3]
     assert "paired by seed" in texts(at)
     run_list = next(df.value for df in at.dataframe if "Seed group" in df.value.columns)
-    assert set(run_list["Seed group"]) == {"adamw (3 seeds)", "sgg (3 seeds)"}
+    assert set(run_list["Seed group"]) == {"adamw, lr 4e-3 (3 seeds)", "sgg, lr 4e-3 (3 seeds)"}
     # the card, the table and the sentence say the same about the loss
     verdict = table["Verdict"].iloc[1]
     card = next(m for m in at.metric if m.label.startswith("Loss at step"))
     assert card.proto.delta.endswith(verdict)
     loss_line = next(b for b in bullets(at) if "loss at step" in b)
-    word = {"none detected": "no detectable difference", "better": "lower (better)"}
+    word = {"no detectable difference": "no detectable difference", "better": "lower (better)"}
     assert word.get(verdict, "higher (worse)") in loss_line
 
 
@@ -181,7 +185,9 @@ def test_summary_and_sweep_agree(tmp_path, monkeypatch):
     at.run()
     h2h = next(df.value for df in at.dataframe if "result for SGG" in df.value.columns)
     result = h2h[h2h["setting"] == "0.001"]["result for SGG"].iloc[0]
-    expected = {"better": "win", "worse": "loss", "none detected": "tie"}.get(verdict, verdict)
+    expected = {"better": "win", "worse": "loss", "no detectable difference": "tie"}.get(
+        verdict, verdict
+    )
     assert result.split(" ")[0] == expected.split(" ")[0], (verdict, result)
 
 
