@@ -29,6 +29,9 @@ TEMPLATE = "plotly_white"
 HOVER_Y = ".4g"  # hover values at 4 significant figures
 HOVER_X = ",.4~r"
 OPTIMIZER_DASHES = {"adamw": "solid", "sgg": "dash"}
+# a second cue besides the dash, so that two optimizers at one setting (one colour) never hide
+# each other: SGG's lines are wider
+OPTIMIZER_WIDTHS = {"solid": 2.0, "dash": 3.0}
 HEIGHT = 420
 
 
@@ -49,6 +52,28 @@ def cluster_color(c: int) -> str:
     return WHOLE_LAYER_COLOR if c < 0 else CLUSTER_COLORS[int(c) % len(CLUSTER_COLORS)]
 
 
+LEGEND_ROW = 22  # px per row of legend entries
+LEGEND_CHARS_PER_ROW = 110  # about what one row holds at 1,280 px
+
+
+def legend_rows(fig: go.Figure) -> int:
+    """How many rows the horizontal legend needs (entries wrap at the figure's width)."""
+    names = [
+        str(t.name)
+        for t in fig.data
+        if "showlegend" in t and t.showlegend is not False and t.name is not None
+    ]
+    if not names:
+        return 0
+    rows, used = 1, 0
+    for n in names:
+        width = len(n) + 6  # the line sample and the gap
+        if used and used + width > LEGEND_CHARS_PER_ROW:
+            rows, used = rows + 1, 0
+        used += width
+    return rows
+
+
 def _layout(
     fig: go.Figure,
     title: str,
@@ -58,12 +83,22 @@ def _layout(
     log_y: bool = False,
     height: int = HEIGHT,
 ) -> go.Figure:
+    rows = legend_rows(fig)
     fig.update_layout(
         template=TEMPLATE,
         title={"text": title, "x": 0.0, "xanchor": "left"},
-        height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
+        # the legend sits below the x-axis title and the figure grows with it, so that many
+        # entries never squash the plot
+        height=height + LEGEND_ROW * rows,
+        margin={"l": 60, "r": 20, "t": 50, "b": 60 + LEGEND_ROW * rows},
+        legend={
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "bottom",
+            "y": 0,
+            "xanchor": "left",
+            "x": 0,
+        },
         hovermode="x unified",
     )
     fig.update_xaxes(title_text=x_title, hoverformat=HOVER_X)
@@ -167,8 +202,15 @@ def line_figure(
                 x=g[x],
                 y=g[y],
                 mode="lines+markers" if markers else "lines",
-                line={"color": c, "width": 2, "dash": (dashes or {}).get(name, "solid")},
-                marker={"size": 5},
+                line={
+                    "color": c,
+                    "width": OPTIMIZER_WIDTHS.get((dashes or {}).get(name, "solid"), 2.0),
+                    "dash": (dashes or {}).get(name, "solid"),
+                },
+                marker={
+                    "size": 6,
+                    "symbol": "diamond" if (dashes or {}).get(name) == "dash" else "circle",
+                },
                 name=str(name),
                 legendgroup=str(name),
             )
@@ -273,6 +315,7 @@ def grad_norm_figure(
     log_y: bool = True,
     x_title: str = "",
     dashes: dict[str, str] | None = None,
+    runs_per_line: dict[str, int] | None = None,
 ) -> go.Figure:
     """Global gradient norm per run: the line, a shaded band (10-90% of the run's values, or
     the spread over seeds), and a cross at every spike."""
@@ -331,12 +374,19 @@ def grad_norm_figure(
                         "color": c,
                         "line": {"width": 1, "color": "black"},
                     },
-                    name=f"{name}: spikes ({len(s)})",
+                    name=_spike_label(name, len(s), (runs_per_line or {}).get(name, 1)),
                     legendgroup=name,
                 )
             )
     fig = _layout(fig, title, x_title, "Gradient norm (L2)", log_y=log_y)
     return apply_log_ticks(fig) if log_y else fig
+
+
+def _spike_label(name: str, count: int, runs: int) -> str:
+    """'sgg, lr 4e-3 (3 seeds): gradient spikes, 1.333 per run (4 in 3 runs)'."""
+    if runs <= 1:
+        return f"{name}: gradient spikes, {count} per run"
+    return f"{name}: gradient spikes, {count / runs:.4g} per run ({count} in {runs} runs)"
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -579,7 +629,8 @@ def sweep_figure(
                 }
             }
         n = sorted(set(ok["n"].astype(int))) if "n" in ok and len(ok) else []
-        label = opt + (f" (N = {'/'.join(map(str, n))} per point; bars: min-max)" if n else "")
+        bars = "; bars: min-max" if spread else ""
+        label = opt + (f" (N = {'/'.join(map(str, n))} per point{bars})" if n else "")
         fig.add_trace(
             go.Scatter(
                 x=ok["value"],

@@ -178,6 +178,23 @@ def _signed(v: float, fmt) -> str:
     return ("+" if v > 0 else "-" if v < 0 else "") + fmt(abs(v)) if np.isfinite(v) else "n/a"
 
 
+def signed(v: float, fmt=num) -> str:
+    """A difference with its sign: '+0.01736', '-2.71 ms' (4 significant figures by default)."""
+    return _signed(v, fmt)
+
+
+def diff_text(d: Difference, fmt=num) -> str:
+    """'+0.01736 ± 0.04085' (the estimate and half the 95% interval), or the estimate alone
+    when there is no interval: what every table shows for a difference."""
+    if not math.isfinite(d.estimate):
+        return "n/a"
+    return (
+        f"{_signed(d.estimate, fmt)} ± {fmt(d.half_width)}"
+        if d.has_interval
+        else _signed(d.estimate, fmt)
+    )
+
+
 def claim(d: Difference, lower: str, higher: str, fmt=num) -> str:
     """The one rule: `lower` / `higher` only when the interval excludes zero."""
     if not math.isfinite(d.estimate):
@@ -248,8 +265,8 @@ def reach_sentence(c: Comparison) -> str:
 
 def stability_sentence(c: Comparison) -> str:
     return (
-        f"Spikes (loss and gradient): {num(c.spikes, 3)} vs {num(c.base_spikes, 3)}: "
-        f"{claim(c.spikes_diff, 'fewer', 'more', lambda v: num(v, 3))}. Gradient-size "
+        f"Spikes per run (loss and gradient, mean over seeds): {num(c.spikes)} vs "
+        f"{num(c.base_spikes)}: {claim(c.spikes_diff, 'fewer', 'more')}. Gradient-size "
         f"variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
         f"{claim(c.cv_diff, 'steadier', 'less steady', points)}."
     )
@@ -401,16 +418,31 @@ COMPARISON_COLUMNS = [
     "Loss",
     "vs baseline",
     "Verdict",
-    "Speed",
-    "Steps to reach",
-    "Spikes",
-    "Gradient CV",
     "At step",
-    "Not like for like",
     "Optimizer time (median per step)",
     "Seeds",
+    "Not like for like",
 ]
-TABLE_WORDS: dict[str, str] = {}  # one vocabulary: the table uses the sentences' words
+SPIKES_LABEL = "Spikes per run (loss + gradient)"
+SPIKES_NOTE = (
+    "Spikes per run: loss spikes plus gradient spikes of each run, averaged over the seeds; "
+    "the Gradient stability view marks the gradient spikes alone, every seed's."
+)
+DETAIL_COLUMNS = [
+    "Group",
+    "Steps to the baseline's loss",
+    "Speed",
+    "Spikes per run (loss + gradient)",
+    "Spikes",
+    "Gradient CV",
+    "Steadiness",
+]
+TABLE_WORDS: dict[str, str] = {}  # one vocabulary: the tables use the sentences' words
+STEPS_NOTE = (
+    "Steps to the baseline's loss: the first evaluation at which a run's loss is at or below "
+    "the baseline's loss at the comparison step, averaged over the seeds (so it can fall "
+    "between two evaluations); the baseline's own row is left empty."
+)
 
 
 def _short(word: str) -> str:
@@ -427,7 +459,8 @@ def _time_word(c: Comparison) -> str:
 
 
 def comparison_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
-    """One row per compared group (the baseline first when given), key columns first."""
+    """One row per compared group (the baseline first when given): the loss verdict, where it
+    was measured, the optimizer's cost and what is not like for like."""
     rows = []
     if base is not None:
         rows.append(
@@ -438,10 +471,6 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Loss": num(base.base_loss),
                 "vs baseline": "",
                 "Verdict": "",
-                "Steps to reach": steps_text(base.base_steps_to_target),
-                "Speed": "",
-                "Spikes": num(base.base_spikes, 3),
-                "Gradient CV": pct(base.base_cv),
                 "Not like for like": "",
                 "Optimizer time (median per step)": ms(base.base_optimizer_time),
             }
@@ -454,20 +483,10 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Seeds": c.n,
                 "At step": c.at_step,
                 "Loss": num(c.loss),
-                "vs baseline": (
-                    f"{_signed(d.estimate, num3)} ± {num(d.half_width, 2)}"
-                    if d.has_interval
-                    else _signed(d.estimate, num3)
-                ),
+                "vs baseline": diff_text(d),
                 "Verdict": _short(verdict_word(d, "better", "worse"))
                 if c.diverged_at is None
                 else "failed",
-                "Steps to reach": steps_text(c.steps_to_target) if c.reached else "not reached",
-                "Speed": _short(verdict_word(c.steps_diff, "faster", "slower"))
-                if c.reached
-                else "",
-                "Spikes": num(c.spikes, 3),
-                "Gradient CV": pct(c.cv),
                 "Not like for like": like_for_like(c).removeprefix("Not like for like: "),
                 "Optimizer time (median per step)": ms(c.optimizer_time)
                 + (
@@ -478,6 +497,45 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
             }
         )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
+    """Speed and steadiness, one row per group, in the sentences' words."""
+    rows = []
+    if base is not None:
+        rows.append(
+            {
+                "Group": f"{base.base_name} (baseline)",
+                "Steps to the baseline's loss": "",
+                "Speed": "",
+                SPIKES_LABEL: num(base.base_spikes),
+                "Spikes": "",
+                "Gradient CV": pct(base.base_cv),
+                "Steadiness": "",
+            }
+        )
+    for c in comparisons:
+        rows.append(
+            {
+                "Group": c.name,
+                "Steps to the baseline's loss": steps_text(c.steps_to_target)
+                if c.reached
+                else f"not reached in {c.lengths[0]:,}",
+                "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached else "",
+                SPIKES_LABEL: num(c.spikes),
+                "Spikes": verdict_word(c.spikes_diff, "fewer", "more"),
+                "Gradient CV": pct(c.cv),
+                "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady"),
+            }
+        )
+    return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+
+
+SWEEP_RESULT_NOTE = (
+    "Each row is the same comparison as the Summary for these two seed groups (all their "
+    "seeds, the same step, the same numbers): 'better' or 'worse' only when the 95% interval "
+    f"of SGG's loss minus AdamW's excludes zero, else '{NO_DIFFERENCE}'."
+)
 
 
 def tolerance_sentences(tol: pd.DataFrame, key: str, within: float = 0.05) -> list[str]:

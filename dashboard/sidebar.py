@@ -134,8 +134,18 @@ def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, l
             del st.session_state[key]
         if key == "compare" and isinstance(v, list) and any(x not in rel_of for x in v):
             st.session_state[key] = [x for x in v if x in rel_of]
-    keep = set(st.query_params.get_all("compare")) | set(st.query_params.get_all("baseline"))
-    keep |= set(st.session_state.get("compare") or []) | {st.session_state.get("baseline")}
+    # the URL (?baseline=NAME&compare=A&compare=B, run names) sets the choice when the page
+    # opens; the pickers show groups, so they are synced by hand (a bound widget would put the
+    # group's label in the URL)
+    if not st.session_state.get("_selection_from_url"):
+        st.session_state["_selection_from_url"] = True
+        url_base = [n for n in st.query_params.get_all("baseline") if n in rel_of]
+        url_cmp = [n for n in st.query_params.get_all("compare") if n in rel_of]
+        if url_base:
+            st.session_state["baseline"] = url_base[0]
+        if url_cmp or url_base:
+            st.session_state["compare"] = url_cmp
+    keep = set(st.session_state.get("compare") or []) | {st.session_state.get("baseline")}
     pool = _pooling()
     options, shown = picker_options(runs, labels, pool, keep & set(names))
     if pair:
@@ -155,16 +165,16 @@ def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, l
             ),
         )
         default_cmp = sgg[:1] or rest[:1]
-    if default_base not in options:
-        options = [default_base, *options]
-        shown.setdefault(default_base, default_base)
+    # the default first: index 0 (a non-zero default beside a value set from the URL would
+    # make Streamlit warn)
+    options = [default_base, *(n for n in options if n != default_base)]
+    shown.setdefault(default_base, default_base)
     base_name = st.sidebar.selectbox(
         "Baseline (what the others are compared with)",
         options,
-        index=options.index(default_base),
+        index=0,
         format_func=lambda n: shown.get(n, n),
         key="baseline",
-        bind="query-params",
         help="With 'Pool seeds into groups' on, each entry is a seed group: all its seeds "
         "are used.",
     )
@@ -180,12 +190,13 @@ def selection_ui(runs: list[loader.Run], labels: dict[str, str]) -> tuple[str, l
         default=default_cmp,
         format_func=lambda n: shown.get(n, n),
         key="compare",
-        bind="query-params",
         help="Each entry is a seed group (all its seeds are compared); turn off 'Pool seeds "
         "into groups' to pick single runs."
         if pool
         else None,
     )
+    st.query_params["baseline"] = base_name
+    st.query_params["compare"] = list(compare)
     return baseline, [rel_of[n] for n in compare]
 
 

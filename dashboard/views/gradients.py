@@ -35,7 +35,14 @@ def page(ctx: Ctx) -> None:
         spikes = pd.concat([spikes[~spikes["run"].isin(pooled)], member_spikes], ignore_index=True)
     st.plotly_chart(
         figures.grad_norm_figure(
-            lines, bands, spikes, col, ctx.colors, x_title=xlabel, dashes=ctx.dashes
+            lines,
+            bands,
+            spikes,
+            col,
+            ctx.colors,
+            x_title=xlabel,
+            dashes=ctx.dashes,
+            runs_per_line={n: len(m) for n, m in ctx.series},
         ),
         key="grad_global",
     )

@@ -26,7 +26,7 @@ def comparisons(ctx: Ctx) -> list[Comparison]:
     ]
 
 
-def _delta(d, lower: str, higher: str, base: str, fmt=lambda v: f"{v:+.3g}") -> dict:
+def _delta(d, lower: str, higher: str, base: str, fmt=narrative.signed) -> dict:
     """The card's delta: the verdict, coloured (with an arrow) only when the interval excludes
     zero, grey otherwise; the baseline's value beside it."""
     word = narrative.TABLE_WORDS.get(*(2 * [narrative.verdict_word(d, lower, higher)]))
@@ -62,17 +62,17 @@ def cards(c: Comparison) -> None:
     else:
         c2.metric(
             "Steps to the baseline's loss",
-            "not reached",
-            delta=f"in {c.lengths[0]:,} steps"
-            + (f"; {c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else ""),
+            f"> {c.lengths[0]:,}",
+            delta="not reached"
+            + (f"; {c.end_gap:+.1%} at end" if c.end_gap == c.end_gap else ""),
             delta_color="off",
             delta_arrow="off",
             border=True,
         )
     c3.metric(
-        "Spikes",
-        narrative.num(c.spikes, 3),
-        **_delta(c.spikes_diff, "fewer", "more", narrative.num(c.base_spikes, 3)),
+        "Spikes per run",
+        narrative.num(c.spikes),
+        **_delta(c.spikes_diff, "fewer", "more", narrative.num(c.base_spikes)),
         help=narrative.definition("spike"),
         border=True,
     )
@@ -121,6 +121,9 @@ def page(ctx: Ctx) -> None:
     table = narrative.comparison_table(comps, comps[0] if comps else None)
     if comps:
         st.dataframe(table, hide_index=True, key="comparison_table")
+        st.markdown("**Speed and steadiness**")
+        st.dataframe(narrative.detail_table(comps, comps[0]), hide_index=True, key="detail_table")
+        st.caption(f"{narrative.STEPS_NOTE} {narrative.SPIKES_NOTE}")
     main_fig = (
         eval_figure(ctx)
         if comps and comps[0].kind == "validation"

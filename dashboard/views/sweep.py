@@ -16,15 +16,15 @@ from dashboard.context import Ctx
 from dashboard.metrics import health, sweep, sweep_groups
 
 WITHIN = 0.05
-RESULT = {"better": "win", "worse": "loss"}
 
 
 def _result(c, word: str) -> str:
+    """The Summary's verdict word for the same pair of groups (one vocabulary)."""
     if c.diverged_at is not None:
-        return "loss (SGG diverged)"
+        return "worse (SGG diverged)"
     if c.base_diverged_at is not None:
-        return "win (AdamW diverged)"
-    return RESULT.get(word, "tie" if word == narrative.NO_DIFFERENCE else word)
+        return "better (AdamW diverged)"
+    return word
 
 
 def head_to_head_table(pairs) -> pd.DataFrame:
@@ -41,15 +41,8 @@ def head_to_head_table(pairs) -> pd.DataFrame:
                 "AdamW": "diverged"
                 if c.base_diverged_at is not None
                 else narrative.num(c.base_loss),
-                "SGG - AdamW": "" if failed else narrative.num(d.estimate, 3),
-                "95% interval": (
-                    ""
-                    if failed
-                    else f"{narrative.num(d.low, 3)} to {narrative.num(d.high, 3)}"
-                    if d.has_interval
-                    else "none (one run each)"
-                ),
-                "seeds": f"{c.n} / {c.n_base}",
+                "SGG - AdamW (± 95% interval)": "" if failed else narrative.diff_text(d),
+                "seeds (SGG / AdamW)": f"{c.n} / {c.n_base}",
                 "result for SGG": _result(c, word),
             }
         )
@@ -73,7 +66,7 @@ def page(ctx: Ctx) -> None:
         "Setting that was varied",
         keys,
         key="sweep_key",
-        format_func=lambda k: f"{sweep.plain_name(k)} ({k})",
+        format_func=sweep.plain_name,
     )
     members = sweep.sweep_members(metas, hp)
     left_out = [r for r in rels if r not in members]
@@ -105,8 +98,9 @@ def page(ctx: Ctx) -> None:
     st.plotly_chart(fig, key="sweep_fig")
     pairs = sweep_groups.head_to_head(facts, hp)
     if pairs:
-        st.markdown(f"**SGG against AdamW at each {name}** (the same rule as the Summary)")
-        st.dataframe(head_to_head_table(pairs), hide_index=True, key="sweep_h2h")
+        st.markdown(f"**SGG against AdamW at each {name}**")
+        st.table(head_to_head_table(pairs), hide_index=True)
+        st.caption(narrative.SWEEP_RESULT_NOTE)
     tol = sweep.tolerance(df, within=WITHIN)
     for line in narrative.tolerance_sentences(tol, hp, within=WITHIN):
         st.markdown(f"- {line}")
@@ -120,7 +114,7 @@ def page(ctx: Ctx) -> None:
         .drop(columns=["kind", "at_step"])
         .rename(
             columns={
-                "value": hp,
+                "value": name,
                 "final_loss": "mean loss",
                 "lo": "min",
                 "hi": "max",
@@ -130,4 +124,7 @@ def page(ctx: Ctx) -> None:
         ),
         hide_index=True,
         key="sweep_table",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4g") for c in ("mean loss", "min", "max")
+        },
     )

@@ -54,7 +54,7 @@ def test_grad_figure_marks_spikes():
     lines, bands, spikes = prepare.grad_lines({"a": steps}, "step")
     assert spikes["step"].tolist() == [3001]
     fig = figures.grad_norm_figure(lines, bands, spikes, "step", {"a": "#000000"})
-    assert any(t.name == "a: spikes (1)" for t in fig.data)
+    assert any(t.name == "a: gradient spikes, 1 per run" for t in fig.data)
 
 
 def test_heatmap_has_layer_rows():

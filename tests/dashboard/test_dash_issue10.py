@@ -22,7 +22,7 @@ def bullets(at) -> list[str]:
 
 
 def comparison_frame(at):
-    for df in at.dataframe:
+    for df in [*at.table, *at.dataframe]:
         if "Verdict" in df.value.columns:
             return df.value
     raise AssertionError("no comparison table")
@@ -180,15 +180,16 @@ def test_summary_and_sweep_agree(tmp_path, monkeypatch):
             for seed in (0, 1):
                 small_run(tmp_path, f"{opt}-{lr:g}-s{seed}", optimizer=opt, lr=lr, seed=seed)
     at = render(tmp_path, monkeypatch, baseline="adamw-0.001-s0", compare=["sgg-0.001-s0"])
-    verdict = comparison_frame(at)["Verdict"].iloc[1]
+    summary = comparison_frame(at).iloc[1]
     at.session_state["view"] = "Sweep"
     at.run()
-    h2h = next(df.value for df in at.dataframe if "result for SGG" in df.value.columns)
-    result = h2h[h2h["setting"] == "0.001"]["result for SGG"].iloc[0]
-    expected = {"better": "win", "worse": "loss", "no detectable difference": "tie"}.get(
-        verdict, verdict
-    )
-    assert result.split(" ")[0] == expected.split(" ")[0], (verdict, result)
+    h2h = next(df.value for df in at.table if "result for SGG" in df.value.columns)
+    row = h2h[h2h["setting"] == "0.001"].iloc[0]
+    # the same words and the same numbers for the same two groups
+    assert row["result for SGG"] == summary["Verdict"], (summary["Verdict"], row)
+    assert row["SGG - AdamW (± 95% interval)"] == summary["vs baseline"]
+    assert row["seeds (SGG / AdamW)"] == f"{summary['Seeds']} / 2"
+    assert narrative.SWEEP_RESULT_NOTE in texts(at)
 
 
 def test_no_programmer_notes_on_the_page_or_in_the_report(synthetic_root, monkeypatch):

@@ -121,3 +121,28 @@ def test_default_screen_compares_standard_sgg_with_adamw_groups(monkeypatch):
     assert "first step" in time_line and "re-cluster step" in time_line
     table = comparison_frame(at)
     assert table["Seeds"].tolist() == [3, 3]
+
+
+def test_speed_and_spikes_table_has_no_self_comparison_and_one_spike_unit():
+    sgg = _group("sgg", 0.011, 45.0)
+    adamw = _group("adamw", 0.011, 0.015)
+    sgg[0].grad_spikes, sgg[1].loss_spikes = 2, 2  # 4 spikes in 3 runs
+    c = compare.compare(sgg, adamw, "sgg", "adamw")
+    t = narrative.detail_table([c], c)
+    assert t.iloc[0]["Steps to the baseline's loss"] == "" and t.iloc[0]["Speed"] == ""
+    assert t.iloc[1][narrative.SPIKES_LABEL] == "1.333"
+    assert narrative.verdict_word(c.spikes_diff, "fewer", "more") == t.iloc[1]["Spikes"]
+    assert "Spikes per run" in narrative.stability_sentence(c)
+
+
+def test_gradient_chart_counts_spikes_per_run_like_the_summary():
+    import pandas as pd
+
+    from dashboard import figures
+
+    lines = pd.DataFrame({"run": ["g"] * 3, "step": [1, 2, 3], "grad_norm": [1.0, 9.0, 1.0]})
+    spikes = pd.DataFrame({"run": ["g"] * 4, "step": [2, 2, 3, 3], "grad_norm": [9.0] * 4})
+    fig = figures.grad_norm_figure(
+        lines, lines.iloc[:0], spikes, "step", {"g": "#000"}, runs_per_line={"g": 3}
+    )
+    assert any(t.name == "g: gradient spikes, 1.333 per run (4 in 3 runs)" for t in fig.data)
