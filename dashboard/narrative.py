@@ -408,21 +408,14 @@ def overview(comparisons: list[Comparison]) -> str:
     if unlike:
         text += (
             f" {unlike} of the {len(comparisons)} differ from the baseline in more than the "
-            "optimizer (last column of the table)."
+            "optimizer (column 'Not like for like' of the cost table)."
         )
     return text
 
 
-COMPARISON_COLUMNS = [
-    "Group",
-    "Loss",
-    "vs baseline",
-    "Verdict",
-    "At step",
-    "Optimizer time (median per step)",
-    "Seeds",
-    "Not like for like",
-]
+COMPARISON_COLUMNS = ["Group", "Loss", "vs baseline", "Verdict", "At step", "Seeds"]
+OPTIMIZER_TIME = "Optimizer time (median per step)"
+COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Optimizer time vs baseline", "Not like for like"]
 SPIKES_LABEL = "Spikes per run (loss + gradient)"
 SPIKES_NOTE = (
     "Spikes per run: loss spikes plus gradient spikes of each run, averaged over the seeds; "
@@ -460,7 +453,7 @@ def _time_word(c: Comparison) -> str:
 
 def comparison_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
     """One row per compared group (the baseline first when given): the loss verdict, where it
-    was measured, the optimizer's cost and what is not like for like."""
+    was measured and on how many seeds."""
     rows = []
     if base is not None:
         rows.append(
@@ -471,8 +464,6 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Loss": num(base.base_loss),
                 "vs baseline": "",
                 "Verdict": "",
-                "Not like for like": "",
-                "Optimizer time (median per step)": ms(base.base_optimizer_time),
             }
         )
     for c in comparisons:
@@ -487,16 +478,34 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Verdict": _short(verdict_word(d, "better", "worse"))
                 if c.diverged_at is None
                 else "failed",
-                "Not like for like": like_for_like(c).removeprefix("Not like for like: "),
-                "Optimizer time (median per step)": ms(c.optimizer_time)
-                + (
-                    f" ({_time_word(c)})"
-                    if c.hardware == "same" and np.isfinite(c.optimizer_time_diff.estimate)
-                    else ""
-                ),
             }
         )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def cost_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
+    """The optimizer's cost per group and what is not like for like, in the sentences' words."""
+    rows = []
+    if base is not None:
+        rows.append(
+            {
+                "Group": f"{base.base_name} (baseline)",
+                OPTIMIZER_TIME: ms(base.base_optimizer_time),
+                "Optimizer time vs baseline": "",
+                "Not like for like": "",
+            }
+        )
+    for c in comparisons:
+        same = c.hardware == "same" and np.isfinite(c.optimizer_time_diff.estimate)
+        rows.append(
+            {
+                "Group": c.name,
+                OPTIMIZER_TIME: ms(c.optimizer_time),
+                "Optimizer time vs baseline": _time_word(c) if same else "not compared",
+                "Not like for like": like_for_like(c).removeprefix("Not like for like: "),
+            }
+        )
+    return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:

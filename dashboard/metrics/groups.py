@@ -112,7 +112,12 @@ def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tu
     return out
 
 
-SHORT_NAMES = {"learning rate": "lr", "weight decay": "wd", "training steps": "steps"}
+SHORT_NAMES = {
+    "learning rate": "lr",
+    "weight decay": "wd",
+    "training steps": "steps",
+    "scale decay (beta3)": "scale decay",
+}
 
 
 def short_name(key: str) -> str:

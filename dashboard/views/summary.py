@@ -63,8 +63,7 @@ def cards(c: Comparison) -> None:
         c2.metric(
             "Steps to the baseline's loss",
             f"> {c.lengths[0]:,}",
-            delta="not reached"
-            + (f"; {c.end_gap:+.1%} at end" if c.end_gap == c.end_gap else ""),
+            delta="not reached" + (f"; {c.end_gap:+.1%} at end" if c.end_gap == c.end_gap else ""),
             delta_color="off",
             delta_arrow="off",
             border=True,
@@ -120,9 +119,12 @@ def page(ctx: Ctx) -> None:
         st.markdown(text[0])
     table = narrative.comparison_table(comps, comps[0] if comps else None)
     if comps:
-        st.dataframe(table, hide_index=True, key="comparison_table")
+        # static tables (text wraps): every column visible at 1,280 px
+        st.table(table, hide_index=True)
+        st.markdown("**The optimizer's cost, and what is not like for like**")
+        st.table(narrative.cost_table(comps, comps[0]), hide_index=True)
         st.markdown("**Speed and steadiness**")
-        st.dataframe(narrative.detail_table(comps, comps[0]), hide_index=True, key="detail_table")
+        st.table(narrative.detail_table(comps, comps[0]), hide_index=True)
         st.caption(f"{narrative.STEPS_NOTE} {narrative.SPIKES_NOTE}")
     main_fig = (
         eval_figure(ctx)
@@ -164,7 +166,7 @@ def page(ctx: Ctx) -> None:
     def make_report() -> str:
         return report.build_report(
             f"Training runs compared with {base_name}",
-            table if comps else per_run,
+            table.merge(narrative.cost_table(comps, comps[0]), on="Group") if comps else per_run,
             text,
             [main_fig],
             [f"{term}: {what}" for term, what in narrative.DEFINITIONS],
