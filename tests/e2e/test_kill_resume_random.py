@@ -10,6 +10,7 @@ the same clustering. The processes are forked from one server that imported torc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -60,7 +61,10 @@ class Server:
                 return int(words[2])
             if words == ["ready", pid] and kill_after is not None:
                 time.sleep(kill_after)
-                os.kill(int(pid), signal.SIGKILL)
+                # contextlib.suppress: the job may have finished (and been reaped) before the
+                # kill moment; the server still reports its exit code on the next line
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
 
     def close(self) -> None:
         self.proc.stdin.close()
