@@ -61,7 +61,7 @@ class Server:
                 return int(words[2])
             if words == ["ready", pid] and kill_after is not None:
                 time.sleep(kill_after)
-                # contextlib.suppress: the job may have finished (and been reaped) before the
+                # the job may have finished (and been reaped) before the
                 # kill moment; the server still reports its exit code on the next line
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
