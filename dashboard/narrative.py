@@ -540,6 +540,18 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
     return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
 
 
+def pileup_note(share: float) -> str:
+    """Why the adaptive learning rate piles up at the right edge (when it does)."""
+    if not np.isfinite(share) or share < 0.2:
+        return ""
+    return (
+        f"{share:.0%} of this layer's values sit in the highest bin. That is not a cut-off axis: "
+        "it is the largest step AdamW can give (learning rate / eps), which a weight gets when "
+        "its gradient has been zero so far, e.g. the embedding of a word the data never "
+        "contained."
+    )
+
+
 SWEEP_RESULT_NOTE = (
     "Each row is the same comparison as the Summary for these two seed groups (all their "
     "seeds, the same step, the same numbers): 'better' or 'worse' only when the 95% interval "

@@ -72,7 +72,8 @@ def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFra
                 "Run": labels.get(r.rel, r.name),
                 "Seed": str(groups.seed_of(r.meta) if r.readable else ""),
                 "Folder": r.rel or ".",
-                "Optimizer": r.optimizer + (" + shadow clustering" if opt.get("shadow") else ""),
+                "Optimizer": r.optimizer
+                + (" (also computed SGG's grouping, not applied)" if opt.get("shadow") else ""),
                 "Learning rate": "" if r.learning_rate is None else f"{r.learning_rate:g}",
                 "Weight decay": _fmt_hp(hp.get("weight_decay", "")),
                 "Groups (K)": sgg.get("n_clusters", "") if isinstance(sgg, dict) else "",

@@ -78,3 +78,16 @@ def factor_overview(clusters: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     piv = overview.pivot_table(index="layer", columns="step", values="factor", sort=False)
     rows = [n for n in order if n in piv.index] or list(piv.index)
     return piv.reindex(rows)
+
+
+def top_bin_share(h: pd.DataFrame) -> float:
+    """The share of all counted values that sit in the highest bin of a histogram (columns
+    bin_right, count): a pile at the right edge of the adaptive learning rate is the largest
+    step AdamW can give, lr / eps, to weights whose gradient has been zero so far."""
+    if h is None or h.empty or "count" not in h or "bin_right" not in h:
+        return float("nan")
+    total = float(h["count"].sum())
+    if total <= 0:
+        return float("nan")
+    top = h["bin_right"].max()
+    return float(h.loc[h["bin_right"] >= top * (1 - 1e-9), "count"].sum()) / total

@@ -132,6 +132,39 @@ PLAIN_NAMES = {
 }
 
 
+SECTIONS = {
+    "config": "training",
+    "optimizer": "optimizer",
+    "clustering": "grouping",
+    "model": "model",
+    "recording": "recording",
+}
+SETTING_WORDS = {
+    "optimizer.name": "optimizer",
+    "optimizer.base": "optimizer underneath",
+    "optimizer.hyperparameters.lr": "optimizer: learning rate at the last step",
+    "optimizer.hyperparameters.initial_lr": "optimizer: learning rate at the start",
+    "clustering.applied": "grouping applied to the weights",
+    "clustering.mda_eps": "grouping: small number that avoids dividing by zero",
+    "clustering.median_sample": "grouping: values sampled to estimate medians",
+    "clustering.scale_bounds": "grouping: lowest and highest scale factor",
+    "seed": "seed",
+}
+
+
+def recording_only(key: str) -> bool:
+    """Settings about where and how often a run was written, not about the training itself."""
+    return key in RECORDING_KEYS or key in IGNORED_FOR_SWEEP or key.startswith("recording.")
+
+
+def setting_label(key: str) -> str:
+    """A plain label for a run.json key: 'config.lr' -> 'training: learning rate'."""
+    if key in SETTING_WORDS:
+        return SETTING_WORDS[key]
+    section = SECTIONS.get(key.split(".", 1)[0], "")
+    return f"{section}: {plain_name(key)}" if section and "." in key else plain_name(key)
+
+
 def plain_name(key: str) -> str:
     """ "hyperparameters.lr" -> "learning rate"."""
     last = key.rsplit(".", 1)[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import figures, prepare
+from dashboard import figures, narrative, prepare
 from dashboard.context import Ctx
 from dashboard.metrics import clusters
 
@@ -162,3 +162,7 @@ def page(ctx: Ctx) -> None:
             ),
             key=f"cl_hist_{qty}",
         )
+        if qty == "adaptive_lr":
+            note = narrative.pileup_note(clusters.top_bin_share(h))
+            if note:
+                col.caption(note)

@@ -11,10 +11,14 @@ from dashboard.metrics import sweep
 
 def page(ctx: Ctx) -> None:
     st.caption(
-        "Settings of the selected runs side by side; rows where they differ are highlighted."
+        "Settings of the selected runs side by side; rows where they differ are highlighted. "
+        "Recording options (where and how often a run was written) are left out."
     )
     metas = {ctx.labels[r]: ctx.by_rel[r].meta for r in ctx.selected}
     cfg = sweep.config_table(metas)
+    if not cfg.empty:  # plain labels; where and how often a run was written is left out
+        cfg = cfg[[not sweep.recording_only(str(k)) for k in cfg.index]]
+        cfg.index = [sweep.setting_label(str(k)) for k in cfg.index]
     if cfg.empty:
         st.info("No settings recorded.")
     else:
@@ -22,7 +26,7 @@ def page(ctx: Ctx) -> None:
         if differing and len(ctx.selected) > 1:
             st.markdown(
                 "**They differ in:** "
-                + ", ".join(f"`{k}`" for k in differing[:20])
+                + ", ".join(differing[:20])
                 + (" ..." if len(differing) > 20 else "")
             )
         only = st.toggle("Only show differences", value=False, key="cfg_diff_only")

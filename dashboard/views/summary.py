@@ -160,8 +160,6 @@ def page(ctx: Ctx) -> None:
                 if per_run[c].dtype.kind == "f"
             },
         )
-    with st.expander("What the numbers mean"):
-        st.markdown(narrative.definitions_markdown())
 
     def make_report() -> str:
         return report.build_report(

@@ -147,3 +147,36 @@ def test_gradient_chart_counts_spikes_per_run_like_the_summary():
         lines, lines.iloc[:0], spikes, "step", {"g": "#000"}, runs_per_line={"g": 3}
     )
     assert any(t.name == "g: gradient spikes, 1.333 per run (4 in 3 runs)" for t in fig.data)
+
+
+def test_settings_have_plain_labels_and_recording_options_are_hidden():
+    from dashboard.metrics import sweep
+
+    assert sweep.setting_label("config.lr") == "training: learning rate"
+    assert sweep.setting_label("clustering.median_sample") == (
+        "grouping: values sampled to estimate medians"
+    )
+    assert sweep.recording_only("config.out") and sweep.recording_only("config.flush_every")
+    assert not sweep.recording_only("config.lr")
+
+
+def test_runs_view_shows_no_raw_keys(monkeypatch):
+    at = render(SAMPLES, monkeypatch, view="Runs")
+    text = texts(at)
+    for raw in ("config.lr", "config.out", "clustering.median_sample", "`"):
+        assert raw not in text, raw
+    cfg = next(df.value for df in at.dataframe if "adamw-lr4e-3-s0" in df.value.columns)
+    assert "training: learning rate" in cfg.index
+    assert not any("." in str(k).split(":")[0] for k in cfg.index)
+
+
+def test_a_pile_at_the_adaptive_lr_edge_is_explained_not_hidden():
+    import pandas as pd
+
+    from dashboard.metrics import clusters
+
+    h = pd.DataFrame({"bin_right": [1.0, 10.0, 4e4], "count": [30, 10, 60]})
+    share = clusters.top_bin_share(h)
+    assert share == 0.6
+    assert "learning rate / eps" in narrative.pileup_note(share)
+    assert narrative.pileup_note(clusters.top_bin_share(h.assign(count=[80, 15, 5]))) == ""
