@@ -89,3 +89,8 @@ def page(ctx: Ctx) -> None:
         ),
         key="grad_heat",
     )
+    st.caption(
+        "Rows: the model's layers by their names in the code (embed_tokens: the word "
+        "embeddings; self_attn q/k/v/o_proj: attention; mlp gate/up/down_proj: the feed-forward "
+        "block; layernorm and norm: normalisation; lm_head: the output layer)."
+    )

@@ -63,7 +63,9 @@ def cards(c: Comparison) -> None:
         c2.metric(
             "Steps to the baseline's loss",
             f"> {c.lengths[0]:,}",
-            delta="not reached" + (f"; {c.end_gap:+.1%} at end" if c.end_gap == c.end_gap else ""),
+            delta=f"{c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else "not reached",
+            help=f"Not reached in {c.lengths[0]:,} steps; below the value: the gap to the "
+            "baseline's loss at the run's last evaluation.",
             delta_color="off",
             delta_arrow="off",
             border=True,

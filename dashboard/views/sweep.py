@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import figures, narrative
 from dashboard.context import Ctx
-from dashboard.metrics import health, sweep, sweep_groups
+from dashboard.metrics import groups, health, sweep, sweep_groups
 
 WITHIN = 0.05
 
@@ -27,7 +27,7 @@ def _result(c, word: str) -> str:
     return word
 
 
-def head_to_head_table(pairs) -> pd.DataFrame:
+def head_to_head_table(pairs, key: str = "") -> pd.DataFrame:
     """One row per value: both groups' loss, the difference with its interval, the result."""
     rows = []
     for v, c in pairs:
@@ -36,7 +36,7 @@ def head_to_head_table(pairs) -> pd.DataFrame:
         failed = c.diverged_at is not None or c.base_diverged_at is not None
         rows.append(
             {
-                "setting": f"{v:g}",
+                "setting": groups.fmt_lr(v) if key.rsplit(".", 1)[-1] == "lr" else f"{v:g}",
                 "SGG": "diverged" if c.diverged_at is not None else narrative.num(c.loss),
                 "AdamW": "diverged"
                 if c.base_diverged_at is not None
@@ -99,7 +99,7 @@ def page(ctx: Ctx) -> None:
     pairs = sweep_groups.head_to_head(facts, hp)
     if pairs:
         st.markdown(f"**SGG against AdamW at each {name}**")
-        st.table(head_to_head_table(pairs), hide_index=True)
+        st.table(head_to_head_table(pairs, hp), hide_index=True)
         st.caption(narrative.SWEEP_RESULT_NOTE)
     tol = sweep.tolerance(df, within=WITHIN)
     for line in narrative.tolerance_sentences(tol, hp, within=WITHIN):

@@ -184,7 +184,7 @@ def test_summary_and_sweep_agree(tmp_path, monkeypatch):
     at.session_state["view"] = "Sweep"
     at.run()
     h2h = next(df.value for df in at.table if "result for SGG" in df.value.columns)
-    row = h2h[h2h["setting"] == "0.001"].iloc[0]
+    row = h2h[h2h["setting"] == "1e-3"].iloc[0]
     # the same words and the same numbers for the same two groups
     assert row["result for SGG"] == summary["Verdict"], (summary["Verdict"], row)
     assert row["SGG - AdamW (± 95% interval)"] == summary["vs baseline"]
