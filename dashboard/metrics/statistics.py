@@ -232,22 +232,24 @@ SUMMARY_COLUMNS = {
     "status": "Status",
     "steps": "Steps",
     "final_train_loss": "Final train loss",
-    "best_train_loss": "Best train loss",
     "final_eval_loss": "Final eval loss",
     "best_eval_loss": "Best eval loss",
     "final_eval_ppl": "Final eval perplexity",
     "loss_spikes": "Loss spikes",
     "grad_spikes": "Gradient spikes",
-    "grad_norm_cv": "Gradient-norm CV",
+    "grad_norm_cv": "Gradient-size variation (CV, %)",
     "nan_steps": "Steps with NaN loss",
     "wall_time_s": "Wall time (s)",
 }
 
 
 def summary_table(summaries: list[RunSummary]) -> pd.DataFrame:
+    """Every run's numbers (the best train loss is left out: on a loss that still falls it is
+    the final one; the variation is in percent, as on the Summary's cards)."""
     df = pd.DataFrame([s.as_dict() for s in summaries])
     if df.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS.values()))
+    df["grad_norm_cv"] = df["grad_norm_cv"] * 100
     return df[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)
 
 

@@ -180,3 +180,13 @@ def test_a_pile_at_the_adaptive_lr_edge_is_explained_not_hidden():
     assert share == 0.6
     assert "learning rate / eps" in narrative.pileup_note(share)
     assert narrative.pileup_note(clusters.top_bin_share(h.assign(count=[80, 15, 5]))) == ""
+
+
+def test_every_runs_numbers_show_the_variation_in_percent_and_no_duplicate_best():
+    from dashboard.metrics import statistics
+
+    s = statistics.RunSummary("r", "sgg", "finished", grad_norm_cv=0.74)
+    s.final_train_loss = s.best_train_loss = 2.0
+    t = statistics.summary_table([s])
+    assert t["Gradient-size variation (CV, %)"].iloc[0] == 74.0
+    assert "Best train loss" not in t.columns
