@@ -552,6 +552,14 @@ def pileup_note(share: float) -> str:
     )
 
 
+TRAIN_VS_VALIDATION = (
+    "The difference chart uses the training loss (on the batches being learned, smoothed), "
+    "so it can show a run ahead while the Summary's verdict, made on the validation loss "
+    "(held-out data) at the last evaluation, finds it behind or no different: the two "
+    "measure different things, and only the Summary's verdict carries a 95% interval."
+)
+
+
 SWEEP_RESULT_NOTE = (
     "Each row is the same comparison as the Summary for these two seed groups (all their "
     "seeds, the same step, the same numbers): 'better' or 'worse' only when the 95% interval "

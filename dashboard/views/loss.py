@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import figures, prepare
+from dashboard import figures, narrative, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics import health
@@ -135,3 +135,5 @@ def page(ctx: Ctx) -> None:
         st.info("Some of these runs recorded no validation loss; only what exists is drawn.")
     if drawn:
         st.plotly_chart(figures.stacked(drawn), key="loss_stack")
+        if len(figs) > 2:
+            st.caption(narrative.TRAIN_VS_VALIDATION)

@@ -190,3 +190,8 @@ def test_every_runs_numbers_show_the_variation_in_percent_and_no_duplicate_best(
     t = statistics.summary_table([s])
     assert t["Gradient-size variation (CV, %)"].iloc[0] == 74.0
     assert "Best train loss" not in t.columns
+
+
+def test_loss_view_explains_training_against_validation(monkeypatch):
+    at = render(SAMPLES, monkeypatch, view="Loss")
+    assert narrative.TRAIN_VS_VALIDATION in texts(at)
