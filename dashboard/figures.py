@@ -305,6 +305,48 @@ def stacked(figs: list[go.Figure], *, height_each: int = 340) -> go.Figure:
     return out
 
 
+def with_heatmap(top: go.Figure, heat: go.Figure, *, heat_height: int = 620) -> go.Figure:
+    """A line chart above a heatmap on one shared x axis (zoom one, both follow); the top
+    chart keeps its legend, axis type and ticks, the heatmap its colour bar beside it."""
+    from plotly.subplots import make_subplots
+
+    top_h = int(top.layout.height or HEIGHT)
+    total = top_h + heat_height
+    share = heat_height / total
+    out = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=60 / total,
+        row_heights=[1 - share, share],
+        subplot_titles=[top.layout.title.text or "", heat.layout.title.text or ""],
+    )
+    for t in top.data:
+        out.add_trace(t, row=1, col=1)
+    for t in heat.data:
+        if isinstance(t, go.Heatmap):
+            t = go.Heatmap(t)
+            t.colorbar.update(y=share / 2, len=share, yanchor="middle")
+        out.add_trace(t, row=2, col=1)
+    ax = top.layout.yaxis
+    out.update_yaxes(
+        title_text=ax.title.text, type=ax.type, tickvals=ax.tickvals, ticktext=ax.ticktext, row=1
+    )
+    out.update_yaxes(autorange="reversed", row=2, col=1)
+    out.update_xaxes(hoverformat=HOVER_X)
+    out.update_xaxes(title_text=top.layout.xaxis.title.text, row=2, col=1)
+    out.update_layout(
+        template=TEMPLATE,
+        height=total,
+        margin=top.layout.margin,
+        legend=top.layout.legend,
+        hovermode="closest",
+    )
+    for a in out.layout.annotations:
+        a.update(x=0, xanchor="left", font={"size": 14})
+    return out
+
+
 def grad_norm_figure(
     lines: pd.DataFrame,
     bands: pd.DataFrame,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import figures, narrative, prepare
@@ -33,30 +34,59 @@ def page(ctx: Ctx) -> None:
         _, _, member_spikes = cached(prepare.grad_lines, (key, "members"), per_run, o["x"])
         member_spikes = member_spikes.assign(run=member_spikes["run"].str.split("\x00").str[0])
         spikes = pd.concat([spikes[~spikes["run"].isin(pooled)], member_spikes], ignore_index=True)
-    st.plotly_chart(
-        figures.grad_norm_figure(
-            lines,
-            bands,
-            spikes,
-            col,
-            ctx.colors,
-            x_title=xlabel,
-            dashes=ctx.dashes,
-            runs_per_line={n: len(m) for n, m in ctx.series},
-        ),
-        key="grad_global",
+    grad_fig = figures.grad_norm_figure(
+        lines,
+        bands,
+        spikes,
+        col,
+        ctx.colors,
+        x_title=xlabel,
+        dashes=ctx.dashes,
+        runs_per_line={n: len(m) for n, m in ctx.series},
     )
-    st.caption(
+    band_note = (
         "Shaded: for a single run, where 80% of its values lie (10th to 90th percentile); for a "
         f"group of seeds, the {prepare.BANDS[o['band']]}. Crosses: spikes."
     )
     per_series = {n: dfs for n, dfs in ctx.series_tables("layers").items() if dfs}
     if not per_series:
+        st.plotly_chart(grad_fig, key="grad_global")
+        st.caption(band_note)
         st.info("None of the selected runs recorded per-layer statistics.")
         return
+    rels = ctx.series_rels()
+    runs = [r for r in rels if ctx.df(r, "layers") is not None]
+    rel = st.selectbox("Run for the layer map", runs, format_func=ctx.labels.get, key="heat_run")
+    order = layer_order(ctx.by_rel[rel].meta)
+    pivot = cached(
+        prepare.layer_pivot,
+        (ctx.key("layers", [rel]), tuple(order)),
+        ctx.df(rel, "layers"),
+        "grad_norm",
+        order=order or None,
+    )
+    heat = figures.heatmap_figure(
+        pivot,
+        title=f"{ctx.labels[rel]}: gradient norm per layer (rows) over training (columns)",
+        x_title="Step",
+        z_title="gradient norm",
+    )
+    layer_caption = (
+        "Rows: the model's layers by their names in the code (embed_tokens: the word "
+        "embeddings; self_attn q/k/v/o_proj: attention; mlp gate/up/down_proj: the feed-forward "
+        "block; layernorm and norm: normalisation; lm_head: the output layer)."
+    )
+    if o["x"] == "step" and heat.data and isinstance(heat.data[0], go.Heatmap):
+        # one figure, one step axis: zooming the gradient norm zooms the layer map too
+        st.plotly_chart(figures.with_heatmap(grad_fig, heat), key="grad_global")
+        st.caption(f"{band_note} The layer map below shares the step axis. {layer_caption}")
+    else:
+        st.plotly_chart(grad_fig, key="grad_global")
+        st.caption(band_note)
+        st.plotly_chart(heat, key="grad_heat")
+        st.caption(layer_caption)
     # a group's distribution pools its seeds' layers
     pooled = {n: dfs[0] if len(dfs) == 1 else pd.concat(dfs) for n, dfs in per_series.items()}
-    rels = ctx.series_rels()
     hist = cached(
         prepare.layer_norm_hist, (ctx.key("layers", rels), tuple(map(str, ctx.series))), pooled
     )
@@ -69,28 +99,4 @@ def page(ctx: Ctx) -> None:
             "a narrower hump = more uniform layers)",
         ),
         key="grad_dist",
-    )
-    runs = [r for r in rels if ctx.df(r, "layers") is not None]
-    rel = st.selectbox("Run for the layer map", runs, format_func=ctx.labels.get, key="heat_run")
-    order = layer_order(ctx.by_rel[rel].meta)
-    pivot = cached(
-        prepare.layer_pivot,
-        (ctx.key("layers", [rel]), tuple(order)),
-        ctx.df(rel, "layers"),
-        "grad_norm",
-        order=order or None,
-    )
-    st.plotly_chart(
-        figures.heatmap_figure(
-            pivot,
-            title=f"{ctx.labels[rel]}: gradient norm per layer (rows) over training (columns)",
-            x_title="Step",
-            z_title="gradient norm",
-        ),
-        key="grad_heat",
-    )
-    st.caption(
-        "Rows: the model's layers by their names in the code (embed_tokens: the word "
-        "embeddings; self_attn q/k/v/o_proj: attention; mlp gate/up/down_proj: the feed-forward "
-        "block; layernorm and norm: normalisation; lm_head: the output layer)."
     )

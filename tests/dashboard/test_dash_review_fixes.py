@@ -195,3 +195,16 @@ def test_every_runs_numbers_show_the_variation_in_percent_and_no_duplicate_best(
 def test_loss_view_explains_training_against_validation(monkeypatch):
     at = render(SAMPLES, monkeypatch, view="Loss")
     assert narrative.TRAIN_VS_VALIDATION in texts(at)
+
+
+def test_gradient_view_shares_one_step_axis_with_the_layer_map(monkeypatch):
+    import json
+
+    at = render(SAMPLES, monkeypatch, view="Gradient stability")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    combined = next(s for s in specs if any(t["type"] == "heatmap" for t in s["data"]))
+    assert any(t["type"] == "scatter" for t in combined["data"])  # the gradient norm
+    assert (
+        combined["layout"]["xaxis"].get("matches") == "x2"
+        or combined["layout"].get("xaxis2", {}).get("matches") == "x"
+    )
