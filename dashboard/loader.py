@@ -25,13 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dashboard.metrics.health import live_status
 from runformat import chunks, run_json, schema
 
 KNOWN_FORMAT_VERSION = schema.FORMAT_VERSION
 TABLES = tuple(schema.TABLES)
 MAX_RUN_JSON_BYTES = run_json.MAX_BYTES
 MAX_DIRS_SCANNED = 20_000
-STALL_MIN_SECONDS = 600.0  # a "running" run silent for longer than this is called stalled
 
 # The columns the contract guarantees, from the one schema (a reader keeps any extra, newer
 # nullable columns; columns a version-1 run lacks read as nulls).
@@ -109,36 +109,12 @@ class Run:
         return isinstance(opt, dict) and bool(opt.get("sgg") or opt.get("shadow"))
 
 
-def parse_time(value) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-def stall_seconds(meta: dict) -> float:
-    """How long a running run may stay silent before we call it stalled."""
-    rec = meta.get("recording") if isinstance(meta.get("recording"), dict) else {}
-    every = rec.get("flush_every_seconds")
-    every = float(every) if isinstance(every, int | float) and every > 0 else 0.0
-    return max(STALL_MIN_SECONDS, 5 * every)
-
-
 def display_status(run: Run, now: dt.datetime | None = None) -> str:
-    """ "finished", "failed", "running", "stalled / probably killed", or "unreadable"."""
+    """ "finished", "failed", "running", "stopped (killed or crashed)", or "unreadable": the one
+    liveness rule (`dashboard.metrics.health.live_status`: pid on the same host, else heartbeat)."""
     if not run.readable:
         return "unreadable"
-    status = run.status
-    if status != "running":
-        return status
-    now = now or dt.datetime.now(dt.timezone.utc)
-    beat = parse_time(run.meta.get("updated_at"))
-    if beat is None or (now - beat).total_seconds() > stall_seconds(run.meta):
-        return "stalled / probably killed"
-    return "running"
+    return live_status(run.meta, now)
 
 
 def read_run_json(path: Path, root: Path, rel: str) -> Run:

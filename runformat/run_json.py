@@ -7,6 +7,7 @@ shows it beside the runs that did load.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from dataclasses import dataclass
@@ -65,3 +66,15 @@ def read(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path} is not a JSON object")
     return meta
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A run.json timestamp (`created_at`, `updated_at`: ISO 8601) as an aware datetime, or None
+    when it is missing or malformed; naive times are taken as UTC, as the recorder writes them."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)

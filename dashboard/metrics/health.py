@@ -14,19 +14,11 @@ import socket
 import numpy as np
 import pandas as pd
 
+from runformat.run_json import parse_time
+
 HEARTBEAT_FLUSHES = 3  # missed flush intervals before a silent run counts as stopped
 MIN_SILENCE_S = 60.0
 RUNNING, STOPPED, FINISHED, FAILED = "running", "stopped (killed or crashed)", "finished", "failed"
-
-
-def _time(value) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def pid_alive(pid: int) -> bool:
@@ -59,7 +51,7 @@ def live_status(meta: dict, now: dt.datetime | None = None, hostname: str | None
     if same_host and isinstance(pid, int) and not isinstance(pid, bool) and not pid_alive(pid):
         return STOPPED
     now = now or dt.datetime.now(dt.timezone.utc)
-    beat = _time(meta.get("updated_at"))
+    beat = parse_time(meta.get("updated_at"))
     if beat is None or (now - beat).total_seconds() > allowed_silence(meta):
         return STOPPED
     return RUNNING

@@ -78,7 +78,7 @@ def test_bad_inputs_become_messages(bad_root, case):
     if case == "corrupt_chunk":
         assert len(loader.read_table(by[bad], "steps", d.root).df) == 500  # one chunk lost
     if case == "stalled":
-        assert loader.display_status(by[bad]) == "stalled / probably killed"
+        assert loader.display_status(by[bad]) == "stopped (killed or crashed)"
     if case == "half_written_tmp":
         assert msgs == []
 
@@ -88,7 +88,7 @@ def test_running_with_fresh_heartbeat_is_running(tmp_path):
     run = loader.discover_runs(tmp_path).runs[0]
     assert loader.display_status(run) == "running"
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
-    assert loader.display_status(run, later) == "stalled / probably killed"
+    assert loader.display_status(run, later) == "stopped (killed or crashed)"
 
 
 def test_only_new_chunks_are_read(tmp_path):
