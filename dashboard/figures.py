@@ -369,30 +369,7 @@ def grad_norm_figure(
         c = colors.get(name, "#333")
         b = bands[bands["run"] == name] if bands is not None and not bands.empty else None
         if b is not None and not b.empty:
-            fig.add_trace(
-                go.Scatter(
-                    x=b[x],
-                    y=b["hi"],
-                    mode="lines",
-                    line={"width": 0},
-                    showlegend=False,
-                    hoverinfo="skip",
-                    legendgroup=name,
-                )
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=b[x],
-                    y=b["lo"],
-                    mode="lines",
-                    line={"width": 0},
-                    fill="tonexty",
-                    fillcolor=_rgba(c, 0.18),
-                    showlegend=False,
-                    hoverinfo="skip",
-                    legendgroup=name,
-                )
-            )
+            _band(fig, b, x, c, name)
         fig.add_trace(
             go.Scatter(
                 x=g[x],
