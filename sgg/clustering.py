@@ -315,8 +315,8 @@ class ManyKMeans:
     is_all: list[bool] | None = None  # the row holds ALL finite points of the layer
 
 
-# rows of float64 work buffers per Lloyd batch (bounds the memory of the (rows, S) prefix sums)
-_LLOYD_BATCH_ELEMENTS = 1 << 23
+# elements per Lloyd batch (bounds the memory of the float64 (rows, S) running sums: 128 MiB)
+_LLOYD_BATCH_ELEMENTS = 1 << 24
 
 
 def kmeans_1d_many(
@@ -547,39 +547,73 @@ def _fit_rows(
     rows32: Tensor, lengths: Tensor, k: int, max_iter: int, n_init: int, kpp: list[list[Tensor]]
 ) -> list[list[tuple[Tensor, float]]]:
     """Lloyd from every initialisation on sorted rows; per row, [(centers float64 (K,), sample
-    inertia)] in initialisation order (as ``kmeans_1d`` builds its list)."""
-    s = rows32.double()
-    nrow = s.shape[0]
-    # running sums row by row (1-D ``cumsum`` of each row, as ``kmeans_1d`` computes them): on
-    # CPU ``cumsum(s, 1)`` over a matrix is ~50x slower than a 1-D cumsum per row
-    cums, cums2 = torch.empty_like(s), torch.empty_like(s)
-    step = -(-nrow // max(1, min(torch.get_num_threads(), nrow)))
+    inertia)] in initialisation order (as ``kmeans_1d`` builds its list).
+
+    Works on the float32 rows directly (no float64 copy of the matrix: a fresh buffer that size
+    costs more in page faults than the arithmetic) and keeps only the running sums of the
+    points; the sums of squares are needed at the final edges only (``_square_sums_at``)."""
+    nrow = rows32.shape[0]
+    cums = torch.empty(rows32.shape, dtype=torch.float64)
+    step = _row_block(nrow)
 
     def running_sums(r0: int) -> None:
+        # 1-D float64 ``cumsum`` of each row, as ``kmeans_1d`` computes them: on CPU
+        # ``cumsum(s, 1)`` over a matrix is ~50x slower than a 1-D cumsum per row
         for r in range(r0, min(r0 + step, nrow)):
-            torch.cumsum(s[r], 0, out=cums[r])
-            torch.cumsum(s[r] * s[r], 0, out=cums2[r])
+            torch.cumsum(rows32[r], 0, dtype=torch.float64, out=cums[r])
 
-    _map_threads(running_sums, range(0, nrow, step), s.numel(), s.device)
-    prefix, prefix2 = _Prefix(cums), _Prefix(cums2)
+    _map_threads(running_sums, range(0, nrow, step), rows32.numel(), rows32.device)
+    prefix = _Prefix(cums)
     m = lengths
     ar = torch.arange(k, dtype=torch.float64)
     if k == 1:
-        means = [s[r, : int(m[r])].mean().reshape(1) for r in range(nrow)]
+        means = [rows32[r, : int(m[r])].double().mean().reshape(1) for r in range(nrow)]
         return [[(c, 0.0)] for c in means]
-    last = s.gather(1, (m - 1).view(-1, 1))  # (R, 1): the largest point of each row
+    first = rows32[:, :1].double()
+    last = rows32.gather(1, (m - 1).view(-1, 1)).double()  # (R, 1): the largest point of a row
     q = ((ar + 0.5) / k * m.double().view(-1, 1)).long()
     q = torch.minimum(q, (m - 1).view(-1, 1))
-    inits = [s.gather(1, q)]  # sample quantiles
+    inits = [rows32.gather(1, q).double()]  # sample quantiles
     if n_init >= 2:  # evenly spaced over the sample's range
-        inits.append(s[:, :1] + (last - s[:, :1]) * (ar + 0.5) / k)
+        inits.append(first + (last - first) * (ar + 0.5) / k)
     for j in range(max(0, n_init - 2)):
         inits.append(torch.stack([kp[j] for kp in kpp]))
+    fits = [_lloyd_rows(rows32, prefix, m, c0.clone(), max_iter) for c0 in inits]
+    squares = _square_sums_at(rows32, m, torch.cat([edges for _, edges, _ in fits], 1))
     out: list[list[tuple[Tensor, float]]] = [[] for _ in range(nrow)]
-    for c0 in inits:
-        c, inert = _lloyd_rows(s, prefix, prefix2, m, c0.clone(), max_iter)
+    for (c, edges, sums), sq_edges in zip(fits, squares.split(k + 1, 1), strict=True):
+        counts = (edges[:, 1:] - edges[:, :-1]).double()
+        sq = sq_edges[:, 1:] - sq_edges[:, :-1]
+        # sum (x - c)^2 = sum x^2 - 2 c sum x + n c^2
+        inert = (sq - 2 * c * sums + counts * c * c).sum(1)
         for r, it in enumerate(inert.tolist()):
             out[r].append((c[r], it))
+    return out
+
+
+def _row_block(nrow: int) -> int:
+    """Rows per block when ``nrow`` rows are split over torch's threads (``_map_threads``)."""
+    return -(-nrow // max(1, min(torch.get_num_threads(), nrow)))
+
+
+def _square_sums_at(rows32: Tensor, lengths: Tensor, edges: Tensor) -> Tensor:
+    """``out[r, j]`` = the float64 sum of the squares of the first ``edges[r, j]`` points of row
+    ``r``, accumulated in order (the 1-D ``cumsum`` of ``kmeans_1d``'s ``prefix2``, read at the
+    edges); one row's running sums at a time, in a buffer that stays in cache."""
+    nrow = rows32.shape[0]
+    out = torch.zeros(edges.shape, dtype=torch.float64)
+    step = _row_block(nrow)
+
+    def block(r0: int) -> None:
+        for r in range(r0, min(r0 + step, nrow)):
+            e = edges[r]
+            if not bool((e > 0).any()):
+                continue
+            x = rows32[r, : int(lengths[r])].double()
+            cs = torch.cumsum(x.mul_(x), 0)
+            out[r] = torch.where(e > 0, cs[(e - 1).clamp(min=0)], out[r])
+
+    _map_threads(block, range(0, nrow, step), rows32.numel(), rows32.device)
     return out
 
 
@@ -595,17 +629,26 @@ class _Prefix:
         return torch.where(edges > 0, got, torch.zeros_like(got))
 
 
-def _lloyd_rows(s: Tensor, prefix: _Prefix, prefix2: _Prefix, m: Tensor, c: Tensor, iters: int):
+def _floor_f32(b: Tensor) -> Tensor:
+    """The largest float32 <= each float64 of ``b``: a float32 point is <= ``b`` exactly when it
+    is <= that value, so ``searchsorted(rows32, _floor_f32(b), right=True)`` counts the same
+    points as a search for ``b`` in the rows converted to float64."""
+    f = b.float()
+    return torch.where(f.double() > b, torch.nextafter(f, torch.full_like(f, -float("inf"))), f)
+
+
+def _lloyd_rows(rows32: Tensor, prefix: _Prefix, m: Tensor, c: Tensor, iters: int):
     """``_lloyd_sorted`` on every row at once (same arithmetic): rows that have converged are
-    frozen, the loop ends when all have (or after ``iters``); returns (centers, inertia)."""
-    nrow = s.shape[0]
+    frozen, the loop ends when all have (or after ``iters``); returns (centers, the clusters'
+    edges (R, K + 1) and sums (R, K))."""
+    nrow = rows32.shape[0]
     zero = torch.zeros(nrow, 1, dtype=torch.long)
     nn = m.view(-1, 1)
     active = torch.ones(nrow, dtype=torch.bool)
 
     def edges_of(c: Tensor) -> Tensor:
-        b = (c[:, :-1] + c[:, 1:]) * 0.5
-        return torch.cat([zero, torch.searchsorted(s, b, right=True), nn], 1)
+        b = _floor_f32((c[:, :-1] + c[:, 1:]) * 0.5)
+        return torch.cat([zero, torch.searchsorted(rows32, b, right=True), nn], 1)
 
     for _ in range(iters):
         edges = edges_of(c)
@@ -619,8 +662,5 @@ def _lloyd_rows(s: Tensor, prefix: _Prefix, prefix2: _Prefix, m: Tensor, c: Tens
         c = torch.where(moved.view(-1, 1), new_c, c)
         active = moved
     edges = edges_of(c)
-    counts = (edges[:, 1:] - edges[:, :-1]).double()
     sums = prefix.gather(1, edges[:, 1:]) - prefix.gather(1, edges[:, :-1])
-    sq = prefix2.gather(1, edges[:, 1:]) - prefix2.gather(1, edges[:, :-1])
-    inert = (sq - 2 * c * sums + counts * c * c).sum(1)
-    return c, inert
+    return c, edges, sums
