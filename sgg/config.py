@@ -13,7 +13,7 @@ _CHOICES = {
     "global_mda": ("all_params", "cluster_mdas"),
     "clamp": ("before_ema", "after_ema"),
     "backend": ("torch", "sklearn"),
-    "update_impl": ("auto", "compiled", "eager"),
+    "update_impl": ("auto", "native", "compiled", "eager"),
 }
 
 
@@ -57,8 +57,9 @@ class SGGConfig:
     median_sample: int | None = 65536
     # Compute clusters and factors but do not apply them (training == base optimizer).
     observe_only: bool = False
-    # Update kernel: "compiled" (torch.compile, one fused function per parameter), "eager", or
-    # "auto" (compiled; eager with one warning when compiling fails; env SGG_UPDATE_IMPL wins).
+    # Update kernel: "native" (a C++ kernel built on first use for float32 CPU tensors, the
+    # compiled one for the rest), "compiled" (torch.compile), "eager", or "auto" (native, each
+    # path falling back with one warning when it cannot be built; env SGG_UPDATE_IMPL wins).
     update_impl: str = "auto"
 
     def __post_init__(self) -> None:

@@ -410,8 +410,8 @@ class SGG(Optimizer):
 
     def _adam_step(self) -> None:
         due = self._advance_clock()
-        impl = "eager" if due else self._resolve_impl()
-        factor_always = impl == "compiled"
+        impl = self._resolve_impl()
+        factor_always = impl != "eager"
         batches = [
             b
             for g in self.param_groups
@@ -424,18 +424,20 @@ class SGG(Optimizer):
                     scale_weight_decay=self.config.scale_weight_decay,
                     n_clusters=self.config.n_clusters,
                     impl=impl,
-                    fall_back=self.config.update_impl != "compiled",
+                    fall_back=self.config.update_impl == "auto",
                 )
             return
         # literal order: moments of every layer, re-cluster on m_t, then parameter updates
         for batch, _ in batches:
-            update.adam_batch_moments_(batch)
+            update.adam_batch_moments_(batch, impl=impl)
         self._recluster(self._with_gradient())
         for batch, params in batches:
             update.adam_batch_apply_(
                 batch,
                 [self._factor_of(p) for p in params],
                 scale_weight_decay=self.config.scale_weight_decay,
+                n_clusters=self.config.n_clusters,
+                impl=impl,
             )
 
     def _init_adam_state(self, p: Tensor, param_state: dict, group: dict) -> None:

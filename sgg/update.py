@@ -24,10 +24,12 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from . import native
 
 __all__ = [
     "AdamBatch",
@@ -370,6 +372,8 @@ class AdamBatch:
     amsgrad: bool
     maximize: bool
     decoupled: bool
+    # a re-cluster step's float32 moments of half-precision tensors, between its two phases
+    widened: dict[int, list[Tensor | None]] = field(default_factory=dict)
 
     def hyper(self, step: int) -> AdamHyper:
         return AdamHyper(
@@ -397,11 +401,38 @@ def _per_element(factor_of: tuple[Tensor, Tensor] | None, like: Tensor) -> Tenso
     return scales[assign.to(scales.device).long()].view_as(like)
 
 
-def adam_batch_moments_(batch: AdamBatch) -> None:
-    """Phase 1 of a re-cluster step for every tensor of the batch (eager reference)."""
+def _native_phase_buckets(batch: AdamBatch, impl: str) -> tuple[object, dict, list[int]]:
+    """For one phase of a re-cluster step: the native module and the tensors it takes, by step
+    count (``{step: [i, ...]}``), and the rest (eager reference)."""
+    module = native.load() if impl == "native" and not batch.amsgrad else None
+    buckets: dict[int, list[int]] = {}
+    rest = []
     for i, step in enumerate(batch.steps):
+        param, grad, exp_avg, exp_avg_sq, _ = batch.tensors(i)
+        if module is not None and native.takes(param, grad, exp_avg, exp_avg_sq):
+            buckets.setdefault(step, []).append(i)
+        else:
+            rest.append(i)
+    return module, buckets, rest
+
+
+def adam_batch_moments_(batch: AdamBatch, *, impl: str = "eager") -> None:
+    """Phase 1 of a re-cluster step for every tensor of the batch: the moments (the native
+    kernel where it takes the tensors with ``impl="native"``, else the eager reference)."""
+    module, buckets, rest = _native_phase_buckets(batch, impl)
+    for step, idx in buckets.items():
+        _native_adam_(module, batch, idx, batch.hyper(step), False, 1, native.PHASE_MOMENTS,
+                      [None] * len(batch.steps))  # fmt: skip
+    for i in rest:
         param, grad, exp_avg, exp_avg_sq, mx = batch.tensors(i)
-        adam_moments_(param, grad, exp_avg, exp_avg_sq, mx, h=batch.hyper(step), **batch.flags())
+        h = batch.hyper(batch.steps[i])
+        wide = impl != "eager" and param.dtype in _WIDENED
+        state = [t.float() if wide and t is not None else t for t in (exp_avg, exp_avg_sq, mx)]
+        g, p = (grad.float(), param.float()) if wide else (grad, param)
+        adam_moments_(p, g, *state, h=h, **batch.flags())
+        if wide:
+            _write_back((exp_avg, exp_avg_sq, mx), state)
+            batch.widened[i] = state  # phase 2 reads the unrounded moments, as a fused step
 
 
 def adam_batch_apply_(
@@ -409,20 +440,47 @@ def adam_batch_apply_(
     factors: list[tuple[Tensor, Tensor] | None],
     *,
     scale_weight_decay: bool,
+    n_clusters: int = 1,
+    impl: str = "eager",
 ) -> None:
-    """Phase 2 of a re-cluster step with the new ``factors`` (eager reference)."""
-    for i, step in enumerate(batch.steps):
+    """Phase 2 of a re-cluster step with the new ``factors`` (native or eager, as phase 1)."""
+    module, buckets, rest = _native_phase_buckets(batch, impl)
+    for step, idx in buckets.items():
+        h = batch.hyper(step)
+        with_factor = [i for i in idx if factors[i] is not None]
+        without = [i for i in idx if factors[i] is None]
+        for group in (with_factor, without):
+            if group:
+                _native_adam_(module, batch, group, h, scale_weight_decay, n_clusters,
+                              native.PHASE_APPLY, factors)  # fmt: skip
+    for i in rest:
+        step = batch.steps[i]
         param, _, exp_avg, exp_avg_sq, mx = batch.tensors(i)
+        wide = impl != "eager" and param.dtype in _WIDENED
+        p = param.float() if wide else param
+        state = batch.widened.get(i) or (exp_avg, exp_avg_sq, mx)
         adam_apply_(
-            param,
-            exp_avg,
-            exp_avg_sq,
-            mx,
-            _per_element(factors[i], param),
+            p,
+            *state,
+            _per_element(factors[i], p),
             h=batch.hyper(step),
             decoupled=batch.decoupled,
             scale_weight_decay=scale_weight_decay,
         )
+        if wide:
+            _write_back((param,), (p,))
+
+
+# With the fused kernels, half-precision tensors are updated in float32 arithmetic (as torch's
+# fused Adam does); the re-cluster step's two phases do the same, so that every step of a run
+# has one arithmetic (the eager update keeps the parameters' dtype, as torch's default Adam).
+_WIDENED = (torch.float16, torch.bfloat16)
+
+
+def _write_back(targets, values) -> None:
+    for target, value in zip(targets, values, strict=True):
+        if target is not None:
+            target.copy_(value)
 
 
 def adam_batch_step_(
@@ -435,17 +493,21 @@ def adam_batch_step_(
 ) -> None:
     """One whole step (moments and parameters) of every tensor of the batch.
 
-    ``impl="eager"``: the single-tensor reference per tensor. ``impl="compiled"``: tensors with
-    the same (step count, device, dtypes, has-a-factor) share one ``hp`` and go through
-    ``fused_adam_multi_`` (a few compiled calls for the whole bucket); a tensor with a
-    non-contiguous parameter, gradient or state takes the reference for itself only. When
-    compiling fails and ``fall_back`` is set, the failure is noted once (see
-    ``note_compile_failure``) and the bucket's remaining tensors take the reference.
+    ``impl="eager"``: the single-tensor reference per tensor. Otherwise tensors with the same
+    (step count, device, dtypes, has-a-factor) form a bucket: tensors without a factor take
+    torch's fused Adam (one aten call); with ``impl="native"``, float32 CPU tensors take the
+    native kernel (one call per bucket, sgg/native.py); the rest go through
+    ``fused_adam_multi_`` (a few compiled calls per bucket). A tensor with a non-contiguous
+    parameter, gradient or state takes the reference for itself only. When building or
+    compiling fails and ``fall_back`` is set, the failure is noted once and the tensors take the
+    next path (native: compiled; compiled: the reference); without ``fall_back`` it raises.
     """
     hypers: dict[int, AdamHyper] = {}
     buckets: dict[tuple, list[int]] = {}
     flags = batch.flags()
     maxes = batch.max_exp_avg_sqs if batch.amsgrad else None
+    module = _native_module(fall_back) if impl == "native" and not batch.amsgrad else None
+    native_ok = module is not None
     for i, (step, param, grad, exp_avg, exp_avg_sq, factor_of) in enumerate(
         zip(
             batch.steps,
@@ -471,7 +533,17 @@ def adam_batch_step_(
             _reference_step(tensors, factor_of, h, flags, scale_weight_decay)
             continue
         has_factor = factor_of is not None
-        kind = "compiled" if has_factor or not _torch_fused_takes(param, grad) else "torch"
+        if not has_factor and _torch_fused_takes(param, grad):
+            kind = "torch"
+        elif native_ok and native.takes(param, grad, exp_avg, exp_avg_sq):
+            kind = "native"
+        elif _compile_failed and fall_back:
+            h = hypers.get(step) or hypers.setdefault(step, batch.hyper(step))
+            _reference_step((param, grad, exp_avg, exp_avg_sq, mx), factor_of, h, flags,
+                            scale_weight_decay)  # fmt: skip
+            continue
+        else:
+            kind = "compiled"
         # get_device() (an int) is cheaper than .device; the bucket's first tensor gives it
         key = (kind, step, param.get_device(), param.dtype, grad.dtype, has_factor)
         bucket = buckets.get(key)
@@ -485,6 +557,9 @@ def adam_batch_step_(
         device = batch.params[idx[0]].device
         if kind == "torch":
             _torch_fused_adam_(batch, idx, h, device)
+            continue
+        if kind == "native":
+            _native_adam_(module, batch, idx, h, scale_weight_decay, n_clusters)
             continue
         hp = hps.get((step, device))
         if hp is None:
@@ -511,6 +586,52 @@ def adam_batch_step_(
             note_compile_failure(exc)
             for i in idx[getattr(exc, "sgg_done", 0) :]:
                 _reference_step(batch.tensors(i), batch.factors[i], h, flags, scale_weight_decay)
+
+
+def _native_module(fall_back: bool):
+    """The native kernel's module, or None (the compiled kernel takes its tensors) when it cannot
+    be built here; with ``fall_back`` unset (``update_impl="native"``), that is an error."""
+    module = native.load()
+    if module is None and not fall_back:
+        raise RuntimeError(f"SGG: update_impl='native' but the kernel cannot be built: "
+                           f"{native.failure()}")  # fmt: skip
+    return module
+
+
+def _native_adam_(
+    module,
+    batch: AdamBatch,
+    idx: list[int],
+    h: AdamHyper,
+    scale_weight_decay: bool,
+    n_clusters: int,
+    phase: int = native.PHASE_FULL,
+    factors: list[tuple[Tensor, Tensor] | None] | None = None,
+) -> None:
+    """The bucket's tensors in one native call (CPU, float32, contiguous; see sgg/native.py)."""
+    factors = batch.factors if factors is None else factors
+    has_factor = factors[idx[0]] is not None
+    native.adam_(
+        module,
+        [batch.params[i] for i in idx],
+        [batch.grads[i] for i in idx],
+        [batch.exp_avgs[i] for i in idx],
+        [batch.exp_avg_sqs[i] for i in idx],
+        [factors[i][0] for i in idx] if has_factor else None,  # type: ignore[index]
+        [factors[i][1] for i in idx] if has_factor else None,  # type: ignore[index]
+        lr=h.lr,
+        beta1=h.beta1,
+        beta2=h.beta2,
+        eps=h.eps,
+        weight_decay=h.weight_decay,
+        step_size=h.step_size,
+        bias_correction2_sqrt=h.bias_correction2_sqrt,
+        decoupled=batch.decoupled,
+        maximize=batch.maximize,
+        scale_weight_decay=scale_weight_decay,
+        n_clusters=n_clusters,
+        phase=phase,
+    )
 
 
 _TORCH_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -573,16 +694,18 @@ _compile_failed: str | None = None
 
 
 def resolve_update_impl(requested: str) -> str:
-    """Map ``update_impl`` to "compiled" or "eager".
+    """Map ``update_impl`` to "native", "compiled" or "eager".
 
     ``"auto"`` honours the environment variable ``SGG_UPDATE_IMPL`` (tests set it to ``eager`` to
-    keep compile warm-up out of test time), and falls back to eager once compilation failed.
+    keep build and compile warm-up out of test time) and is otherwise "native": the native kernel
+    for float32 CPU tensors, the compiled one for the rest (CUDA, half precision), each falling
+    back once it fails to build (native to compiled, compiled to eager, with one warning).
     """
     if requested == "auto":
         env = os.environ.get(_IMPL_ENV, "").strip().lower()
-        if env in ("eager", "compiled"):
+        if env in ("eager", "compiled", "native"):
             return env
-        return "eager" if _compile_failed else "compiled"
+        return "native"
     return requested
 
 

@@ -1,0 +1,183 @@
+"""The native CPU kernel (sgg/native.py, sgg/csrc/sgg_adam.cpp) against the eager reference."""
+
+import pytest
+import torch
+from torch import nn
+
+from sgg import SGG, native
+from sgg import update as sgg_update
+
+
+@pytest.fixture(scope="module")
+def module():
+    mod = native.load()
+    if mod is None:
+        pytest.skip(f"native kernel unavailable here: {native.failure()}")
+    return mod
+
+
+# sizes around the kernel's 32768-element pieces and its 16-lane vectors
+SIZES = [1, 7, 16, 33, 1000, 32768, 32769, 70001]
+
+
+def _tensors(n, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(n, generator=g)
+    grad = torch.randn(n, generator=g) * 1e-2
+    m = torch.randn(n, generator=g) * 1e-3
+    v = torch.rand(n, generator=g) * 1e-4
+    assign = torch.randint(0, k, (n,), generator=g).to(torch.uint8)
+    scales = torch.rand(k, generator=g) * 4 + 0.25
+    return p, grad, m, v, assign, scales
+
+
+def _reference(p, grad, m, v, factor_of, h, *, decoupled, maximize, scale_weight_decay):
+    sgg_update.sgg_adam_step_(
+        p, grad, m, v, None, factor_of, h=h, hp=None, amsgrad=False, maximize=maximize,
+        decoupled=decoupled, scale_weight_decay=scale_weight_decay, impl="eager",
+        n_clusters=0 if factor_of is None else len(factor_of[1]),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4, 5, 9])  # 0: no factor; 5, 9: the gather path
+@pytest.mark.parametrize(
+    "decoupled, maximize, swd, beta1",
+    [(True, False, False, 0.9), (True, True, True, 0.9), (False, False, False, 0.9),
+     (False, True, False, 0.3), (True, False, True, 0.2)],  # beta1 <= 0.5: lerp from the end
+)  # fmt: skip
+def test_one_call_over_many_tensors_equals_the_reference(module, k, decoupled, maximize, swd,
+                                                          beta1):  # fmt: skip
+    h = sgg_update.AdamHyper(lr=3e-3, beta1=beta1, beta2=0.99, eps=1e-8, weight_decay=0.1,
+                             step=3.0)  # fmt: skip
+    sets = [_tensors(n, max(k, 1), seed) for seed, n in enumerate(SIZES)]
+    ref = [tuple(t.clone() for t in s) for s in sets]
+    before = [s[0].clone() for s in sets]
+    for p, grad, m, v, assign, scales in ref:
+        _reference(p, grad, m, v, (assign, scales) if k else None, h, decoupled=decoupled,
+                   maximize=maximize, scale_weight_decay=swd)  # fmt: skip
+    native.adam_(
+        module,
+        [s[0] for s in sets], [s[1] for s in sets], [s[2] for s in sets], [s[3] for s in sets],
+        [s[4] for s in sets] if k else None, [s[5] for s in sets] if k else None,
+        lr=h.lr, beta1=h.beta1, beta2=h.beta2, eps=h.eps, weight_decay=h.weight_decay,
+        step_size=h.step_size, bias_correction2_sqrt=h.bias_correction2_sqrt,
+        decoupled=decoupled, maximize=maximize, scale_weight_decay=swd, n_clusters=max(k, 1),
+    )  # fmt: skip
+    for got, want, p0 in zip(sets, ref, before, strict=True):
+        assert not torch.equal(got[0], p0)
+        for a, b in zip(got[:4], want[:4], strict=True):
+            torch.testing.assert_close(a, b, rtol=2e-6, atol=1e-7)
+
+
+def test_the_two_phases_equal_the_whole_step(module):
+    """A re-cluster step runs the moments, then the parameter update with the new factors."""
+    h = sgg_update.AdamHyper(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                             step=7.0)  # fmt: skip
+    whole = _tensors(50000, 3, 1)
+    phased = tuple(t.clone() for t in whole)
+    kw = dict(lr=h.lr, beta1=h.beta1, beta2=h.beta2, eps=h.eps, weight_decay=h.weight_decay,
+              step_size=h.step_size, bias_correction2_sqrt=h.bias_correction2_sqrt,
+              decoupled=True, maximize=False, scale_weight_decay=True, n_clusters=3)  # fmt: skip
+    p, g, m, v, a, s = whole
+    native.adam_(module, [p], [g], [m], [v], [a], [s], **kw)
+    p2, g2, m2, v2, a2, s2 = phased
+    native.adam_(module, [p2], [g2], [m2], [v2], None, None, phase=native.PHASE_MOMENTS, **kw)
+    assert not torch.equal(p2, p) and torch.equal(m2, m) and torch.equal(v2, v)  # moments only
+    native.adam_(module, [p2], [g2], [m2], [v2], [a2], [s2], phase=native.PHASE_APPLY, **kw)
+    for x, y in ((p, p2), (m, m2), (v, v2)):
+        assert torch.equal(x, y)
+
+
+def test_bad_input_is_refused_with_a_message(module):
+    p, g, m, v, a, s = _tensors(10, 3, 0)
+    kw = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step_size=1e-2,
+              bias_correction2_sqrt=0.1, decoupled=True, maximize=False,
+              scale_weight_decay=False, n_clusters=3)  # fmt: skip
+    with pytest.raises(RuntimeError, match="grad has dtype"):
+        native.adam_(module, [p], [g.double()], [m], [v], [a], [s], **kw)
+    with pytest.raises(RuntimeError, match="elements"):
+        native.adam_(module, [p], [g[:5]], [m], [v], [a], [s], **kw)
+    with pytest.raises(RuntimeError, match="factors"):
+        native.adam_(module, [p], [g], [m], [v], [a], [s[:2]], **kw)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 32), nn.LayerNorm(32), nn.Tanh(), nn.Linear(32, 3))
+
+
+def _train(model, opt, steps):
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(64, 8, generator=g), torch.randn(64, 3, generator=g)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    "base_kw, sgg_kw",
+    [({"weight_decay": 0.1}, {}), ({"weight_decay": 0.1}, {"scale_weight_decay": True}),
+     ({"weight_decay": 0.1, "maximize": True}, {"n_clusters": 5}),
+     ({"weight_decay": 0.1, "amsgrad": True}, {})],  # amsgrad: not native, the reference runs
+)  # fmt: skip
+def test_sgg_native_trains_as_the_eager_reference(module, base_kw, sgg_kw):
+    """Steady steps and re-cluster steps (every 3rd), both kernels, 12 steps."""
+    runs = {}
+    for impl in ("eager", "native"):
+        model = _model()
+        opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-2, **base_kw),
+                  recluster_interval=3, update_impl=impl, **sgg_kw)  # fmt: skip
+        _train(model, opt, 12)
+        runs[impl] = (model, opt)
+    (m1, o1), (m2, o2) = runs["eager"], runs["native"]
+    for a, b, a0 in zip(m1.parameters(), m2.parameters(), _model().parameters(), strict=True):
+        assert not torch.equal(a, a0)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(o1.clustered_params(), o2.clustered_params(), strict=True):
+        s1, s2 = o1.cluster_state(a), o2.cluster_state(b)
+        assert s1.last_recluster_step == s2.last_recluster_step == 12
+        torch.testing.assert_close(s1.factors, s2.factors, rtol=1e-4, atol=1e-5)
+
+
+def test_the_native_kernel_takes_float32_cpu_tensors_only(module, monkeypatch):
+    """bfloat16 parameters go to the compiled kernel (here: its uncompiled body), float32 ones
+    to the native kernel, in the same step."""
+    calls = []
+    real = native.adam_
+    monkeypatch.setattr(native, "adam_", lambda *a, **k: (calls.append(len(a[1])), real(*a, **k)))
+    model = _model()
+    model[3].to(torch.bfloat16)
+    opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), recluster_interval=100,
+              update_impl="native")  # fmt: skip
+    monkeypatch.setattr(
+        sgg_update, "_get_compiled_multi", lambda: sgg_update._fused_adam_multi_impl
+    )
+    x = torch.randn(4, 8)
+    opt.zero_grad()
+    model[3](model[2](model[1](model[0](x))).bfloat16()).float().sum().backward()
+    opt.step()
+    assert calls == [1]  # model[0].weight only: model[3] is bfloat16, vectors take torch's fused
+
+
+def test_a_kernel_that_cannot_be_built_falls_back_or_raises(monkeypatch):
+    monkeypatch.setattr(native, "_module", None)
+    monkeypatch.setattr(native, "_failure", "CalledProcessError: no compiler (test)")
+    monkeypatch.setattr(
+        sgg_update, "_get_compiled_multi", lambda: sgg_update._fused_adam_multi_impl
+    )
+    model = _model()
+    ref = _model()
+    auto = SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), recluster_interval=3,
+               update_impl="auto")  # fmt: skip
+    eager = SGG(torch.optim.AdamW(ref.parameters(), lr=1e-2), recluster_interval=3,
+                update_impl="eager")  # fmt: skip
+    monkeypatch.delenv("SGG_UPDATE_IMPL", raising=False)
+    _train(model, auto, 4)  # auto: the compiled path (here its uncompiled body) takes over
+    _train(ref, eager, 4)
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    other = _model()
+    strict = SGG(torch.optim.AdamW(other.parameters(), lr=1e-2), update_impl="native")
+    with pytest.raises(RuntimeError, match=r"native.*no compiler"):
+        _train(other, strict, 1)
