@@ -1,9 +1,10 @@
 """SGG's cost across model shapes: steady step and re-cluster vs fused AdamW, in one process.
 
 Rows (parameters / tensors): 1M/20, 10M/20, 10M/200, a LLaMA-style 23M/219 (hidden 256, 24
-layers, MLP 688, vocab 8192, with norm vectors), 100M/20. For each row, SGG (compiled update,
-``recluster_interval=2``: every second step re-clusters) and ``torch.optim.AdamW(fused=True)``
-step alternately on the same gradients; the figures are medians of the interleaved timings:
+layers, MLP 688, vocab 8192, with norm vectors), 100M/20. For each row, SGG (default update: the
+native kernel; ``--impl compiled`` for the torch.compile one; ``recluster_interval=2``: every
+second step re-clusters) and ``torch.optim.AdamW(fused=True)`` step alternately on the same
+gradients; the figures are medians of the interleaved timings:
 
 - steady step ratio: SGG step without a re-cluster / fused AdamW step;
 - re-cluster step: an SGG step that re-clusters, in fused AdamW steps (and the ``_recluster``
@@ -79,7 +80,7 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def run_row(name: str, steady_pairs: int, recluster_reps: int) -> dict[str, float]:
+def run_row(name: str, steady_pairs: int, recluster_reps: int, impl: str) -> dict[str, float]:
     shapes = ROWS[name]
     n_el = sum(int(np.prod(s)) for s in shapes)
     p_ref, p_sgg = make_params(shapes), make_params(shapes)
@@ -87,7 +88,7 @@ def run_row(name: str, steady_pairs: int, recluster_reps: int) -> dict[str, floa
     sgg = SGG(
         torch.optim.AdamW(p_sgg, lr=1e-3, weight_decay=0.1),
         recluster_interval=2,
-        update_impl="compiled",
+        update_impl=impl,
     )
     rc_times: list[float] = []
     inner = sgg._recluster
@@ -98,11 +99,11 @@ def run_row(name: str, steady_pairs: int, recluster_reps: int) -> dict[str, floa
     sgg._recluster = timed_recluster  # type: ignore[method-assign]
     t0 = time.perf_counter()
     adamw.step()
-    sgg.step()  # step 1: no factor yet (compiles that variant)
+    sgg.step()  # step 1: builds/loads (native) or compiles the update
     t_first = time.perf_counter() - t0
     sgg.step()  # step 2: the first re-cluster
     t0 = time.perf_counter()
-    sgg.step()  # step 3: compiles the factor variant
+    sgg.step()  # step 3: the first step with factors (nothing may compile here)
     t_factor = time.perf_counter() - t0
     sgg.step()  # step 4: re-cluster (warm)
     rc_times.clear()
@@ -141,7 +142,7 @@ def run_row(name: str, steady_pairs: int, recluster_reps: int) -> dict[str, floa
         f"{name:>8}: AdamW {t_a * 1e3:8.2f} ms  SGG {t_s * 1e3:8.2f} ms  steady {t_s / t_a:5.2f}x"
         f" (pairs {pair:4.2f})  re-cluster step {t_r / t_a:6.1f} steps"
         f" (_recluster {t_rc * 1e3:7.1f} ms = {t_rc / t_a:6.1f})"
-        f"  [first step {t_first:.1f} s, factor variant {t_factor:.1f} s]",
+        f"  [first step {t_first:.1f} s, first step with factors {t_factor:.2f} s]",
         flush=True,
     )
     return out
@@ -203,6 +204,12 @@ def main() -> None:
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument(
+        "--impl",
+        default="auto",
+        choices=["auto", "native", "compiled", "eager"],
+        help="SGG's update_impl (auto: the native kernel on float32 CPU tensors)",
+    )
+    ap.add_argument(
         "--recluster-only",
         action="store_true",
         help="time only the re-cluster, per-layer reference vs batched (nothing compiles)",
@@ -211,7 +218,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, SGG update {args.impl}")
     results = {}
     if args.recluster_only:
         for name in args.rows:
@@ -228,7 +235,7 @@ def main() -> None:
         big = name.startswith("100M")
         pairs = (4 if big else 10) if args.quick else (8 if big else 30)
         reps = (2 if big else 4) if args.quick else (3 if big else 8)
-        results[name] = run_row(name, pairs, reps)
+        results[name] = run_row(name, pairs, reps, args.impl)
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
     print("\n| parameters / tensors | steady step | re-cluster step | of which `_recluster` |")
     print("| --- | --- | --- | --- |")

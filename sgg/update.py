@@ -535,7 +535,14 @@ def adam_batch_step_(
         has_factor = factor_of is not None
         if not has_factor and _torch_fused_takes(param, grad):
             kind = "torch"
-        elif native_ok and native.takes(param, grad, exp_avg, exp_avg_sq):
+        elif (  # native.takes without the contiguity checks made above
+            native_ok
+            and param.is_cpu
+            and param.dtype is _F32
+            and grad.dtype is _F32
+            and exp_avg.dtype is _F32
+            and exp_avg_sq.dtype is _F32
+        ):
             kind = "native"
         elif _compile_failed and fall_back:
             h = hypers.get(step) or hypers.setdefault(step, batch.hyper(step))
@@ -634,6 +641,7 @@ def _native_adam_(
     )
 
 
+_F32 = torch.float32
 _TORCH_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
