@@ -15,6 +15,7 @@ BENCHMARKS = (
     "benchmarks.bench_end_to_end",
     "benchmarks.bench_recorder",
     "benchmarks.bench_dashboard",
+    "benchmarks.bench_foreign",
 )
 
 
