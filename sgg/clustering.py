@@ -494,17 +494,23 @@ def _scratch(store: threading.local, name: str, n: int, device: torch.device) ->
     return buf[:n]
 
 
-# below this many elements in all, the full-data passes run on the calling thread only
-_THREADED_MIN_ELEMENTS = 1 << 20
+# below this many elements in all, work of a few ns per element (the full-data passes, running
+# sums) runs on the calling thread only: starting the pool costs ~0.5 ms
+_THREADED_MIN_ELEMENTS = 1 << 19
+# the same for sorting (~20 ns per element): a single 65536-point row is worth a second thread
+_THREADED_MIN_SORT = 1 << 16
 
 
-def _map_threads(fn, items, n_elements: int, device: torch.device) -> list:
-    """``[fn(i) for i in items]``, on up to ``torch.get_num_threads()`` threads for large CPU
-    work (the GIL is released inside torch and numpy kernels); same results, in order."""
+def _map_threads(
+    fn, items, n_elements: int, device: torch.device, min_elements: int = _THREADED_MIN_ELEMENTS
+) -> list:
+    """``[fn(i) for i in items]``, on up to ``torch.get_num_threads()`` threads for CPU work of
+    at least ``min_elements`` elements (the GIL is released inside torch and numpy kernels);
+    same results, in order."""
     items = list(items)
     threads = torch.get_num_threads()
     workers = min(threads, len(items))
-    if workers <= 1 or device.type != "cpu" or n_elements < _THREADED_MIN_ELEMENTS:
+    if workers <= 1 or device.type != "cpu" or n_elements < min_elements:
         return [fn(i) for i in items]
     from concurrent.futures import ThreadPoolExecutor
 
@@ -539,6 +545,7 @@ def _sorted_rows(vs: list[Tensor]) -> Tensor:
         range(0, len(vs), step),
         rows.numel(),
         rows.device,
+        _THREADED_MIN_SORT,
     )
     return rows
 
@@ -552,18 +559,20 @@ def _fit_rows(
     Works on the float32 rows directly (no float64 copy of the matrix: a fresh buffer that size
     costs more in page faults than the arithmetic) and keeps only the running sums of the
     points; the sums of squares are needed at the final edges only (``_square_sums_at``)."""
-    nrow = rows32.shape[0]
-    cums = torch.empty(rows32.shape, dtype=torch.float64)
+    nrow, width = rows32.shape
+    # prefix[r, j] = the sum of the first j points of row r (a leading 0: one gather reads a
+    # cluster's both ends)
+    prefix = torch.empty((nrow, width + 1), dtype=torch.float64)
+    prefix[:, 0] = 0.0
     step = _row_block(nrow)
 
     def running_sums(r0: int) -> None:
         # 1-D float64 ``cumsum`` of each row, as ``kmeans_1d`` computes them: on CPU
         # ``cumsum(s, 1)`` over a matrix is ~50x slower than a 1-D cumsum per row
         for r in range(r0, min(r0 + step, nrow)):
-            torch.cumsum(rows32[r], 0, dtype=torch.float64, out=cums[r])
+            torch.cumsum(rows32[r], 0, dtype=torch.float64, out=prefix[r, 1:])
 
     _map_threads(running_sums, range(0, nrow, step), rows32.numel(), rows32.device)
-    prefix = _Prefix(cums)
     m = lengths
     ar = torch.arange(k, dtype=torch.float64)
     if k == 1:
@@ -601,32 +610,19 @@ def _square_sums_at(rows32: Tensor, lengths: Tensor, edges: Tensor) -> Tensor:
     ``r``, accumulated in order (the 1-D ``cumsum`` of ``kmeans_1d``'s ``prefix2``, read at the
     edges); one row's running sums at a time, in a buffer that stays in cache."""
     nrow = rows32.shape[0]
-    out = torch.zeros(edges.shape, dtype=torch.float64)
+    out = torch.empty(edges.shape, dtype=torch.float64)
     step = _row_block(nrow)
 
     def block(r0: int) -> None:
         for r in range(r0, min(r0 + step, nrow)):
-            e = edges[r]
-            if not bool((e > 0).any()):
-                continue
-            x = rows32[r, : int(lengths[r])].double()
-            cs = torch.cumsum(x.mul_(x), 0)
-            out[r] = torch.where(e > 0, cs[(e - 1).clamp(min=0)], out[r])
+            n = int(lengths[r])
+            x = rows32[r, :n].double()
+            cs = torch.zeros(n + 1, dtype=torch.float64)
+            torch.cumsum(x.mul_(x), 0, out=cs[1:])
+            out[r] = cs[edges[r]]
 
     _map_threads(block, range(0, nrow, step), rows32.numel(), rows32.device)
     return out
-
-
-class _Prefix:
-    """Row-wise prefix sums with a leading 0, ``gather(edges)`` = sum of the first ``edges``
-    points of each row (the cumulative sums, read one to the left; no concatenated copy)."""
-
-    def __init__(self, cums: Tensor) -> None:
-        self.cums = cums
-
-    def gather(self, dim: int, edges: Tensor) -> Tensor:
-        got = self.cums.gather(dim, (edges - 1).clamp(min=0))
-        return torch.where(edges > 0, got, torch.zeros_like(got))
 
 
 def _floor_f32(b: Tensor) -> Tensor:
@@ -637,7 +633,7 @@ def _floor_f32(b: Tensor) -> Tensor:
     return torch.where(f.double() > b, torch.nextafter(f, torch.full_like(f, -float("inf"))), f)
 
 
-def _lloyd_rows(rows32: Tensor, prefix: _Prefix, m: Tensor, c: Tensor, iters: int):
+def _lloyd_rows(rows32: Tensor, prefix: Tensor, m: Tensor, c: Tensor, iters: int):
     """``_lloyd_sorted`` on every row at once (same arithmetic): rows that have converged are
     frozen, the loop ends when all have (or after ``iters``); returns (centers, the clusters'
     edges (R, K + 1) and sums (R, K))."""
@@ -653,7 +649,8 @@ def _lloyd_rows(rows32: Tensor, prefix: _Prefix, m: Tensor, c: Tensor, iters: in
     for _ in range(iters):
         edges = edges_of(c)
         counts = edges[:, 1:] - edges[:, :-1]
-        sums = prefix.gather(1, edges[:, 1:]) - prefix.gather(1, edges[:, :-1])
+        at = prefix.gather(1, edges)
+        sums = at[:, 1:] - at[:, :-1]
         new_c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
         new_c, _ = torch.sort(new_c, dim=1)
         moved = (new_c != c).any(1) & active
@@ -662,5 +659,5 @@ def _lloyd_rows(rows32: Tensor, prefix: _Prefix, m: Tensor, c: Tensor, iters: in
         c = torch.where(moved.view(-1, 1), new_c, c)
         active = moved
     edges = edges_of(c)
-    sums = prefix.gather(1, edges[:, 1:]) - prefix.gather(1, edges[:, :-1])
-    return c, edges, sums
+    at = prefix.gather(1, edges)
+    return c, edges, at[:, 1:] - at[:, :-1]
