@@ -502,14 +502,16 @@ _THREADED_MIN_SORT = 1 << 16
 
 
 def _map_threads(
-    fn, items, n_elements: int, device: torch.device, min_elements: int = _THREADED_MIN_ELEMENTS
+    fn, items, n_elements: int, device: torch.device, min_elements: int | None = None
 ) -> list:
     """``[fn(i) for i in items]``, on up to ``torch.get_num_threads()`` threads for CPU work of
-    at least ``min_elements`` elements (the GIL is released inside torch and numpy kernels);
-    same results, in order."""
+    at least ``min_elements`` (default ``_THREADED_MIN_ELEMENTS``) elements (the GIL is released
+    inside torch and numpy kernels); same results, in order."""
     items = list(items)
     threads = torch.get_num_threads()
     workers = min(threads, len(items))
+    if min_elements is None:
+        min_elements = _THREADED_MIN_ELEMENTS
     if workers <= 1 or device.type != "cpu" or n_elements < min_elements:
         return [fn(i) for i in items]
     from concurrent.futures import ThreadPoolExecutor

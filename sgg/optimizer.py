@@ -507,32 +507,34 @@ class SGG(Optimizer):
             config=cfg,
             generator=self._generator,
         )
-        global_d = fits.global_mda
-        self.global_mda = global_d
+        from .recluster import transition_counts
+
+        self.global_mda = fits.global_mda
         step = self.sgg_step
-        for p, fit in zip(todo, fits.layers, strict=True):
-            prev = self.cluster_state(p)
-            assert prev is not None
-            sizes, mda, raw, new = fit.sizes, fit.mda, fit.raw_factors, fit.factors
-            # sharded p: every rank clustered the whole layer alike and keeps its shard's labels
-            assign = sharding.local_slice(fit.labels.to(torch.uint8), p).to(self._assign_device(p))
-            trans = None
-            if prev.last_recluster_step is not None:
-                new_a = assign.to(prev.assignments.device)
-                if k * k <= 256:  # pair index fits in uint8: 8x less memory traffic than int64
-                    idx = prev.assignments * k + new_a
-                else:
-                    idx = prev.assignments.long() * k + new_a.long()
-                trans = torch.bincount(idx, minlength=k * k)[: k * k].view(k, k)
-                trans = sharding.sum_over_shards(trans, p)  # sharded p: global counts
+        prevs = [self.cluster_state(p) for p in todo]
+        assert all(prev is not None for prev in prevs)
+        # sharded p: every rank clustered the whole layer alike and keeps its shard's labels
+        assigns = [
+            sharding.local_slice(fit.labels.to(torch.uint8), p).to(self._assign_device(p))
+            for p, fit in zip(todo, fits.layers, strict=True)
+        ]
+        seen = [i for i, prev in enumerate(prevs) if prev.last_recluster_step is not None]
+        counts = transition_counts(
+            [prevs[i].assignments for i in seen], [assigns[i] for i in seen], k
+        )
+        trans = dict(zip(seen, counts, strict=True))
+        for i, (p, fit) in enumerate(zip(todo, fits.layers, strict=True)):
+            t = trans.get(i)
+            if t is not None:
+                t = sharding.sum_over_shards(t, p)  # sharded p: global counts (in layer order)
             self._layers[p] = ClusterState(
-                assignments=assign,
-                sizes=sizes.to(p.device),
+                assignments=assigns[i],
+                sizes=fit.sizes.to(p.device),
                 centers=fit.centers.to(p.device),
-                mda=mda.to(p.device),
-                raw_factors=raw.to(p.device),
-                factors=new.to(p.device),
-                transitions=trans,
+                mda=fit.mda.to(p.device),
+                raw_factors=fit.raw_factors.to(p.device),
+                factors=fit.factors.to(p.device),
+                transitions=t,
                 last_recluster_step=step,
             )
         self.last_recluster_step = step

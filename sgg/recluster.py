@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .clustering import KMeansResult, ManyKMeans, kmeans_1d, kmeans_1d_many, kmeans_1d_sklearn
+from .clustering import (
+    KMeansResult,
+    ManyKMeans,
+    _map_threads,
+    kmeans_1d,
+    kmeans_1d_many,
+    kmeans_1d_sklearn,
+)
 from .config import SGGConfig
 from .scaling import (
     cluster_mdas,
@@ -36,7 +43,7 @@ from .scaling import (
     weighted_lower_median_rows,
 )
 
-__all__ = ["LayerFit", "Recluster", "recluster"]
+__all__ = ["LayerFit", "Recluster", "recluster", "transition_counts"]
 
 # a non-empty cluster with fewer subsample points is measured exactly (cluster_mdas_sampled)
 _MIN_POINTS = 64
@@ -121,6 +128,24 @@ def recluster(
         for f, r, n in zip(fits, raws, news, strict=True)
     ]
     return Recluster(layers, d)
+
+
+def transition_counts(prev: Sequence[Tensor], new: Sequence[Tensor], k: int) -> list[Tensor]:
+    """Per layer ``i``, the int64 (K, K) counts of the points labelled ``a`` in ``prev[i]`` and
+    ``b`` in ``new[i]`` (flat label tensors of equal length).
+
+    One bincount of the pair index ``a * K + b`` per layer, in uint8 when it fits (8x less memory
+    traffic than int64; ``add`` with ``alpha``: one pass); the layers are spread over torch's
+    threads on CPU (bincount is a single-threaded kernel)."""
+
+    def count(i: int) -> Tensor:
+        a, b = prev[i], new[i].to(prev[i].device)
+        idx = torch.add(b, a, alpha=k) if k * k <= 256 else a.long() * k + b.long()
+        return torch.bincount(idx, minlength=k * k)[: k * k].view(k, k)
+
+    if not prev:
+        return []
+    return _map_threads(count, range(len(prev)), sum(a.numel() for a in prev), prev[0].device)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 
 from sgg.clustering import kmeans_1d, kmeans_1d_many
 from sgg.config import SGGConfig
-from sgg.recluster import recluster
+from sgg.recluster import recluster, transition_counts
 from sgg.scaling import (
     lower_median,
     segment_lower_medians,
@@ -204,6 +204,7 @@ def test_threaded_full_passes_same_result(monkeypatch):
     import sgg.clustering as C
 
     monkeypatch.setattr(C, "_THREADED_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(C, "_THREADED_MIN_SORT", 0)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -216,3 +217,30 @@ def test_threaded_full_passes_same_result(monkeypatch):
         )
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("k", [3, 16, 17])  # 17: the pair index no longer fits in uint8
+@pytest.mark.parametrize("threaded", [False, True])
+def test_transition_counts(monkeypatch, k, threaded):
+    """``transition_counts`` equals a count of the label pairs, layer by layer."""
+    import sgg.clustering as C
+
+    if threaded:
+        monkeypatch.setattr(C, "_THREADED_MIN_ELEMENTS", 0)
+    g = gen(k)
+    sizes = (1, 7, 1000, 70_000)
+    prev = [torch.randint(k, (n,), generator=g).to(torch.uint8) for n in sizes]
+    new = [torch.randint(k, (n,), generator=g).to(torch.uint8) for n in sizes]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = transition_counts(prev, new, k)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(got) == len(sizes)
+    for a, b, t in zip(prev, new, got, strict=True):
+        want = torch.zeros(k, k, dtype=torch.long)
+        for i, j in zip(a.tolist(), b.tolist(), strict=True):
+            want[i, j] += 1
+        assert t.dtype == torch.long and torch.equal(t, want)
+    assert transition_counts([], [], k) == []
