@@ -256,7 +256,7 @@ def _batched_stats(
 
 def _rows_mdas(qs: list[Tensor], many: ManyKMeans, k: int) -> tuple[list[_Stats], Tensor]:
     """Cluster MDAs of a chunk of layers from the sorted median rows, all clusters at once;
-    also the rows' ``diff = x - mu`` (for the global MDA)."""
+    also the rows' ``diff = x - mu`` (for the global MDA), computed in ``many.rows``."""
     res = many.results
     n = len(qs)
     dev0 = qs[0].device
@@ -276,13 +276,14 @@ def _rows_mdas(qs: list[Tensor], many: ManyKMeans, k: int) -> tuple[list[_Stats]
             mus.append(r.mean.to(device=dev0, dtype=torch.float32))
     mu = torch.stack(mus).cpu()
     rows, lengths = many.rows, many.lengths
-    diff = rows - mu.view(-1, 1)
     if k > 1:  # cluster c of a row = the points in (bounds[c - 1], bounds[c]]
         pad = torch.full((k - 1,), float("inf"), device=dev0)
         bounds = torch.stack([pad if b is None else b.to(dev0) for b in many.bounds]).cpu()
     else:
         bounds = torch.zeros(n, 0)
     inner = torch.searchsorted(rows, bounds, right=True)
+    # in place: a fresh matrix that size costs more in page faults than the subtraction
+    diff = rows.sub_(mu.view(-1, 1))
     edges = torch.cat([torch.zeros(n, 1, dtype=torch.long), inner, lengths.view(-1, 1)], 1)
     edges = torch.minimum(edges, lengths.view(-1, 1))
     start, end = edges[:, :-1].reshape(-1), edges[:, 1:].reshape(-1)
