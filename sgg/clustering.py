@@ -214,21 +214,29 @@ _COMPARE_MAX_K = 8
 
 
 def _labels_of(x: Tensor, bounds: Tensor, k: int) -> Tensor:
-    """``torch.bucketize(x, bounds)`` (bounds sorted) in the label dtype; same values.
+    """``torch.bucketize(x, bounds)`` (bounds sorted) in the label dtype; same values."""
+    return _labels_counted(x, bounds, k)[0]
+
+
+def _labels_counted(x: Tensor, bounds: Tensor, k: int) -> tuple[Tensor, Tensor | None]:
+    """``_labels_of``, and for small K the int64 (K - 1,) counts of ``x > bounds[j]`` (else None).
 
     ``bucketize`` (right=False) returns the number of boundaries strictly below ``x``, which for
-    small K is the sum of the K - 1 comparisons ``x > bounds[j]``.
+    small K is the sum of the K - 1 comparisons ``x > bounds[j]``; counting each comparison's
+    hits on the way is cheaper than a ``bincount`` of the labels afterwards.
     """
     if k <= _COMPARE_MAX_K:
         b = bounds.tolist()
-        lab = torch.gt(x, b[0]).view(torch.uint8)
-        if len(b) > 1:
-            lab = lab.clone()
-            for bj in b[1:]:
-                lab.add_(torch.gt(x, bj).view(torch.uint8))
-        return lab
+        lab = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+        torch.gt(x, b[0], out=lab.view(torch.bool))
+        above = [torch.count_nonzero(lab)]
+        for bj in b[1:]:
+            hit = torch.gt(x, bj)
+            above.append(torch.count_nonzero(hit))
+            lab.add_(hit.view(torch.uint8))
+        return lab, torch.stack(above)
     lab = torch.bucketize(x, bounds, out_int32=True)
-    return lab.to(torch.uint8) if k <= 256 else lab.long()
+    return (lab.to(torch.uint8) if k <= 256 else lab.long()), None
 
 
 def _sorted(v: Tensor) -> Tensor:
@@ -246,14 +254,18 @@ def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0, xd
     bounds = None
     if k > 1:
         bounds = ((c64[:-1] + c64[1:]) * 0.5).to(device=dev, dtype=torch.float32)
-        labels = _labels_of(x, bounds, k)
+        labels, above = _labels_counted(x, bounds, k)
     else:
-        labels = torch.zeros(x.numel(), dtype=_label_dtype(k), device=dev)
+        labels, above = torch.zeros(x.numel(), dtype=_label_dtype(k), device=dev), None
     if not all_finite:
         nearest0 = torch.argmin(centers.abs()).to(labels.dtype)
         labels = torch.where(finite, labels, nearest0)
     lab_f = labels if all_finite else labels[finite]
-    counts = torch.bincount(lab_f, minlength=k)[:k]
+    if all_finite and above is not None:  # size of cluster c: #(x > b[c - 1]) - #(x > b[c])
+        ge = torch.cat([above.new_full((1,), x.numel()), above, above.new_zeros(1)])
+        counts = ge[:-1] - ge[1:]
+    else:
+        counts = torch.bincount(lab_f, minlength=k)[:k]
     # per-cluster float64 sums, accumulated in element order (as index_add_ did)
     sums = torch.bincount(lab_f, weights=xf.double() if xd is None else xd, minlength=k)[:k]
     means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(dev))
