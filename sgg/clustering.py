@@ -364,8 +364,10 @@ def kmeans_1d_many(
     batched_rows = 0 < keep_sample <= sample_size
     xfs: list[Tensor | None] = []
     finites: list[Tensor | None] = []
-    samples: list[Tensor | None] = []  # the k-means subsample of each layer
-    msamples: list[Tensor | None] = []  # the median subsample (when not the k-means one)
+    # the k-means subsample and the median subsample of each layer, gathered later (into the
+    # rows to sort, on torch's threads) unless needed now
+    samples: list[_Pick | None] = []
+    msamples: list[_Pick | None] = []
     is_all: list[bool] = []
     kpp_inits: list[list[Tensor]] = []
     for i, x in enumerate(flat):
@@ -387,26 +389,25 @@ def kmeans_1d_many(
             kpp_inits.append([])
             continue
         subsampled = nf > sample_size
+        idx = None
         if subsampled:
             idx = torch.randint(nf, (sample_size,), generator=generator).to(x.device)
-            sample = xf[idx]
-        else:
-            sample = xf
+        sample = _Pick(xf, idx)
         samples.append(sample)
         ms, all_pts = None, True
         if keep_sample > 0:
             if not subsampled or nf <= keep_sample:
-                ms = xf
+                ms = _Pick(xf, None)
             elif keep_sample <= sample_size:
-                ms, all_pts = sample[:keep_sample], False
+                ms, all_pts = _Pick(xf, idx[:keep_sample]), False
             else:
                 extra = torch.randint(nf, (keep_sample - sample_size,), generator=generator)
-                ms, all_pts = torch.cat([sample, xf[extra.to(x.device)]]), False
+                ms, all_pts = _Pick(xf, torch.cat([idx, extra.to(x.device)])), False
         msamples.append(ms)
         is_all.append(all_pts)
         inits = []
         if k > 1 and n_init > 2:  # k-means++ draws come right after this layer's sampling
-            s = _sorted(sample.cpu()).double()
+            s = _sorted(sample.tensor().cpu()).double()
             inits = [_kmeanspp(s, k, generator) for _ in range(n_init - 2)]
         kpp_inits.append(inits)
 
@@ -463,15 +464,16 @@ def kmeans_1d_many(
         ms = msamples[i]
         if keep_sample <= 0 or batched_rows:
             return KMeansResult(labels, full, counts, mean, sample_is_all=is_all[i]), bounds
-        if ms is xf:
+        if ms.idx is None:
             lab_f = labels if all_finite else labels[finite]
             return KMeansResult(labels, full, counts, mean, xf, lab_f), bounds
+        mst = ms.tensor()
         s_lab = (
-            _labels_of(ms, bounds, k)
+            _labels_of(mst, bounds, k)
             if bounds is not None
-            else torch.zeros_like(ms, dtype=_label_dtype(k))
+            else torch.zeros_like(mst, dtype=_label_dtype(k))
         )
-        return KMeansResult(labels, full, counts, mean, ms, s_lab, False), bounds
+        return KMeansResult(labels, full, counts, mean, mst, s_lab, False), bounds
 
     # the layers' full-data passes are independent and mostly single-threaded kernels
     # (bincount): on CPU they run on torch's threads, one layer per thread
@@ -538,28 +540,51 @@ def _map_threads(
         torch.set_num_threads(threads)
 
 
-def _sorted_rows(vs: list[Tensor]) -> Tensor:
-    """Sorted copies of 1-D float32 tensors as one CPU (len(vs), max length) matrix, +inf padded
-    (one device-to-host copy, one numpy sort over all rows)."""
-    if not vs:
+@dataclass(frozen=True)
+class _Pick:
+    """The points ``src[idx]`` (all of ``src`` when ``idx`` is None), not gathered yet."""
+
+    src: Tensor
+    idx: Tensor | None
+
+    def numel(self) -> int:
+        return self.src.numel() if self.idx is None else self.idx.numel()
+
+    def tensor(self) -> Tensor:
+        return self.src if self.idx is None else self.src[self.idx]
+
+    def into(self, out: Tensor) -> None:
+        """Write the points into ``out`` (``numel()`` elements, same device)."""
+        if self.idx is None:
+            out.copy_(self.src)
+        else:
+            torch.index_select(self.src, 0, self.idx, out=out)
+
+
+def _sorted_rows(picks: list[_Pick]) -> Tensor:
+    """The sorted points of each pick as one CPU (len(picks), max count) float32 matrix, +inf
+    padded. On CPU each block of rows is gathered straight into the matrix and sorted (numpy's
+    sort) on one of torch's threads: no intermediate sample tensors, rows sorted while in cache.
+    Elsewhere, one device-to-host copy of all the points."""
+    if not picks:
         return torch.zeros(0, 0)
-    width = max(v.numel() for v in vs)
-    rows = torch.empty((len(vs), width))
-    if any(v.device.type != "cpu" for v in vs):
-        vs = torch.cat([v.reshape(-1) for v in vs]).cpu().split([v.numel() for v in vs])
-    for r, v in enumerate(vs):
-        rows[r, : v.numel()] = v
-        if v.numel() < width:
-            rows[r, v.numel() :] = float("inf")
-    # numpy's SIMD sort, blocks of rows on torch's threads
+    counts = [p.numel() for p in picks]
+    width = max(counts)
+    rows = torch.empty((len(picks), width))
+    if any(p.src.device.type != "cpu" for p in picks):
+        flat = torch.cat([p.tensor().reshape(-1) for p in picks]).cpu()
+        picks = [_Pick(v, None) for v in flat.split(counts)]
     arr = rows.numpy()
-    step = -(-len(vs) // max(1, min(torch.get_num_threads(), len(vs))))
+    step = _row_block(len(picks))
+
+    def fill_and_sort(r0: int) -> None:
+        for r in range(r0, min(r0 + step, len(picks))):
+            picks[r].into(rows[r, : counts[r]])
+            rows[r, counts[r] :] = float("inf")
+        arr[r0 : r0 + step].sort(axis=1)
+
     _map_threads(
-        lambda r0: arr[r0 : r0 + step].sort(axis=1),
-        range(0, len(vs), step),
-        rows.numel(),
-        rows.device,
-        _THREADED_MIN_SORT,
+        fill_and_sort, range(0, len(picks), step), rows.numel(), rows.device, _THREADED_MIN_SORT
     )
     return rows
 
