@@ -626,16 +626,17 @@ def _fit_rows(
         inits.append(first + (last - first) * (ar + 0.5) / k)
     for j in range(max(0, n_init - 2)):
         inits.append(torch.stack([kp[j] for kp in kpp]))
-    fits = [_lloyd_rows(rows32, prefix, m, c0.clone(), max_iter) for c0 in inits]
-    squares = _square_sums_at(rows32, m, torch.cat([edges for _, edges, _ in fits], 1))
+    c, edges, sums = _lloyd_rows(rows32, prefix, m, torch.stack(inits, 1), max_iter)
+    squares = _square_sums_at(rows32, m, edges.reshape(nrow, -1)).view(edges.shape)
     out: list[list[tuple[Tensor, float]]] = [[] for _ in range(nrow)]
-    for (c, edges, sums), sq_edges in zip(fits, squares.split(k + 1, 1), strict=True):
-        counts = (edges[:, 1:] - edges[:, :-1]).double()
-        sq = sq_edges[:, 1:] - sq_edges[:, :-1]
+    for i in range(len(inits)):
+        e, sq_e, ci = edges[:, i], squares[:, i], c[:, i]
+        counts = (e[:, 1:] - e[:, :-1]).double()
+        sq = sq_e[:, 1:] - sq_e[:, :-1]
         # sum (x - c)^2 = sum x^2 - 2 c sum x + n c^2
-        inert = (sq - 2 * c * sums + counts * c * c).sum(1)
+        inert = (sq - 2 * ci * sums[:, i] + counts * ci * ci).sum(1)
         for r, it in enumerate(inert.tolist()):
-            out[r].append((c[r], it))
+            out[r].append((ci[r], it))
     return out
 
 
@@ -673,30 +674,33 @@ def _floor_f32(b: Tensor) -> Tensor:
 
 
 def _lloyd_rows(rows32: Tensor, prefix: Tensor, m: Tensor, c: Tensor, iters: int):
-    """``_lloyd_sorted`` on every row at once (same arithmetic): rows that have converged are
-    frozen, the loop ends when all have (or after ``iters``); returns (centers, the clusters'
-    edges (R, K + 1) and sums (R, K))."""
-    nrow = rows32.shape[0]
-    zero = torch.zeros(nrow, 1, dtype=torch.long)
-    nn = m.view(-1, 1)
-    active = torch.ones(nrow, dtype=torch.bool)
+    """``_lloyd_sorted`` on every row and initialisation at once (same arithmetic): ``c`` is
+    (R, I, K), the centers of I initialisations per row, searched in the row together. A
+    (row, initialisation) that has converged is frozen; the loop ends when all have (or after
+    ``iters``). Returns (centers (R, I, K), the clusters' edges (R, I, K + 1), sums (R, I, K))."""
+    nrow, n_init, k = c.shape
+    zero = torch.zeros(nrow, n_init, 1, dtype=torch.long)
+    nn = m.view(-1, 1, 1).expand(nrow, n_init, 1)
+    active = torch.ones(nrow, n_init, dtype=torch.bool)
 
     def edges_of(c: Tensor) -> Tensor:
-        b = _floor_f32((c[:, :-1] + c[:, 1:]) * 0.5)
-        return torch.cat([zero, torch.searchsorted(rows32, b, right=True), nn], 1)
+        b = _floor_f32((c[..., :-1] + c[..., 1:]) * 0.5).view(nrow, -1)
+        inner = torch.searchsorted(rows32, b, right=True).view(nrow, n_init, k - 1)
+        return torch.cat([zero, inner, nn], 2)
+
+    def sums_of(edges: Tensor) -> Tensor:
+        at = prefix.gather(1, edges.view(nrow, -1)).view(edges.shape)
+        return at[..., 1:] - at[..., :-1]
 
     for _ in range(iters):
         edges = edges_of(c)
-        counts = edges[:, 1:] - edges[:, :-1]
-        at = prefix.gather(1, edges)
-        sums = at[:, 1:] - at[:, :-1]
-        new_c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
-        new_c, _ = torch.sort(new_c, dim=1)
-        moved = (new_c != c).any(1) & active
+        counts = edges[..., 1:] - edges[..., :-1]
+        new_c = torch.where(counts > 0, sums_of(edges) / counts.clamp(min=1), c)
+        new_c, _ = torch.sort(new_c, dim=2)
+        moved = (new_c != c).any(2) & active
         if not bool(moved.any()):
             break
-        c = torch.where(moved.view(-1, 1), new_c, c)
+        c = torch.where(moved.unsqueeze(2), new_c, c)
         active = moved
     edges = edges_of(c)
-    at = prefix.gather(1, edges)
-    return c, edges, at[:, 1:] - at[:, :-1]
+    return c, edges, sums_of(edges)
