@@ -597,7 +597,8 @@ def _fit_rows(
 
     Works on the float32 rows directly (no float64 copy of the matrix: a fresh buffer that size
     costs more in page faults than the arithmetic) and keeps only the running sums of the
-    points; the sums of squares are needed at the final edges only (``_square_sums_at``)."""
+    points; the sums of squares are needed at the final edges only (``_square_sums_at``, in the
+    same buffer)."""
     nrow, width = rows32.shape
     # prefix[r, j] = the sum of the first j points of row r (a leading 0: one gather reads a
     # cluster's both ends)
@@ -627,7 +628,7 @@ def _fit_rows(
     for j in range(max(0, n_init - 2)):
         inits.append(torch.stack([kp[j] for kp in kpp]))
     c, edges, sums = _lloyd_rows(rows32, prefix, m, torch.stack(inits, 1), max_iter)
-    squares = _square_sums_at(rows32, m, edges.reshape(nrow, -1)).view(edges.shape)
+    squares = _square_sums_at(rows32, m, prefix, edges.reshape(nrow, -1)).view(edges.shape)
     out: list[list[tuple[Tensor, float]]] = [[] for _ in range(nrow)]
     for i in range(len(inits)):
         e, sq_e, ci = edges[:, i], squares[:, i], c[:, i]
@@ -645,24 +646,22 @@ def _row_block(nrow: int) -> int:
     return -(-nrow // max(1, min(torch.get_num_threads(), nrow)))
 
 
-def _square_sums_at(rows32: Tensor, lengths: Tensor, edges: Tensor) -> Tensor:
+def _square_sums_at(rows32: Tensor, lengths: Tensor, prefix: Tensor, edges: Tensor) -> Tensor:
     """``out[r, j]`` = the float64 sum of the squares of the first ``edges[r, j]`` points of row
     ``r``, accumulated in order (the 1-D ``cumsum`` of ``kmeans_1d``'s ``prefix2``, read at the
-    edges); one row's running sums at a time, in a buffer that stays in cache."""
+    edges). The running sums are written over ``prefix`` (R, S + 1), whose first column is 0:
+    the running sums of the points are no longer needed, and its pages are already mapped."""
     nrow = rows32.shape[0]
-    out = torch.empty(edges.shape, dtype=torch.float64)
     step = _row_block(nrow)
 
     def block(r0: int) -> None:
         for r in range(r0, min(r0 + step, nrow)):
             n = int(lengths[r])
             x = rows32[r, :n].double()
-            cs = torch.zeros(n + 1, dtype=torch.float64)
-            torch.cumsum(x.mul_(x), 0, out=cs[1:])
-            out[r] = cs[edges[r]]
+            torch.cumsum(x.mul_(x), 0, out=prefix[r, 1 : n + 1])
 
     _map_threads(block, range(0, nrow, step), rows32.numel(), rows32.device)
-    return out
+    return prefix.gather(1, edges)
 
 
 def _floor_f32(b: Tensor) -> Tensor:
