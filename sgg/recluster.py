@@ -26,7 +26,6 @@ from torch import Tensor
 from .clustering import (
     KMeansResult,
     ManyKMeans,
-    _map_threads,
     kmeans_1d,
     kmeans_1d_many,
     kmeans_1d_sklearn,
@@ -135,17 +134,33 @@ def transition_counts(prev: Sequence[Tensor], new: Sequence[Tensor], k: int) -> 
     ``b`` in ``new[i]`` (flat label tensors of equal length).
 
     One bincount of the pair index ``a * K + b`` per layer, in uint8 when it fits (8x less memory
-    traffic than int64; ``add`` with ``alpha``: one pass); the layers are spread over torch's
-    threads on CPU (bincount is a single-threaded kernel)."""
+    traffic than int64; ``add`` with ``alpha``: one pass), counted two at a time where the bins
+    allow (``_pair_bincount``). On the calling thread: spread over torch's threads, the many
+    small layers (each bincount is a few small reductions and host syncs) ran slower in all."""
+    kk = k * k
 
     def count(i: int) -> Tensor:
         a, b = prev[i], new[i].to(prev[i].device)
-        idx = torch.add(b, a, alpha=k) if k * k <= 256 else a.long() * k + b.long()
-        return torch.bincount(idx, minlength=k * k)[: k * k].view(k, k)
+        idx = torch.add(b, a, alpha=k) if kk <= 256 else a.long() * k + b.long()
+        if idx.dtype == torch.uint8 and kk <= 128:
+            return _pair_bincount(idx, kk).view(k, k)
+        return torch.bincount(idx, minlength=kk)[:kk].view(k, k)
 
-    if not prev:
-        return []
-    return _map_threads(count, range(len(prev)), sum(a.numel() for a in prev), prev[0].device)
+    return [count(i) for i in range(len(prev))]
+
+
+def _pair_bincount(idx: Tensor, n_bins: int) -> Tensor:
+    """``bincount(idx, minlength=n_bins)`` of a flat uint8 tensor of values < ``n_bins`` <= 128,
+    two values at a time: read as int16, two neighbours are one bin of an (n_bins, 256)
+    histogram, which is then summed over either position (a bincount is slow when neighbours
+    fall in the same bin, each count waiting for the previous one; the pairs spread them)."""
+    even = idx.numel() - idx.numel() % 2
+    pairs = torch.bincount(idx[:even].view(torch.int16), minlength=256 * n_bins)
+    h = pairs[: 256 * n_bins].view(n_bins, 256)[:, :n_bins]
+    counts = h.sum(0) + h.sum(1)
+    if even < idx.numel():  # the last value of an odd count
+        counts[idx[-1].long()] += 1
+    return counts
 
 
 @dataclass

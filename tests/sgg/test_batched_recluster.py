@@ -219,24 +219,15 @@ def test_threaded_full_passes_same_result(monkeypatch):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("k", [3, 16, 17])  # 17: the pair index no longer fits in uint8
-@pytest.mark.parametrize("threaded", [False, True])
-def test_transition_counts(monkeypatch, k, threaded):
+# 11: pair bins past 128 (one bincount per label); 17: the pair index no longer fits in uint8
+@pytest.mark.parametrize("k", [1, 3, 11, 16, 17])
+def test_transition_counts(k):
     """``transition_counts`` equals a count of the label pairs, layer by layer."""
-    import sgg.clustering as C
-
-    if threaded:
-        monkeypatch.setattr(C, "_THREADED_MIN_ELEMENTS", 0)
     g = gen(k)
-    sizes = (1, 7, 1000, 70_000)
+    sizes = (1, 2, 7, 1000, 70_001)
     prev = [torch.randint(k, (n,), generator=g).to(torch.uint8) for n in sizes]
     new = [torch.randint(k, (n,), generator=g).to(torch.uint8) for n in sizes]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        got = transition_counts(prev, new, k)
-    finally:
-        torch.set_num_threads(threads)
+    got = transition_counts(prev, new, k)
     assert len(got) == len(sizes)
     for a, b, t in zip(prev, new, got, strict=True):
         want = torch.zeros(k, k, dtype=torch.long)
@@ -244,3 +235,13 @@ def test_transition_counts(monkeypatch, k, threaded):
             want[i, j] += 1
         assert t.dtype == torch.long and torch.equal(t, want)
     assert transition_counts([], [], k) == []
+
+
+def test_transition_counts_int64_previous_labels():
+    """Previous labels in int64 (e.g. from an old checkpoint): counted like uint8 ones."""
+    g = gen(5)
+    prev = [torch.randint(3, (n,), generator=g) for n in (5, 1001)]
+    new = [torch.randint(3, (n,), generator=g).to(torch.uint8) for n in (5, 1001)]
+    want = transition_counts([p.to(torch.uint8) for p in prev], new, 3)
+    for t, w in zip(transition_counts(prev, new, 3), want, strict=True):
+        assert torch.equal(t, w)
