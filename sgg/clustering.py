@@ -476,8 +476,13 @@ def kmeans_1d_many(
         return KMeansResult(labels, full, counts, mean, mst, s_lab, False), bounds
 
     # the layers' full-data passes are independent and mostly single-threaded kernels
-    # (bincount): on CPU they run on torch's threads, one layer per thread
-    done = _map_threads(finish, range(n_layers), sum(x.numel() for x in flat), dev0)
+    # (bincount): on CPU they run on torch's threads, one layer per thread, largest first (a
+    # large layer started last would keep one thread busy while the others wait)
+    order = sorted(range(n_layers), key=lambda i: -flat[i].numel())
+    by_size = _map_threads(finish, order, sum(x.numel() for x in flat), dev0)
+    done = [by_size[0]] * n_layers
+    for i, r in zip(order, by_size, strict=True):
+        done[i] = r
     results = [r for r, _ in done]
     bounds_out = [b for _, b in done]
     if not batched_rows:
