@@ -605,6 +605,9 @@ def _fit_rows(
     points; the sums of squares are needed at the final edges only (``_square_sums_at``, in the
     same buffer)."""
     nrow, width = rows32.shape
+    if k == 1:
+        means = [rows32[r, : int(lengths[r])].double().mean().reshape(1) for r in range(nrow)]
+        return [[(c, 0.0)] for c in means]
     # prefix[r, j] = the sum of the first j points of row r (a leading 0: one gather reads a
     # cluster's both ends)
     prefix = torch.empty((nrow, width + 1), dtype=torch.float64)
@@ -620,9 +623,6 @@ def _fit_rows(
     _map_threads(running_sums, range(0, nrow, step), rows32.numel(), rows32.device)
     m = lengths
     ar = torch.arange(k, dtype=torch.float64)
-    if k == 1:
-        means = [rows32[r, : int(m[r])].double().mean().reshape(1) for r in range(nrow)]
-        return [[(c, 0.0)] for c in means]
     first = rows32[:, :1].double()
     last = rows32.gather(1, (m - 1).view(-1, 1)).double()  # (R, 1): the largest point of a row
     q = ((ar + 0.5) / k * m.double().view(-1, 1)).long()
