@@ -173,15 +173,8 @@ def kmeans_1d(
             inits.append(s[0] + (s[-1] - s[0]) * (ar + 0.5) / k)
         for _ in range(max(0, n_init - 2)):
             inits.append(_kmeanspp(s, k, generator))
-        fitted = sorted(
-            (_lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter) for c0 in inits),
-            key=lambda ci: ci[1],
-        )
-        # near-ties on the subsample are decided on the full data (sampling noise)
-        cands = []
-        for c, it in fitted:
-            if it <= fitted[0][1] * (1 + near_tie) and not any(torch.equal(c, d) for d in cands):
-                cands.append(c)
+        fitted = [_lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter) for c0 in inits]
+        cands = _near_ties(fitted, near_tie)
     best = None
     sq = float(xf.double().square().sum()) if len(cands) > 1 else 0.0
     for c in cands:
@@ -202,6 +195,24 @@ def kmeans_1d(
         else torch.zeros_like(msample, dtype=_label_dtype(k))
     )
     return KMeansResult(labels, full, counts, mean, msample, s_lab, False)
+
+
+def _near_ties(fitted: list[tuple[Tensor, float]], near_tie: float) -> list[Tensor]:
+    """The distinct centers whose subsample inertia is within ``near_tie`` of the lowest, best
+    first (stable: ties keep the initialisations' order); the full data decides between them.
+
+    The inertia ``sum x^2 - 2 c sum x + n c^2`` can come out slightly negative by cancellation
+    when every point is (nearly) its own center (e.g. K at least the number of points): the
+    limit is taken from the lowest inertia clamped at 0, otherwise ``best * (1 + near_tie)``
+    would lie below ``best`` and no candidate would be kept. The best one is always kept (a
+    NaN inertia compares false)."""
+    fitted = sorted(fitted, key=lambda ci: ci[1])
+    limit = max(fitted[0][1], 0.0) * (1 + near_tie)
+    cands = [fitted[0][0]]
+    for c, it in fitted[1:]:
+        if it <= limit and not any(torch.equal(c, d) for d in cands):
+            cands.append(c)
+    return cands
 
 
 def _label_dtype(k: int) -> torch.dtype:
@@ -435,16 +446,7 @@ def kmeans_1d_many(
             ), None
         xf, finite = xfs[i], finites[i]
         fitted = centers_per_layer[i]
-        if k == 1:
-            cands = [fitted[0][0]]
-        else:
-            fitted = sorted(fitted, key=lambda ci: ci[1])
-            cands = []
-            for c, it in fitted:
-                if it <= fitted[0][1] * (1 + near_tie) and not any(
-                    torch.equal(c, d) for d in cands
-                ):
-                    cands.append(c)
+        cands = [fitted[0][0]] if k == 1 else _near_ties(fitted, near_tie)
         all_finite = finite is None
         best = None
         # float64 copy shared by the candidates' weighted sums (and the sum of squares), in a

@@ -72,6 +72,9 @@ CASES = [
     (9, 4096, 4096, 2, "all_params"),  # bucketize labels
     (3, 4096, 4096, 2, "cluster_mdas"),
     (3, 65536, 65536, 2, "all_params"),  # the defaults: nothing subsampled at these sizes
+    # K near or above the points of the small layers (see test_kmeans_as_many_clusters_as_points)
+    (7, 4096, 4096, 4, "all_params"),
+    (20, 4096, 4096, 2, "all_params"),
 ]
 
 
@@ -132,6 +135,24 @@ def test_kmeans_many_equals_kmeans_1d():
         if a.sizes is not None:
             assert torch.equal(a.sizes, b.sizes) and torch.equal(a.mean, b.mean)
     assert many.rows.shape[0] == len(xs) and many.rows.dtype == torch.float32
+    assert torch.equal(ga.get_state(), gb.get_state())
+
+
+@pytest.mark.parametrize(("k", "n_init"), [(7, 4), (20, 2)])
+def test_kmeans_as_many_clusters_as_points(k, n_init):
+    """7 points and K >= 7: every point its own center, so the sample inertia is 0 up to
+    rounding and came out negative (-1e-23); the near-tie filter then kept no candidate and
+    both paths crashed (TypeError). Now the best fit is kept, both paths agree."""
+    xs = momenta(1)[:3]
+    assert xs[0].numel() == 7
+    ga, gb = gen(0), gen(0)
+    ref = [kmeans_1d(x, k, generator=ga, sample_size=4096, n_init=n_init) for x in xs]
+    many = kmeans_1d_many(xs, k, generator=gb, sample_size=4096, n_init=n_init)
+    for a, b in zip(ref, many.results, strict=True):
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.centers, b.centers)
+        assert torch.equal(a.sizes, b.sizes)
+    # 7 distinct points in 7 clusters of one point each (empty clusters beyond)
+    assert sorted(ref[0].sizes.tolist())[-7:] == [1] * 7
     assert torch.equal(ga.get_state(), gb.get_state())
 
 
