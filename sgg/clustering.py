@@ -24,6 +24,7 @@ smallest values.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -279,7 +280,22 @@ def _assign_full(x, xf, finite, all_finite, c64, k, need_inertia, sum_sq=0.0, xd
         counts = torch.bincount(lab_f, minlength=k)[:k]
     # per-cluster float64 sums, accumulated in element order (as index_add_ did)
     sums = torch.bincount(lab_f, weights=xf.double() if xd is None else xd, minlength=k)[:k]
-    means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(dev))
+    return _fit_of(labels, counts, sums, c64, bounds, need_inertia, sum_sq)
+
+
+def _fit_of(
+    labels: Tensor,
+    counts: Tensor,
+    sums: Tensor,
+    c64: Tensor,
+    bounds: Tensor | None,
+    need_inertia: bool,
+    sum_sq: float,
+) -> tuple[Tensor, Tensor, float, Tensor, Tensor, Tensor | None]:
+    """A candidate's full-data fit from its labels, sizes and float64 sums (torch or native
+    pass): (labels, float32 centers = the cluster means, inertia, sizes, total, bounds). Empty
+    clusters keep their fitted center."""
+    means = torch.where(counts > 0, sums / counts.clamp(min=1), c64.to(sums.device))
     # inertia around the cluster means: sum x^2 - sum_c S_c^2 / n_c
     inert = float(sum_sq - (sums * means).sum()) if need_inertia else 0.0
     return labels, means.float(), inert, counts, sums.sum(), bounds
@@ -364,7 +380,8 @@ def kmeans_1d_many(
     """
     k = int(n_clusters)
     flat = [x.detach().reshape(-1) for x in xs]
-    flat = [x if x.dtype == torch.float32 else x.float() for x in flat]
+    given_f32 = [x.dtype == torch.float32 for x in flat]  # the native pass takes these only
+    flat = [x if f32 else x.float() for x, f32 in zip(flat, given_f32, strict=True)]
     n_layers = len(flat)
     if n_layers == 0:
         return ManyKMeans([], [])
@@ -435,20 +452,13 @@ def kmeans_1d_many(
 
     scratch = threading.local()
 
-    def finish(i: int) -> tuple[KMeansResult, Tensor | None]:
-        """Layer i's full-data pass (labels, sizes, sums) for its candidate centers."""
-        x = flat[i]
-        n = x.numel()
-        if n == 0 or samples[i] is None:  # nothing finite: everything in cluster 0
-            return KMeansResult(
-                torch.zeros(n, dtype=_label_dtype(k), device=x.device),
-                torch.zeros(k, device=x.device),
-            ), None
-        xf, finite = xfs[i], finites[i]
+    def candidates(i: int) -> list[Tensor]:
         fitted = centers_per_layer[i]
-        cands = [fitted[0][0]] if k == 1 else _near_ties(fitted, near_tie)
-        all_finite = finite is None
-        best = None
+        return [fitted[0][0]] if k == 1 else _near_ties(fitted, near_tie)
+
+    def torch_fits(i: int, cands: list[Tensor]):
+        """The candidates' full-data fits by torch ops (any device and dtype)."""
+        x, xf, finite = flat[i], xfs[i], finites[i]
         # float64 copy shared by the candidates' weighted sums (and the sum of squares), in a
         # buffer reused across layers: a fresh one per layer costs more in page faults than
         # the conversion itself
@@ -458,7 +468,23 @@ def kmeans_1d_many(
         if len(cands) > 1:
             sq = float(torch.square(xd, out=_scratch(scratch, "sq", xf.numel(), xf.device)).sum())
         for c in cands:
-            cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1, sq, xd)
+            yield _assign_full(x, xf, finite, finite is None, c, k, len(cands) > 1, sq, xd)
+
+    def finish(i: int, native_fits=None) -> tuple[KMeansResult, Tensor | None]:
+        """Layer i's full-data pass (labels, sizes, sums) for its candidate centers; the
+        candidates' fits come from ``native_fits`` (the native pass) when given."""
+        x = flat[i]
+        n = x.numel()
+        if n == 0 or samples[i] is None:  # nothing finite: everything in cluster 0
+            return KMeansResult(
+                torch.zeros(n, dtype=_label_dtype(k), device=x.device),
+                torch.zeros(k, device=x.device),
+            ), None
+        xf, finite = xfs[i], finites[i]
+        all_finite = finite is None
+        best = None
+        fits = torch_fits(i, candidates(i)) if native_fits is None else native_fits
+        for cand in fits:
             if best is None or cand[2] < best[2]:
                 best = cand
         labels, full, _, counts, total, bounds = best
@@ -481,9 +507,20 @@ def kmeans_1d_many(
     # (bincount): on CPU they run on torch's threads, one layer per thread, largest first (a
     # large layer started last would keep one thread busy while the others wait)
     order = sorted(range(n_layers), key=lambda i: -flat[i].numel())
-    by_size = _map_threads(finish, order, sum(x.numel() for x in flat), dev0)
-    done = [by_size[0]] * n_layers
-    for i, r in zip(order, by_size, strict=True):
+    total = sum(x.numel() for x in flat)
+    done: list = [None] * n_layers
+    mod = _native_module(k, dev0)
+    native = []
+    if mod is not None:
+        native = [i for i in order if given_f32[i] and _native_takes(flat[i], samples[i])]
+    if native:
+        fits = _native_fits(mod, native, flat, xfs, finites, candidates, k, total, dev0)
+        for i in native:
+            done[i] = finish(i, fits[i])
+    rest = [i for i in order if done[i] is None]
+    # the torch path keeps its threading decision of the whole set (the sums of squares of
+    # multi-candidate layers depend on the torch thread count)
+    for i, r in zip(rest, _map_threads(finish, rest, total, dev0), strict=True):
         done[i] = r
     results = [r for r, _ in done]
     bounds_out = [b for _, b in done]
@@ -506,6 +543,74 @@ def kmeans_1d_many(
     return ManyKMeans(results, bounds_out, full_rows, full_len, is_all)
 
 
+# the native full-data pass (sgg/native_recluster.py) for CPU float32 layers; False: torch ops
+# only (the tests compare the two)
+USE_NATIVE_PASS = True
+
+
+def _native_module(k: int, device: torch.device):
+    """The native pass's extension when it can serve this call (CPU, uint8 labels), else None
+    (then, or when it cannot be built, the torch path runs: same results)."""
+    if not USE_NATIVE_PASS or device.type != "cpu" or not 1 <= k <= 256:
+        return None
+    from sgg import native_recluster
+
+    return native_recluster.load()
+
+
+def _native_takes(x: Tensor, sample) -> bool:
+    """A flattened layer for the native pass: CPU float32 contiguous, with finite points (no
+    pass otherwise). The caller checks that it was float32 as given: other dtypes keep the
+    torch path."""
+    from sgg import native_recluster
+
+    return sample is not None and native_recluster.takes(x, 2)
+
+
+def _native_fits(mod, ids, flat, xfs, finites, candidates, k, total, device) -> dict:
+    """Per layer of ``ids`` (largest first), its candidates' full-data fits (as
+    ``_assign_full``), from one native call for all (layer, candidate) jobs."""
+    from sgg import native_recluster
+
+    jobs: list[tuple[int, Tensor]] = [(i, c) for i in ids for c in candidates(i)]
+    bounds, nonfinite = [], []
+    empty = torch.empty(0)
+    for i, c in jobs:
+        bounds.append(((c[:-1] + c[1:]) * 0.5).float() if k > 1 else empty)
+        # non-finite elements go to the cluster whose center is nearest to 0 (_assign_full)
+        nonfinite.append(0 if finites[i] is None else int(torch.argmin(c.float().abs())))
+    labels, sizes, sums = native_recluster.full_pass(
+        mod, [flat[i] for i, _ in jobs], bounds, nonfinite, k
+    )
+    per_layer = Counter(i for i, _ in jobs)
+    multi = [i for i in ids if per_layer[i] > 1]
+    sq = _sums_of_squares([xfs[i] for i in multi], len(flat), total, device)
+    sq_of = dict(zip(multi, sq, strict=True))
+    fits: dict[int, list] = {i: [] for i in ids}
+    for j, (i, c) in enumerate(jobs):
+        need = i in sq_of
+        b = bounds[j] if k > 1 else None
+        fits[i].append(
+            _fit_of(labels[j], sizes[j].clone(), sums[j].clone(), c, b, need, sq_of.get(i, 0.0))
+        )
+    return fits
+
+
+def _sums_of_squares(xfs: list[Tensor], n_items: int, total: int, device) -> list[float]:
+    """``float(square(xf.double()).sum())`` per layer, with the torch thread count the torch
+    path had for it (one thread inside ``_map_threads``'s pool): a float64 sum's blocking
+    depends on the thread count, and the sum decides between near-tie candidates."""
+    if not xfs:
+        return []
+    threads = torch.get_num_threads()
+    if _pool_threads(n_items, total, device, _THREADED_MIN_ELEMENTS) > 1:
+        torch.set_num_threads(1)
+    try:
+        return [float(torch.square(xf.double()).sum()) for xf in xfs]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _scratch(store: threading.local, name: str, n: int, device: torch.device) -> Tensor:
     """A float64 buffer of ``n`` elements from ``store`` (this thread's), grown as needed."""
     buf = getattr(store, name, None)
@@ -522,6 +627,13 @@ _THREADED_MIN_ELEMENTS = 1 << 19
 _THREADED_MIN_SORT = 1 << 16
 
 
+def _pool_threads(n_items: int, n_elements: int, device: torch.device, min_elements: int) -> int:
+    """How many threads ``_map_threads`` runs ``n_items`` items on (1: the calling thread)."""
+    if device.type != "cpu" or n_elements < min_elements:
+        return 1
+    return max(1, min(torch.get_num_threads(), n_items))
+
+
 def _map_threads(
     fn, items, n_elements: int, device: torch.device, min_elements: int | None = None
 ) -> list:
@@ -530,10 +642,10 @@ def _map_threads(
     inside torch and numpy kernels); same results, in order."""
     items = list(items)
     threads = torch.get_num_threads()
-    workers = min(threads, len(items))
     if min_elements is None:
         min_elements = _THREADED_MIN_ELEMENTS
-    if workers <= 1 or device.type != "cpu" or n_elements < min_elements:
+    workers = _pool_threads(len(items), n_elements, device, min_elements)
+    if workers <= 1:
         return [fn(i) for i in items]
     from concurrent.futures import ThreadPoolExecutor
 
