@@ -569,30 +569,33 @@ def _native_takes(x: Tensor, sample) -> bool:
 
 def _native_fits(mod, ids, flat, xfs, finites, candidates, k, total, device) -> dict:
     """Per layer of ``ids`` (largest first), its candidates' full-data fits (as
-    ``_assign_full``), from one native call for all (layer, candidate) jobs."""
+    ``_assign_full``), from one native call for all (layer, candidate) jobs.
+
+    The boundaries and the cluster means of all jobs are computed as (jobs, K) matrices:
+    elementwise float arithmetic, the same values as per layer, without ~10 small torch calls
+    per layer. Reductions (the inertia, the total) stay per row, as in ``_fit_of``."""
     from sgg import native_recluster
 
     jobs: list[tuple[int, Tensor]] = [(i, c) for i in ids for c in candidates(i)]
-    bounds, nonfinite = [], []
-    empty = torch.empty(0)
-    for i, c in jobs:
-        bounds.append(((c[:-1] + c[1:]) * 0.5).float() if k > 1 else empty)
-        # non-finite elements go to the cluster whose center is nearest to 0 (_assign_full)
-        nonfinite.append(0 if finites[i] is None else int(torch.argmin(c.float().abs())))
+    cs = torch.stack([c for _, c in jobs])  # float64 (jobs, K)
+    bounds = ((cs[:, :-1] + cs[:, 1:]) * 0.5).float()  # (jobs, K - 1)
+    # non-finite elements go to the cluster whose center is nearest to 0 (_assign_full)
+    nonfinite = [0 if finites[i] is None else int(torch.argmin(c.float().abs())) for i, c in jobs]
     labels, sizes, sums = native_recluster.full_pass(
-        mod, [flat[i] for i, _ in jobs], bounds, nonfinite, k
+        mod, [flat[i] for i, _ in jobs], list(bounds.unbind(0)), nonfinite, k
     )
+    means = torch.where(sizes > 0, sums / sizes.clamp(min=1), cs)
+    centers = means.float()
     per_layer = Counter(i for i, _ in jobs)
     multi = [i for i in ids if per_layer[i] > 1]
     sq = _sums_of_squares([xfs[i] for i in multi], len(flat), total, device)
     sq_of = dict(zip(multi, sq, strict=True))
     fits: dict[int, list] = {i: [] for i in ids}
-    for j, (i, c) in enumerate(jobs):
-        need = i in sq_of
-        b = bounds[j] if k > 1 else None
-        fits[i].append(
-            _fit_of(labels[j], sizes[j].clone(), sums[j].clone(), c, b, need, sq_of.get(i, 0.0))
-        )
+    for j, (i, _) in enumerate(jobs):
+        # inertia around the cluster means (only to choose between near-tie candidates)
+        inert = float(sq_of[i] - (sums[j] * means[j]).sum()) if i in sq_of else 0.0
+        b = bounds[j].clone() if k > 1 else None
+        fits[i].append((labels[j], centers[j].clone(), inert, sizes[j].clone(), sums[j].sum(), b))
     return fits
 
 
