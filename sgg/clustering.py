@@ -512,7 +512,7 @@ def kmeans_1d_many(
     mod = _native_module(k, dev0)
     native = []
     if mod is not None:
-        native = [i for i in order if given_f32[i] and _native_takes(flat[i], samples[i])]
+        native = [i for i in order if given_f32[i] and _native_takes(flat[i], samples[i], k)]
     if native:
         fits = _native_fits(mod, native, flat, xfs, finites, candidates, k, total, dev0)
         for i in native:
@@ -558,13 +558,13 @@ def _native_module(k: int, device: torch.device):
     return native_recluster.load()
 
 
-def _native_takes(x: Tensor, sample) -> bool:
+def _native_takes(x: Tensor, sample, k: int) -> bool:
     """A flattened layer for the native pass: CPU float32 contiguous, with finite points (no
     pass otherwise). The caller checks that it was float32 as given: other dtypes keep the
     torch path."""
     from sgg import native_recluster
 
-    return sample is not None and native_recluster.takes(x, 2)
+    return sample is not None and native_recluster.takes(x, k)
 
 
 def _native_fits(mod, ids, flat, xfs, finites, candidates, k, total, device) -> dict:
