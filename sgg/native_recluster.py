@@ -6,84 +6,37 @@ sums) is in torch several passes over memory per layer plus Python per layer; th
 reads each layer once, and spreads the layers over torch's threads in one parallel region. Its
 sums are added in the order of ``torch.bincount`` (element order), so results are bit-identical.
 
-Built like ``sgg.native`` (the update kernel; a separate extension so that either source can
-change without rebuilding the other): torch's loader, ``-march=native``, the build named after a
-hash of the source, flags, CPU features and torch version, OpenMP pragmas compiled in but no
-OpenMP runtime linked (the symbols resolve to the one torch loaded). When the build fails the
-re-cluster warns once and keeps its torch path (same results, slower).
+Built like the update kernel (sgg/extensions.py; a separate extension so that either source can
+change without rebuilding the other). When the build fails the re-cluster warns once and keeps
+its torch path (same results, slower).
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-import warnings
-from pathlib import Path
 from types import ModuleType
 
 import torch
 from torch import Tensor
 
-from sgg.native import _FLAGS, _OPENMP, _cpu_signature
+from .extensions import Extension
 
-__all__ = ["failure", "full_pass", "load", "takes"]
+__all__ = ["EXTENSION", "failure", "full_pass", "load", "takes"]
 
-_SOURCE = Path(__file__).with_name("csrc") / "sgg_recluster.cpp"
-
-_lock = threading.Lock()
-_module: ModuleType | None = None
-_failure: str | None = None
-
-
-def _build_name() -> str:
-    """Named after everything that changes the binary: a stale build is never loaded."""
-    digest = hashlib.sha256()
-    for part in (
-        _SOURCE.read_bytes(),
-        " ".join(_FLAGS + _OPENMP).encode(),
-        _cpu_signature().encode(),
-        torch.__version__.encode(),
-    ):
-        digest.update(part)
-    return f"sgg_recluster_{digest.hexdigest()[:12]}"
-
-
-def _build() -> ModuleType:
-    from torch.utils.cpp_extension import load as load_extension
-
-    return load_extension(
-        name=_build_name(),
-        sources=[str(_SOURCE)],
-        extra_cflags=_FLAGS + _OPENMP,
-        verbose=False,
-    )
+EXTENSION = Extension(
+    "sgg_recluster.cpp",
+    "native re-cluster pass",
+    "using the torch code path instead (same results, slower).",
+)
 
 
 def load() -> ModuleType | None:
-    """The built extension, building it on first use; None (after one warning) if it cannot be
-    built here."""
-    global _module, _failure
-    if _module is not None or _failure is not None:
-        return _module
-    with _lock:
-        if _module is not None or _failure is not None:
-            return _module
-        try:
-            _module = _build()
-        except Exception as exc:  # no compiler, no ninja, no OpenMP, ...
-            _failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
-            warnings.warn(
-                f"SGG: the native re-cluster pass could not be built ({_failure}); using the "
-                "torch code path instead (same results, slower).",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return _module
+    """The pass's module, built on first use; None (after one warning) if it cannot be."""
+    return EXTENSION.load()
 
 
 def failure() -> str | None:
     """Why the native pass is unavailable (None: available or not tried yet)."""
-    return _failure
+    return EXTENSION.failure()
 
 
 def takes(x: Tensor, k: int) -> bool:

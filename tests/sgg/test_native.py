@@ -161,8 +161,8 @@ def test_the_native_kernel_takes_float32_cpu_tensors_only(module, monkeypatch):
 
 
 def test_a_kernel_that_cannot_be_built_falls_back_or_raises(monkeypatch):
-    monkeypatch.setattr(native, "_module", None)
-    monkeypatch.setattr(native, "_failure", "CalledProcessError: no compiler (test)")
+    monkeypatch.setattr(native.EXTENSION, "_module", None)
+    monkeypatch.setattr(native.EXTENSION, "_failure", "CalledProcessError: no compiler (test)")
     monkeypatch.setattr(
         sgg_update, "_get_compiled_multi", lambda: sgg_update._fused_adam_multi_impl
     )

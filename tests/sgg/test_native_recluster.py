@@ -100,9 +100,9 @@ def test_fallback_when_the_build_fails(monkeypatch):
 
     xs = [torch.randn(n, generator=gen(n)) for n in (100, 5000)]
     want = kmeans_1d_many(xs, 3, generator=gen(0), sample_size=1024)
-    monkeypatch.setattr(N, "_module", None)
-    monkeypatch.setattr(N, "_failure", None)
-    monkeypatch.setattr(N, "_build", broken_build)
+    monkeypatch.setattr(N.EXTENSION, "_module", None)
+    monkeypatch.setattr(N.EXTENSION, "_failure", None)
+    monkeypatch.setattr(N.EXTENSION, "_build", broken_build)
     with pytest.warns(RuntimeWarning, match="native re-cluster pass could not be built"):
         got = kmeans_1d_many(xs, 3, generator=gen(0), sample_size=1024)
     assert "no compiler here" in N.failure()
@@ -115,7 +115,9 @@ def test_fallback_when_the_build_fails(monkeypatch):
 
 
 def test_build_name_changes_with_the_flags(monkeypatch):
-    name = N._build_name()
-    assert name.startswith("sgg_recluster_") and name == N._build_name()
-    monkeypatch.setattr(N, "_FLAGS", [*N._FLAGS, "-DSGG_TEST"])
-    assert N._build_name() != name
+    from sgg import extensions
+
+    name = N.EXTENSION.build_name()
+    assert name.startswith("sgg_recluster_") and name == N.EXTENSION.build_name()
+    monkeypatch.setattr(extensions, "_FLAGS", [*extensions._FLAGS, "-DSGG_TEST"])
+    assert N.EXTENSION.build_name() != name
