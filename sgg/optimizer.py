@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer, _get_scalar_dtype
 from torch.utils.hooks import RemovableHandle
 
-from . import sharding, update
+from . import native, native_recluster, sharding, update
 from .config import SGGConfig
 from .recluster import recluster
 
@@ -148,6 +149,7 @@ class SGG(Optimizer):
         self.global_mda: Tensor | None = None
         # host-side copy of each parameter's step count: {param: (its "step" tensor, count)}
         self._step_counts: dict[Tensor, tuple[Tensor, int]] = {}
+        self._extensions_loaded = False
 
     # ---- copy and pickle (like torch optimizers: hooks are not carried over) ---------------
     def __getstate__(self) -> dict[str, Any]:
@@ -284,6 +286,8 @@ class SGG(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:  # type: ignore[override]
         """One step of the base optimizer with each element's step scaled by its factor."""
+        if not self._extensions_loaded:
+            self._load_extensions()
         if self.config.observe_only:
             self._check_grads()
             loss = self.base_optimizer.step(closure) if closure else self.base_optimizer.step()
@@ -299,6 +303,19 @@ class SGG(Optimizer):
             self._check_grads()
             self._generic_step()
         return loss
+
+    def _load_extensions(self) -> None:
+        """Build or load the native code at the first step, so that the first re-cluster brings
+        no stall: the re-cluster pass, and the update kernel if it will run; both builds at once
+        (each is a compiler process: the cold first step takes one build's time, not two)."""
+        self._extensions_loaded = True
+        if not any(p.is_cpu for p in self.clustered_params()):
+            return
+        loads = [native_recluster.load]
+        if self._resolve_impl() == "native":
+            loads.append(native.load)
+        with ThreadPoolExecutor(len(loads)) as pool:
+            list(pool.map(lambda load: load(), loads))
 
     @staticmethod
     def _refuse(p: Tensor) -> None:

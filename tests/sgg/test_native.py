@@ -181,3 +181,24 @@ def test_a_kernel_that_cannot_be_built_falls_back_or_raises(monkeypatch):
     strict = SGG(torch.optim.AdamW(other.parameters(), lr=1e-2), update_impl="native")
     with pytest.raises(RuntimeError, match=r"native.*no compiler"):
         _train(other, strict, 1)
+
+
+def test_the_first_step_loads_the_native_code_not_the_first_recluster(module, monkeypatch):
+    """Both extensions are built (or loaded) by the first step: no stall at the first
+    re-cluster."""
+    from sgg import native_recluster
+
+    built = []
+    for ext in (native.EXTENSION, native_recluster.EXTENSION):
+        real = ext.load()
+        if real is None:
+            pytest.skip(f"extension unavailable: {ext.failure()}")
+        monkeypatch.setattr(ext, "_module", None)
+        monkeypatch.setattr(ext, "_build", lambda ext=ext, real=real: built.append(ext) or real)
+    monkeypatch.delenv("SGG_UPDATE_IMPL", raising=False)
+    model = _model()
+    opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), recluster_interval=3)
+    _train(model, opt, 1)
+    assert sorted(e.what for e in built) == ["native CPU kernel", "native re-cluster pass"]
+    _train(model, opt, 3)  # re-clusters at step 3
+    assert opt.last_recluster_step == 3 and len(built) == 2
