@@ -506,8 +506,8 @@ def adam_batch_step_(
     buckets: dict[tuple, list[int]] = {}
     flags = batch.flags()
     maxes = batch.max_exp_avg_sqs if batch.amsgrad else None
-    module = _native_module(fall_back) if impl == "native" and not batch.amsgrad else None
-    native_ok = module is not None
+    # the native kernel is loaded when a tensor it takes is first met (a CUDA model never builds it)
+    native_ok, module = impl == "native" and not batch.amsgrad, None
     for i, (step, param, grad, exp_avg, exp_avg_sq, factor_of) in enumerate(
         zip(
             batch.steps,
@@ -542,6 +542,7 @@ def adam_batch_step_(
             and grad.dtype is _F32
             and exp_avg.dtype is _F32
             and exp_avg_sq.dtype is _F32
+            and (module is not None or (module := _native_module(fall_back)) is not None)
         ):
             kind = "native"
         elif _compile_failed and fall_back:
