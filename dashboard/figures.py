@@ -565,17 +565,38 @@ def cluster_lines(
     return apply_log_ticks(fig) if log_y else fig
 
 
+SANKEY_LABEL_MIN_SHARE = 0.04
+
+
 def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
     """`matrix`: columns from_cluster, to_cluster, count (one re-cluster)."""
     if matrix is None or matrix.empty or matrix["count"].sum() == 0:
         return empty_figure("No membership changes recorded at this re-cluster.", title)
     ks = sorted(set(matrix["from_cluster"]) | set(matrix["to_cluster"]))
-    labels = [f"before: group {k}" for k in ks] + [f"after: group {k}" for k in ks]
     pos = {k: i for i, k in enumerate(ks)}
     m = matrix[matrix["count"] > 0]
+    total = float(m["count"].sum())
+    before = m.groupby("from_cluster")["count"].sum()
+    after = m.groupby("to_cluster")["count"].sum()
+    names = [f"before: group {k}, {before.get(k, 0) / total:.0%} of the weights" for k in ks] + [
+        f"after: group {k}, {after.get(k, 0) / total:.0%} of the weights" for k in ks
+    ]
+    shares = [before.get(k, 0) / total for k in ks] + [after.get(k, 0) / total for k in ks]
+    # short labels (the two columns are named above them: long labels met in the middle); a node
+    # under 4% is a few pixels tall, its label would print over its neighbours' (hover names it)
+    short = [f"group {k} · {sh:.0%}" for k, sh in zip(ks * 2, shares, strict=True)]
+    labels = [
+        t if sh >= SANKEY_LABEL_MIN_SHARE else "" for t, sh in zip(short, shares, strict=True)
+    ]
     fig = go.Figure(
         go.Sankey(
-            node={"label": labels, "color": [cluster_color(k) for k in ks] * 2, "pad": 18},
+            node={
+                "label": labels,
+                "customdata": names,
+                "hovertemplate": "%{customdata}<extra></extra>",
+                "color": [cluster_color(k) for k in ks] * 2,
+                "pad": 18,
+            },
             link={
                 "source": [pos[a] for a in m["from_cluster"]],
                 "target": [len(ks) + pos[b] for b in m["to_cluster"]],
@@ -584,6 +605,9 @@ def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
             },
         )
     )
+    for x, text, anchor in ((0, "before", "left"), (1, "after", "right")):
+        fig.add_annotation(x=x, y=1.06, xref="paper", yref="paper", text=f"<b>{text}</b>",
+                           showarrow=False, xanchor=anchor)  # fmt: skip
     return _layout(fig, title, "", "")
 
 

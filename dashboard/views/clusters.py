@@ -90,10 +90,10 @@ def page(ctx: Ctx) -> None:
         figures.cluster_lines(
             c,
             "mda",
-            title="Spread of each group (MDA) vs the model-wide spread",
-            y_title="median deviation from the layer mean",
+            title="How spread out each group is, vs the whole model",
+            y_title="typical distance from the layer's mean momentum",
             reference=g,
-            reference_name="model-wide (global MDA)",
+            reference_name="whole model (groups are scaled towards it)",
             log_y=True,
         ),
         key="cl_mda",
