@@ -602,6 +602,11 @@ def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
                 "target": [len(ks) + pos[b] for b in m["to_cluster"]],
                 "value": m["count"].astype(float).tolist(),
                 "color": [_rgba(cluster_color(a), 0.35) for a in m["from_cluster"]],
+                "customdata": [
+                    f"group {a} to group {b}"
+                    for a, b in zip(m["from_cluster"], m["to_cluster"], strict=True)
+                ],
+                "hovertemplate": "%{value:,} weights: %{customdata}<extra></extra>",
             },
         )
     )

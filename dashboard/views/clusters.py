@@ -90,10 +90,10 @@ def page(ctx: Ctx) -> None:
         figures.cluster_lines(
             c,
             "mda",
-            title="How spread out each group is, vs the whole model",
-            y_title="typical distance from the layer's mean momentum",
+            title="How spread out each group's momentum is",
+            y_title="spread (median distance)",
             reference=g,
-            reference_name="whole model (groups are scaled towards it)",
+            reference_name="whole model: calmer groups are sped up, noisier slowed down",
             log_y=True,
         ),
         key="cl_mda",
@@ -101,7 +101,13 @@ def page(ctx: Ctx) -> None:
     steps = sorted(c["step"].unique().tolist())
     if not steps:
         return
-    step = st.select_slider("Re-cluster step", steps, value=steps[-1], key="cl_step")
+    step = st.select_slider(
+        "Re-cluster step",
+        steps,
+        value=steps[-1],
+        key="cl_step",
+        help="Which regrouping the charts below show: the groups are recomputed every T steps.",
+    )
     tr = ctx.table(pick, "transitions").df
     a, b = st.columns(2)
     moved = clusters.moved_share(tr[tr["layer"] == layer] if tr is not None else None)
@@ -112,13 +118,15 @@ def page(ctx: Ctx) -> None:
             else moved,
             "share",
             title="Share of weights that changed group at each re-cluster",
-            y_title="share moved",
-        ),
+            y_title="share of the layer's weights",
+        ).update_yaxes(tickformat=".0%", rangemode="tozero"),
         key="cl_moved",
     )
     mat = tr[(tr["layer"] == layer) & (tr["step"] == step)] if tr is not None else None
+    before = max((s for s in steps if s < step), default=None)
+    span = f"from step {before:,} to step {step:,}" if before is not None else f"at step {step:,}"
     b.plotly_chart(
-        figures.transition_sankey(mat, title=f"Where the weights went at step {step:,}"),
+        figures.transition_sankey(mat, title=f"Where the weights went, {span}"),
         key="cl_sankey",
     )
     hist = ctx.table(pick, "histograms").df
