@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import native_recluster
+
 __all__ = ["KMeansResult", "inertia", "kmeans_1d", "kmeans_1d_sklearn"]
 
 
@@ -553,8 +555,6 @@ def _native_module(k: int, device: torch.device):
     (then, or when it cannot be built, the torch path runs: same results)."""
     if not USE_NATIVE_PASS or device.type != "cpu" or not 1 <= k <= 256:
         return None
-    from sgg import native_recluster
-
     return native_recluster.load()
 
 
@@ -562,8 +562,6 @@ def _native_takes(x: Tensor, sample, k: int) -> bool:
     """A flattened layer for the native pass: CPU float32 contiguous, with finite points (no
     pass otherwise). The caller checks that it was float32 as given: other dtypes keep the
     torch path."""
-    from sgg import native_recluster
-
     return sample is not None and native_recluster.takes(x, k)
 
 
@@ -574,8 +572,6 @@ def _native_fits(mod, ids, flat, xfs, finites, candidates, k, total, device) -> 
     The boundaries and the cluster means of all jobs are computed as (jobs, K) matrices:
     elementwise float arithmetic, the same values as per layer, without ~10 small torch calls
     per layer. Reductions (the inertia, the total) stay per row, as in ``_fit_of``."""
-    from sgg import native_recluster
-
     jobs: list[tuple[int, Tensor]] = [(i, c) for i in ids for c in candidates(i)]
     cs = torch.stack([c for _, c in jobs])  # float64 (jobs, K)
     bounds = ((cs[:, :-1] + cs[:, 1:]) * 0.5).float()  # (jobs, K - 1)

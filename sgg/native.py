@@ -17,7 +17,7 @@ from torch import Tensor
 from .extensions import Extension
 
 __all__ = ["EXTENSION", "PHASE_APPLY", "PHASE_FULL", "PHASE_MOMENTS", "adam_", "failure", "load",
-           "takes"]  # fmt: skip
+           "takes", "takes_dtypes"]  # fmt: skip
 
 PHASE_FULL, PHASE_MOMENTS, PHASE_APPLY = 0, 1, 2
 
@@ -39,19 +39,22 @@ def failure() -> str | None:
     return EXTENSION.failure()
 
 
-def takes(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor) -> bool:
-    """Whether the native kernel can update this tensor: float32 and contiguous, on the CPU."""
+def takes_dtypes(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor) -> bool:
+    """float32 tensors on the CPU (the hot path checks contiguity separately, once)."""
     f32 = torch.float32
     return (
         param.is_cpu
-        and param.dtype == f32
-        and grad.dtype == f32
-        and exp_avg.dtype == f32
-        and exp_avg_sq.dtype == f32
-        and param.is_contiguous()
-        and grad.is_contiguous()
-        and exp_avg.is_contiguous()
-        and exp_avg_sq.is_contiguous()
+        and param.dtype is f32
+        and grad.dtype is f32
+        and exp_avg.dtype is f32
+        and exp_avg_sq.dtype is f32
+    )
+
+
+def takes(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor) -> bool:
+    """Whether the native kernel can update this tensor: float32 and contiguous, on the CPU."""
+    return takes_dtypes(param, grad, exp_avg, exp_avg_sq) and all(
+        t.is_contiguous() for t in (param, grad, exp_avg, exp_avg_sq)
     )
 
 

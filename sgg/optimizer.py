@@ -16,7 +16,7 @@ from torch.utils.hooks import RemovableHandle
 
 from . import native, native_recluster, sharding, update
 from .config import SGGConfig
-from .recluster import recluster
+from .recluster import recluster, transition_counts
 
 __all__ = ["SGG", "ClusterState"]
 
@@ -524,8 +524,6 @@ class SGG(Optimizer):
             config=cfg,
             generator=self._generator,
         )
-        from .recluster import transition_counts
-
         self.global_mda = fits.global_mda
         step = self.sgg_step
         prevs = [self.cluster_state(p) for p in todo]

@@ -421,8 +421,9 @@ def adam_batch_moments_(batch: AdamBatch, *, impl: str = "eager") -> None:
     kernel where it takes the tensors with ``impl="native"``, else the eager reference)."""
     module, buckets, rest = _native_phase_buckets(batch, impl)
     for step, idx in buckets.items():
-        _native_adam_(module, batch, idx, batch.hyper(step), False, 1, native.PHASE_MOMENTS,
-                      [None] * len(batch.steps))  # fmt: skip
+        _native_adam_(module, batch, idx, batch.hyper(step), scale_weight_decay=False,
+                      n_clusters=1, phase=native.PHASE_MOMENTS,
+                      factors=[None] * len(batch.steps))  # fmt: skip
     for i in rest:
         param, grad, exp_avg, exp_avg_sq, mx = batch.tensors(i)
         h = batch.hyper(batch.steps[i])
@@ -451,8 +452,9 @@ def adam_batch_apply_(
         without = [i for i in idx if factors[i] is None]
         for group in (with_factor, without):
             if group:
-                _native_adam_(module, batch, group, h, scale_weight_decay, n_clusters,
-                              native.PHASE_APPLY, factors)  # fmt: skip
+                _native_adam_(module, batch, group, h, scale_weight_decay=scale_weight_decay,
+                              n_clusters=n_clusters, phase=native.PHASE_APPLY,
+                              factors=factors)  # fmt: skip
     for i in rest:
         step = batch.steps[i]
         param, _, exp_avg, exp_avg_sq, mx = batch.tensors(i)
@@ -535,13 +537,9 @@ def adam_batch_step_(
         has_factor = factor_of is not None
         if not has_factor and _torch_fused_takes(param, grad):
             kind = "torch"
-        elif (  # native.takes without the contiguity checks made above
+        elif (  # contiguity was checked above
             native_ok
-            and param.is_cpu
-            and param.dtype is _F32
-            and grad.dtype is _F32
-            and exp_avg.dtype is _F32
-            and exp_avg_sq.dtype is _F32
+            and native.takes_dtypes(param, grad, exp_avg, exp_avg_sq)
             and (module is not None or (module := _native_module(fall_back)) is not None)
         ):
             kind = "native"
@@ -567,7 +565,8 @@ def adam_batch_step_(
             _torch_fused_adam_(batch, idx, h, device)
             continue
         if kind == "native":
-            _native_adam_(module, batch, idx, h, scale_weight_decay, n_clusters)
+            _native_adam_(module, batch, idx, h, scale_weight_decay=scale_weight_decay,
+                          n_clusters=n_clusters)  # fmt: skip
             continue
         hp = hps.get((step, device))
         if hp is None:
@@ -611,6 +610,7 @@ def _native_adam_(
     batch: AdamBatch,
     idx: list[int],
     h: AdamHyper,
+    *,
     scale_weight_decay: bool,
     n_clusters: int,
     phase: int = native.PHASE_FULL,
@@ -642,7 +642,6 @@ def _native_adam_(
     )
 
 
-_F32 = torch.float32
 _TORCH_FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 

@@ -93,7 +93,7 @@ def page(ctx: Ctx) -> None:
             title="How spread out each group's momentum is",
             y_title="spread (median distance)",
             reference=g,
-            reference_name="whole model: calmer groups are sped up, noisier slowed down",
+            reference_name="whole model: below it, a group's factor is pulled above 1",
             log_y=True,
         ),
         key="cl_mda",
