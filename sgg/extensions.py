@@ -12,6 +12,7 @@ caller is told once (a ``RuntimeWarning``) and keeps its torch code path.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from filelock import FileLock
 
 __all__ = ["Extension"]
 
@@ -59,20 +61,37 @@ class Extension:
     def build_name(self) -> str:
         """Named after everything that changes the binary."""
         digest = hashlib.sha256()
+        python = f"{sys.version_info.major}.{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
         for part in (self.source.read_bytes(), " ".join(_FLAGS + _OPENMP).encode(),
-                     _cpu_signature().encode(), torch.__version__.encode()):  # fmt: skip
+                     _cpu_signature().encode(), torch.__version__.encode(),
+                     python.encode()):  # fmt: skip
             digest.update(part)
         return f"{self.source.stem}_{digest.hexdigest()[:12]}"
+
+    def build_directory(self) -> Path:
+        from torch.utils.cpp_extension import get_default_build_root
+
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+        return Path(root) / self.build_name()
 
     def _build(self) -> ModuleType:
         from torch.utils.cpp_extension import load as load_extension
 
-        return load_extension(
-            name=self.build_name(),
-            sources=[str(self.source)],
-            extra_cflags=_FLAGS + _OPENMP,
-            verbose=False,
-        )
+        directory = self.build_directory()
+        directory.mkdir(parents=True, exist_ok=True)
+        # torch's loader marks a build with a plain "lock" file and waits, forever, for it to go:
+        # a process killed while building (Ctrl-C, preemption: the first step of a run) left it,
+        # and every later run hung. An OS lock (released when its process dies) serialises our
+        # builds instead; whoever holds it may remove a "lock" file, which can only be stale.
+        with FileLock(str(directory) + ".sgg-lock"):
+            (directory / "lock").unlink(missing_ok=True)
+            return load_extension(
+                name=self.build_name(),
+                sources=[str(self.source)],
+                extra_cflags=_FLAGS + _OPENMP,
+                build_directory=str(directory),
+                verbose=False,
+            )
 
     def load(self) -> ModuleType | None:
         """The built extension, building it on first use; None (after one warning) if it
