@@ -7,31 +7,25 @@ Every claim goes through `claim()`: a verdict word only when the 95% interval ex
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
-from dashboard.metrics.compare import Comparison
-from dashboard.metrics.intervals import (
-    LEVEL,
-    ONE_VS_GROUP,
-    PAIRED,
-    UNPAIRED,
-    WITHIN_RUN,
-    Difference,
-)
+from dashboard import verdicts
+from dashboard.metrics.compare import STALL_SECONDS, Comparison
+from dashboard.metrics.intervals import POWER
 from dashboard.metrics.spikes import (
     GRAD_SPIKE_FACTOR,
     LOSS_SPIKE_FACTOR,
+    MERGE_GAP,
     MIN_HISTORY,
     SPIKE_WINDOW,
 )
 from dashboard.metrics.statistics import FINAL_WINDOW, WARMUP_FRACTION
 from dashboard.metrics.sweep import plain_name
 
-CANNOT_TELL = "one run each: cannot tell an effect from noise"
-NO_DIFFERENCE = "no detectable difference"
+CANNOT_TELL = verdicts.CANNOT_TELL
+NO_DIFFERENCE = verdicts.NO_DIFFERENCE
+LOSS_SIZE = 0.01  # "about N seeds would detect ..." a loss difference of 1% of the baseline's
 
 # (term, what it means), in the order a reader meets them
 DEFINITIONS: list[tuple[str, str]] = [
@@ -51,7 +45,9 @@ DEFINITIONS: list[tuple[str, str]] = [
         "seed group",
         "runs trained with the same settings that differ only in the random seed (the starting "
         "weights and the order of the data). Their spread shows how much a result moves by "
-        "chance alone; charts draw the group's mean with a band, N = number of seeds.",
+        "chance alone; charts draw the group's mean with a band. N counts distinct seeds: runs "
+        "with the same seed are repeats of one seed and count once (their mean); runs without "
+        "a recorded seed are never counted as separate seeds.",
     ),
     (
         "like for like",
@@ -64,13 +60,28 @@ DEFINITIONS: list[tuple[str, str]] = [
         "seeds per side it comes from the spread across seeds (paired seed by seed when both "
         "sides ran the same seeds, which removes the luck of the seed); with one run against a "
         "group, from the group's spread; with one run each, from "
-        "the spread of the per-batch validation losses when they were recorded.",
+        "the spread of the per-batch validation losses when they were recorded. An interval "
+        "of zero width (every seed gave the same value) measures no noise: it is "
+        f"'{CANNOT_TELL}', never certainty.",
     ),
     (
         "better / worse / faster / steadier",
-        "used only when the 95% interval excludes zero. Otherwise the page says 'no detectable "
-        f"difference (± half the interval's width)', or '{CANNOT_TELL}' when there is no way to "
-        "measure the noise.",
+        "used only when the 95% interval excludes zero and the difference is larger than what "
+        "the measurement resolves (e.g. one evaluation interval for steps). Otherwise the page "
+        f"says '{NO_DIFFERENCE} (± half the interval's width)', or '{CANNOT_TELL}' with the "
+        "reason when the noise cannot be measured.",
+    ),
+    (
+        NO_DIFFERENCE,
+        "the interval includes zero: these seeds cannot tell the two apart. It is not 'the "
+        "same': a real difference smaller than the smallest detectable difference can hide "
+        "in it.",
+    ),
+    (
+        "smallest detectable difference",
+        f"the true difference these seeds would detect {POWER:.0%} of the time, from the spread "
+        "they showed (two-sided test at 5%); the page also says about how many seeds would "
+        f"detect a difference of a stated size ({LOSS_SIZE:.0%} of the loss for losses).",
     ),
     (
         "final train loss",
@@ -97,7 +108,9 @@ DEFINITIONS: list[tuple[str, str]] = [
         f"a value more than {LOSS_SPIKE_FACTOR:g}x (loss) or {GRAD_SPIKE_FACTOR:g}x (gradient "
         "norm) the typical (median) value of the steps just before it: of the last quarter of "
         f"the steps so far early in training (at least {MIN_HISTORY}), of the last "
-        f"~{SPIKE_WINDOW} steps later; consecutive spiking steps count as one spike.",
+        f"~{SPIKE_WINDOW} steps later (steps themselves that far above it are left out of the "
+        f"median); spiking steps with at most {MERGE_GAP} calm steps between them count as one "
+        "spike, marked at its highest step.",
     ),
     (
         "gradient-size variation (CV)",
@@ -106,16 +119,23 @@ DEFINITIONS: list[tuple[str, str]] = [
     ),
     (
         "steps to the baseline's loss",
-        "the first step at which a run's validation loss (or, without evaluations, its "
-        f"{FINAL_WINDOW}-step average training loss) is at or below the baseline's loss at the "
-        "comparison step; speed-up = the baseline's steps / the run's steps.",
+        "the step at which a run's validation loss (or, without evaluations, its "
+        f"{FINAL_WINDOW}-step average training loss) first reaches the baseline's loss at the "
+        "comparison step (the mean of its seeds), read between the two evaluations around it "
+        "(linear interpolation). A group 'reached' it when its seeds did: the page says how many "
+        "of them ('2 of 3 seeds reached it'), and compares steps over the seeds that reached it "
+        "on both sides. A difference within one evaluation interval is never faster or slower. "
+        "Speed-up = the baseline's steps / the run's steps.",
     ),
     (
         "optimizer time",
         "seconds spent inside the optimizer's step, recorded separately from the whole training "
         "step; the page gives the median over the ordinary steps (the first step, which "
-        "includes the one-time compilation, and the re-cluster steps are reported apart); wall "
-        "times are compared only between runs on the same machine and hardware.",
+        "includes the one-time compilation, and the re-cluster steps are reported apart), one "
+        "value per run, compared across seeds: per-step times within one run share that run's "
+        "machine load, so one run each is 'cannot tell'. Wall times are compared only between "
+        f"runs on the same machine and hardware. Every step over {STALL_SECONDS:g} s is listed "
+        "as a stall with its step.",
     ),
 ]
 
@@ -130,98 +150,23 @@ def definition(term: str) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
+# the vocabulary lives in `dashboard.verdicts`; these names are kept for the views
 
-
-def num(v: float | None, digits: int = 4) -> str:
-    """A number at `digits` significant figures ('n/a' when missing)."""
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
-
-
-def num3(v: float | None) -> str:
-    return num(v, 3)
-
-
-def steps_text(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{round(v):,}"
-
-
-def pct(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
-
-
-def points(v: float) -> str:
-    """A difference of two percentages, in percentage points."""
-    return "n/a" if v is None or not np.isfinite(v) else f"{v * 100:.0f} points"
-
-
-def ms(v: float) -> str:
-    """Seconds as '12.3 ms' or '1.19 s' (3 significant figures)."""
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:.3g} s" if abs(v) >= 1 else f"{v * 1000:.3g} ms"
-
-
-def interval_text(d: Difference, fmt=num) -> str:
-    """'+0.036 (95% interval -0.024 to +0.096, paired by seed, 3 seeds)'."""
-    how = {
-        PAIRED: f"paired by seed, {d.n} seeds",
-        UNPAIRED: f"across seeds, {d.n}+ per side",
-        WITHIN_RUN: "one run each, from the per-batch spread",
-        ONE_VS_GROUP: f"one run against {d.n_max} seeds, from their spread",
-    }.get(d.method, "")
-    return f"{LEVEL:.0%} interval {_signed(d.low, fmt)} to {_signed(d.high, fmt)}" + (
-        f", {how}" if how else ""
-    )
-
-
-def _signed(v: float, fmt) -> str:
-    return ("+" if v > 0 else "-" if v < 0 else "") + fmt(abs(v)) if np.isfinite(v) else "n/a"
-
-
-def signed(v: float, fmt=num) -> str:
-    """A difference with its sign: '+0.01736', '-2.71 ms' (4 significant figures by default)."""
-    return _signed(v, fmt)
-
-
-def diff_text(d: Difference, fmt=num) -> str:
-    """'+0.01736 ± 0.04085' (the estimate and half the 95% interval), or the estimate alone
-    when there is no interval: what every table shows for a difference."""
-    if not math.isfinite(d.estimate):
-        return "n/a"
-    return (
-        f"{_signed(d.estimate, fmt)} ± {fmt(d.half_width)}"
-        if d.has_interval
-        else _signed(d.estimate, fmt)
-    )
-
-
-def claim(d: Difference, lower: str, higher: str, fmt=num) -> str:
-    """The one rule: `lower` / `higher` only when the interval excludes zero."""
-    if not math.isfinite(d.estimate):
-        return "cannot be compared"
-    if not d.has_interval:
-        return f"{_why_not(d)} (difference {_signed(d.estimate, fmt)})"
-    if d.detected:
-        word = lower if d.estimate < 0 else higher
-        return f"{word} by {fmt(abs(d.estimate))} ({interval_text(d, fmt)})"
-    return f"{NO_DIFFERENCE} ({_signed(d.estimate, fmt)} ± {fmt(d.half_width)})"
-
-
-def _why_not(d: Difference) -> str:
-    if d.n_max <= 1:
-        return CANNOT_TELL
-    return "one run on one side: cannot tell an effect from noise"
-
-
-def verdict_word(d: Difference, lower: str, higher: str) -> str:
-    """The short form of `claim` for tables and cards."""
-    if not math.isfinite(d.estimate):
-        return "n/a"
-    if not d.has_interval:
-        return "cannot tell" + (" (one run each)" if d.n_max <= 1 else " (one run on a side)")
-    if d.detected:
-        return lower if d.estimate < 0 else higher
-    return NO_DIFFERENCE
+interval_text, diff_text, claim, verdict_word = (
+    verdicts.interval_text,
+    verdicts.diff_text,
+    verdicts.claim,
+    verdicts.verdict_word,
+)
+num, num3, steps_text, pct, points, ms, signed = (
+    verdicts.num,
+    verdicts.num3,
+    verdicts.steps_text,
+    verdicts.pct,
+    verdicts.points,
+    verdicts.ms,
+    verdicts.signed,
+)
 
 
 # --------------------------------------------------------------------------- sentences
@@ -235,46 +180,74 @@ def like_for_like(c: Comparison) -> str:
     return ("Not like for like: " + "; ".join(parts) + ".") if parts else ""
 
 
+def _loss_size(c: Comparison) -> tuple[float, str]:
+    """The loss difference the 'how many seeds' advice is about: 1% of the baseline's loss."""
+    return abs(c.target) * LOSS_SIZE, f"{LOSS_SIZE:.0%} of the loss"
+
+
 def loss_sentence(c: Comparison) -> str:
     where = f"at step {c.at_step:,}" + (
         " (the last step both reached)" if c.lengths[0] != c.lengths[1] else ""
     )
+    size, of = _loss_size(c)
     return (
         f"{c.kind.capitalize()} loss {where}: {num(c.loss)} vs {num(c.base_loss)}: "
-        f"{claim(c.loss_diff, 'lower (better)', 'higher (worse)')}."
+        f"{claim(c.loss_diff, 'lower (better)', 'higher (worse)', size=size, of=of)}."
     )
+
+
+def _end_text(c: Comparison) -> str:
+    """Where the group's mean stands at its last evaluation, relative to the target."""
+    if not np.isfinite(c.end_gap):
+        return ""
+    side = "above" if c.end_gap > 0 else "below"
+    who = "its mean" if c.n > 1 else "it"
+    return f"at step {c.lengths[0]:,} {who} is {abs(c.end_gap):.1%} {side} the target"
 
 
 def reach_sentence(c: Comparison) -> str:
+    """When each side first reached the baseline's loss: 'reached' is defined once, by seeds."""
     target = f"the baseline's {c.kind} loss at step {c.at_step:,} ({num(c.target)})"
-    if not c.reached:
-        gap = (
-            f"; at step {c.lengths[0]:,} it is {abs(c.end_gap):.1%} "
-            f"{'above' if c.end_gap > 0 else 'below'}"
-            if np.isfinite(c.end_gap)
-            else ""
+    reached = verdicts.reached_text(c.reached_k, c.n)
+    base = verdicts.reached_text(c.base_reached_k, c.n_base)
+    if c.reached_k == 0:
+        end = _end_text(c)
+        return f"Steps to {target}: {reached} in {c.lengths[0]:,} steps" + (
+            f"; {end}." if end else "."
         )
-        return f"Did not reach {target} in {c.lengths[0]:,} steps{gap}."
-    ratio = f", {c.speedup:.2f}x" if np.isfinite(c.speedup) else ""
+    d = c.steps_diff
+    head = f"Steps to {target}: {reached} (the baseline: {base})"
+    if not np.isfinite(d.estimate):
+        return f"{head}; no seed reached it on both sides, so the speed cannot be compared."
+    ratio = f", {c.speedup:.2f}x" if np.isfinite(c.speedup) and d.detected else ""
+    over = "" if c.reached and c.base_reached_k == c.n_base else " (the seeds that reached it)"
+    res = (
+        f"; read between evaluations {steps_text(c.resolution)} steps apart"
+        if c.kind == "validation" and c.resolution > 1
+        else ""
+    )
     return (
-        f"Reached {target} at step {steps_text(c.steps_to_target)} vs "
-        f"{steps_text(c.base_steps_to_target)}{ratio}: "
-        f"{claim(c.steps_diff, 'faster', 'slower', lambda v: f'{steps_text(v)} steps')}."
+        f"{head}; at step {steps_text(d.mean)} vs {steps_text(d.base_mean)}{over}{ratio}{res}: "
+        f"{claim(d, 'faster', 'slower', verdicts.steps_unit, size=0.1 * d.base_mean, of=STEPS_OF)}."
     )
 
 
+STEPS_OF = "10% of the baseline's steps"
+
+
 def stability_sentence(c: Comparison) -> str:
+    spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one spike per run")
     return (
         f"Spikes per run (loss and gradient, mean over seeds): {num(c.spikes)} vs "
-        f"{num(c.base_spikes)}: {claim(c.spikes_diff, 'fewer', 'more')}. Gradient-size "
-        f"variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
-        f"{claim(c.cv_diff, 'steadier', 'less steady', points)}."
+        f"{num(c.base_spikes)}: {spikes}. "
+        f"Gradient-size variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
+        f"{claim(c.cv_diff, 'steadier', 'less steady', points, size=0.05)}."
     )
 
 
 TIME_HOW = (
-    "median per step; the first step, which includes the one-time compilation, and the "
-    "re-cluster steps are reported apart"
+    "median per step of each run, then the mean over seeds; the first step, which includes the "
+    "one-time compilation, and the re-cluster steps are reported apart"
 )
 SHADOW_NOTE = (
     "The baseline also ran a shadow clustering (SGG's grouping computed only to be shown in "
@@ -288,12 +261,36 @@ def _times(a: float, b: float) -> str:
     return f"{num(a / b, 3)} times the baseline's" if b and np.isfinite(a / b) else ""
 
 
-def time_claim(d: Difference, a: float, b: float) -> str:
+def time_claim(d, a: float, b: float) -> str:
     """The optimizer-time verdict; the ratio is given only beside a detected difference, so
     that a large ratio never stands next to 'no detectable difference'."""
     text = claim(d, "less time", "more time", ms)
     ratio = _times(a, b)
     return f"{text}; {ratio}" if d.detected and ratio else text
+
+
+def stalls_sentence(c: Comparison) -> str:
+    """Every optimizer step slower than STALL_SECONDS, grouped by what it was, with its steps."""
+    if not c.stalls:
+        return ""
+    by_why: dict[str, list[tuple[str, int, float]]] = {}
+    for run, step, sec, why in c.stalls:
+        by_why.setdefault(why, []).append((run, step, sec))
+    parts = []
+    for why, items in by_why.items():
+        secs = [sec for _, _, sec in items]
+        steps = sorted({step for _, step, _ in items})
+        runs = len({run for run, _, _ in items})
+        span = ms(secs[0]) if len(secs) == 1 else f"{ms(min(secs))} to {ms(max(secs))}"
+        where = ", ".join(f"{x:,}" for x in steps[:6]) + (", ..." if len(steps) > 6 else "")
+        parts.append(
+            f"{why}: {span} ({len(items)} time{'s' if len(items) != 1 else ''} in {runs} "
+            f"run{'s' if runs != 1 else ''}; step{'s' if len(steps) != 1 else ''} {where})"
+        )
+    return (
+        f"Stalls (optimizer steps over {STALL_SECONDS:g} s: building or compiling the update, "
+        f"re-clustering): {'; '.join(parts)}."
+    )
 
 
 def time_sentence(c: Comparison) -> str:
@@ -321,6 +318,9 @@ def time_sentence(c: Comparison) -> str:
             )
         if apart:
             out.append("Reported apart: " + "; ".join(apart) + ".")
+    stall = stalls_sentence(c)
+    if stall:
+        out.append(stall)
     if c.hardware == "same":
         out.append(
             f"Wall time per step (median): {ms(c.step_time)} vs {ms(c.base_step_time)}: "
@@ -335,10 +335,29 @@ def time_sentence(c: Comparison) -> str:
     return " ".join(out)
 
 
+def seeds_sentence(c: Comparison) -> str:
+    """What the N on each side counts, when runs and seeds differ or seeds were left out."""
+    if not c.notes and c.runs == (c.n, c.n_base):
+        return ""
+    head = f"Seeds: {c.n} vs {c.n_base} distinct seeds"
+    if c.runs != (c.n, c.n_base):
+        head += f" ({c.runs[0]} vs {c.runs[1]} runs)"
+    return head + (": " + "; ".join(c.notes) if c.notes else "") + "."
+
+
+def _speed_word(c: Comparison) -> str:
+    d = c.steps_diff
+    if c.reached_k == 0:
+        end = _end_text(c)
+        return "baseline's loss not reached" + (f" ({end})" if end else "")
+    word = verdict_word(d, "faster", "slower")
+    return word if c.reached else f"{word}; {verdicts.reached_text(c.reached_k, c.n)}"
+
+
 def in_short(c: Comparison) -> str:
     if c.diverged_at is not None:
         return (
-            f"**In short: {c.name} failed**: its loss became not-a-number at step "
+            f"**In short: {c.name} {verdicts.FAILED}**: its loss became not-a-number at step "
             f"{c.diverged_at:,}."
         )
     if c.same_settings:
@@ -346,21 +365,11 @@ def in_short(c: Comparison) -> str:
             f"**In short: {c.name} and {c.base_name} differ only in the seed**: any difference "
             "between them is chance, not the optimizer."
         )
-    speed = (
-        verdict_word(c.steps_diff, "faster", "slower")
-        if c.reached
-        else f"baseline's loss not reached in {c.lengths[0]:,} steps"
-        + (
-            f" ({c.end_gap:+.1%} at the end: "
-            f"{verdict_word(c.loss_diff, 'beyond noise', 'beyond noise')})"
-            if np.isfinite(c.end_gap)
-            else ""
-        )
-    )
     return (
         f"**In short: {c.name}** against {c.base_name}: loss "
         f"**{verdict_word(c.loss_diff, 'lower (better)', 'higher (worse)')}**; speed "
-        f"**{speed}**; steadiness **{verdict_word(c.cv_diff, 'steadier', 'less steady')}**."
+        f"**{_speed_word(c)}**; steadiness "
+        f"**{verdict_word(c.cv_diff, 'steadier', 'less steady')}**."
     )
 
 
@@ -371,7 +380,7 @@ def comparison_sentences(c: Comparison) -> list[str]:
     if c.base_diverged_at is not None:
         out.append(f"The baseline's loss became not-a-number at step {c.base_diverged_at:,}.")
     out += [loss_sentence(c), reach_sentence(c), stability_sentence(c), time_sentence(c)]
-    return out
+    return out + [s for s in (seeds_sentence(c),) if s]
 
 
 def overview(comparisons: list[Comparison]) -> str:
@@ -379,18 +388,20 @@ def overview(comparisons: list[Comparison]) -> str:
     if not comparisons:
         return ""
     words = [
-        "failed" if c.diverged_at is not None else verdict_word(c.loss_diff, "better", "worse")
+        verdicts.FAILED
+        if c.diverged_at is not None
+        else verdict_word(c.loss_diff, "better", "worse")
         for c in comparisons
     ]
     phrases = {
         "better": "reach a lower loss",
         "worse": "reach a higher loss",
-        NO_DIFFERENCE: "show no detectable difference",
-        "failed": "diverged",
+        NO_DIFFERENCE: "show no detectable difference (which is not the same as equal)",
+        verdicts.FAILED: "diverged",
     }
     count = {w: words.count(w) for w in dict.fromkeys(words)}
     kinds = "; ".join(
-        f"{n} {phrases.get(w, 'cannot be told apart from noise (too few runs)')}"
+        f"{n} {phrases.get(w, 'cannot be told apart from noise (too few seeds)')}"
         for w, n in count.items()
     )
     ok = [c for c in comparisons if c.diverged_at is None and np.isfinite(c.loss)]
@@ -400,9 +411,10 @@ def overview(comparisons: list[Comparison]) -> str:
     )
     if ok:
         best = min(ok, key=lambda c: c.loss)
+        size, of = _loss_size(best)
         text += (
             f" Lowest: **{best.name}** at {num(best.loss)}, "
-            f"{claim(best.loss_diff, 'lower (better)', 'higher (worse)')}."
+            f"{claim(best.loss_diff, 'lower (better)', 'higher (worse)', size=size, of=of)}."
         )
     unlike = sum(1 for c in comparisons if like_for_like(c))
     if unlike:
@@ -432,9 +444,9 @@ DETAIL_COLUMNS = [
 ]
 TABLE_WORDS: dict[str, str] = {}  # one vocabulary: the tables use the sentences' words
 STEPS_NOTE = (
-    "Steps to the baseline's loss: the first evaluation at which a run's loss is at or below "
-    "the baseline's loss at the comparison step, averaged over the seeds (so it can fall "
-    "between two evaluations); the baseline's own row is left empty."
+    "Steps to the baseline's loss: where a run's loss first reaches the baseline's loss at the "
+    "comparison step, read between the two evaluations around it, averaged over the seeds "
+    "that reached it on both sides; the baseline's own row is left empty."
 )
 
 
@@ -508,6 +520,16 @@ def cost_table(comparisons: list[Comparison], base: Comparison | None = None) ->
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
+def _steps_cell(c: Comparison) -> str:
+    """The steps the seeds that reached the target took, and how many of them did."""
+    if not c.reached_k:
+        return f"not reached in {c.lengths[0]:,}" + (
+            f" ({verdicts.reached_text(0, c.n)})" if c.n > 1 else ""
+        )
+    text = steps_text(c.steps_to_target)
+    return text if c.reached else f"{text} ({verdicts.reached_text(c.reached_k, c.n)})"
+
+
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
     """Speed and steadiness, one row per group, in the sentences' words."""
     rows = []
@@ -527,10 +549,8 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
         rows.append(
             {
                 "Group": c.name,
-                "Steps to the baseline's loss": steps_text(c.steps_to_target)
-                if c.reached
-                else f"not reached in {c.lengths[0]:,}",
-                "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached else "",
+                "Steps to the baseline's loss": _steps_cell(c),
+                "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached_k else "",
                 SPIKES_LABEL: num(c.spikes),
                 "Spikes": verdict_word(c.spikes_diff, "fewer", "more"),
                 "Gradient CV": pct(c.cv),

@@ -23,6 +23,7 @@ from dashboard.metrics.statistics import (
 )
 
 NAN = float("nan")
+STALL_SECONDS = 1.0  # an optimizer step slower than this is listed as a stall
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RunFacts:
     step_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
     reclustered: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     shadow: bool = False
+    stalls: list[tuple[int, float, str]] = field(default_factory=list)  # (step, seconds, why)
 
     @property
     def has_evals(self) -> bool:
@@ -91,6 +93,7 @@ def run_facts(
         f.optimizer_time = _col(steps, "optimizer_time")
         rc = _col(steps, "reclustered")
         f.reclustered = np.where(np.isfinite(rc), rc, 0.0) > 0
+        f.stalls = stalls(step, f.optimizer_time, f.reclustered)
         wall = _col(steps, "wall_time")
         if wall.size > 1:
             dstep = np.diff(step)
@@ -103,6 +106,33 @@ def run_facts(
         f.eval_std = _col(ev, "loss_std")
         f.eval_n = _col(ev, "n_batches")
     return f
+
+
+def stalls(
+    step, seconds, reclustered, limit: float = STALL_SECONDS
+) -> list[tuple[int, float, str]]:
+    """(step, seconds, what it was) of every optimizer step slower than `limit`: the first
+    step (building or compiling the update), the first re-cluster, any other."""
+    t = np.asarray(seconds, dtype=np.float64)
+    rc = np.asarray(reclustered, dtype=bool)
+    out = []
+    first_rc = int(np.argmax(rc)) if rc.size and rc.any() else -1
+    with np.errstate(invalid="ignore"):
+        slow = np.flatnonzero(t > limit)
+    for i in slow:
+        why = (
+            "first step"
+            if i == 0
+            else "first re-cluster"
+            if i == first_rc
+            else "re-cluster"
+            if rc.size > i and rc[i]
+            else "right after the first re-cluster"
+            if i == first_rc + 1 and first_rc >= 0
+            else "other step"
+        )
+        out.append((int(step[i]), float(t[i]), why))
+    return out
 
 
 def loss_at(f: RunFacts, step: float, kind: str) -> tuple[float, float, float]:
@@ -118,12 +148,34 @@ def loss_at(f: RunFacts, step: float, kind: str) -> tuple[float, float, float]:
 
 
 def first_step_at_or_below(f: RunFacts, target: float, kind: str) -> float:
+    """The step at which the loss first reaches `target`, interpolated linearly between the
+    last point above it and the first at or below it (NaN if never): evaluations every 25
+    steps must not make every seed's answer a multiple of 25."""
     xs, ys = (f.eval_step, f.eval_loss) if kind == "validation" else (f.train_step, f.train_avg)
-    if not math.isfinite(target):
+    ok = np.isfinite(ys)
+    xs, ys = np.asarray(xs, dtype=np.float64)[ok], np.asarray(ys, dtype=np.float64)[ok]
+    if not math.isfinite(target) or not ys.size:
         return NAN
-    with np.errstate(invalid="ignore"):
-        hit = np.flatnonzero(ys <= target)
-    return float(xs[hit[0]]) if hit.size else NAN
+    hit = np.flatnonzero(ys <= target)
+    if not hit.size:
+        return NAN
+    i = int(hit[0])
+    if i == 0 or ys[i - 1] == ys[i]:
+        return float(xs[i])
+    frac = (ys[i - 1] - target) / (ys[i - 1] - ys[i])
+    return float(xs[i - 1] + frac * (xs[i] - xs[i - 1]))
+
+
+def resolution(facts: list[RunFacts], kind: str) -> float:
+    """The spacing of the points a loss is read at (evaluations, or logged steps): a step
+    count read off them is uncertain by up to this much."""
+    gaps = [
+        np.diff(f.eval_step[np.isfinite(f.eval_loss)] if kind == "validation" else f.train_step)
+        for f in facts
+    ]
+    gaps = [g[g > 0] for g in gaps if g.size]
+    allg = np.concatenate(gaps) if gaps else np.zeros(0)
+    return float(np.median(allg)) if allg.size else 0.0
 
 
 def loss_kind(facts: list[RunFacts]) -> str:
@@ -156,10 +208,10 @@ class Comparison:
     base_loss: float
     loss_diff: Difference
     target: float
-    steps_to_target: float  # mean over seeds; NaN when some seed did not reach it
+    steps_to_target: float  # mean over the seeds compared in steps_diff
     base_steps_to_target: float
     steps_diff: Difference
-    reached: bool
+    reached: bool  # every seed of the run side reached the target
     end_gap: float  # relative gap to the target at the run's last comparable step
     cv: float
     base_cv: float
@@ -184,6 +236,12 @@ class Comparison:
     base_recluster_time: float = NAN
     n_recluster: float = NAN  # re-cluster steps per run
     base_n_recluster: float = NAN
+    reached_k: int = 0  # seeds of the run side that reached the target
+    base_reached_k: int = 0
+    resolution: float = 0.0  # spacing of the points steps-to-target is read at
+    notes: tuple[str, ...] = ()  # repeats merged, seeds left out: said beside the verdicts
+    stalls: tuple[tuple[str, int, float, str], ...] = ()  # (run, step, seconds, what)
+    runs: tuple[int, int] = (0, 0)  # runs of each side (repeats of a seed included)
 
     @property
     def speedup(self) -> float:
@@ -191,11 +249,19 @@ class Comparison:
         return b / a if math.isfinite(a) and math.isfinite(b) and a > 0 else NAN
 
 
-def _by_seed(facts: list[RunFacts], values: list[float]) -> dict | list:
-    seeds = [f.seed for f in facts]
-    if None in seeds or len(set(map(repr, seeds))) != len(seeds):
-        return list(values)
-    return {repr(s): v for s, v in zip(seeds, values, strict=True)}
+def _seed_key(f: RunFacts) -> object:
+    return None if f.seed is None else repr(f.seed)
+
+
+def _by_seed(facts: list[RunFacts], values: list[float], side: str) -> tuple[dict, tuple]:
+    """{seed: value} with one value per distinct seed, and the notes on what was merged."""
+    pairs = [(_seed_key(f), v) for f, v in zip(facts, values, strict=True)]
+    return intervals.seed_values(pairs, side)
+
+
+def n_seeds(facts: list[RunFacts]) -> int:
+    """Distinct seeds among these runs (runs without a recorded seed count as one at most)."""
+    return len(_by_seed(facts, [0.0] * len(facts), "")[0])
 
 
 @dataclass(frozen=True)
@@ -235,8 +301,17 @@ def step_cost(times, reclustered=None) -> StepCost:
     )
 
 
-def _diff(a_facts, a_vals, b_facts, b_vals) -> Difference:
-    return intervals.across_seeds(_by_seed(a_facts, a_vals), _by_seed(b_facts, b_vals))
+def _diff(a_facts, a_vals, b_facts, b_vals, resolution: float = 0.0) -> Difference:
+    """The difference of the two sides, one value per distinct seed (the rule in intervals);
+    the notes of merged repeats and runs without a seed go with it."""
+    a, na = _by_seed(a_facts, a_vals, "compared")
+    b, nb = _by_seed(b_facts, b_vals, "baseline")
+    return intervals.across_seeds(a, b, resolution=resolution, notes=na + nb)
+
+
+def _side_mean(facts: list[RunFacts], values: list[float]) -> float:
+    """The mean over distinct seeds (a repeated seed counts once)."""
+    return _mean(list(_by_seed(facts, values, "")[0].values()))
 
 
 def _mean(values) -> float:
@@ -269,19 +344,31 @@ def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, 
     from the spread of the ordinary steps."""
     ca, cb = _costs(a, attr), _costs(b, attr)
     per_a, per_b = [c.typical for c in ca], [c.typical for c in cb]
-    if len(a) == 1 and len(b) == 1:
-        d = intervals.from_samples(ca[0].ordinary, cb[0].ordinary)
-        d = Difference(
-            per_a[0] - per_b[0],
-            d.low - d.estimate + per_a[0] - per_b[0],
-            d.high - d.estimate + per_a[0] - per_b[0],
-            d.n,
-            d.method,
-            d.n_max,
-        )
-    else:
-        d = _diff(a, per_a, b, per_b)
-    return _mean(per_a), _mean(per_b), d
+    # the unit is the run: steps within one run share its machine's state, so their spread
+    # says nothing about how much the same job varies from run to run (two seeds of one
+    # setting were measured 27% apart); one run each is "cannot tell"
+    d = _diff(a, per_a, b, per_b)
+    return _side_mean(a, per_a), _side_mean(b, per_b), d
+
+
+def _reach_notes(facts: list[RunFacts], steps: list[float], side: str) -> tuple[str, ...]:
+    missed = sorted(
+        {
+            repr(f.seed) if f.seed is not None else f.name
+            for f, v in zip(facts, steps, strict=True)
+            if not math.isfinite(v)
+        }
+    )
+    if not missed:
+        return ()
+    who = ", ".join(f"seed {m}" for m in missed)
+    return (f"{who} ({side}) did not reach the target: left out of the steps comparison",)
+
+
+def _reached(facts: list[RunFacts], steps: list[float]) -> int:
+    """Distinct seeds that reached the target (a repeated seed counts once)."""
+    per_seed, _ = _by_seed(facts, steps, "")
+    return sum(1 for v in per_seed.values() if math.isfinite(v))
 
 
 def compare(
@@ -295,20 +382,32 @@ def compare(
     a_loss = [loss_at(f, at, kind) for f in run_side]
     b_loss = [loss_at(f, at, kind) for f in base_side]
     same = groups.group_id(run_side[0].meta) == groups.group_id(base_side[0].meta)
+    n_a, n_b = n_seeds(run_side), n_seeds(base_side)
     # the per-batch spread measures evaluation noise, not the seed's luck: it cannot separate
     # two seeds of one setting, so such a pair gets no interval
-    if len(run_side) == 1 and len(base_side) == 1 and kind == "validation" and not same:
+    if n_a == 1 and n_b == 1 and kind == "validation":  # a repeat of the seed adds nothing
         (la, sa, na), (lb, sb, nb) = a_loss[0], b_loss[0]
-        loss_diff = intervals.from_spread(la, sa, na, lb, sb, nb)
+        loss_diff = (
+            intervals.from_spread(la, sa, na, lb, sb, nb)
+            if not same
+            else Difference(la - lb, mean=la, base_mean=lb, reason=intervals.ONE_EACH)
+        )
     else:
         loss_diff = _diff(run_side, [x[0] for x in a_loss], base_side, [x[0] for x in b_loss])
-    target = _mean([x[0] for x in b_loss])
+    target = _side_mean(base_side, [x[0] for x in b_loss])
     a_steps = [first_step_at_or_below(f, target, kind) for f in run_side]
     b_steps = [first_step_at_or_below(f, target, kind) for f in base_side]
-    reached = all(math.isfinite(s) for s in a_steps)
+    res = resolution(everyone, kind)
+    steps_diff = _diff(run_side, a_steps, base_side, b_steps, resolution=res)
+    reach_notes = _reach_notes(run_side, a_steps, "compared") + _reach_notes(
+        base_side, b_steps, "baseline"
+    )
+    k_a, k_b = _reached(run_side, a_steps), _reached(base_side, b_steps)
     # where the run stands at its own last comparable point, relative to the target
     own_end = [loss_at(f, f.last_step if kind == "training" else np.inf, kind)[0] for f in run_side]
-    end_gap = _mean(own_end) / target - 1 if math.isfinite(target) and target else NAN
+    end_gap = (
+        _side_mean(run_side, own_end) / target - 1 if math.isfinite(target) and target else NAN
+    )
     cv_a, cv_b = [f.grad_cv for f in run_side], [f.grad_cv for f in base_side]
     sp_a = [float(f.loss_spikes + f.grad_spikes) for f in run_side]
     sp_b = [float(f.loss_spikes + f.grad_spikes) for f in base_side]
@@ -321,29 +420,30 @@ def compare(
     cost_a, cost_b = _costs(run_side, "optimizer_time"), _costs(base_side, "optimizer_time")
     nan_a = [f.first_nan_step for f in run_side if f.first_nan_step is not None]
     nan_b = [f.first_nan_step for f in base_side if f.first_nan_step is not None]
+    notes = tuple(dict.fromkeys(loss_diff.notes + reach_notes))  # steps: reach notes
     return Comparison(
         name=name,
         base_name=base_name,
-        n=len(run_side),
-        n_base=len(base_side),
+        n=n_a,
+        n_base=n_b,
         kind=kind,
         at_step=at,
         lengths=(max(f.last_step for f in run_side), max(f.last_step for f in base_side)),
         not_like_for_like=groups.differing_settings(run_side[0].meta, base_side[0].meta),
-        loss=_mean([x[0] for x in a_loss]),
-        base_loss=target,
+        loss=loss_diff.mean,
+        base_loss=loss_diff.base_mean,
         loss_diff=loss_diff,
         target=target,
-        steps_to_target=_mean(a_steps) if reached else NAN,
-        base_steps_to_target=_mean(b_steps),
-        steps_diff=_diff(run_side, a_steps, base_side, b_steps) if reached else Difference(NAN),
-        reached=reached,
+        steps_to_target=steps_diff.mean,
+        base_steps_to_target=steps_diff.base_mean,
+        steps_diff=steps_diff,
+        reached=k_a == n_a,
         end_gap=end_gap,
-        cv=_mean(cv_a),
-        base_cv=_mean(cv_b),
+        cv=_side_mean(run_side, cv_a),
+        base_cv=_side_mean(base_side, cv_b),
         cv_diff=_diff(run_side, cv_a, base_side, cv_b),
-        spikes=_mean(sp_a),
-        base_spikes=_mean(sp_b),
+        spikes=_side_mean(run_side, sp_a),
+        base_spikes=_side_mean(base_side, sp_b),
         spikes_diff=_diff(run_side, sp_a, base_side, sp_b),
         hardware=hw,
         optimizer_time=ot_a,
@@ -362,4 +462,10 @@ def compare(
         base_recluster_time=_mean([c.recluster for c in cost_b]),
         n_recluster=_mean([c.n_recluster for c in cost_a]),
         base_n_recluster=_mean([c.n_recluster for c in cost_b]),
+        reached_k=k_a,
+        base_reached_k=k_b,
+        resolution=res,
+        notes=notes,
+        stalls=tuple((f.name, *x) for f in everyone for x in f.stalls),
+        runs=(len(run_side), len(base_side)),
     )

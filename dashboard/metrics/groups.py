@@ -139,7 +139,21 @@ def lr_key(meta: dict) -> str | None:
     return next((k for k in settings(meta) if k.rsplit(".", 1)[-1] == "lr"), None)
 
 
-def group_label(meta: dict, varying: list[str], n: int) -> str:
+def seeds_label(seeds: list[object]) -> str:
+    """'3 seeds'; '3 runs, 2 seeds' when a seed repeats; '6 runs, seeds not recorded' - what a
+    group's N counts is distinct seeds, never runs."""
+    n_runs = len(seeds)
+    known = [repr(s) for s in seeds if s is not None]
+    distinct = len(set(known))
+    if not known:
+        return "1 run" if n_runs == 1 else f"{n_runs} runs, seeds not recorded"
+    text = f"{distinct} seed{'s' if distinct != 1 else ''}"
+    if distinct == 1 and n_runs > 1:
+        return f"{n_runs} runs of one seed"
+    return text if n_runs == distinct else f"{n_runs} runs, {text}"
+
+
+def group_label(meta: dict, varying: list[str], n: int | list[object]) -> str:
     """'sgg, lr 4e-3 (3 seeds)': the optimizer, its learning rate (always: a heading must say
     which lr it speaks of) and the other settings that vary between the groups on show (never
     a setting only SGG reads for another optimizer)."""
@@ -150,6 +164,8 @@ def group_label(meta: dict, varying: list[str], n: int) -> str:
     keys = ([lr] if lr else []) + [k for k in varying if k != lr]
     parts = [f"{short_name(k)} {_fmt(s[k], k)}" for k in keys if k in s and k != "optimizer"]
     head = s["optimizer"] + (", " + ", ".join(parts) if parts else "")
+    if isinstance(n, list):  # the members' seeds: count distinct ones
+        return f"{head} ({seeds_label(n)})"
     return f"{head} ({n} seed{'s' if n != 1 else ''})"
 
 
@@ -217,6 +233,6 @@ def group_options(metas: dict[str, dict]) -> dict[str, str]:
     vary over all the runs (what a picker of groups lists)."""
     varying = varying_settings(list(metas.values()))
     return {
-        members[0]: group_label(metas[members[0]], varying, len(members))
+        members[0]: group_label(metas[members[0]], varying, [seed_of(metas[m]) for m in members])
         for members in seed_groups(metas).values()
     }

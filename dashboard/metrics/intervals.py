@@ -1,52 +1,129 @@
 """The one rule for every claim: a difference with its 95% interval, or an explicit "cannot tell".
 
-- N >= 2 runs on each side: a t-interval across seeds, paired when both sides ran the same seeds
-  (same initialisation and batches), Welch's otherwise;
-- one run against a group of N >= 2 seeds: the group's spread across seeds stands for the single
-  run's too (t with N - 1 degrees of freedom);
+- Seeds are seeds: a side's N counts distinct seeds. Runs with the same seed are repeats of one
+  seed and count once (their mean); runs without a recorded seed are never counted as seeds
+  (`seed_values`).
+- N >= 2 seeds on each side: a t-interval across seeds, paired when both sides ran the same
+  seeds (same initialisation and batches), Welch's otherwise;
+- one seed against a group of N >= 2 seeds: the group's spread stands for the single run's too
+  (t with N - 1 degrees of freedom);
 - one run each, with a per-run spread (per-batch evaluation losses, per-step times): Welch's
   interval from the two means, standard deviations and counts;
-- otherwise no interval: "one run each: cannot tell an effect from noise".
+- otherwise, and whenever the spread is zero (identical values cannot measure the noise), no
+  interval: the reason is kept in `Difference.reason`.
 
-A word such as better / worse / faster / steadier may be used only when `Difference.detected`.
+A word such as better / worse / faster / steadier may be used only when `Difference.detected`:
+the interval has a width, excludes zero, and the estimate is larger than the measurement's
+resolution. `detectable()` and `seeds_needed()` say what it would take to decide (80% power).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 LEVEL = 0.95
+POWER = 0.80
+MAX_SEEDS = 1000  # seeds_needed() gives up beyond this
 PAIRED, UNPAIRED, WITHIN_RUN, NONE = "paired", "across seeds", "within run", "none"
 ONE_VS_GROUP = "one run against a group"
+
+NO_SPREAD = (
+    "every seed gave the same value, so the noise cannot be measured (no spread is not certainty)"
+)
+ONE_EACH = "one seed each, so the noise cannot be measured"
 
 
 @dataclass(frozen=True)
 class Difference:
-    """`estimate` = run side minus baseline side, with its 95% interval [low, high]."""
+    """`estimate` = run side minus baseline side (`mean` - `base_mean`, the values actually
+    compared), with its 95% interval [low, high]."""
 
     estimate: float
     low: float = float("nan")
     high: float = float("nan")
-    n: int = 1  # runs (or pairs) on the smaller side
+    n: int = 1  # distinct seeds (or pairs) on the smaller side
     method: str = NONE
-    n_max: int = 1  # runs on the larger side
+    n_max: int = 1  # distinct seeds on the larger side
+    mean: float = float("nan")
+    base_mean: float = float("nan")
+    se: float = float("nan")  # standard error of the estimate
+    df: float = float("nan")  # degrees of freedom of its t distribution
+    unit_sd: float = float("nan")  # se = unit_sd / sqrt(seeds per side) for a new experiment
+    resolution: float = 0.0  # differences up to this are below what the measure resolves
+    notes: tuple[str, ...] = ()  # repeats merged, seeds left out: said beside the verdict
+    reason: str = ""  # why there is no interval, in words
 
     @property
     def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
+        """A finite interval with a width (a zero-width one is no spread, not certainty)."""
+        return math.isfinite(self.low) and math.isfinite(self.high) and self.high > self.low
+
+    @property
+    def resolved(self) -> bool:
+        """The estimate is larger than what the measurement can resolve."""
+        return math.isfinite(self.estimate) and abs(self.estimate) > self.resolution
 
     @property
     def detected(self) -> bool:
-        """The interval excludes zero (no difference)."""
-        return self.has_interval and (self.low > 0 or self.high < 0)
+        """The interval excludes zero (no difference), and the estimate is resolvable."""
+        return self.has_interval and (self.low > 0 or self.high < 0) and self.resolved
 
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2 if self.has_interval else float("nan")
+
+    def detectable(self, power: float = POWER) -> float:
+        """The smallest true difference this comparison would detect with `power` (two-sided
+        test at 1 - LEVEL), NaN when its noise is unknown."""
+        if not (math.isfinite(self.se) and self.se > 0 and math.isfinite(self.df)):
+            return float("nan")
+        return max(detectable_difference(self.se, self.df, power), self.resolution)
+
+    def seeds_needed(self, delta: float, power: float = POWER) -> int | None:
+        """About how many seeds per side (pairs, when paired) would detect a true difference
+        of `delta` with `power`; None when unknown or more than MAX_SEEDS."""
+        if not (math.isfinite(self.unit_sd) and self.unit_sd > 0 and delta > self.resolution):
+            return None
+        per_seed_df = 1 if self.method == PAIRED else 2
+
+        def enough(n: int) -> bool:  # power grows with n: a binary search finds the least
+            return _power(delta, self.unit_sd / math.sqrt(n), per_seed_df * (n - 1)) >= power
+
+        lo, hi = 2, MAX_SEEDS
+        if not enough(hi):
+            return None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+        return lo
+
+
+def _tcrit(df: float, level: float = LEVEL) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, df))
+
+
+def _power(delta: float, se: float, df: float, level: float = LEVEL) -> float:
+    """Power of the two-sided t-test for a true difference `delta` (noncentral t)."""
+    nc, t = abs(delta) / se, _tcrit(df, level)
+    upper = float(stats.nct.sf(t, df, nc))
+    lower = float(stats.nct.cdf(-t, df, nc))  # the wrong-sign tail: NaN when far below 1e-300
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+def detectable_difference(se: float, df: float, power: float = POWER) -> float:
+    """The true difference a two-sided t-test with standard error `se` and `df` degrees of
+    freedom detects with probability `power` (the minimum detectable difference)."""
+    if not (se > 0 and df > 0):
+        return float("nan")
+    hi = (_tcrit(df) + float(stats.t.ppf(power, df)) + 10) * se
+    while _power(hi, se, df) < power:
+        hi *= 2
+    return float(optimize.brentq(lambda d: _power(d, se, df) - power, 0.0, hi, xtol=se * 1e-6))
 
 
 def _finite(values) -> np.ndarray:
@@ -54,45 +131,153 @@ def _finite(values) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
+def seed_text(seed: object) -> str:
+    return f"seed {seed}"
+
+
+def seed_values(
+    pairs: Iterable[tuple[object, float]], side: str = ""
+) -> tuple[dict[object, float], tuple[str, ...]]:
+    """{seed: value} with one value per distinct seed (repeats of a seed: their mean), and the
+    notes that say what was merged or left out. Runs without a recorded seed (None) never count
+    as seeds: left out beside runs with seeds, else their mean counts as one value."""
+    known: dict[object, list[float]] = {}
+    unknown: list[float] = []
+    for seed, v in pairs:
+        (unknown if seed is None else known.setdefault(seed, [])).append(float(v))
+    who = f" ({side})" if side else ""
+    notes = [
+        f"{len(vs)} runs with {seed_text(s)}{who}: repeats of one seed, counted once"
+        for s, vs in known.items()
+        if len(vs) > 1
+    ]
+    out = {s: _mean(vs) for s, vs in known.items()}
+    if unknown and known:
+        notes.append(
+            f"{len(unknown)} run(s) without a recorded seed{who}: left out (they may repeat a "
+            "seed already counted)"
+        )
+    elif len(unknown) > 1:
+        notes.append(
+            f"{len(unknown)} runs without a recorded seed{who}: they may be repeats of one seed, "
+            "so they count as one"
+        )
+        out = {None: _mean(unknown)}
+    elif unknown:
+        out = {None: unknown[0]}
+    return out, tuple(notes)
+
+
+def _mean(values) -> float:
+    x = _finite(values)
+    return float(x.mean()) if x.size else float("nan")
+
+
+def _no_interval(est, n, n_max, mean, base_mean, reason, **kw) -> Difference:
+    return Difference(est, n=n, n_max=n_max, mean=mean, base_mean=base_mean, reason=reason, **kw)
+
+
 def across_seeds(
     run_side: dict[object, float] | list[float],
     base_side: dict[object, float] | list[float],
+    *,
+    resolution: float = 0.0,
+    notes: tuple[str, ...] = (),
 ) -> Difference:
-    """Difference of means of two groups of runs. With dicts keyed by seed, the seeds both sides
-    ran are compared pairwise (when there are >= 2 of them)."""
+    """Difference of means of two groups of seeds (one value per distinct seed: see
+    `seed_values`). With dicts keyed by seed, the seeds both sides ran are compared pairwise
+    (when there are >= 2 of them); seeds only one side ran are then left out, and named."""
+    notes = tuple(notes)
     if isinstance(run_side, dict) and isinstance(base_side, dict):
         common = [
             k
             for k in run_side
-            if k in base_side and np.isfinite(run_side[k]) and np.isfinite(base_side[k])
+            if k is not None
+            and k in base_side
+            and np.isfinite(run_side[k])
+            and np.isfinite(base_side[k])
         ]
         if len(common) >= 2:
-            a = np.array([run_side[k] for k in common], dtype=np.float64)
-            b = np.array([base_side[k] for k in common], dtype=np.float64)
-            d = a - b
-            est = float(d.mean())
-            if np.ptp(d) == 0:  # identical differences: the interval is the point
-                return Difference(est, est, est, len(common), PAIRED)
-            ci = stats.ttest_rel(a, b).confidence_interval(LEVEL)
-            return Difference(est, float(ci.low), float(ci.high), len(common), PAIRED)
+            left = sorted({str(k) for k in (*run_side, *base_side) if k not in common})
+            if left:
+                notes += (
+                    ", ".join(f"seed {k}" for k in left)
+                    + ": left out of the paired comparison (a value on one side only)",
+                )
+            return _paired(run_side, base_side, common, resolution, notes)
         run_side, base_side = list(run_side.values()), list(base_side.values())
     a, b = _finite(list(run_side)), _finite(list(base_side))
     if a.size == 0 or b.size == 0:
-        return Difference(float("nan"))
+        return Difference(float("nan"), notes=notes, reason="no value to compare")
     est = float(a.mean() - b.mean())
     n, n_max = int(min(a.size, b.size)), int(max(a.size, b.size))
+    kw = {"mean": float(a.mean()), "base_mean": float(b.mean()), "resolution": resolution}
     if a.size < 2 and b.size < 2:
-        return Difference(est, n=n, n_max=n_max)
+        return _no_interval(est, n, n_max, reason=ONE_EACH, notes=notes, **kw)
     if a.size < 2 or b.size < 2:  # one run against a group: the group's spread stands for both
         group = a if a.size >= 2 else b
         sd = float(group.std(ddof=1))
+        if sd == 0:
+            return _no_interval(est, n, n_max, reason=NO_SPREAD, notes=notes, **kw)
         se = sd * math.sqrt(1.0 + 1.0 / group.size)
-        t = float(stats.t.ppf(0.5 + LEVEL / 2, group.size - 1))
-        return Difference(est, est - t * se, est + t * se, n, ONE_VS_GROUP, n_max)
-    if np.ptp(a) == 0 and np.ptp(b) == 0:
-        return Difference(est, est, est, n, UNPAIRED, n_max)
+        t = _tcrit(group.size - 1)
+        return Difference(
+            est,
+            est - t * se,
+            est + t * se,
+            n,
+            ONE_VS_GROUP,
+            n_max,
+            se=se,
+            df=group.size - 1,
+            unit_sd=sd * math.sqrt(2.0),
+            notes=notes,
+            **kw,
+        )
+    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    if va + vb == 0:
+        return _no_interval(est, n, n_max, reason=NO_SPREAD, notes=notes, **kw)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
-    return Difference(est, float(ci.low), float(ci.high), n, UNPAIRED, n_max)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    unit = math.sqrt(float(a.var(ddof=1)) + float(b.var(ddof=1)))
+    return Difference(
+        est,
+        float(ci.low),
+        float(ci.high),
+        n,
+        UNPAIRED,
+        n_max,
+        se=math.sqrt(va + vb),
+        df=df,
+        unit_sd=unit,
+        notes=notes,
+        **kw,
+    )
+
+
+def _paired(run_side, base_side, common, resolution, notes) -> Difference:
+    a = np.array([run_side[k] for k in common], dtype=np.float64)
+    b = np.array([base_side[k] for k in common], dtype=np.float64)
+    d = a - b
+    est, n = float(d.mean()), len(common)
+    kw = {"mean": float(a.mean()), "base_mean": float(b.mean()), "resolution": resolution}
+    sd = float(d.std(ddof=1))
+    if sd == 0 or not math.isfinite(sd):
+        return _no_interval(est, n, n, reason=NO_SPREAD, notes=notes, method=PAIRED, **kw)
+    ci = stats.ttest_rel(a, b).confidence_interval(LEVEL)
+    return Difference(
+        est,
+        float(ci.low),
+        float(ci.high),
+        n,
+        PAIRED,
+        n,
+        se=sd / math.sqrt(n),
+        df=n - 1,
+        unit_sd=sd,
+        notes=notes,
+        **kw,
+    )
 
 
 def from_spread(
@@ -101,16 +286,17 @@ def from_spread(
     """Welch's interval for mean_a - mean_b from each side's mean, standard deviation and count
     (e.g. one run each, with the per-batch spread of its evaluation loss)."""
     est = mean_a - mean_b
+    kw = {"mean": mean_a, "base_mean": mean_b}
     vals = (mean_a, sd_a, n_a, mean_b, sd_b, n_b)
     if not all(v is not None and math.isfinite(v) for v in vals) or n_a < 2 or n_b < 2:
-        return Difference(est if math.isfinite(est) else float("nan"))
+        return Difference(est if math.isfinite(est) else float("nan"), reason=ONE_EACH, **kw)
     va, vb = sd_a**2 / n_a, sd_b**2 / n_b
     se = math.sqrt(va + vb)
     if se == 0:
-        return Difference(est, est, est, 1, WITHIN_RUN)
+        return Difference(est, method=WITHIN_RUN, reason=NO_SPREAD, **kw)
     df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
-    t = float(stats.t.ppf(0.5 + LEVEL / 2, df))
-    return Difference(est, est - t * se, est + t * se, 1, WITHIN_RUN)
+    t = _tcrit(df)
+    return Difference(est, est - t * se, est + t * se, 1, WITHIN_RUN, se=se, df=df, **kw)
 
 
 def from_samples(a, b) -> Difference:
@@ -118,7 +304,8 @@ def from_samples(a, b) -> Difference:
     optimizer times)."""
     a, b = _finite(a), _finite(b)
     if a.size < 2 or b.size < 2:
-        return Difference(float(a.mean() - b.mean()) if a.size and b.size else float("nan"))
+        est = float(a.mean() - b.mean()) if a.size and b.size else float("nan")
+        return Difference(est, reason=ONE_EACH)
     return from_spread(
         float(a.mean()), float(a.std(ddof=1)), a.size, float(b.mean()), float(b.std(ddof=1)), b.size
     )

@@ -1,0 +1,217 @@
+"""The vocabulary of verdicts: every word that judges a difference, and the rule for using it.
+
+One module, so that the Summary, the Sweep, the run health notes and the report cannot phrase
+the same result in two ways. The rule (`claim`, `verdict_word`):
+
+- a direction word (lower / faster / steadier / fewer ...) only when the difference is
+  `detected`: its 95% interval has a width, excludes zero, and the difference is larger than
+  what the measurement resolves;
+- an interval that includes zero is "no detectable difference", and never "the same": it comes
+  with what these seeds could detect and about how many seeds would decide (`decide_text`);
+- no interval (one seed each, or no spread at all) is "cannot tell", with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from dashboard.metrics.intervals import (
+    LEVEL,
+    MAX_SEEDS,
+    ONE_VS_GROUP,
+    PAIRED,
+    POWER,
+    UNPAIRED,
+    WITHIN_RUN,
+    Difference,
+)
+
+NO_DIFFERENCE = "no detectable difference"
+CANNOT_TELL = "cannot tell"
+FAILED = "failed"
+NOT_COMPARED = "cannot be compared"
+
+Fmt = Callable[[float], str]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def num(v: float | None, digits: int = 4) -> str:
+    """A number at `digits` significant figures ('n/a' when missing)."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
+
+
+def num3(v: float | None) -> str:
+    return num(v, 3)
+
+
+def steps_text(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{round(v):,}"
+
+
+def steps_unit(v: float) -> str:
+    return f"{steps_text(v)} steps"
+
+
+def pct(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
+
+
+def points(v: float) -> str:
+    """A difference of two percentages, in percentage points."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v * 100:.0f} points"
+
+
+def ms(v: float) -> str:
+    """Seconds as '12.3 ms' or '1.19 s' (3 significant figures)."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v:.3g} s" if abs(v) >= 1 else f"{v * 1000:.3g} ms"
+
+
+def signed(v: float, fmt: Fmt = num) -> str:
+    """A difference with its sign: '+0.01736', '-2.71 ms'."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return ("+" if v > 0 else "-" if v < 0 else "") + fmt(abs(v))
+
+
+def seeds_text(n: int, paired: bool = False) -> str:
+    word = "paired seed" if paired else "seed"
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
+# --------------------------------------------------------------------------- differences
+
+
+def interval_text(d: Difference, fmt: Fmt = num) -> str:
+    """'95% interval -0.024 to +0.096, paired by seed, 3 seeds'."""
+    how = {
+        PAIRED: f"paired by seed, {d.n} seeds",
+        UNPAIRED: f"across seeds, {d.n}+ per side",
+        WITHIN_RUN: "one run each, from the per-batch spread",
+        ONE_VS_GROUP: f"one run against {d.n_max} seeds, from their spread",
+    }.get(d.method, "")
+    return f"{LEVEL:.0%} interval {signed(d.low, fmt)} to {signed(d.high, fmt)}" + (
+        f", {how}" if how else ""
+    )
+
+
+def diff_text(d: Difference, fmt: Fmt = num) -> str:
+    """'+0.01736 ± 0.04085' (the estimate and half the 95% interval), or the estimate alone
+    when there is no interval: what every table shows for a difference."""
+    if not math.isfinite(d.estimate):
+        return "n/a"
+    if d.has_interval:
+        return f"{signed(d.estimate, fmt)} ± {fmt(d.half_width)}"
+    return signed(d.estimate, fmt)
+
+
+def why_not(d: Difference, fmt: Fmt = num) -> str:
+    """Why a difference carries no verdict although it has a value."""
+    if not d.has_interval:
+        return d.reason or "no way to measure the noise"
+    return (
+        f"the difference ({fmt(abs(d.estimate))}) is within what the measurement resolves "
+        f"({fmt(d.resolution)})"
+    )
+
+
+def decide_text(d: Difference, fmt: Fmt = num, size: float = float("nan"), of: str = "") -> str:
+    """What would decide a 'no detectable difference': the smallest difference these seeds can
+    detect (80% power, from the observed spread) and about how many seeds would detect a
+    difference of `size` ('' when the spread is unknown). `of` names what `size` is a share of,
+    e.g. "1% of the loss"."""
+    mdd = d.detectable()
+    if not math.isfinite(mdd):
+        return ""
+    paired = d.method == PAIRED
+    these = (
+        f"these {seeds_text(d.n, paired)}"
+        if d.method in (PAIRED, UNPAIRED)
+        else f"one run against {d.n_max} seeds"
+        if d.method == ONE_VS_GROUP
+        else "these runs"
+    )
+    share = ""
+    if math.isfinite(d.base_mean) and d.base_mean:
+        r = abs(mdd / d.base_mean)
+        share = (
+            f" ({r:.1%} of the baseline's value)"
+            if r < 0.1
+            else f" ({r:.0%} of the baseline's value)"
+        )
+    if d.method == WITHIN_RUN:
+        return (
+            f"one run each: their per-batch spread can detect differences above {fmt(mdd)}"
+            f"{share}, and says nothing of the seed-to-seed spread; more seeds per side would "
+            f"measure it ({POWER:.0%} power)"
+        )
+    text = f"too few seeds to tell: {these} can detect differences above {fmt(mdd)}{share}"
+    if math.isfinite(size) and 0 < size < mdd and math.isfinite(d.unit_sd):
+        n = d.seeds_needed(size)
+        what = f"{fmt(size)}" + (f" ({of})" if of else "")
+        per = "paired seeds" if paired else "seeds per side"
+        text += (
+            f"; about {n:,} {per} would detect {what}"
+            if n is not None
+            else f"; more than {MAX_SEEDS:,} {per} would be needed to detect {what}"
+        )
+    return text + f" ({POWER:.0%} power)"
+
+
+def claim(
+    d: Difference,
+    lower: str,
+    higher: str,
+    fmt: Fmt = num,
+    size: float = float("nan"),
+    of: str = "",
+) -> str:
+    """The one rule, as a sentence part: `lower` / `higher` only when detected."""
+    if not math.isfinite(d.estimate):
+        return NOT_COMPARED
+    if not d.detected:
+        if not d.has_interval or not d.resolved:
+            return f"{CANNOT_TELL}: {why_not(d, fmt)} (difference {signed(d.estimate, fmt)})"
+        decide = decide_text(d, fmt, size, of)
+        return (
+            f"{NO_DIFFERENCE} ({signed(d.estimate, fmt)} ± {fmt(d.half_width)}), which is not "
+            "the same as equal" + (f": {decide}" if decide else "")
+        )
+    word = lower if d.estimate < 0 else higher
+    return f"{word} by {fmt(abs(d.estimate))} ({interval_text(d, fmt)})"
+
+
+def verdict_word(d: Difference, lower: str, higher: str) -> str:
+    """The short form of `claim` for tables and cards."""
+    if not math.isfinite(d.estimate):
+        return "n/a"
+    if not d.has_interval:
+        return CANNOT_TELL + (" (one seed each)" if d.n_max <= 1 else " (no spread)")
+    if not d.resolved:
+        return CANNOT_TELL + " (below resolution)"
+    if d.detected:
+        return lower if d.estimate < 0 else higher
+    return NO_DIFFERENCE
+
+
+def failed_text(step: int | None, who: str = "") -> str:
+    """The one phrase for a run whose loss became not-a-number."""
+    where = f" at step {step:,}" if step is not None else ""
+    return f"{FAILED}{' (' + who + ' diverged' + where + ')' if who else ': diverged' + where}"
+
+
+def reached_text(k: int, n: int) -> str:
+    """'reached it: 2 of 3 seeds' - the one definition of 'reached' for a group."""
+    if n <= 1:
+        return "reached it" if k else "did not reach it"
+    if k == n:
+        return f"all {n} seeds reached it"
+    if k == 0:
+        return f"none of the {n} seeds reached it"
+    return f"{k} of {n} seeds reached it"
