@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import verdicts
+from dashboard.metrics import groups
 from dashboard.metrics.compare import STALL_SECONDS, Comparison
 from dashboard.metrics.intervals import POWER
 from dashboard.metrics.spikes import (
@@ -425,7 +426,8 @@ def overview(comparisons: list[Comparison]) -> str:
     return text
 
 
-COMPARISON_COLUMNS = ["Group", "Loss", "vs baseline", "Verdict", "At step", "Seeds"]
+DETECTABLE = "Smallest detectable difference (80% power)"
+COMPARISON_COLUMNS = ["Group", "Loss", "vs baseline", "Verdict", DETECTABLE, "At step", "Seeds"]
 OPTIMIZER_TIME = "Optimizer time (median per step)"
 COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Optimizer time vs baseline", "Not like for like"]
 SPIKES_LABEL = "Spikes per run (loss + gradient)"
@@ -476,6 +478,7 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Loss": num(base.base_loss),
                 "vs baseline": "",
                 "Verdict": "",
+                DETECTABLE: "",
             }
         )
     for c in comparisons:
@@ -489,7 +492,8 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "vs baseline": diff_text(d),
                 "Verdict": _short(verdict_word(d, "better", "worse"))
                 if c.diverged_at is None
-                else "failed",
+                else verdicts.failed_text(c.diverged_at),
+                DETECTABLE: verdicts.detectable_text(d) if c.diverged_at is None else "",
             }
         )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
@@ -583,31 +587,59 @@ TRAIN_VS_VALIDATION = (
 SWEEP_RESULT_NOTE = (
     "Each row is the same comparison as the Summary for these two seed groups (all their "
     "seeds, the same step, the same numbers): 'better' or 'worse' only when the 95% interval "
-    f"of SGG's loss minus AdamW's excludes zero, else '{NO_DIFFERENCE}'."
+    f"of SGG's loss minus AdamW's excludes zero, else '{NO_DIFFERENCE}', which is not 'the "
+    "same': the last column gives the smallest difference these seeds would detect (80% "
+    "power); a smaller real difference can hide in the interval."
 )
 
 
-def tolerance_sentences(tol: pd.DataFrame, key: str, within: float = 0.05) -> list[str]:
+def _values(key: str, values: list[float]) -> str:
+    return ", ".join(groups.fmt_lr(v) if key.endswith("lr") else f"{v:g}" for v in values)
+
+
+def tolerance_sentences(tols: list, key: str, within: float = 0.05) -> list[str]:
+    """Per optimizer: where its loss stays within `within` of its best, judged with intervals;
+    'X tolerates the wider range' only when X's sure range is wider than everything the other
+    optimizer's could be."""
+    name = plain_name(key)
     out = []
-    for r in tol.itertuples():
-        if not np.isfinite(r.best):
-            out.append(f"**{r.optimizer}**: every run diverged.")
+    for t in tols:
+        if not np.isfinite(t.best_loss):
+            out.append(f"**{t.optimizer}**: every value tried diverged.")
             continue
-        where = (
-            f"only at {plain_name(key)} {r.low:.3g} (of the values tried)"
-            if r.low == r.high
-            else f"for {plain_name(key)} from {r.low:.3g} to {r.high:.3g}"
-            + (f" (a {r.width:.3g}x range)" if np.isfinite(r.width) and r.width > 1 else "")
-        )
+        others = [v for v in t.within if v != t.best_value]
+        parts = [
+            f"within {within:.0%} of it beyond noise also at {_values(key, others)}"
+            if others
+            else f"no other value is within {within:.0%} of it beyond noise"
+        ]
+        if t.unsure:
+            parts.append(f"{CANNOT_TELL} at {_values(key, t.unsure)}")
+        if t.outside:
+            parts.append(f"more than {within:.0%} worse at {_values(key, t.outside)}")
+        if t.diverged:
+            parts.append(f"diverged at {_values(key, t.diverged)}")
+        best = groups.fmt_lr(t.best_value) if key.endswith("lr") else f"{t.best_value:g}"
         out.append(
-            f"**{r.optimizer}** stays within {within:.0%} of its best final loss ({r.best:.4g}) "
-            f"{where}."
+            f"**{t.optimizer}**: lowest loss {num(t.best_loss)} at {name} {best}; "
+            + "; ".join(parts)
+            + "."
         )
-    if len(tol) >= 2 and tol["width"].notna().any():
-        w = tol.dropna(subset=["width"]).sort_values("width", ascending=False)
-        if len(w) >= 2 and w["width"].iloc[0] > w["width"].iloc[1]:
+    ok = [t for t in tols if np.isfinite(t.best_loss)]
+    if len(ok) == 2:
+        a, b = ok
+        for x, y in ((a, b), (b, a)):
+            if x.sure_width > y.possible_width:
+                out.append(
+                    f"**{x.optimizer}** tolerates a wider range of {name} than {y.optimizer}: "
+                    f"{x.sure_width:.3g}x beyond noise, against at most {y.possible_width:.3g}x."
+                )
+                break
+        else:
             out.append(
-                f"**{w['optimizer'].iloc[0]}** tolerates the wider range of {plain_name(key)}."
+                f"Which optimizer tolerates the wider range of {name} {CANNOT_TELL} from these "
+                "seeds: their ranges overlap once the values that cannot be told apart from "
+                "the best are counted."
             )
     return out
 

@@ -23,14 +23,34 @@ def build_report(
     sentences: list[str],
     figures: list[go.Figure],
     notes: list[str] | None = None,
+    sections: list[tuple[str, pd.DataFrame | None, list[str]]] | None = None,
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string; `sections` are further (heading, table, sentences)
+    blocks after the main table (speed and steadiness, the sweep's answer)."""
     figs_html = []
     for i, fig in enumerate(figures):
         figs_html.append(
             fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         )
-    table_html = table.to_html(
+    extra = "".join(
+        f"<h2>{html.escape(head)}</h2>\n"
+        + (_table_html(t) if t is not None and not t.empty else "")
+        + (
+            "<ul>" + "".join(f"<li>{_md_bold_to_html(x)}</li>" for x in lines) + "</ul>"
+            if lines
+            else ""
+        )
+        for head, t, lines in sections or []
+    )
+    table_html = _table_html(table)
+    items = "\n".join(f"<li>{_md_bold_to_html(s)}</li>" for s in sentences)
+    note_items = "\n".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _page(title, stamp, items, table_html, extra, figs_html, note_items)
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    return table.to_html(
         index=False,
         na_rep="n/a",
         float_format=lambda v: f"{v:.4g}",
@@ -38,9 +58,9 @@ def build_report(
         classes="summary",
         escape=True,
     )
-    items = "\n".join(f"<li>{_md_bold_to_html(s)}</li>" for s in sentences)
-    note_items = "\n".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _page(title, stamp, items, table_html, extra, figs_html, note_items) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -57,6 +77,7 @@ table.summary th:first-child, table.summary td:first-child {{ text-align: left; 
 <ul>{items}</ul>
 <h2>Numbers</h2>
 {table_html}
+{extra}
 <h2>Figures</h2>
 {"".join(figs_html)}
 <h2>How the numbers are defined</h2>

@@ -201,9 +201,18 @@ def verdict_word(d: Difference, lower: str, higher: str) -> str:
 
 
 def failed_text(step: int | None, who: str = "") -> str:
-    """The one phrase for a run whose loss became not-a-number."""
+    """The one phrase for a run whose loss became not-a-number: 'SGG failed (diverged at
+    step 40)'."""
     where = f" at step {step:,}" if step is not None else ""
-    return f"{FAILED}{' (' + who + ' diverged' + where + ')' if who else ': diverged' + where}"
+    return f"{who + ' ' if who else ''}{FAILED} (diverged{where})"
+
+
+def detectable_text(d: Difference, fmt: Fmt = num) -> str:
+    """The smallest difference this comparison would detect (80% power), for a table cell."""
+    mdd = d.detectable()
+    if d.detected:
+        return ""
+    return fmt(mdd) if math.isfinite(mdd) else "unknown (no spread)"
 
 
 def reached_text(k: int, n: int) -> str:

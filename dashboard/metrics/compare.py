@@ -301,7 +301,7 @@ def step_cost(times, reclustered=None) -> StepCost:
     )
 
 
-def _diff(a_facts, a_vals, b_facts, b_vals, resolution: float = 0.0) -> Difference:
+def diff_by_seed(a_facts, a_vals, b_facts, b_vals, resolution: float = 0.0) -> Difference:
     """The difference of the two sides, one value per distinct seed (the rule in intervals);
     the notes of merged repeats and runs without a seed go with it."""
     a, na = _by_seed(a_facts, a_vals, "compared")
@@ -309,7 +309,7 @@ def _diff(a_facts, a_vals, b_facts, b_vals, resolution: float = 0.0) -> Differen
     return intervals.across_seeds(a, b, resolution=resolution, notes=na + nb)
 
 
-def _side_mean(facts: list[RunFacts], values: list[float]) -> float:
+def side_mean(facts: list[RunFacts], values: list[float]) -> float:
     """The mean over distinct seeds (a repeated seed counts once)."""
     return _mean(list(_by_seed(facts, values, "")[0].values()))
 
@@ -347,8 +347,8 @@ def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, 
     # the unit is the run: steps within one run share its machine's state, so their spread
     # says nothing about how much the same job varies from run to run (two seeds of one
     # setting were measured 27% apart); one run each is "cannot tell"
-    d = _diff(a, per_a, b, per_b)
-    return _side_mean(a, per_a), _side_mean(b, per_b), d
+    d = diff_by_seed(a, per_a, b, per_b)
+    return side_mean(a, per_a), side_mean(b, per_b), d
 
 
 def _reach_notes(facts: list[RunFacts], steps: list[float], side: str) -> tuple[str, ...]:
@@ -393,21 +393,21 @@ def compare(
             else Difference(la - lb, mean=la, base_mean=lb, reason=intervals.ONE_EACH)
         )
     else:
-        loss_diff = _diff(run_side, [x[0] for x in a_loss], base_side, [x[0] for x in b_loss])
-    target = _side_mean(base_side, [x[0] for x in b_loss])
+        loss_diff = diff_by_seed(
+            run_side, [x[0] for x in a_loss], base_side, [x[0] for x in b_loss]
+        )
+    target = side_mean(base_side, [x[0] for x in b_loss])
     a_steps = [first_step_at_or_below(f, target, kind) for f in run_side]
     b_steps = [first_step_at_or_below(f, target, kind) for f in base_side]
     res = resolution(everyone, kind)
-    steps_diff = _diff(run_side, a_steps, base_side, b_steps, resolution=res)
+    steps_diff = diff_by_seed(run_side, a_steps, base_side, b_steps, resolution=res)
     reach_notes = _reach_notes(run_side, a_steps, "compared") + _reach_notes(
         base_side, b_steps, "baseline"
     )
     k_a, k_b = _reached(run_side, a_steps), _reached(base_side, b_steps)
     # where the run stands at its own last comparable point, relative to the target
     own_end = [loss_at(f, f.last_step if kind == "training" else np.inf, kind)[0] for f in run_side]
-    end_gap = (
-        _side_mean(run_side, own_end) / target - 1 if math.isfinite(target) and target else NAN
-    )
+    end_gap = side_mean(run_side, own_end) / target - 1 if math.isfinite(target) and target else NAN
     cv_a, cv_b = [f.grad_cv for f in run_side], [f.grad_cv for f in base_side]
     sp_a = [float(f.loss_spikes + f.grad_spikes) for f in run_side]
     sp_b = [float(f.loss_spikes + f.grad_spikes) for f in base_side]
@@ -439,12 +439,12 @@ def compare(
         steps_diff=steps_diff,
         reached=k_a == n_a,
         end_gap=end_gap,
-        cv=_side_mean(run_side, cv_a),
-        base_cv=_side_mean(base_side, cv_b),
-        cv_diff=_diff(run_side, cv_a, base_side, cv_b),
-        spikes=_side_mean(run_side, sp_a),
-        base_spikes=_side_mean(base_side, sp_b),
-        spikes_diff=_diff(run_side, sp_a, base_side, sp_b),
+        cv=side_mean(run_side, cv_a),
+        base_cv=side_mean(base_side, cv_b),
+        cv_diff=diff_by_seed(run_side, cv_a, base_side, cv_b),
+        spikes=side_mean(run_side, sp_a),
+        base_spikes=side_mean(base_side, sp_b),
+        spikes_diff=diff_by_seed(run_side, sp_a, base_side, sp_b),
         hardware=hw,
         optimizer_time=ot_a,
         base_optimizer_time=ot_b,

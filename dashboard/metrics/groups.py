@@ -86,7 +86,8 @@ SGG_ONLY = {
 }
 
 
-def _sgg_only(key: str) -> bool:
+def sgg_only(key: str) -> bool:
+    """Settings only SGG reads (in an AdamW run they configure a shadow clustering at most)."""
     return key.rsplit(".", 1)[-1] in SGG_ONLY
 
 
@@ -98,7 +99,7 @@ def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tu
     other_optimizer = sa["optimizer"] != sb["optimizer"]
     out = []
     for k in sorted(set(sa) | set(sb)):
-        if skip_optimizer and (k == "optimizer" or (other_optimizer and _sgg_only(k))):
+        if skip_optimizer and (k == "optimizer" or (other_optimizer and sgg_only(k))):
             continue
         va, vb = sa.get(k), sb.get(k)
         if repr(va) != repr(vb):
@@ -159,7 +160,7 @@ def group_label(meta: dict, varying: list[str], n: int | list[object]) -> str:
     a setting only SGG reads for another optimizer)."""
     s = settings(meta)
     if s["optimizer"] != "sgg":  # settings only SGG reads say nothing about another optimizer
-        varying = [k for k in varying if not _sgg_only(k)]
+        varying = [k for k in varying if not sgg_only(k)]
     lr = lr_key(meta)
     keys = ([lr] if lr else []) + [k for k in varying if k != lr]
     parts = [f"{short_name(k)} {_fmt(s[k], k)}" for k in keys if k in s and k != "optimizer"]
@@ -189,7 +190,7 @@ def same_hardware(a: dict, b: dict) -> bool | None:
 
 
 def _sgg_variant(meta: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in settings(meta).items() if _sgg_only(k)))
+    return tuple(sorted((k, repr(v)) for k, v in settings(meta).items() if sgg_only(k)))
 
 
 def default_pair(metas: dict[str, dict]) -> tuple[str, str] | None:

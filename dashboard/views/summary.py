@@ -10,6 +10,7 @@ from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics import compare, statistics
 from dashboard.metrics.compare import Comparison
+from dashboard.views import sweep as sweep_view
 from dashboard.views.loss import eval_figure, train_figure
 
 CARDS_UP_TO = 2  # beyond this many compared groups: one table and a short paragraph
@@ -164,12 +165,19 @@ def page(ctx: Ctx) -> None:
         )
 
     def make_report() -> str:
+        sections = []
+        if comps:
+            sections.append(("Speed and steadiness", narrative.detail_table(comps, comps[0]), []))
+        head, sweep_table, sweep_lines = sweep_view.answer(ctx)
+        if head:
+            sections.append((head, sweep_table, [*sweep_lines, narrative.SWEEP_RESULT_NOTE]))
         return report.build_report(
             f"Training runs compared with {base_name}",
             table.merge(narrative.cost_table(comps, comps[0]), on="Group") if comps else per_run,
             text,
             [main_fig],
             [f"{term}: {what}" for term, what in narrative.DEFINITIONS],
+            sections,
         )
 
     st.download_button(

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import figures, narrative
+from dashboard import figures, narrative, verdicts
 from dashboard.context import Ctx
 from dashboard.metrics import groups, health, sweep, sweep_groups
 
@@ -21,9 +21,9 @@ WITHIN = 0.05
 def _result(c, word: str) -> str:
     """The Summary's verdict word for the same pair of groups (one vocabulary)."""
     if c.diverged_at is not None:
-        return "worse (SGG diverged)"
+        return verdicts.failed_text(c.diverged_at, "SGG")
     if c.base_diverged_at is not None:
-        return "better (AdamW diverged)"
+        return verdicts.failed_text(c.base_diverged_at, "AdamW")
     return word
 
 
@@ -44,9 +44,37 @@ def head_to_head_table(pairs, key: str = "") -> pd.DataFrame:
                 "SGG - AdamW (± 95% interval)": "" if failed else narrative.diff_text(d),
                 "seeds (SGG / AdamW)": f"{c.n} / {c.n_base}",
                 "result for SGG": _result(c, word),
+                "smallest detectable (80% power)": "" if failed else verdicts.detectable_text(d),
             }
         )
     return pd.DataFrame(rows)
+
+
+def sweep_runs(ctx: Ctx, rels: list[str], hp: str) -> tuple[list[str], list[str], list[str]]:
+    """(runs compared, runs left out because they differ in more than `hp`, unfinished runs
+    left out): the one selection the page and the report use."""
+    metas = {rel: ctx.by_rel[rel].meta for rel in rels}
+    members = sweep.sweep_members(metas, hp)
+    left_out = [r for r in rels if r not in members]
+    unfinished = [r for r in members if ctx.status(r) in (health.RUNNING, health.STOPPED)]
+    return [r for r in members if r not in unfinished], left_out, unfinished
+
+
+def answer(ctx: Ctx, hp: str | None = None) -> tuple[str, pd.DataFrame, list[str]]:
+    """The Sweep's answer for the report: (heading, SGG vs AdamW per value, tolerance
+    sentences) over every readable run, for `hp` (default: the first varied setting)."""
+    rels = [r.rel for r in ctx.all_runs if r.readable]
+    keys = sweep.varying_hyperparameters({r: ctx.by_rel[r].meta for r in rels})
+    hp = hp or (keys[0] if keys else None)
+    if hp is None:
+        return "", pd.DataFrame(), []
+    rels, _, _ = sweep_runs(ctx, rels, hp)
+    facts = {r: ctx.facts(r) for r in rels}
+    table = head_to_head_table(sweep_groups.head_to_head(facts, hp), hp)
+    lines = narrative.tolerance_sentences(
+        sweep_groups.tolerance_claims(facts, hp, within=WITHIN), hp, within=WITHIN
+    )
+    return f"Sweep: SGG against AdamW at each {sweep.plain_name(hp)}", table, lines
 
 
 def page(ctx: Ctx) -> None:
@@ -68,20 +96,17 @@ def page(ctx: Ctx) -> None:
         key="sweep_key",
         format_func=sweep.plain_name,
     )
-    members = sweep.sweep_members(metas, hp)
-    left_out = [r for r in rels if r not in members]
+    rels, left_out, unfinished = sweep_runs(ctx, rels, hp)
     if left_out:
         st.caption(
             "Compared: the runs whose other settings are identical (any seed). Left out (they "
             "differ in more than this setting): " + ", ".join(ctx.labels[r] for r in left_out)
         )
-    unfinished = [r for r in members if ctx.status(r) in (health.RUNNING, health.STOPPED)]
     if unfinished:
         st.caption(
             "Still training or stopped mid-way, so their loss at the end would mislead; left "
             "out: " + ", ".join(f"{ctx.labels[r]} ({ctx.status(r)})" for r in unfinished)
         )
-    rels = [r for r in members if r not in unfinished]
     if len({sweep.hyperparameter_value(metas[r], hp) for r in rels}) < 2:
         st.info("No group of runs differs only in this setting.")
         return
@@ -101,8 +126,17 @@ def page(ctx: Ctx) -> None:
         st.markdown(f"**SGG against AdamW at each {name}**")
         st.table(head_to_head_table(pairs, hp), hide_index=True)
         st.caption(narrative.SWEEP_RESULT_NOTE)
+    refs = sweep_groups.references(facts, hp)
+    if refs:
+        st.caption(
+            f"{', '.join(refs)} does not use {name}: its runs' {name} only configured an "
+            "observe-only shadow clustering, so they are one reference group at every value, "
+            "not points of the sweep."
+        )
     tol = sweep.tolerance(df, within=WITHIN)
-    for line in narrative.tolerance_sentences(tol, hp, within=WITHIN):
+    for line in narrative.tolerance_sentences(
+        sweep_groups.tolerance_claims(facts, hp, within=WITHIN), hp, within=WITHIN
+    ):
         st.markdown(f"- {line}")
     for opt, best in sweep.edge_warnings(tol, df["value"]):
         st.warning(

@@ -147,7 +147,10 @@ def test_seed_only_difference_makes_no_claim():
 
 def test_paired_groups_of_seeds():
     luck = [0.3, -0.2, 0.1]
-    sgg = [_run(f"s{i}", i, 4e-3, opt="sgg", shift=0.04, luck=luck[i]) for i in range(3)]
+    jitter = [0.003, -0.002, 0.001]  # identical differences would be no spread, not certainty
+    sgg = [
+        _run(f"s{i}", i, 4e-3, opt="sgg", shift=0.04 + jitter[i], luck=luck[i]) for i in range(3)
+    ]
     adamw = [_run(f"a{i}", i, 4e-3, luck=luck[i]) for i in range(3)]
     c = compare.compare(sgg, adamw, "sgg (3 seeds)", "adamw (3 seeds)")
     assert c.loss_diff.method == intervals.PAIRED and c.n == 3

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard import metrics, narrative
+from dashboard.metrics.sweep_groups import Tolerance
 
 
 def tensorboard_ema(values, weight):
@@ -175,8 +176,14 @@ def test_tolerance_and_sentences():
     )
     tol = metrics.tolerance(df).set_index("optimizer")
     assert tol.loc["adamw", "width"] == 1 and tol.loc["sgg", "width"] == pytest.approx(100)
-    text = " ".join(narrative.tolerance_sentences(tol.reset_index(), "hyperparameters.lr"))
-    assert "**sgg** tolerates the wider range of learning rate" in text
+    # the claim needs intervals: wider only when sure beyond everything the other could be
+    sure = Tolerance("sgg", 1e-3, 3.0, within=[1e-4, 1e-3, 1e-2])
+    narrow = Tolerance("adamw", 1e-3, 3.0, within=[1e-3], outside=[1e-4], diverged=[1e-2])
+    text = " ".join(narrative.tolerance_sentences([narrow, sure], "hyperparameters.lr"))
+    assert "**sgg** tolerates a wider range of learning rate than adamw" in text
+    unsure = Tolerance("adamw", 1e-3, 3.0, within=[1e-3], unsure=[1e-4, 1e-2])
+    text = " ".join(narrative.tolerance_sentences([unsure, sure], "hyperparameters.lr"))
+    assert "tolerates a wider" not in text and "cannot tell" in text
 
 
 def test_config_table_marks_differences():
