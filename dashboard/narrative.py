@@ -357,10 +357,7 @@ def _speed_word(c: Comparison) -> str:
 
 def in_short(c: Comparison) -> str:
     if c.diverged_at is not None:
-        return (
-            f"**In short: {c.name} {verdicts.FAILED}**: its loss became not-a-number at step "
-            f"{c.diverged_at:,}."
-        )
+        return f"**In short: {c.name} {verdicts.FAILED}**: {verdicts.diverged_text(c.diverged_at)}."
     if c.same_settings:
         return (
             f"**In short: {c.name} and {c.base_name} differ only in the seed**: any difference "
@@ -379,7 +376,7 @@ def comparison_sentences(c: Comparison) -> list[str]:
     out = [s for s in (like_for_like(c),) if s]
     out.append(in_short(c))
     if c.base_diverged_at is not None:
-        out.append(f"The baseline's loss became not-a-number at step {c.base_diverged_at:,}.")
+        out.append(f"The baseline {verdicts.FAILED}: {verdicts.diverged_text(c.base_diverged_at)}.")
     out += [loss_sentence(c), reach_sentence(c), stability_sentence(c), time_sentence(c)]
     return out + [s for s in (seeds_sentence(c),) if s]
 

@@ -200,6 +200,11 @@ def verdict_word(d: Difference, lower: str, higher: str) -> str:
     return NO_DIFFERENCE
 
 
+def diverged_text(step: int) -> str:
+    """What happened to a run that failed: the one sentence for it in every view."""
+    return f"its loss became not-a-number at step {step:,} (diverged)"
+
+
 def failed_text(step: int | None, who: str = "") -> str:
     """The one phrase for a run whose loss became not-a-number: 'SGG failed (diverged at
     step 40)'."""

@@ -14,6 +14,7 @@ import socket
 import numpy as np
 import pandas as pd
 
+from dashboard import verdicts
 from runformat.run_json import parse_time
 
 HEARTBEAT_FLUSHES = 3  # missed flush intervals before a silent run counts as stopped
@@ -94,5 +95,5 @@ def data_problems(meta: dict, status: str, steps: pd.DataFrame | None) -> list[s
         loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
         if (~np.isfinite(loss)).any():
             first = int(steps["step"].iloc[int(np.argmax(~np.isfinite(loss)))])
-            out.append(f"its loss became not-a-number at step {first:,} (diverged)")
+            out.append(verdicts.diverged_text(first))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import narrative, report
+from dashboard import narrative, report, verdicts
 from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics import compare, statistics
@@ -47,7 +47,8 @@ def cards(c: Comparison) -> None:
         help=f"{c.kind.capitalize()} loss. {narrative.definition('95% interval')}",
         border=True,
     )
-    if c.reached:
+    if c.reached_k:
+        reached = verdicts.reached_text(c.reached_k, c.n)
         c2.metric(
             "Steps to the baseline's loss",
             narrative.steps_text(c.steps_to_target),
@@ -58,6 +59,8 @@ def cards(c: Comparison) -> None:
                 narrative.steps_text(c.base_steps_to_target),
                 lambda v: f"{v:+,.0f}",
             ),
+            help=f"{reached.capitalize()}; steps over the seeds that reached it on both sides. "
+            + narrative.definition("steps to the baseline's loss"),
             border=True,
         )
     else:
@@ -65,8 +68,9 @@ def cards(c: Comparison) -> None:
             "Steps to the baseline's loss",
             f"> {c.lengths[0]:,}",
             delta=f"{c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else "not reached",
-            help=f"Not reached in {c.lengths[0]:,} steps; below the value: the gap to the "
-            "baseline's loss at the run's last evaluation.",
+            help=f"Not reached in {c.lengths[0]:,} steps "
+            f"({verdicts.reached_text(0, c.n)}); below the value: the gap of the "
+            "run's (mean) loss at its last evaluation to the baseline's loss.",
             delta_color="off",
             delta_arrow="off",
             border=True,
