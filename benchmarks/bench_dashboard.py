@@ -12,6 +12,10 @@ alone (the target case) and the SGG run compared with the AdamW baseline:
 - the process's peak resident memory.
 
 Prints medians over --repeat processes. Targets: cold <= 5 s, warm <= 1 s.
+
+`--folder sample_runs` measures the same on an existing folder of real runs instead (the
+default page: the Summary of the default comparison, every claim with its interval and its
+smallest detectable difference); target there: cold <= 2 s.
 """
 
 from __future__ import annotations
@@ -114,10 +118,15 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=24)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--runs", type=Path, default=None, help="reuse runs generated before")
+    ap.add_argument("--folder", type=Path, default=None, help="measure this folder of runs")
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child is not None:
         print(json.dumps(child(a.child)))
+        return
+    if a.folder is not None:
+        print(f"load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        measure(f"folder {a.folder}", a.folder.resolve(), a.repeat, cold_target=2.0)
         return
     tmp = None
     root = a.runs
@@ -145,7 +154,7 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def measure(label: str, root: Path, repeat: int) -> None:
+def measure(label: str, root: Path, repeat: int, cold_target: float = 5.0) -> None:
     results = []
     for _ in range(repeat):
         out = subprocess.run(
@@ -160,10 +169,10 @@ def measure(label: str, root: Path, repeat: int) -> None:
     print(f"\n== {label}: medians over {len(results)} fresh processes")
     for k, v in med.items():
         print(f"  {k:22s} {v:10.3f}" if isinstance(v, float) else f"  {k:22s} {v}")
-    cold_ok = med["app_cold_s"] <= 5.0
+    cold_ok = med["app_cold_s"] <= cold_target
     warm_ok = med["app_warm_s"] <= 1.0
     print(
-        f"  cold load + summary view: {med['app_cold_s']:.2f} s (target <= 5 s: "
+        f"  cold load + summary view: {med['app_cold_s']:.2f} s (target <= {cold_target:g} s: "
         f"{'ok' if cold_ok else 'MISSED'})"
     )
     print(
