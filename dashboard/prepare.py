@@ -13,6 +13,7 @@ import pandas as pd
 
 from dashboard import metrics
 from dashboard.downsample import DEFAULT_POINTS, bin_max, downsample_frame
+from dashboard.metrics import intervals
 
 X_AXES = {
     "step": ("step", "Step"),
@@ -316,3 +317,149 @@ def group_mean_tables(
                 )
             out[name] = mean.reset_index()
     return out
+
+
+def _loss_by_run(dfs: list[pd.DataFrame | None]) -> pd.DataFrame:
+    """Validation loss per step (rows) of each run (columns, by position in `dfs`); NaN where
+    a run did not evaluate."""
+    cols = {}
+    for i, df in enumerate(dfs):
+        ev = metrics.eval_series(df)
+        if ev is None or "step" not in ev:
+            continue
+        loss = pd.to_numeric(ev["loss"], errors="coerce").astype(np.float64)
+        cols[i] = loss.groupby(ev["step"].to_numpy()).mean()
+    return pd.DataFrame(cols).sort_index() if cols else pd.DataFrame()
+
+
+def _x_by_step(dfs: list[pd.DataFrame | None], x: str) -> pd.Series:
+    """The mean <x> (tokens, wall time in hours) of one side's evaluations at each step."""
+    col = X_AXES[x][0]
+    parts = []
+    for df in dfs:
+        ev = metrics.eval_series(df)
+        if ev is None or "step" not in ev:
+            continue
+        ev = with_x(ev, x)
+        if col in ev:
+            parts.append(pd.to_numeric(ev[col], errors="coerce").groupby(ev["step"]).mean())
+    if not parts:
+        return pd.Series(dtype=np.float64)
+    return pd.concat(parts, axis=1).mean(axis=1)
+
+
+DIFFERENCE_COLUMNS = ["run", "step", "diff", "lo", "hi", "n", "n_max", "method", "reason", "notes"]
+
+
+def paired_eval_difference(
+    tables: dict[str, list[pd.DataFrame | None]],
+    seeds: dict[str, list[object]],
+    baseline: str,
+    x: str = "step",
+    n_out: int = DEFAULT_POINTS,
+) -> pd.DataFrame:
+    """Validation loss of each series minus the baseline series', at every evaluation step both
+    have, with its 95% interval across seeds, by the rule every verdict uses
+    (`intervals.seed_values` then `intervals.across_seeds`): repeats of one seed count once;
+    with >= 2 seeds both sides ran, the mean of the per-seed differences and a paired
+    t-interval (same initial weights and batches); else the difference of means with Welch's
+    interval (or the group's spread for one seed against a group); one seed each: no interval.
+
+    `tables[name]` holds the evaluation tables of a series' runs and `seeds[name]` their seeds
+    (None when unknown), in the same order. lo/hi are NaN where no band can be drawn, also where
+    every seed gave the same value (no spread is not certainty). Columns run, step, <x> (unless
+    x is "step"), diff, lo, hi, n (seeds or pairs on the smaller side), n_max (on the larger
+    side), method, reason (why no interval), notes (seeds merged or left out); below 0 the
+    series is ahead of the baseline."""
+    col = X_AXES[x][0]
+    columns = [*DIFFERENCE_COLUMNS[:2], *([col] if col != "step" else []), *DIFFERENCE_COLUMNS[2:]]
+    empty = pd.DataFrame(columns=columns)
+    if baseline not in tables:
+        return empty
+    base = _loss_by_run(tables[baseline])
+    base_seeds = _padded(seeds.get(baseline, []), len(tables[baseline]))
+    parts = []
+    for name, dfs in tables.items():
+        run = _loss_by_run(dfs)
+        if name == baseline or run.empty or base.empty:
+            continue
+        run_seeds = _padded(seeds.get(name, []), len(dfs))
+        steps = run.index[run.notna().any(axis=1)].intersection(
+            base.index[base.notna().any(axis=1)]
+        )
+        keep = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), n_out)).astype(int))
+        rows = []
+        for step in steps[keep] if len(steps) else []:
+            a, na = _seed_values(run.loc[step], run_seeds, "compared run")
+            b, nb = _seed_values(base.loc[step], base_seeds, "baseline")
+            d = intervals.across_seeds(a, b, notes=na + nb)
+            band = d.has_interval and d.high > d.low
+            lo, hi = (d.low, d.high) if band else (np.nan, np.nan)
+            rows.append((name, step, d.estimate, lo, hi, d.n, d.n_max, d.method, d.reason, d.notes))
+        if not rows:
+            continue
+        part = pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
+        if col != "step":
+            part.insert(2, col, part["step"].map(_x_by_step(dfs, x)).astype(np.float64))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)[columns] if parts else empty
+
+
+def _padded(seeds: list[object], n: int) -> list[object]:
+    """Seeds not given are unknown (None)."""
+    return [*seeds, *[None] * (n - len(seeds))][:n]
+
+
+def _seed_values(row: pd.Series, seeds: list[object], side: str) -> tuple[dict, tuple]:
+    """{seed: value} of one side at one step (finite values only), and the notes on merges."""
+    pairs = [(seeds[i], float(v)) for i, v in row.items() if np.isfinite(v)]
+    return intervals.seed_values(pairs, side)
+
+
+def beyond_noise(diff: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a `paired_eval_difference` frame whose 95% band excludes 0, with `side`
+    "ahead" (the band lies below 0) or "behind" (above 0); rows without a band never count."""
+    if diff is None or diff.empty:
+        return pd.DataFrame(columns=[*(diff.columns if diff is not None else []), "side"])
+    ahead, behind = diff["hi"] < 0, diff["lo"] > 0
+    out = diff[ahead | behind].copy()
+    out["side"] = np.where(ahead[ahead | behind], "ahead", "behind")
+    return out
+
+
+def band_outline(diff: pd.DataFrame, col: str = "step") -> pd.DataFrame:
+    """The 95% band of each series of a `paired_eval_difference` frame as closed outlines,
+    one per run of consecutive steps that have a band, separated by NaN rows (a filled trace
+    breaks there, so a step without a band is never bridged). A lone banded step gets no
+    outline (it has no width to fill): `lone_bands` gives those. `col` is the frame's x column.
+    Columns run, <col>, y."""
+    parts = []
+    for name, g in diff.groupby("run", sort=False):
+        has = g["lo"].notna() & g["hi"].notna()
+        seg_id = (has != has.shift()).cumsum()[has]
+        for _, s in g[has].groupby(seg_id, sort=False):
+            if len(s) < 2:
+                continue
+            xs = s[col].to_numpy(dtype=np.float64)
+            ring = pd.DataFrame(
+                {
+                    col: [*xs, *xs[::-1], np.nan],
+                    "y": [*s["hi"], *s["lo"].to_numpy()[::-1], np.nan],
+                }
+            )
+            parts.append(ring.assign(run=name))
+    if not parts:
+        return pd.DataFrame(columns=["run", col, "y"])
+    return pd.concat(parts, ignore_index=True)[["run", col, "y"]]
+
+
+def lone_bands(diff: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose step has a band while both neighbouring steps of its series have none
+    (drawn as an error bar: a band needs two steps to have width)."""
+    out = []
+    for _, g in diff.groupby("run", sort=False):
+        has = g["lo"].notna() & g["hi"].notna()
+        prev = has.shift(fill_value=False)
+        nxt = has.shift(-1, fill_value=False)
+        out.append(g[has & ~prev & ~nxt])
+    return pd.concat(out) if out else diff.iloc[:0]

@@ -3,13 +3,15 @@ to the baseline, stacked on one shared step axis (zooming one chart zooms all)."
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import figures, narrative, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
-from dashboard.metrics import health
+from dashboard.metrics import groups, health, intervals
 from dashboard.metrics.statistics import eval_series
 
 STEP_COLUMNS = ("wall_time", "loss", "tokens", "grad_norm")
@@ -99,6 +101,264 @@ def eval_figure(ctx: Ctx) -> go.Figure:
     )
 
 
+def difference_inputs(ctx: Ctx) -> tuple[dict[str, list], dict[str, list]]:
+    """({series name: each run's evaluation table}, {series name: each run's seed}), in the
+    same order, for `prepare.paired_eval_difference`."""
+    tables = {name: [ctx.df(r, "evals") for r in members] for name, members in ctx.series}
+    seeds = {
+        name: [groups.seed_of(ctx.by_rel[r].meta) for r in members] for name, members in ctx.series
+    }
+    return tables, seeds
+
+
+def _steps(values) -> str:
+    """'step 50' or 'steps 50, 75 and 100' (at most six, then 'and N more')."""
+    v = [f"{int(s):,}" for s in values]
+    if len(v) > 6:
+        v = [*v[:5], f"{len(v) - 5} more"]
+    return f"step {v[0]}" if len(v) == 1 else f"steps {', '.join(v[:-1])} and {v[-1]}"
+
+
+def _how(method: str, n: int, n_max: int) -> str:
+    """What the line and band of one series are, in plain words."""
+    if method == intervals.PAIRED:
+        return (
+            f"the mean of the per-seed differences, with its 95% band across {n} paired seeds "
+            "(one seed: the same initial weights and batches on both sides)"
+        )
+    if method == intervals.UNPAIRED:
+        return (
+            "the difference of the mean losses, with its 95% band across seeds (Welch's "
+            f"interval; {n} and {n_max} seeds, not paired by seed)"
+        )
+    if method == intervals.ONE_VS_GROUP:
+        return (
+            f"one run against a group of {n_max}: the difference of the means, with a 95% band "
+            "from the group's spread across seeds"
+        )
+    return (
+        "one run (one seed) each: the difference line alone; no band can be drawn from one run "
+        "each, so this chart cannot tell an effect from seed noise"
+    )
+
+
+def _no_spread(g) -> pd.Series:
+    """Rows without a band because every seed gave the same value (not for lack of seeds)."""
+    return g["lo"].isna() & (g["reason"] == intervals.NO_SPREAD)
+
+
+def point_note(row) -> str:
+    """The hover note of one point of the difference line: its band and what it rests on."""
+    if np.isfinite(row.lo) and np.isfinite(row.hi):
+        what = (
+            f"{row.n} paired seeds"
+            if row.method == intervals.PAIRED
+            else f"{row.n}/{row.n_max} seeds"
+        )
+        return f" (95% band {row.lo:.4g} to {row.hi:.4g}; {what})"
+    if row.reason == intervals.NO_SPREAD:
+        return " (no spread across seeds: no band)"
+    return " (one run each: no band)"
+
+
+def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> str:
+    """The words under the validation-loss difference panel, from the frame it draws (so that
+    they cannot disagree): what each line and band is, how to read the sign, and the steps
+    where the band excludes 0. One line per series (markdown line breaks)."""
+    head = (
+        "Validation loss (held-out data) of each run minus the baseline's "
+        f"({baseline}) at the same evaluation step: below 0 the run is ahead of the baseline "
+        "(lower loss)."
+    )
+    if x != "step":
+        head += (
+            " The difference is taken at equal steps and drawn at the run's mean "
+            f"{prepare.X_AXES[x][1].lower()}."
+        )
+    lines = [head]
+    marks = prepare.beyond_noise(diff)
+    for name, g in diff.groupby("run", sort=False):
+        flat = _no_spread(g)
+        # a flat step of an unpaired comparison says nothing about how the line is made
+        kinds = g[~(flat & (g["method"] == intervals.NONE))]
+        kinds = kinds.groupby(["method", "n", "n_max"], sort=False).size()
+        how = [
+            _how(m, int(n), int(k)) + (f" (at {c} of {len(g)} steps)" if len(kinds) > 1 else "")
+            for (m, n, k), c in kinds.items()
+        ]
+        parts = [f"{name}: {'; '.join(how)}." if how else f"{name}:"]
+        if flat.any():
+            parts.append(
+                f"At {_steps(g.loc[flat, 'step'])} its seeds show no spread, so the noise cannot "
+                "be measured: no band is drawn there (no spread is not certainty)."
+            )
+        notes = dict.fromkeys(n for ns in g["notes"] for n in ns)
+        if notes:
+            parts.append(f"Seeds: {'; '.join(notes)}.")
+        m = marks[marks["run"] == name]
+        for side, where in (("ahead", "below"), ("behind", "above")):
+            at = m.loc[m["side"] == side, "step"]
+            if len(at):
+                word = "ahead of" if side == "ahead" else "behind"
+                parts.append(
+                    f"At {_steps(at)} the 95% band lies {where} 0 (ringed points): it is {word} "
+                    "the baseline beyond noise there."
+                )
+        if m.empty and g["lo"].notna().any():
+            parts.append("Its 95% band includes 0 at every step: no detectable difference.")
+        lines.append(" ".join(parts))
+    return "  \n".join(lines)
+
+
+def difference_title(diff: pd.DataFrame) -> str:
+    """The panel's title says what is drawn: with a band only where one is drawn."""
+    if diff["lo"].notna().any():
+        return "Validation loss minus the baseline's (mean over seeds, 95% band; below 0 = ahead)"
+    return "Validation loss minus the baseline's (no band: see below; below 0 = ahead)"
+
+
+RING_HOVER = {
+    "ahead": "95% band below 0: ahead of the baseline beyond noise",
+    "behind": "95% band above 0: behind the baseline beyond noise",
+}
+
+
+def add_bands(fig: go.Figure, diff: pd.DataFrame, col: str, colors: dict[str, str]) -> None:
+    """Each series' 95% band, behind the lines, broken at steps without a band (line_figure's
+    bands would bridge such a step and draw a band where there is none); a lone banded step
+    as an error bar."""
+    outline = prepare.band_outline(diff, col)
+    lone = prepare.lone_bands(diff)
+    n_before = len(fig.data)
+    for name, g in outline.groupby("run", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=g[col],
+                y=g["y"],
+                mode="lines",
+                fill="toself",
+                fillcolor=colors.get(name, "#333"),
+                line={"width": 0},
+                opacity=0.18,
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=str(name),
+                name=f"{name} (95% band)",
+            )
+        )
+    for name, g in lone.groupby("run", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=g[col],
+                y=g["diff"],
+                mode="markers",
+                marker={"size": 0.1, "color": colors.get(name, "#333")},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (g["hi"] - g["diff"]).to_numpy(),
+                    "arrayminus": (g["diff"] - g["lo"]).to_numpy(),
+                    "color": colors.get(name, "#333"),
+                    "thickness": 6,
+                    "width": 0,
+                },
+                opacity=0.3,
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=str(name),
+                name=f"{name} (95% band)",
+            )
+        )
+    k = len(fig.data) - n_before
+    if k:  # behind the lines
+        fig.data = fig.data[n_before:] + fig.data[:n_before]
+
+
+def eval_difference_figure(ctx: Ctx) -> tuple[go.Figure, str] | None:
+    """The validation-loss difference to the baseline series with its 95% band across seeds,
+    steps where the band excludes 0 ringed; None when no two series share an evaluation step."""
+    o = ctx.opts
+    col, xlabel = prepare.X_AXES[o["x"]]
+    base = ctx.series[0][0]
+    key = (ctx.key("evals", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"])
+    tables, seeds = difference_inputs(ctx)
+    diff = cached(prepare.paired_eval_difference, key, tables, seeds, base, o["x"])
+    if diff.empty:
+        return None
+    fig = figures.line_figure(
+        diff,
+        col,
+        "diff",
+        "run",
+        ctx.colors,
+        dashes=ctx.dashes,
+        markers=True,
+        x_title=xlabel,
+        y_title="difference",
+        title=difference_title(diff),
+    )
+    for t in fig.data:  # the line's hover tells its band and how many runs it rests on
+        g = diff[diff["run"] == t.name]
+        if len(g) and t.mode and "lines" in t.mode:
+            t.customdata = [[point_note(r)] for r in g.itertuples()]
+            t.hovertemplate = "%{y:.4g}%{customdata[0]}<extra>%{fullData.name}</extra>"
+    add_bands(fig, diff, col, ctx.colors)
+    marks = prepare.beyond_noise(diff)
+    for name, g in marks.groupby("run", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=g[col],
+                y=g["diff"],
+                mode="markers",
+                marker={
+                    "symbol": "circle-open",
+                    "size": 15,
+                    "line": {"width": 2},
+                    "color": ctx.colors.get(name, "#333"),
+                },
+                name=f"{name}: band excludes 0",
+                legendgroup=str(name),
+                showlegend=False,
+                hovertext=[RING_HOVER[s] for s in g["side"]],
+                hovertemplate=f"%{{hovertext}}<extra>{name}</extra>",
+            )
+        )
+    fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
+    return fig, difference_caption(diff, base, o["x"])
+
+
+def train_difference_figure(ctx: Ctx) -> go.Figure:
+    """The fallback when no evaluations can be compared: smoothed training loss minus the
+    baseline's, a difference of group means without a band."""
+    o = ctx.opts
+    col, xlabel = prepare.X_AXES[o["x"]]
+    sm = max(o["smoothing"], 0.9)
+    key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
+    means = series_means(ctx, ctx.series_tables("steps"), STEP_COLUMNS, key)
+    base = ctx.series[0][0]
+    diff = cached(prepare.loss_difference, (key, base), means, base, o["x"], sm)
+    fig = figures.line_figure(
+        diff,
+        col,
+        "diff",
+        "run",
+        ctx.colors,
+        dashes=ctx.dashes,
+        x_title=xlabel,
+        y_title="difference",
+        title="Training loss minus the baseline's (no validation loss; smoothed, no band)",
+    )
+    fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
+    return fig
+
+
+TRAIN_DIFFERENCE_NOTE = (
+    "No validation loss to compare, so the difference chart falls back to the training loss: "
+    "each run's smoothed training loss (the mean over its seeds) minus the baseline's, below 0 "
+    "= ahead. It has no band, so it cannot tell an effect from noise."
+)
+
+
 def page(ctx: Ctx) -> None:
     band = prepare.BANDS[ctx.opts["band"]]
     st.caption(
@@ -109,31 +369,21 @@ def page(ctx: Ctx) -> None:
     )
     train, ev = loss_figures(ctx)
     figs = [train, ev]
+    note = ""
     if len(ctx.series) > 1:
-        o = ctx.opts
-        col, xlabel = prepare.X_AXES[o["x"]]
-        sm = max(o["smoothing"], 0.9)
-        key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
-        means = series_means(ctx, ctx.series_tables("steps"), STEP_COLUMNS, key)
-        base = ctx.series[0][0]
-        diff = cached(prepare.loss_difference, (key, base), means, base, o["x"], sm)
-        fig = figures.line_figure(
-            diff,
-            col,
-            "diff",
-            "run",
-            ctx.colors,
-            dashes=ctx.dashes,
-            x_title=xlabel,
-            y_title="difference",
-            title=f"Training loss minus the baseline's (smoothed; below 0 = ahead of {base})",
-        )
-        fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
+        made = eval_difference_figure(ctx)
+        if made is not None:
+            fig, note = made
+        else:
+            fig, note = (
+                train_difference_figure(ctx),
+                f"{TRAIN_DIFFERENCE_NOTE} {narrative.TRAIN_VS_VALIDATION}",
+            )
         figs.append(fig)
     drawn = [f for f in figs if f.data]
     if len(drawn) < len(figs):
         st.info("Some of these runs recorded no validation loss; only what exists is drawn.")
     if drawn:
         st.plotly_chart(figures.stacked(drawn), key="loss_stack")
-        if len(figs) > 2:
-            st.caption(narrative.TRAIN_VS_VALIDATION)
+        if note and figs[-1].data:
+            st.caption(note)
