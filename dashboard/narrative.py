@@ -48,7 +48,7 @@ DEFINITIONS: list[tuple[str, str]] = [
         "weights and the order of the data). Their spread shows how much a result moves by "
         "chance alone; charts draw the group's mean with a band. N counts distinct seeds: runs "
         "with the same seed are repeats of one seed and count once (their mean); runs without "
-        "a recorded seed are never counted as separate seeds.",
+        "a recorded seed do not count as separate seeds.",
     ),
     (
         "like for like",
@@ -63,7 +63,7 @@ DEFINITIONS: list[tuple[str, str]] = [
         "group, from the group's spread; with one run each, from "
         "the spread of the per-batch validation losses when they were recorded. An interval "
         "of zero width (every seed gave the same value) measures no noise: it is "
-        f"'{CANNOT_TELL}', never certainty.",
+        f"'{CANNOT_TELL}', not certainty.",
     ),
     (
         "better / worse / faster / steadier",
@@ -125,7 +125,7 @@ DEFINITIONS: list[tuple[str, str]] = [
         "comparison step (the mean of its seeds), read between the two evaluations around it "
         "(linear interpolation). A group 'reached' it when its seeds did: the page says how many "
         "of them ('2 of 3 seeds reached it'), and compares steps over the seeds that reached it "
-        "on both sides. A difference within one evaluation interval is never faster or slower. "
+        "on both sides. A difference within one evaluation interval is called neither faster nor slower. "
         "Speed-up = the baseline's steps / the run's steps.",
     ),
     (
