@@ -125,8 +125,8 @@ DEFINITIONS: list[tuple[str, str]] = [
         "comparison step (the mean of its seeds), read between the two evaluations around it "
         "(linear interpolation). A group 'reached' it when its seeds did: the page says how many "
         "of them ('2 of 3 seeds reached it'), and compares steps over the seeds that reached it "
-        "on both sides. A difference within one evaluation interval is called neither faster nor slower. "
-        "Speed-up = the baseline's steps / the run's steps.",
+        "on both sides. A difference within one evaluation interval is called neither faster "
+        "nor slower. Speed-up = the baseline's steps / the run's steps.",
     ),
     (
         "optimizer time",
