@@ -202,10 +202,14 @@ def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> st
                 word = "ahead of" if side == "ahead" else "behind"
                 parts.append(
                     f"At {_steps(at)} the 95% band lies {where} 0 (ringed points): it is {word} "
-                    "the baseline beyond noise there."
+                    f"the baseline beyond noise there (each step's band is judged on its own: "
+                    f"over {len(g)} steps, about one in twenty crosses 0 by chance alone)."
                 )
         if m.empty and g["lo"].notna().any():
-            parts.append("Its 95% band includes 0 at every step: no detectable difference.")
+            parts.append(
+                "Its 95% band includes 0 at every step: no detectable difference, which is not "
+                "the same as equal (the band's width is what these seeds can resolve)."
+            )
         lines.append(" ".join(parts))
     return "  \n".join(lines)
 
