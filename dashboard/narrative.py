@@ -13,7 +13,7 @@ import pandas as pd
 from dashboard import verdicts
 from dashboard.metrics import groups
 from dashboard.metrics.compare import STALL_SECONDS, Comparison
-from dashboard.metrics.intervals import POWER
+from dashboard.metrics.intervals import PAIRED, POWER
 from dashboard.metrics.spikes import (
     GRAD_SPIKE_FACTOR,
     LOSS_SPIKE_FACTOR,
@@ -528,7 +528,12 @@ def _steps_cell(c: Comparison) -> str:
             f" ({verdicts.reached_text(0, c.n)})" if c.n > 1 else ""
         )
     text = steps_text(c.steps_to_target)
-    return text if c.reached else f"{text} ({verdicts.reached_text(c.reached_k, c.n)})"
+    if not c.reached:
+        return f"{text} ({verdicts.reached_text(c.reached_k, c.n)})"
+    compared = c.steps_diff.n if c.steps_diff.method == PAIRED else c.n
+    return (
+        text if compared >= c.n else f"{text} (mean of the {compared} seeds reached on both sides)"
+    )
 
 
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:

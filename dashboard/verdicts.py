@@ -96,9 +96,17 @@ def interval_text(d: Difference, fmt: Fmt = num) -> str:
         WITHIN_RUN: "one run each, from the per-batch spread",
         ONE_VS_GROUP: f"one run against {d.n_max} seeds, from their spread",
     }.get(d.method, "")
-    return f"{LEVEL:.0%} interval {signed(d.low, fmt)} to {signed(d.high, fmt)}" + (
-        f", {how}" if how else ""
-    )
+    low, high = signed(d.low, fmt), signed(d.high, fmt)
+    if low == high and fmt in FINER:  # a narrow interval must not print as zero width
+        low, high = signed(d.low, FINER[fmt]), signed(d.high, FINER[fmt])
+    return f"{LEVEL:.0%} interval {low} to {high}" + (f", {how}" if how else "")
+
+
+FINER: dict[Fmt, Fmt] = {
+    num: lambda v: num(v, 7),
+    num3: lambda v: num(v, 6),
+    ms: lambda v: "n/a" if not np.isfinite(v) else f"{v * 1000:.6g} ms",
+}
 
 
 def diff_text(d: Difference, fmt: Fmt = num) -> str:

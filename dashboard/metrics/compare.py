@@ -6,6 +6,7 @@ them into words and the cards, tables, report and sweep show the same objects.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -184,11 +185,18 @@ def loss_kind(facts: list[RunFacts]) -> str:
 
 
 def common_step(facts: list[RunFacts], kind: str) -> int:
-    """The last step every run reached (and, for validation loss, evaluated at)."""
+    """The last step every run reached and, for validation loss, the last step at which every
+    run has an evaluation (a run missing it must not be read at an earlier one while the page
+    says "at step N"); the last step all reached when their evaluations share no step."""
     if kind == "validation":
-        ends = [f.eval_step[np.isfinite(f.eval_loss)][-1] for f in facts if f.has_evals]
-    else:
-        ends = [f.last_step for f in facts]
+        done = [f.eval_step[np.isfinite(f.eval_loss)] for f in facts if f.has_evals]
+        if not done:
+            return 0
+        shared = set(done[0].tolist()).intersection(*(d.tolist() for d in done[1:]))
+        end = min(d[-1] for d in done)
+        shared = [x for x in shared if x <= end]
+        return int(max(shared)) if shared else int(end)
+    ends = [f.last_step for f in facts]
     return int(min(ends)) if ends else 0
 
 
@@ -250,7 +258,13 @@ class Comparison:
 
 
 def _seed_key(f: RunFacts) -> object:
-    return None if f.seed is None else repr(f.seed)
+    """The seed as a key: 0, 0.0 (TensorBoard writes numbers as floats) and "0" are one seed."""
+    s = f.seed
+    if s is None:
+        return None
+    if isinstance(s, float) and s.is_integer():
+        s = int(s)
+    return str(s)
 
 
 def _by_seed(facts: list[RunFacts], values: list[float], side: str) -> tuple[dict, tuple]:
@@ -351,6 +365,12 @@ def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, 
     return side_mean(a, per_a), side_mean(b, per_b), d
 
 
+def _mean_point(points: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(loss, per-batch sd, batches) of repeats of one seed: the means, the first count."""
+    arr = np.asarray(points, dtype=np.float64)
+    return float(arr[:, 0].mean()), float(arr[:, 1].mean()), float(arr[0, 2])
+
+
 def _reach_notes(facts: list[RunFacts], steps: list[float], side: str) -> tuple[str, ...]:
     missed = sorted(
         {
@@ -385,13 +405,16 @@ def compare(
     n_a, n_b = n_seeds(run_side), n_seeds(base_side)
     # the per-batch spread measures evaluation noise, not the seed's luck: it cannot separate
     # two seeds of one setting, so such a pair gets no interval
-    if n_a == 1 and n_b == 1 and kind == "validation":  # a repeat of the seed adds nothing
-        (la, sa, na), (lb, sb, nb) = a_loss[0], b_loss[0]
+    if n_a == 1 and n_b == 1 and kind == "validation":  # repeats of the seed: their mean
+        (la, sa, na), (lb, sb, nb) = _mean_point(a_loss), _mean_point(b_loss)
         loss_diff = (
             intervals.from_spread(la, sa, na, lb, sb, nb)
             if not same
             else Difference(la - lb, mean=la, base_mean=lb, reason=intervals.ONE_EACH)
         )
+        notes = _by_seed(run_side, [x[0] for x in a_loss], "compared")[1]
+        notes += _by_seed(base_side, [x[0] for x in b_loss], "baseline")[1]
+        loss_diff = dataclasses.replace(loss_diff, notes=notes)
     else:
         loss_diff = diff_by_seed(
             run_side, [x[0] for x in a_loss], base_side, [x[0] for x in b_loss]
