@@ -6,14 +6,17 @@ number comes from `metrics`, every sentence from `narrative`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import loader, narrative, sidebar
-from dashboard.context import VIEW_COLUMNS, Ctx
+from dashboard.context import VIEW_COLUMNS, Ctx, page_state
 from dashboard.sidebar import ENV_ROOT
 from dashboard.views import PAGES, VIEWS
 
 LIVE_REFRESH_SECONDS = 5
+WATCH_SECONDS = 5  # how often an open page looks for new runs
 
 __all__ = ["ENV_ROOT", "VIEWS", "VIEW_COLUMNS", "main"]
 
@@ -41,6 +44,7 @@ def problems_ui(box, ctx: Ctx) -> None:
 def main() -> None:
     st.set_page_config(page_title="SGG vs AdamW: training runs", layout="wide")
     st.title("Training runs: SGG compared with AdamW")
+    notice = st.container()  # a link naming runs that are not here says so, first
     root = sidebar.root_ui()
     disc = loader.discover_runs(root)
     for m in disc.messages:
@@ -50,6 +54,8 @@ def main() -> None:
             "Point the sidebar's *Folder with runs* at a folder that contains training runs "
             "(each run is a folder with a run.json file)."
         )
+        if disc.root is not None:  # an empty folder: show runs as soon as one is written
+            watch(disc.root, page_state(disc.runs, []))
         return
     bad = [r for r in disc.runs if r.problems]
     if bad:
@@ -61,37 +67,70 @@ def main() -> None:
                     (st.warning if not r.readable else st.info)(p)
     runs = [r for r in disc.runs if r.readable]
     labels = sidebar.run_labels(runs)
+    all_labels = {**labels, **sidebar.run_labels(disc.runs)}
     with st.expander(f"{len(disc.runs)} run(s) found in `{disc.root}`", expanded=False):
         st.dataframe(
-            sidebar.run_list_frame(disc.runs, {**labels, **sidebar.run_labels(disc.runs)}),
+            sidebar.run_list_frame(disc.runs, all_labels),
             hide_index=True,
             key="run_list",
         )
     if not runs:
         st.warning("None of the runs in this folder can be read.")
+        watch(disc.root, page_state(disc.runs, []))
         return
-    baseline, compare = sidebar.selection_ui(runs, labels)
-    opts = sidebar.chart_options_ui()
+    pool = sidebar.pool_ui()
+    unreadable = {all_labels[r.rel] for r in disc.runs if not r.readable}
+    sel = sidebar.selection_ui(runs, labels, pool, unreadable)
+    on_show = st.sidebar.container()
+    opts = sidebar.chart_options_ui(pool)
     with st.sidebar.expander("Words used on this page"):
         st.markdown(narrative.definitions_markdown())
-    ctx = Ctx(disc.root, runs, labels, baseline, compare, opts)
-    live = ctx.live
-    if live:
-        st.caption(
-            f"Live: a run on show is still training; refreshing every "
-            f"{LIVE_REFRESH_SECONDS} s (only new chunks are read)."
-        )
-    st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)(live_views)(ctx)
+    ctx = Ctx(disc.root, runs, labels, sel.baseline, sel.compare, opts)
+    words = sidebar.series_words(ctx.series, sidebar.full_labels(runs, labels), labels)
+    on_show.caption(sidebar.selection_markdown(words))
+    if sel.url_missing or sel.url_unreadable:
+        notice.warning(sidebar.missing_notice(sel.url_missing, sel.url_unreadable, words))
+    drawn = page_state(disc.runs, ctx.series_rels())
+    st.fragment(run_every=LIVE_REFRESH_SECONDS if ctx.live else None)(live_views)(ctx, drawn)
+    watch(disc.root, drawn, tuple(ctx.series_rels()))
 
 
-def live_views(ctx: Ctx) -> None:
-    """Problems first, then the views; while a run is live, re-read run.json and new chunks at
-    every refresh, and redraw the whole page when a run's status changes."""
-    before = ctx.statuses()
-    fresh = loader.discover_runs(ctx.root).runs if ctx.live else None  # newest heartbeat
-    ctx.refresh(fresh)
-    if fresh is not None and ctx.statuses() != before:
-        st.rerun(scope="app")  # a run finished or stopped: redraw, stop refreshing if none live
+def watch(root: Path, drawn: tuple, shown: tuple[str, ...] = ()) -> None:
+    """Every few seconds, list the runs folder (run.json files, cached; milliseconds for
+    hundreds of runs) and redraw the whole page when a run appeared or went, or a run on show
+    changed status: an open page shows a new run without a reload."""
+
+    def check() -> None:
+        if page_state(loader.discover_runs(root).runs, list(shown)) != drawn:
+            st.rerun(scope="app")
+
+    st.fragment(run_every=WATCH_SECONDS)(check)()
+
+
+def live_banner(ctx: Ctx) -> str:
+    """The live notice, from the same statuses the views show (drawn inside the refreshed
+    fragment, so it goes as soon as the page shows the run stopped)."""
+    live = ctx.live_runs()
+    if not live:
+        return ""
+    return (
+        f"Live: a run on show is still training ({', '.join(live)}); refreshing every "
+        f"{LIVE_REFRESH_SECONDS} s (only new chunks are read)."
+    )
+
+
+def live_views(ctx: Ctx, drawn: tuple) -> None:
+    """The live notice, problems, then the views; while a run is live, re-read run.json and
+    new chunks at every refresh, and redraw the whole page when the runs folder or a run's
+    status changed since the page was drawn (to stop refreshing, or to list a new run)."""
+    if ctx.live:
+        fresh = loader.discover_runs(ctx.root).runs  # newest heartbeat
+        ctx.refresh(fresh)
+        if page_state(fresh, ctx.series_rels()) != drawn:
+            st.rerun(scope="app")
+    banner = live_banner(ctx)
+    if banner:
+        st.caption(banner)
     top = st.container()
     views_ui(ctx)
     problems_ui(top, ctx)

@@ -22,6 +22,16 @@ VIEW_COLUMNS = {
 }
 
 
+def page_state(runs: list[loader.Run], shown: list[str]) -> tuple:
+    """What a page is drawn from: every run folder, and the status of each run on show (the
+    live rule: pid on this host, else heartbeat). When it changes, the page is redrawn."""
+    by_rel = {r.rel: r for r in runs}
+    return (
+        tuple(sorted(by_rel)),
+        tuple((r, loader.display_status(by_rel[r]) if r in by_rel else "gone") for r in shown),
+    )
+
+
 class Ctx:
     """The root, all readable runs, the baseline and compared runs, chart options."""
 
@@ -120,6 +130,10 @@ class Ctx:
     def live(self) -> bool:
         """A run on show is still training."""
         return health.RUNNING in self.statuses().values()
+
+    def live_runs(self) -> list[str]:
+        """The display names of the runs on show that are still training."""
+        return [self.labels[r] for r, s in self.statuses().items() if s == health.RUNNING]
 
     def facts(self, rel: str) -> compare.RunFacts:
         """What the comparisons need from one run (cached on its tables' signatures)."""
