@@ -83,7 +83,11 @@ class Ctx:
             name = (
                 self.labels[rel]
                 if len(members) == 1
-                else groups.group_label(self.by_rel[rel].meta, varying, len(members))
+                else groups.group_label(
+                    self.by_rel[rel].meta,
+                    varying,
+                    [groups.seed_of(self.by_rel[m].meta) for m in members],
+                )
             )
             if any(name == n for n, _ in out):  # same visible settings: tell them apart
                 name = f"{name} [{self.labels[rel]}]"

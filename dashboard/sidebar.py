@@ -62,7 +62,8 @@ def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFra
     by_rel = {r.rel: r for r in readable}
     group_of: dict[str, str] = {}
     for rels in members.values():
-        label = groups.group_label(by_rel[rels[0]].meta, varying, len(rels))
+        seeds = [groups.seed_of(by_rel[r].meta) for r in rels]
+        label = groups.group_label(by_rel[rels[0]].meta, varying, seeds)
         group_of.update(dict.fromkeys(rels, label))
     rows = []
     for r in sorted(runs, key=lambda r: (group_of.get(r.rel, "~"), r.rel)):
@@ -145,7 +146,7 @@ def picker_group_labels(metas: dict[str, dict]) -> dict[str, str]:
     for rep in members:
         s = groups.settings(metas[rep])
         for k in varying:
-            if k in s and (s["optimizer"] == "sgg" or not _sgg_only(k)):
+            if k in s and (s["optimizer"] == "sgg" or not groups.sgg_only(k)):
                 counts[k][repr(s[k])] += 1
     common = {}
     for k, c in counts.items():
@@ -156,37 +157,36 @@ def picker_group_labels(metas: dict[str, dict]) -> dict[str, str]:
     for rep in members:
         s = groups.settings(metas[rep])
         keys[rep] = [k for k in varying if not (k in s and repr(s[k]) == common.get(k))]
-    out = {r: _picker_label(metas[r], keys[r], len(m), lr_first=False) for r, m in members.items()}
+    seeds = {r: [groups.seed_of(metas[x]) for x in m] for r, m in members.items()}
+    out = {r: _picker_label(metas[r], keys[r], seeds[r], lr_first=False) for r in members}
     starts = Counter(v[:PILL_CHARS] for v in set(out.values()))
-    for r, m in members.items():
+    for r in members:
         if starts[out[r][:PILL_CHARS]] > 1:
-            out[r] = _picker_label(metas[r], keys[r], len(m), lr_first=True)
+            out[r] = _picker_label(metas[r], keys[r], seeds[r], lr_first=True)
     taken = Counter(out.values())
     return {r: (f"{v} [{r}]" if taken[v] > 1 else v) for r, v in out.items()}
 
 
-def _picker_label(meta: dict, keys: list[str], n: int, lr_first: bool) -> str:
+def _picker_label(meta: dict, keys: list[str], seeds: list[object], lr_first: bool) -> str:
     """'sgg, decay 0.9, lr 4e-3 (3 seeds)': the optimizer, `keys` in short (not the settings
     only SGG reads, for another optimizer) and the learning rate, last unless `lr_first`."""
     s = groups.settings(meta)
     lr = groups.lr_key(meta)
     shown = [
-        k for k in keys if k in s and k != lr and (s["optimizer"] == "sgg" or not _sgg_only(k))
+        k
+        for k in keys
+        if k in s and k != lr and (s["optimizer"] == "sgg" or not groups.sgg_only(k))
     ]
     parts = [f"{_short(k)} {_fmt_hp(s[k])}" for k in shown]
     if lr and lr in s:
         parts.insert(0 if lr_first else len(parts), f"lr {groups.fmt_lr(s[lr])}")
     head = ", ".join([s["optimizer"], *parts])
-    return f"{head} ({n} seed{'s' if n != 1 else ''})"
+    return f"{head} ({groups.seeds_label(seeds)})"
 
 
 def _short(key: str) -> str:
     name = groups.short_name(key)
     return PICKER_NAMES.get(name, name)
-
-
-def _sgg_only(key: str) -> bool:
-    return key.rsplit(".", 1)[-1] in groups.SGG_ONLY
 
 
 def full_labels(runs: list[loader.Run], labels: dict[str, str]) -> dict[str, str]:
