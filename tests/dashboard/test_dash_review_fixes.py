@@ -192,9 +192,13 @@ def test_every_runs_numbers_show_the_variation_in_percent_and_no_duplicate_best(
     assert "Best train loss" not in t.columns
 
 
-def test_loss_view_explains_training_against_validation(monkeypatch):
+def test_loss_view_difference_is_on_the_summarys_measure(monkeypatch):
+    """The difference panel uses the validation loss, as the Summary's verdict does (the note
+    on training against validation is only for runs without evaluations)."""
     at = render(SAMPLES, monkeypatch, view="Loss")
-    assert narrative.TRAIN_VS_VALIDATION in texts(at)
+    text = texts(at)
+    assert "Validation loss (held-out data) of each run minus the baseline's" in text
+    assert narrative.TRAIN_VS_VALIDATION not in text
 
 
 def test_gradient_view_shares_one_step_axis_with_the_layer_map(monkeypatch):
