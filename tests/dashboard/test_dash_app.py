@@ -77,6 +77,8 @@ def test_summary_numbers_match_the_parquet_files(demo_root, monkeypatch):
     for rj in Path(demo_root).rglob("run.json"):
         meta = json.loads(rj.read_text())
         names[meta.get("name") or rj.parent.name] = rj.parent
+    for rj in Path(demo_root).rglob("run.json"):  # colliding names are shown by their folder
+        names[rj.parent.relative_to(demo_root).as_posix()] = rj.parent
     for row in table.itertuples(index=False):
         run = names[row[0]]
         steps = pa.concat_tables(
