@@ -1,10 +1,13 @@
-"""SGG's native CPU update kernel (``csrc/sgg_adam.cpp``), built on first use (sgg/extensions.py).
+"""SGG's native CPU update kernel (``csrc/sgg_adam.cpp``), built in the background from the first
+step on (sgg/extensions.py).
 
 Why: a ``torch.compile``'d update pays 15-40 us of Python per tensor on every call (guards,
 size arguments), which for a model of hundreds of tensors costs more than the arithmetic. The
 native kernel loops over the tensors in C++ and opens one parallel region per call, as ATen's own
-fused Adam does, so SGG's steady step costs about what ``AdamW(fused=True)`` costs. When it
-cannot be built, SGG warns once and uses the compiled (``torch.compile``) update instead.
+fused Adam does, so SGG's steady step costs about what ``AdamW(fused=True)`` costs. While it is
+being built the tensors take the eager reference (no compile, no wait; same results to float32
+rounding); when it cannot be built, SGG warns once and uses the compiled (``torch.compile``)
+update instead.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from torch import Tensor
 
 from .extensions import Extension
 
-__all__ = ["EXTENSION", "PHASE_APPLY", "PHASE_FULL", "PHASE_MOMENTS", "adam_", "failure", "load",
-           "takes", "takes_dtypes"]  # fmt: skip
+__all__ = ["EXTENSION", "PHASE_APPLY", "PHASE_FULL", "PHASE_MOMENTS", "adam_", "building",
+           "failure", "load", "takes", "takes_dtypes"]  # fmt: skip
 
 PHASE_FULL, PHASE_MOMENTS, PHASE_APPLY = 0, 1, 2
 
@@ -29,13 +32,20 @@ EXTENSION = Extension(
 )
 
 
-def load() -> ModuleType | None:
-    """The kernel's module, built on first use; None (after one warning) if it cannot be."""
-    return EXTENSION.load()
+def load(*, wait: bool = False) -> ModuleType | None:
+    """The kernel's module; None while it is being built (the build starts in the background;
+    ``wait=True`` waits for it) or (after one warning) if it cannot be built here."""
+    return EXTENSION.load(wait=wait)
+
+
+def building() -> bool:
+    """Whether the kernel is being built or loaded right now (its tensors take the eager
+    reference meanwhile)."""
+    return EXTENSION.building()
 
 
 def failure() -> str | None:
-    """Why the native kernel is unavailable (None: available or not tried yet)."""
+    """Why the native kernel is unavailable (None: available, building or not tried yet)."""
     return EXTENSION.failure()
 
 

@@ -1,5 +1,5 @@
-"""The re-cluster's native full-data pass (``csrc/sgg_recluster.cpp``): built on first use,
-cached on disk.
+"""The re-cluster's native full-data pass (``csrc/sgg_recluster.cpp``): built in the background
+from the first step on, cached on disk.
 
 Why: the per-layer full-data pass of the re-cluster (labels, cluster sizes, float64 cluster
 sums) is in torch several passes over memory per layer plus Python per layer; the native pass
@@ -7,8 +7,8 @@ reads each layer once, and spreads the layers over torch's threads in one parall
 sums are added in the order of ``torch.bincount`` (element order), so results are bit-identical.
 
 Built like the update kernel (sgg/extensions.py; a separate extension so that either source can
-change without rebuilding the other). When the build fails the re-cluster warns once and keeps
-its torch path (same results, slower).
+change without rebuilding the other). Until it is ready, and when the build fails (after one
+warning), the re-cluster runs its torch path (same results, slower).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .extensions import Extension
 
-__all__ = ["EXTENSION", "failure", "full_pass", "load", "takes"]
+__all__ = ["EXTENSION", "building", "failure", "full_pass", "load", "takes"]
 
 EXTENSION = Extension(
     "sgg_recluster.cpp",
@@ -29,13 +29,19 @@ EXTENSION = Extension(
 )
 
 
-def load() -> ModuleType | None:
-    """The pass's module, built on first use; None (after one warning) if it cannot be."""
-    return EXTENSION.load()
+def load(*, wait: bool = False) -> ModuleType | None:
+    """The pass's module; None while it is being built (the build starts in the background;
+    ``wait=True`` waits for it) or (after one warning) if it cannot be built here."""
+    return EXTENSION.load(wait=wait)
+
+
+def building() -> bool:
+    """Whether the pass is being built or loaded right now (the torch path runs meanwhile)."""
+    return EXTENSION.building()
 
 
 def failure() -> str | None:
-    """Why the native pass is unavailable (None: available or not tried yet)."""
+    """Why the native pass is unavailable (None: available, building or not tried yet)."""
     return EXTENSION.failure()
 
 

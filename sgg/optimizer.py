@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +148,7 @@ class SGG(Optimizer):
         self.global_mda: Tensor | None = None
         # host-side copy of each parameter's step count: {param: (its "step" tensor, count)}
         self._step_counts: dict[Tensor, tuple[Tensor, int]] = {}
-        self._extensions_loaded = False
+        self._extensions_started = False
 
     # ---- copy and pickle (like torch optimizers: hooks are not carried over) ---------------
     def __getstate__(self) -> dict[str, Any]:
@@ -167,6 +166,7 @@ class SGG(Optimizer):
             "_recluster_hooks",
         ):
             self.__dict__.setdefault(name, OrderedDict())
+        self.__dict__.setdefault("_extensions_started", False)  # pickled before it existed
         self._patch_step_function()
 
     # ---- the base optimizer's containers, forwarded (load_state_dict replaces them) --------
@@ -286,8 +286,8 @@ class SGG(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:  # type: ignore[override]
         """One step of the base optimizer with each element's step scaled by its factor."""
-        if not self._extensions_loaded:
-            self._load_extensions()
+        if not self._extensions_started:
+            self._start_extensions()
         if self.config.observe_only:
             self._check_grads()
             loss = self.base_optimizer.step(closure) if closure else self.base_optimizer.step()
@@ -304,18 +304,17 @@ class SGG(Optimizer):
             self._generic_step()
         return loss
 
-    def _load_extensions(self) -> None:
-        """Build or load the native code at the first step, so that the first re-cluster brings
-        no stall: the re-cluster pass, and the update kernel if it will run; both builds at once
-        (each is a compiler process: the cold first step takes one build's time, not two)."""
-        self._extensions_loaded = True
+    def _start_extensions(self) -> None:
+        """Start building or loading the native code at the first step, in the background (no
+        step waits: sgg/extensions.py): the re-cluster pass, and the update kernel if it will
+        run; both at once. Until each is ready its torch path runs (same results to float32
+        rounding)."""
+        self._extensions_started = True
         if not any(p.is_cpu for p in self.clustered_params()):
             return
-        loads = [native_recluster.load]
+        native_recluster.EXTENSION.start()
         if self._resolve_impl() == "native":
-            loads.append(native.load)
-        with ThreadPoolExecutor(len(loads)) as pool:
-            list(pool.map(lambda load: load(), loads))
+            native.EXTENSION.start()
 
     @staticmethod
     def _refuse(p: Tensor) -> None:

@@ -503,6 +503,9 @@ def adam_batch_step_(
     parameter, gradient or state takes the reference for itself only. When building or
     compiling fails and ``fall_back`` is set, the failure is noted once and the tensors take the
     next path (native: compiled; compiled: the reference); without ``fall_back`` it raises.
+    While the native kernel is being built (in the background, sgg/extensions.py), its tensors
+    take torch's fused Adam while their factors are all 1 (before the first re-cluster) and the
+    reference after: no step waits for a build or a compile, and the switch changes no state.
     """
     hypers: dict[int, AdamHyper] = {}
     buckets: dict[tuple, list[int]] = {}
@@ -542,7 +545,17 @@ def adam_batch_step_(
             and native.takes_dtypes(param, grad, exp_avg, exp_avg_sq)
             and (module is not None or (module := _native_module(fall_back)) is not None)
         ):
-            kind = "native"
+            if module is not _BUILDING:
+                kind = "native"
+            elif factor_of is None or _factor_is_one(factor_of):
+                # never waited for: factor 1 everywhere (before the first re-cluster) is the
+                # base's update, torch's fused Adam's one call, as for unclustered tensors
+                kind, has_factor = "torch", False
+            else:  # never waited for: the reference until it is ready
+                h = hypers.get(step) or hypers.setdefault(step, batch.hyper(step))
+                _reference_step((param, grad, exp_avg, exp_avg_sq, mx), factor_of, h, flags,
+                                scale_weight_decay)  # fmt: skip
+                continue
         elif _compile_failed and fall_back:
             h = hypers.get(step) or hypers.setdefault(step, batch.hyper(step))
             _reference_step((param, grad, exp_avg, exp_avg_sq, mx), factor_of, h, flags,
@@ -595,13 +608,27 @@ def adam_batch_step_(
                 _reference_step(batch.tensors(i), batch.factors[i], h, flags, scale_weight_decay)
 
 
+# what _native_module returns while the kernel is being built in the background
+_BUILDING = object()
+
+
+def _factor_is_one(factor_of: tuple[Tensor, Tensor]) -> bool:
+    """Whether every cluster's factor is exactly 1 (a CPU tensor of K values: a cheap read)."""
+    return bool((factor_of[1] == 1).all())
+
+
 def _native_module(fall_back: bool):
-    """The native kernel's module, or None (the compiled kernel takes its tensors) when it cannot
-    be built here; with ``fall_back`` unset (``update_impl="native"``), that is an error."""
-    module = native.load()
-    if module is None and not fall_back:
-        raise RuntimeError(f"SGG: update_impl='native' but the kernel cannot be built: "
-                           f"{native.failure()}")  # fmt: skip
+    """The native kernel's module; ``_BUILDING`` while it is being built (the reference takes
+    its tensors); None when it cannot be built here (the compiled kernel takes them; with
+    ``fall_back`` unset, ``update_impl="native"``, that is an error)."""
+    module = native.load()  # starts the build in the background if nothing did
+    if module is None:
+        if native.building():
+            return _BUILDING
+        module = native.load()  # it may have finished in between
+        if module is None and not fall_back:
+            raise RuntimeError(f"SGG: update_impl='native' but the kernel cannot be built: "
+                               f"{native.failure()}")  # fmt: skip
     return module
 
 

@@ -4,13 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from sgg import SGG, native
+from sgg import SGG, extensions, native
 from sgg import update as sgg_update
 
 
 @pytest.fixture(scope="module")
 def module():
-    mod = native.load()
+    mod = native.load(wait=True)
     if mod is None:
         pytest.skip(f"native kernel unavailable here: {native.failure()}")
     return mod
@@ -160,9 +160,22 @@ def test_the_native_kernel_takes_float32_cpu_tensors_only(module, monkeypatch):
     assert calls == [1]  # model[0].weight only: model[3] is bfloat16, vectors take torch's fused
 
 
-def test_a_kernel_that_cannot_be_built_falls_back_or_raises(monkeypatch):
-    monkeypatch.setattr(native.EXTENSION, "_module", None)
-    monkeypatch.setattr(native.EXTENSION, "_failure", "CalledProcessError: no compiler (test)")
+def _failed(failure: str) -> extensions._State:
+    """An extension state after a failed build (warned already)."""
+    state = extensions._State(failure=failure, warned=True, started=True)
+    state.done.set()
+    return state
+
+
+@pytest.mark.parametrize("how", ["failed", "SGG_NATIVE=0"])
+def test_a_kernel_that_cannot_be_built_falls_back_or_raises(monkeypatch, how):
+    if how == "failed":
+        monkeypatch.setattr(native.EXTENSION, "_state", _failed("CalledProcessError: no compiler"))
+        reason = "no compiler"
+    else:  # turned off: nothing is built, the same fallbacks
+        monkeypatch.setattr(native.EXTENSION, "_state", extensions._State())
+        monkeypatch.setenv("SGG_NATIVE", "0")
+        reason = "SGG_NATIVE=0"
     monkeypatch.setattr(
         sgg_update, "_get_compiled_multi", lambda: sgg_update._fused_adam_multi_impl
     )
@@ -179,26 +192,47 @@ def test_a_kernel_that_cannot_be_built_falls_back_or_raises(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     other = _model()
     strict = SGG(torch.optim.AdamW(other.parameters(), lr=1e-2), update_impl="native")
-    with pytest.raises(RuntimeError, match=r"native.*no compiler"):
+    with pytest.raises(RuntimeError, match=rf"native.*{reason}"):
         _train(other, strict, 1)
+    if how != "failed":
+        assert native.EXTENSION.report()["action"] == "off"  # nothing was built or loaded
 
 
-def test_the_first_step_loads_the_native_code_not_the_first_recluster(module, monkeypatch):
-    """Both extensions are built (or loaded) by the first step: no stall at the first
-    re-cluster."""
+def test_the_first_step_starts_both_builds_and_waits_for_neither(module, monkeypatch):
+    """The first step starts the re-cluster pass and the update kernel in the background (no
+    stall at the first re-cluster either) and returns while both are still held up (here: their
+    OS locks held by this test); the steps meanwhile and after the switch train as eager."""
+    from filelock import FileLock
+
     from sgg import native_recluster
 
-    built = []
-    for ext in (native.EXTENSION, native_recluster.EXTENSION):
-        real = ext.load()
-        if real is None:
-            pytest.skip(f"extension unavailable: {ext.failure()}")
-        monkeypatch.setattr(ext, "_module", None)
-        monkeypatch.setattr(ext, "_build", lambda ext=ext, real=real: built.append(ext) or real)
+    exts = (native.EXTENSION, native_recluster.EXTENSION)
+    if native_recluster.load(wait=True) is None:
+        pytest.skip(f"extension unavailable: {native_recluster.failure()}")
+    for ext in exts:
+        monkeypatch.setattr(ext, "_state", extensions._State())
     monkeypatch.delenv("SGG_UPDATE_IMPL", raising=False)
-    model = _model()
+    model, ref = _model(), _model()
     opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), recluster_interval=3)
-    _train(model, opt, 1)
-    assert sorted(e.what for e in built) == ["native CPU kernel", "native re-cluster pass"]
-    _train(model, opt, 3)  # re-clusters at step 3
-    assert opt.last_recluster_step == 3 and len(built) == 2
+    eager = SGG(torch.optim.AdamW(ref.parameters(), lr=1e-2), recluster_interval=3,
+                update_impl="eager")  # fmt: skip
+    calls = []
+    real = native.adam_
+    monkeypatch.setattr(native, "adam_", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    locks = [FileLock(str(ext.lock_path())) for ext in exts]
+    for lock in locks:
+        lock.acquire()
+    try:
+        _train(model, opt, 4)  # a re-cluster at step 3: the torch path
+        assert all(ext.building() for ext in exts) and native.load() is None and not calls
+    finally:
+        for lock in locks:
+            lock.release()
+    assert all(ext.load(wait=True) is not None for ext in exts)
+    assert [ext.report()["action"] for ext in exts] == ["loaded", "loaded"]
+    _train(model, opt, 4)  # native from here on; a re-cluster at step 6
+    assert calls  # the switch happened
+    _train(ref, eager, 8)
+    assert opt.last_recluster_step == eager.last_recluster_step == 6
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
