@@ -13,6 +13,7 @@ BENCHMARKS = (
     "benchmarks.bench_sgg",
     "benchmarks.bench_sgg_shapes",
     "benchmarks.bench_end_to_end",
+    "benchmarks.bench_first_step",
     "benchmarks.bench_recorder",
     "benchmarks.bench_dashboard",
     "benchmarks.bench_foreign",

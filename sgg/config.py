@@ -57,9 +57,10 @@ class SGGConfig:
     median_sample: int | None = 65536
     # Compute clusters and factors but do not apply them (training == base optimizer).
     observe_only: bool = False
-    # Update kernel: "native" (a C++ kernel built on first use for float32 CPU tensors, the
-    # compiled one for the rest), "compiled" (torch.compile), "eager", or "auto" (native, each
-    # path falling back with one warning when it cannot be built; env SGG_UPDATE_IMPL wins).
+    # Update kernel: "native" (a C++ kernel for float32 CPU tensors, built in the background
+    # from the first step on while torch's fused or the eager update runs; compiled for the
+    # rest), "compiled" (torch.compile), "eager", or "auto" (native, each path falling back
+    # with one warning when it cannot be built; env SGG_UPDATE_IMPL wins).
     update_impl: str = "auto"
 
     def __post_init__(self) -> None:
