@@ -257,6 +257,13 @@ SHADOW_NOTE = (
 )
 
 
+UNFUSED_NOTE = (
+    "The baseline ran torch's AdamW as configured, without fused=True (torch's default); SGG "
+    "runs its own fused kernel, which is why its optimizer step can cost less than the "
+    "baseline's although it does more."
+)
+
+
 def _times(a: float, b: float) -> str:
     """'25.3 times the baseline's' / '0.81 times the baseline's'."""
     return f"{num(a / b, 3)} times the baseline's" if b and np.isfinite(a / b) else ""
@@ -333,6 +340,8 @@ def time_sentence(c: Comparison) -> str:
         out.append("Wall times are not compared: the runs do not record which machine ran them.")
     if c.base_shadow:
         out.append(SHADOW_NOTE)
+    if c.base_fused is False and "adamw" in c.base_name.lower():
+        out.append(UNFUSED_NOTE)
     return " ".join(out)
 
 
@@ -381,6 +390,15 @@ def comparison_sentences(c: Comparison) -> list[str]:
     return out + [s for s in (seeds_sentence(c),) if s]
 
 
+def _one(phrase: str, n: int) -> str:
+    """'reach a lower loss' -> 'reaches a lower loss' for one group."""
+    if n != 1:
+        return phrase
+    verb, _, rest = phrase.partition(" ")
+    singular = {"reach": "reaches", "show": "shows"}
+    return " ".join(x for x in (singular.get(verb, verb), rest) if x)
+
+
 def overview(comparisons: list[Comparison]) -> str:
     """A short paragraph for many compared groups (the table holds the numbers)."""
     if not comparisons:
@@ -399,7 +417,7 @@ def overview(comparisons: list[Comparison]) -> str:
     }
     count = {w: words.count(w) for w in dict.fromkeys(words)}
     kinds = "; ".join(
-        f"{n} {phrases.get(w, 'cannot be told apart from noise (too few seeds)')}"
+        f"{n} {_one(phrases.get(w, 'cannot be told apart from noise (too few seeds)'), n)}"
         for w, n in count.items()
     )
     ok = [c for c in comparisons if c.diverged_at is None and np.isfinite(c.loss)]
@@ -407,6 +425,12 @@ def overview(comparisons: list[Comparison]) -> str:
         f"Against **{comparisons[0].base_name}**, by {comparisons[0].kind} loss at the last "
         f"step both reached: {kinds}."
     )
+    if len({c.at_step for c in comparisons}) > 1:
+        ok = []  # losses read at different steps are not ranked
+        text += (
+            " They are compared at different steps (the last step each reached with the "
+            "baseline: column 'At step'), so they are not ranked against each other."
+        )
     if ok:
         best = min(ok, key=lambda c: c.loss)
         size, of = _loss_size(best)
@@ -418,15 +442,27 @@ def overview(comparisons: list[Comparison]) -> str:
     if unlike:
         text += (
             f" {unlike} of the {len(comparisons)} differ from the baseline in more than the "
-            "optimizer (column 'Not like for like' of the cost table)."
+            "optimizer (column 'Not like for like')."
         )
     return text
 
 
 DETECTABLE = "Smallest detectable difference (80% power)"
-COMPARISON_COLUMNS = ["Group", "Loss", "vs baseline", "Verdict", DETECTABLE, "At step", "Seeds"]
+BASE_LOSS = "Baseline's loss at that step"
+UNLIKE = "Not like for like"
+COMPARISON_COLUMNS = [
+    "Group",
+    "Loss",
+    BASE_LOSS,
+    "vs baseline",
+    "Verdict",
+    DETECTABLE,
+    "At step",
+    "Seeds",
+    UNLIKE,
+]
 OPTIMIZER_TIME = "Optimizer time (median per step)"
-COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Optimizer time vs baseline", "Not like for like"]
+COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Baseline's time", "Optimizer time vs baseline"]
 SPIKES_LABEL = "Spikes per run (loss + gradient)"
 SPIKES_NOTE = (
     "Spikes per run: loss spikes plus gradient spikes of each run, averaged over the seeds; "
@@ -473,9 +509,11 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Seeds": base.n_base,
                 "At step": base.at_step,
                 "Loss": num(base.base_loss),
+                BASE_LOSS: "",
                 "vs baseline": "",
                 "Verdict": "",
                 DETECTABLE: "",
+                UNLIKE: "",
             }
         )
     for c in comparisons:
@@ -486,7 +524,9 @@ def comparison_table(comparisons: list[Comparison], base: Comparison | None = No
                 "Seeds": c.n,
                 "At step": c.at_step,
                 "Loss": num(c.loss),
+                BASE_LOSS: num(c.base_loss),
                 "vs baseline": diff_text(d),
+                UNLIKE: like_for_like(c).removeprefix("Not like for like: "),
                 "Verdict": _short(verdict_word(d, "better", "worse"))
                 if c.diverged_at is None
                 else verdicts.failed_text(c.diverged_at),
@@ -504,8 +544,8 @@ def cost_table(comparisons: list[Comparison], base: Comparison | None = None) ->
             {
                 "Group": f"{base.base_name} (baseline)",
                 OPTIMIZER_TIME: ms(base.base_optimizer_time),
+                "Baseline's time": "",
                 "Optimizer time vs baseline": "",
-                "Not like for like": "",
             }
         )
     for c in comparisons:
@@ -514,8 +554,8 @@ def cost_table(comparisons: list[Comparison], base: Comparison | None = None) ->
             {
                 "Group": c.name,
                 OPTIMIZER_TIME: ms(c.optimizer_time),
+                "Baseline's time": ms(c.base_optimizer_time),
                 "Optimizer time vs baseline": _time_word(c) if same else "not compared",
-                "Not like for like": like_for_like(c).removeprefix("Not like for like: "),
             }
         )
     return pd.DataFrame(rows, columns=COST_COLUMNS)
@@ -527,13 +567,12 @@ def _steps_cell(c: Comparison) -> str:
         return f"not reached in {c.lengths[0]:,}" + (
             f" ({verdicts.reached_text(0, c.n)})" if c.n > 1 else ""
         )
-    text = steps_text(c.steps_to_target)
-    if not c.reached:
-        return f"{text} ({verdicts.reached_text(c.reached_k, c.n)})"
+    text = f"{steps_text(c.steps_to_target)} vs {steps_text(c.base_steps_to_target)}"
     compared = c.steps_diff.n if c.steps_diff.method == PAIRED else c.n
-    return (
-        text if compared >= c.n else f"{text} (mean of the {compared} seeds reached on both sides)"
-    )
+    reached = verdicts.reached_text(c.reached_k, c.n)
+    if compared >= c.n and c.reached:
+        return text
+    return f"{text} ({reached}; mean of the {compared} that reached it on both sides)"
 
 
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
@@ -557,9 +596,9 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
                 "Group": c.name,
                 "Steps to the baseline's loss": _steps_cell(c),
                 "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached_k else "",
-                SPIKES_LABEL: num(c.spikes),
+                SPIKES_LABEL: f"{num(c.spikes)} vs {num(c.base_spikes)}",
                 "Spikes": verdict_word(c.spikes_diff, "fewer", "more"),
-                "Gradient CV": pct(c.cv),
+                "Gradient CV": f"{pct(c.cv)} vs {pct(c.base_cv)}",
                 "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady"),
             }
         )

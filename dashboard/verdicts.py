@@ -18,9 +18,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dashboard.metrics.compare import NOT_TOGETHER
 from dashboard.metrics.intervals import (
     LEVEL,
     MAX_SEEDS,
+    NO_SPREAD,
+    ONE_EACH,
     ONE_VS_GROUP,
     PAIRED,
     POWER,
@@ -195,12 +198,20 @@ def claim(
     return f"{word} by {fmt(abs(d.estimate))} ({interval_text(d, fmt)})"
 
 
+SHORT_REASONS = {
+    ONE_EACH: "one seed each",
+    NO_SPREAD: "no spread",
+    NOT_TOGETHER: "not run at the same time",
+}
+
+
 def verdict_word(d: Difference, lower: str, higher: str) -> str:
     """The short form of `claim` for tables and cards."""
     if not math.isfinite(d.estimate):
         return "n/a"
     if not d.has_interval:
-        return CANNOT_TELL + (" (one seed each)" if d.n_max <= 1 else " (no spread)")
+        short = SHORT_REASONS.get(d.reason, "")
+        return CANNOT_TELL + (f" ({short})" if short else "")
     if not d.resolved:
         return CANNOT_TELL + " (below resolution)"
     if d.detected:

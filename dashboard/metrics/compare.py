@@ -22,9 +22,14 @@ from dashboard.metrics.statistics import (
     eval_series,
     moving_average,
 )
+from runformat.run_json import parse_time
 
 NAN = float("nan")
 STALL_SECONDS = 1.0  # an optimizer step slower than this is listed as a stall
+NOT_TOGETHER = (
+    "the two sides were not trained at the same time, and a shared machine's load changes "
+    "from one hour to the next"
+)
 
 
 @dataclass
@@ -51,6 +56,10 @@ class RunFacts:
     reclustered: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     shadow: bool = False
     stalls: list[tuple[int, float, str]] = field(default_factory=list)  # (step, seconds, why)
+    grad: np.ndarray = field(default_factory=lambda: np.zeros(0))  # gradient norm per step
+    spike_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # loss and gradient
+    span: tuple[float, float] = (NAN, NAN)  # when the run was made (epoch seconds)
+    fused: bool | None = None  # torch AdamW's `fused` flag (None: not recorded)
 
     @property
     def has_evals(self) -> bool:
@@ -73,6 +82,9 @@ def run_facts(
     """Extract a run's facts; a column the run did not record is simply empty (not an error)."""
     opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
     f = RunFacts(name, groups.seed_of(meta), meta, status, shadow=bool(opt.get("shadow")))
+    f.span = _span(meta)
+    hp = opt.get("hyperparameters") if isinstance(opt.get("hyperparameters"), dict) else {}
+    f.fused = hp.get("fused") if isinstance(hp.get("fused"), bool) else None
     if steps is not None and not steps.empty and "step" in steps:
         step = steps["step"].to_numpy(dtype=np.float64)
         f.last_step = int(step[-1])
@@ -87,10 +99,14 @@ def run_facts(
             # before a full window: the mean so far, so that short runs still have a value
             avg[first] = np.cumsum(loss[first]) / np.arange(1, first.size + 1)
         f.train_step, f.train_avg = step, avg
-        f.loss_spikes = int(spike_mask(loss, LOSS_SPIKE_FACTOR).sum())
+        loss_peaks = spike_mask(loss, LOSS_SPIKE_FACTOR)
+        f.loss_spikes = int(loss_peaks.sum())
         g = _col(steps, "grad_norm")
-        f.grad_spikes = int(spike_mask(g, GRAD_SPIKE_FACTOR).sum())
+        grad_peaks = spike_mask(g, GRAD_SPIKE_FACTOR)
+        f.grad_spikes = int(grad_peaks.sum())
         f.grad_cv = coefficient_of_variation(g)
+        f.grad = g
+        f.spike_steps = np.concatenate([step[loss_peaks], step[grad_peaks]])
         f.optimizer_time = _col(steps, "optimizer_time")
         rc = _col(steps, "reclustered")
         f.reclustered = np.where(np.isfinite(rc), rc, 0.0) > 0
@@ -107,6 +123,27 @@ def run_facts(
         f.eval_std = _col(ev, "loss_std")
         f.eval_n = _col(ev, "n_batches")
     return f
+
+
+def _span(meta: dict) -> tuple[float, float]:
+    """(start, end) of the run in epoch seconds (NaN where run.json does not say)."""
+    start = parse_time(meta.get("created_at"))
+    end = parse_time(meta.get("finished_at")) or parse_time(meta.get("updated_at"))
+    return (start.timestamp() if start else NAN, end.timestamp() if end else NAN)
+
+
+def concurrent(a: list[RunFacts], b: list[RunFacts]) -> bool | None:
+    """Whether the two sides ran at the same time (every run of one side overlapping some run
+    of the other): on a shared machine, runs made at different times see different loads, so
+    their times measure the machine as much as the optimizer. None when not recorded."""
+    spans = [f.span for f in a + b]
+    if not all(math.isfinite(x) for sp in spans for x in sp):
+        return None
+
+    def overlaps(x: RunFacts, ys: list[RunFacts]) -> bool:
+        return any(x.span[0] < y.span[1] and y.span[0] < x.span[1] for y in ys)
+
+    return all(overlaps(x, b) for x in a) and all(overlaps(y, a) for y in b)
 
 
 def stalls(
@@ -250,6 +287,8 @@ class Comparison:
     notes: tuple[str, ...] = ()  # repeats merged, seeds left out: said beside the verdicts
     stalls: tuple[tuple[str, int, float, str], ...] = ()  # (run, step, seconds, what)
     runs: tuple[int, int] = (0, 0)  # runs of each side (repeats of a seed included)
+    concurrent: bool | None = None  # the two sides were trained at the same time
+    base_fused: bool | None = None  # the baseline's torch AdamW ran with fused=True
 
     @property
     def speedup(self) -> float:
@@ -365,6 +404,16 @@ def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, 
     return side_mean(a, per_a), side_mean(b, per_b), d
 
 
+def _cv_until(f: RunFacts, last: int) -> float:
+    if f.grad.size != f.train_step.size or not f.grad.size:
+        return f.grad_cv
+    return coefficient_of_variation(f.grad[f.train_step <= last])
+
+
+def _spikes_until(f: RunFacts, last: int) -> float:
+    return float(np.count_nonzero(f.spike_steps <= last))
+
+
 def _mean_point(points: list[tuple[float, float, float]]) -> tuple[float, float, float]:
     """(loss, per-batch sd, batches) of repeats of one seed: the means, the first count."""
     arr = np.asarray(points, dtype=np.float64)
@@ -431,15 +480,22 @@ def compare(
     # where the run stands at its own last comparable point, relative to the target
     own_end = [loss_at(f, f.last_step if kind == "training" else np.inf, kind)[0] for f in run_side]
     end_gap = side_mean(run_side, own_end) / target - 1 if math.isfinite(target) and target else NAN
-    cv_a, cv_b = [f.grad_cv for f in run_side], [f.grad_cv for f in base_side]
-    sp_a = [float(f.loss_spikes + f.grad_spikes) for f in run_side]
-    sp_b = [float(f.loss_spikes + f.grad_spikes) for f in base_side]
+    # steadiness over the same steps on both sides: a run three times longer has more steps
+    # after its warm-up, and more chances to spike
+    last = min(f.last_step for f in everyone)
+    cv_a, cv_b = [_cv_until(f, last) for f in run_side], [_cv_until(f, last) for f in base_side]
+    sp_a = [_spikes_until(f, last) for f in run_side]
+    sp_b = [_spikes_until(f, last) for f in base_side]
     hw = _hardware(run_side, base_side)
     ot_a, ot_b, ot_d = _time_diff(run_side, base_side, "optimizer_time")
     st_a, st_b, st_d = _time_diff(run_side, base_side, "step_time")
     if hw != "same":  # wall times of different machines say nothing about the optimizer
         ot_d = Difference(ot_a - ot_b) if hw == "unknown" else Difference(NAN)
         st_d = Difference(NAN)
+    together = concurrent(run_side, base_side)
+    if hw == "same" and together is False:  # one machine, other loads: no verdict
+        ot_d = Difference(ot_a - ot_b, mean=ot_a, base_mean=ot_b, reason=NOT_TOGETHER)
+        st_d = Difference(st_a - st_b, mean=st_a, base_mean=st_b, reason=NOT_TOGETHER)
     cost_a, cost_b = _costs(run_side, "optimizer_time"), _costs(base_side, "optimizer_time")
     nan_a = [f.first_nan_step for f in run_side if f.first_nan_step is not None]
     nan_b = [f.first_nan_step for f in base_side if f.first_nan_step is not None]
@@ -491,4 +547,6 @@ def compare(
         notes=notes,
         stalls=tuple((f.name, *x) for f in everyone for x in f.stalls),
         runs=(len(run_side), len(base_side)),
+        concurrent=together,
+        base_fused=base_side[0].fused,
     )
