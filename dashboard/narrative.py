@@ -648,11 +648,18 @@ def tolerance_sentences(tols: list, key: str, within: float = 0.05) -> list[str]
         if not np.isfinite(t.best_loss):
             out.append(f"**{t.optimizer}**: every value tried diverged.")
             continue
+        tried = len(t.within) + len(t.unsure) + len(t.outside) + len(t.diverged)
+        if tried < 2:
+            out.append(
+                f"**{t.optimizer}** was tried at one {name} only ({_values(key, t.within)}): "
+                "how far it could vary cannot be told."
+            )
+            continue
         others = [v for v in t.within if v != t.best_value]
         parts = [
-            f"within {within:.0%} of it beyond noise also at {_values(key, others)}"
+            f"surely within {within:.0%} of it also at {_values(key, others)}"
             if others
-            else f"no other value is within {within:.0%} of it beyond noise"
+            else f"no other value tried is surely within {within:.0%} of it"
         ]
         if t.unsure:
             parts.append(f"{CANNOT_TELL} at {_values(key, t.unsure)}")
@@ -666,7 +673,7 @@ def tolerance_sentences(tols: list, key: str, within: float = 0.05) -> list[str]
             + "; ".join(parts)
             + "."
         )
-    ok = [t for t in tols if np.isfinite(t.best_loss)]
+    ok = [t for t in tols if np.isfinite(t.best_loss) and len(t.within + t.unsure + t.outside) > 1]
     if len(ok) == 2:
         a, b = ok
         for x, y in ((a, b), (b, a)):

@@ -81,7 +81,9 @@ def varying_hyperparameters(metas: dict[str, dict]) -> list[str]:
         for k, v in flat.items():
             if _num(v) is not None:
                 values.setdefault(k, set()).add(_num(v))
-    keys = [k for k, v in values.items() if len(v) >= 2]
+    # a seed is not a setting to tune, and recording options do not change the training
+    skip = SEED_KEYS | RECORDING_KEYS | IGNORED_FOR_SWEEP
+    keys = [k for k, v in values.items() if len(v) >= 2 and k not in skip]
     pref = ["hyperparameters.lr", "config.lr", "config.batch_size"]
     return sorted(keys, key=lambda k: (pref.index(k) if k in pref else len(pref), k))
 

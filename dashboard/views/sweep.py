@@ -50,6 +50,10 @@ def head_to_head_table(pairs, key: str = "") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _value_text(v: float, key: str) -> str:
+    return groups.fmt_lr(v) if key.rsplit(".", 1)[-1] == "lr" else f"{v:g}"
+
+
 def sweep_runs(ctx: Ctx, rels: list[str], hp: str) -> tuple[list[str], list[str], list[str]]:
     """(runs compared, runs left out because they differ in more than `hp`, unfinished runs
     left out): the one selection the page and the report use."""
@@ -138,10 +142,14 @@ def page(ctx: Ctx) -> None:
         sweep_groups.tolerance_claims(facts, hp, within=WITHIN), hp, within=WITHIN
     ):
         st.markdown(f"- {line}")
+    tried = df.groupby("optimizer")["value"].nunique()
     for opt, best in sweep.edge_warnings(tol, df["value"]):
+        if tried.get(opt, 0) < 2:  # one value tried: it is not an edge of a range
+            continue
         st.warning(
-            f"The best {name} for **{opt}** ({best:g}) is at the edge of the range tried: a "
-            "better value may lie outside it, so its best result may be understated."
+            f"The best {name} for **{opt}** ({_value_text(best, hp)}) is at the edge of the "
+            "range tried: a better value may lie outside it, so its best result may be "
+            "understated."
         )
     st.dataframe(
         df.assign(result=np.where(df["diverged"] > 0, "diverged", ""))
