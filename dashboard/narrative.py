@@ -96,8 +96,8 @@ DEFINITIONS: list[tuple[str, str]] = [
     ),
     (
         "perplexity",
-        "e to the power of the loss: roughly how many equally likely next words the model "
-        "hesitates between; lower is better.",
+        "e to the power of the loss: roughly how many equally likely next tokens (words, or "
+        "bytes for a byte-level model) the model hesitates between; lower is better.",
     ),
     (
         "gradient norm",
@@ -217,7 +217,8 @@ def reach_sentence(c: Comparison) -> str:
             f"; {end}." if end else "."
         )
     d = c.steps_diff
-    head = f"Steps to {target}: {reached} (the baseline: {base})"
+    why = ", as about half do when the target is their mean" if c.n_base > 1 else ""
+    head = f"Steps to {target}: {reached} (the baseline's own seeds: {base}{why})"
     if not np.isfinite(d.estimate):
         return f"{head}; no seed reached it on both sides, so the speed cannot be compared."
     ratio = f", {c.speedup:.2f}x" if np.isfinite(c.speedup) and d.detected else ""
@@ -364,9 +365,19 @@ def _speed_word(c: Comparison) -> str:
     return word if c.reached else f"{word}; {verdicts.reached_text(c.reached_k, c.n)}"
 
 
+def _one_seed(c: Comparison) -> bool:
+    """Both sides ran the same single seed (e.g. a copied run)."""
+    return c.seeds[0] == c.seeds[1] and len(c.seeds[0]) == 1
+
+
 def in_short(c: Comparison) -> str:
     if c.diverged_at is not None:
         return f"**In short: {c.name} {verdicts.FAILED}**: {verdicts.diverged_text(c.diverged_at)}."
+    if c.same_settings and c.n == 1 == c.n_base and c.loss_diff.notes == () and _one_seed(c):
+        return (
+            f"**In short: {c.name} and {c.base_name} are repeats of one run**: the same settings "
+            "and the same seed, so there is nothing to compare."
+        )
     if c.same_settings:
         return (
             f"**In short: {c.name} and {c.base_name} differ only in the seed**: any difference "
@@ -572,7 +583,7 @@ def _steps_cell(c: Comparison) -> str:
     reached = verdicts.reached_text(c.reached_k, c.n)
     if compared >= c.n and c.reached:
         return text
-    return f"{text} ({reached}; mean of the {compared} that reached it on both sides)"
+    return f"{text} ({reached}; mean of the {compared} seeds that reached it on both sides)"
 
 
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
@@ -626,8 +637,9 @@ TRAIN_VS_VALIDATION = (
 
 
 SWEEP_RESULT_NOTE = (
-    "Each row is the same comparison as the Summary for these two seed groups (all their "
-    "seeds, the same step, the same numbers): 'better' or 'worse' only when the 95% interval "
+    "Each row compares SGG's and AdamW's seed groups at that value with the Summary's rule "
+    "(all their seeds, read at the step given above the chart; these may be other runs than "
+    "the Summary's): 'better' or 'worse' only when the 95% interval "
     f"of SGG's loss minus AdamW's excludes zero, else '{NO_DIFFERENCE}', which is not 'the "
     "same': the last column gives the smallest difference these seeds would detect (80% "
     "power); a smaller real difference can hide in the interval."

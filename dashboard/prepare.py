@@ -359,7 +359,8 @@ def paired_eval_difference(
     n_out: int = DEFAULT_POINTS,
 ) -> pd.DataFrame:
     """Validation loss of each series minus the baseline series', at every evaluation step both
-    have, with its 95% interval across seeds, by the rule every verdict uses
+    have, with a 95% band across seeds for all those steps at once (each step's interval at
+    1 - 5%/steps, Bonferroni), by the rule every verdict uses
     (`intervals.seed_values` then `intervals.across_seeds`): repeats of one seed count once;
     with >= 2 seeds both sides ran, the mean of the per-seed differences and a paired
     t-interval (same initial weights and batches); else the difference of means with Welch's
@@ -388,11 +389,14 @@ def paired_eval_difference(
             base.index[base.notna().any(axis=1)]
         )
         keep = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), n_out)).astype(int))
+        # one band for the whole curve: 95% for all the steps drawn at once (Bonferroni), so
+        # that "beyond noise at step N" is not one of twenty steps crossing 0 by chance
+        level = 1 - (1 - intervals.LEVEL) / max(1, len(keep))
         rows = []
         for step in steps[keep] if len(steps) else []:
             a, na = _seed_values(run.loc[step], run_seeds, "compared run")
             b, nb = _seed_values(base.loc[step], base_seeds, "baseline")
-            d = intervals.across_seeds(a, b, notes=na + nb)
+            d = intervals.across_seeds(a, b, notes=na + nb, level=level)
             band = d.has_interval and d.high > d.low
             lo, hi = (d.low, d.high) if band else (np.nan, np.nan)
             rows.append((name, step, d.estimate, lo, hi, d.n, d.n_max, d.method, d.reason, d.notes))

@@ -43,11 +43,21 @@ def root_ui() -> str:
 
 
 def run_labels(runs: list[loader.Run]) -> dict[str, str]:
-    """A unique display name per run (its name, or its path when names collide)."""
+    """A unique display name per run: its name, or its path when names collide; then every
+    run of that sub-folder is shown by its path, so that its runs read alike (not some as
+    'main-600/adamw-s0' and others as bare names that look like top-level runs)."""
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.name] = counts.get(r.name, 0) + 1
-    return {r.rel: (r.name if counts[r.name] == 1 else (r.rel or r.name)) for r in runs}
+
+    def folder(rel: str) -> str:
+        return rel.rsplit("/", 1)[0] if "/" in rel else ""
+
+    clashing = {folder(r.rel) for r in runs if counts[r.name] > 1} - {""}
+    return {
+        r.rel: (r.rel or r.name) if counts[r.name] > 1 or folder(r.rel) in clashing else r.name
+        for r in runs
+    }
 
 
 def _fmt_hp(v) -> str:

@@ -45,7 +45,10 @@ Fmt = Callable[[float], str]
 
 def num(v: float | None, digits: int = 4) -> str:
     """A number at `digits` significant figures ('n/a' when missing)."""
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    text = f"{v:#.{digits}g}"  # '1.400' beside '1.412': the same number of figures
+    return text.rstrip(".") if "e" not in text else f"{v:.{digits}g}"
 
 
 def num3(v: float | None) -> str:
@@ -57,7 +60,8 @@ def steps_text(v: float) -> str:
 
 
 def steps_unit(v: float) -> str:
-    return f"{steps_text(v)} steps"
+    text = steps_text(v)
+    return f"{text} step" if text == "1" else f"{text} steps"
 
 
 def pct(v: float) -> str:
@@ -158,12 +162,17 @@ def decide_text(d: Difference, fmt: Fmt = num, size: float = float("nan"), of: s
         )
     if d.method == WITHIN_RUN:
         return (
-            f"one run each: their per-batch spread can detect differences above {fmt(mdd)}"
-            f"{share}, and says nothing of the seed-to-seed spread; more seeds per side would "
-            f"measure it ({POWER:.0%} power)"
+            f"one run each: with {POWER:.0%} power, the spread of their evaluation batches can "
+            f"detect differences above {fmt(mdd)}{share}, but it says nothing of how much "
+            "another seed would change the result; only more seeds per side can measure that"
         )
     text = f"too few seeds to tell: {these} can detect differences above {fmt(mdd)}{share}"
-    if math.isfinite(size) and 0 < size < mdd and math.isfinite(d.unit_sd):
+    if (
+        math.isfinite(size)
+        and 0 < size < mdd
+        and math.isfinite(d.unit_sd)
+        and fmt(size) != fmt(0.0)
+    ):
         n = d.seeds_needed(size)
         what = f"{fmt(size)}" + (f" ({of})" if of else "")
         per = "paired seeds" if paired else "seeds per side"

@@ -287,6 +287,7 @@ class Comparison:
     notes: tuple[str, ...] = ()  # repeats merged, seeds left out: said beside the verdicts
     stalls: tuple[tuple[str, int, float, str], ...] = ()  # (run, step, seconds, what)
     runs: tuple[int, int] = (0, 0)  # runs of each side (repeats of a seed included)
+    seeds: tuple[frozenset, frozenset] = (frozenset(), frozenset())  # distinct seeds per side
     concurrent: bool | None = None  # the two sides were trained at the same time
     base_fused: bool | None = None  # the baseline's torch AdamW ran with fused=True
 
@@ -411,6 +412,8 @@ def _cv_until(f: RunFacts, last: int) -> float:
 
 
 def _spikes_until(f: RunFacts, last: int) -> float:
+    if last >= f.last_step or not f.spike_steps.size:
+        return float(f.loss_spikes + f.grad_spikes)
     return float(np.count_nonzero(f.spike_steps <= last))
 
 
@@ -421,16 +424,13 @@ def _mean_point(points: list[tuple[float, float, float]]) -> tuple[float, float,
 
 
 def _reach_notes(facts: list[RunFacts], steps: list[float], side: str) -> tuple[str, ...]:
-    missed = sorted(
-        {
-            repr(f.seed) if f.seed is not None else f.name
-            for f, v in zip(facts, steps, strict=True)
-            if not math.isfinite(v)
-        }
-    )
+    """The distinct seeds that did not reach the target (a seed with repeats: when none of
+    them did), named once."""
+    per_seed, _ = _by_seed(facts, steps, "")
+    missed = sorted(str(k) for k, v in per_seed.items() if not math.isfinite(v))
     if not missed:
         return ()
-    who = ", ".join(f"seed {m}" for m in missed)
+    who = ", ".join(f"seed {m}" if m != "None" else "runs without a seed" for m in missed)
     return (f"{who} ({side}) did not reach the target: left out of the steps comparison",)
 
 
@@ -548,5 +548,9 @@ def compare(
         stalls=tuple((f.name, *x) for f in everyone for x in f.stalls),
         runs=(len(run_side), len(base_side)),
         concurrent=together,
+        seeds=(
+            frozenset(_by_seed(run_side, [0.0] * len(run_side), "")[0]),
+            frozenset(_by_seed(base_side, [0.0] * len(base_side), "")[0]),
+        ),
         base_fused=base_side[0].fused,
     )

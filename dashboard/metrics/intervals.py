@@ -134,6 +134,17 @@ def seed_text(seed: object) -> str:
     return f"seed {seed}"
 
 
+def _repeat_note(seed: object, values: list[float], who: str) -> str:
+    text = f"{len(values)} runs with {seed_text(seed)}{who}: repeats of one seed, counted once"
+    x = _finite(values)
+    if x.size > 1 and not _no_spread(float(np.ptp(x)), x):
+        text += (
+            f" (their mean), although their results differ ({x.min():.4g} to {x.max():.4g}): "
+            "check that their seed was recorded correctly"
+        )
+    return text
+
+
 def seed_values(
     pairs: Iterable[tuple[object, float]], side: str = ""
 ) -> tuple[dict[object, float], tuple[str, ...]]:
@@ -145,11 +156,7 @@ def seed_values(
     for seed, v in pairs:
         (unknown if seed is None else known.setdefault(seed, [])).append(float(v))
     who = f" ({side})" if side else ""
-    notes = [
-        f"{len(vs)} runs with {seed_text(s)}{who}: repeats of one seed, counted once"
-        for s, vs in known.items()
-        if len(vs) > 1
-    ]
+    notes = [_repeat_note(s, vs, who) for s, vs in known.items() if len(vs) > 1]
     out = {s: _mean(vs) for s, vs in known.items()}
     if unknown and known:
         notes.append(
@@ -189,6 +196,7 @@ def across_seeds(
     *,
     resolution: float = 0.0,
     notes: tuple[str, ...] = (),
+    level: float = LEVEL,
 ) -> Difference:
     """Difference of means of two groups of seeds (one value per distinct seed: see
     `seed_values`). With dicts keyed by seed, the seeds both sides ran are compared pairwise
@@ -210,7 +218,7 @@ def across_seeds(
                     ", ".join(f"seed {k}" for k in left)
                     + ": left out of the paired comparison (a value on one side only)",
                 )
-            return _paired(run_side, base_side, common, resolution, notes)
+            return _paired(run_side, base_side, common, resolution, notes, level)
         run_side, base_side = list(run_side.values()), list(base_side.values())
     a, b = _finite(list(run_side)), _finite(list(base_side))
     if a.size == 0 or b.size == 0:
@@ -226,7 +234,7 @@ def across_seeds(
         if _no_spread(sd, group):
             return _no_interval(est, n, n_max, reason=NO_SPREAD, notes=notes, **kw)
         se = sd * math.sqrt(1.0 + 1.0 / group.size)
-        t = _tcrit(group.size - 1)
+        t = _tcrit(group.size - 1, level)
         return Difference(
             est,
             est - t * se,
@@ -247,7 +255,7 @@ def across_seeds(
     # (Satterthwaite's are too generous with 2 seeds on one side: 9% false claims, 2 vs 8)
     df = min(a.size, b.size) - 1
     se = math.sqrt(va + vb)
-    t = _tcrit(df)
+    t = _tcrit(df, level)
     unit = math.sqrt(float(a.var(ddof=1)) + float(b.var(ddof=1)))
     return Difference(
         est,
@@ -264,7 +272,7 @@ def across_seeds(
     )
 
 
-def _paired(run_side, base_side, common, resolution, notes) -> Difference:
+def _paired(run_side, base_side, common, resolution, notes, level=LEVEL) -> Difference:
     a = np.array([run_side[k] for k in common], dtype=np.float64)
     b = np.array([base_side[k] for k in common], dtype=np.float64)
     d = a - b
@@ -273,7 +281,7 @@ def _paired(run_side, base_side, common, resolution, notes) -> Difference:
     sd = float(d.std(ddof=1))
     if not math.isfinite(sd) or _no_spread(sd, a, b):
         return _no_interval(est, n, n, reason=NO_SPREAD, notes=notes, method=PAIRED, **kw)
-    ci = stats.ttest_rel(a, b).confidence_interval(LEVEL)
+    ci = stats.ttest_rel(a, b).confidence_interval(level)
     return Difference(
         est,
         float(ci.low),

@@ -21,6 +21,7 @@ from dashboard.metrics.compare import (
     diff_by_seed,
     loss_at,
     loss_kind,
+    n_seeds,
     side_mean,
 )
 from dashboard.metrics.sweep import hyperparameter_value
@@ -80,7 +81,7 @@ def sweep_frame(facts: dict[str, RunFacts], key: str) -> pd.DataFrame:
                 "final_loss": float(ok.mean()) if ok.size == arr.size and ok.size else np.nan,
                 "lo": float(ok.min()) if ok.size else np.nan,
                 "hi": float(ok.max()) if ok.size else np.nan,
-                "n": len(rids),
+                "n": n_seeds([facts[r] for r in rids]),  # distinct seeds, not runs
                 "diverged": int(arr.size - ok.size),
                 "name": ", ".join(facts[r].name for r in rids),
             }

@@ -168,7 +168,10 @@ def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> st
     head = (
         "Validation loss (held-out data) of each run minus the baseline's "
         f"({baseline}) at the same evaluation step: below 0 the run is ahead of the baseline "
-        "(lower loss)."
+        "(lower loss). Each band is a 95% band for the whole curve at once (every step's "
+        "interval widened for the number of steps drawn), so that a step where it excludes 0 "
+        "is not one of many steps crossing by chance; it is wider than the Summary's interval "
+        "for the last step alone."
     )
     if x != "step":
         head += (
@@ -201,9 +204,8 @@ def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> st
             if len(at):
                 word = "ahead of" if side == "ahead" else "behind"
                 parts.append(
-                    f"At {_steps(at)} the 95% band lies {where} 0 (ringed points): it is {word} "
-                    f"the baseline beyond noise there (each step's band is judged on its own: "
-                    f"over {len(g)} steps, about one in twenty crosses 0 by chance alone)."
+                    f"At {_steps(at)} the band lies {where} 0 (ringed points): it is {word} "
+                    "the baseline beyond noise there."
                 )
         if m.empty and g["lo"].notna().any():
             parts.append(

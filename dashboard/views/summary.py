@@ -34,7 +34,8 @@ def _delta(d, lower: str, higher: str, base: str, fmt=narrative.signed) -> dict:
     out = {"delta_description": f"vs {base}"}
     if d.detected:
         return {**out, "delta": f"{fmt(d.estimate)}: {word}", "delta_color": "inverse"}
-    return {**out, "delta": word, "delta_color": "off", "delta_arrow": "off"}
+    # the badge is narrow at 1,280 px: its reason is in the sentences below the cards
+    return {**out, "delta": word.split(" (")[0], "delta_color": "off", "delta_arrow": "off"}
 
 
 def cards(c: Comparison) -> None:
@@ -50,7 +51,7 @@ def cards(c: Comparison) -> None:
     if c.reached_k:
         reached = verdicts.reached_text(c.reached_k, c.n)
         c2.metric(
-            "Steps to the baseline's loss",
+            "Steps to match",
             narrative.steps_text(c.steps_to_target),
             **_delta(
                 c.steps_diff,
@@ -59,16 +60,16 @@ def cards(c: Comparison) -> None:
                 narrative.steps_text(c.base_steps_to_target),
                 lambda v: f"{v:+,.0f}",
             ),
-            help=f"{reached.capitalize()}; steps over the seeds that reached it on both sides. "
-            + narrative.definition("steps to the baseline's loss"),
+            help=f"Steps to reach the baseline's loss: {reached}; steps over the seeds that "
+            "reached it on both sides. " + narrative.definition("steps to the baseline's loss"),
             border=True,
         )
     else:
         c2.metric(
-            "Steps to the baseline's loss",
+            "Steps to match",
             f"> {c.lengths[0]:,}",
             delta=f"{c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else "not reached",
-            help=f"Not reached in {c.lengths[0]:,} steps "
+            help=f"The baseline's loss was not reached in {c.lengths[0]:,} steps "
             f"({verdicts.reached_text(0, c.n)}); below the value: the gap of the "
             "run's (mean) loss at its last evaluation to the baseline's loss.",
             delta_color="off",

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.skipif(
 INTERVAL = re.compile(rf"95% interval (?P<lo>{QTY}) to (?P<hi>{QTY})")
 DECIDED = re.compile(
     rf"{verdicts.NO_DIFFERENCE} \([^)]*\), which is not the same as equal: "
-    r"(too few seeds to tell: [^;]*?|one run each: their per-batch spread )"
+    r"(too few seeds to tell: [^;]*?|one run each: with 80% power, the spread of their "
+    r"evaluation batches )"
     r"can detect differences above"
 )
 COUNTED = re.compile(rf"\d+ show {verdicts.NO_DIFFERENCE} \(which is not the same as equal\)")

@@ -41,8 +41,8 @@ VOCABULARY: list[tuple[str, str, Callable[[float], str]]] = [
 # --------------------------------------------------------------------------- reading the text
 
 NUM = r"[+-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?"
-QTY = rf"{NUM}(?: (?:ms|s|steps|points)\b)?%?"
-SCALE = {"ms": 1e-3, "s": 1.0, "steps": 1.0, "points": 1.0, "": 1.0}
+QTY = rf"{NUM}(?: (?:ms|s|steps?|points)\b)?%?"
+SCALE = {"ms": 1e-3, "s": 1.0, "steps": 1.0, "step": 1.0, "points": 1.0, "": 1.0}
 WORD = (
     r"lower \(better\)|higher \(worse\)|less steady|less time|more time|faster|slower|fewer|"
     r"more|steadier|lower|higher|better|worse"
@@ -57,7 +57,7 @@ VERSUS = re.compile(rf"(?P<x>{QTY}) vs (?P<y>{QTY})(?P<mid>[^:.]*(?:\.\d[^:.]*)*
 
 def quantity(text: str) -> tuple[float, float]:
     """(value in the unit's base, half of the last shown digit): '-2.71 ms' -> (-0.00271, 5e-6)."""
-    m = re.fullmatch(rf"({NUM})(?: (ms|s|steps|points))?(%?)", text.strip())
+    m = re.fullmatch(rf"({NUM})(?: (ms|s|steps?|points))?(%?)", text.strip())
     assert m, text
     number, unit = m.group(1).replace(",", ""), m.group(2) or ""
     mantissa, _, exp = number.lower().partition("e")

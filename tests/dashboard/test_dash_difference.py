@@ -15,6 +15,8 @@ from dashboard import prepare
 from dashboard.views import loss
 
 STEPS = np.array([50, 100, 150, 200])
+# one band for the whole curve: each step's interval at 1 - 5% / steps (Bonferroni)
+BAND = 1 - 0.05 / len(STEPS)
 
 
 def evals(loss_values, steps=STEPS) -> pd.DataFrame:
@@ -46,19 +48,19 @@ def test_paired_seeds_give_the_mean_difference_and_scipy_paired_interval():
     d = diff_of(base, run, range(4), range(4))
     assert d["step"].tolist() == STEPS.tolist() and set(d["run"]) == {"run"}
     for i, row in enumerate(d.itertuples()):
-        ci = stats.ttest_rel(run[:, i], base[:, i]).confidence_interval(0.95)
+        ci = stats.ttest_rel(run[:, i], base[:, i]).confidence_interval(BAND)
         assert row.diff == pytest.approx(np.mean(run[:, i] - base[:, i]))
         assert (row.lo, row.hi) == pytest.approx((ci.low, ci.high))
         assert row.n == 4 and row.method == "paired"
     # pairing removes each seed's luck: the band is narrower than an unpaired one
-    ind = stats.ttest_ind(run[:, 0], base[:, 0], equal_var=False).confidence_interval(0.95)
+    ind = stats.ttest_ind(run[:, 0], base[:, 0], equal_var=False).confidence_interval(BAND)
     assert d["hi"].iloc[0] - d["lo"].iloc[0] < ind.high - ind.low
 
 
 def test_seeds_are_paired_by_name_not_by_order():
     base, run = groups_of(np.random.default_rng(1), 3, effect=0.1)
     d = diff_of(base, run[::-1], [0, 1, 2], [2, 1, 0])
-    ci = stats.ttest_rel(run[:, 1], base[:, 1]).confidence_interval(0.95)
+    ci = stats.ttest_rel(run[:, 1], base[:, 1]).confidence_interval(BAND)
     assert (d["lo"].iloc[1], d["hi"].iloc[1]) == pytest.approx((ci.low, ci.high))
 
 
@@ -67,7 +69,7 @@ def test_repeats_of_one_seed_are_averaged_before_pairing():
     repeat = run[0] + 0.4  # a second run of seed 0 on the run side
     d = diff_of(base, [run[0], repeat, run[1], run[2]], [0, 1, 2], [0, 0, 1, 2])
     averaged = np.vstack([(run[0] + repeat) / 2, run[1], run[2]])
-    ci = stats.ttest_rel(averaged[:, 2], base[:, 2]).confidence_interval(0.95)
+    ci = stats.ttest_rel(averaged[:, 2], base[:, 2]).confidence_interval(BAND)
     assert d["n"].tolist() == [3] * len(STEPS)  # three seeds, not four runs
     assert d["diff"].iloc[2] == pytest.approx(np.mean(averaged[:, 2] - base[:, 2]))
     assert (d["lo"].iloc[2], d["hi"].iloc[2]) == pytest.approx((ci.low, ci.high))
@@ -93,7 +95,7 @@ def test_without_common_seeds_it_is_the_difference_of_means_with_welch():
     # Welch's standard error with the conservative min(n) - 1 degrees of freedom (intervals.py)
     a, b = run[:, 3], base[:, 3]
     se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
-    half = stats.t.ppf(0.975, min(a.size, b.size) - 1) * se
+    half = stats.t.ppf(1 - (1 - BAND) / 2, min(a.size, b.size) - 1) * se
     est = a.mean() - b.mean()
     assert d["diff"].iloc[3] == pytest.approx(est)
     assert (d["lo"].iloc[3], d["hi"].iloc[3]) == pytest.approx((est - half, est + half))
@@ -111,7 +113,7 @@ def test_runs_without_a_known_seed_are_never_paired_or_counted_as_seeds():
     # beside seeded runs an unseeded one is left out: the three seeds are paired
     extra = run[0] - 1.0
     d = diff_of(base, [*run, extra], range(3), [0, 1, 2, None])
-    ci = stats.ttest_rel(run[:, 0], base[:, 0]).confidence_interval(0.95)
+    ci = stats.ttest_rel(run[:, 0], base[:, 0]).confidence_interval(BAND)
     assert set(d["method"]) == {"paired"} and d["n"].tolist() == [3] * len(STEPS)
     assert (d["lo"].iloc[0], d["hi"].iloc[0]) == pytest.approx((ci.low, ci.high))
     assert "without a recorded seed (compared run): left out" in loss.difference_caption(d, "base")
@@ -143,7 +145,7 @@ def test_a_clear_lead_is_beyond_noise_on_the_tokens_axis():
     assert marks["step"].tolist() == STEPS.tolist() and set(marks["side"]) == {"ahead"}
     words = loss.difference_caption(d, "base", "tokens")
     assert "across 5 paired seeds" in words and "below 0 the run is ahead of the baseline" in words
-    assert "steps 50, 100, 150 and 200 the 95% band lies below 0" in words
+    assert "steps 50, 100, 150 and 200 the band lies below 0" in words
     assert "drawn at the run's mean tokens seen" in words
 
 
@@ -192,7 +194,7 @@ def test_one_run_against_a_group_uses_the_groups_spread():
     base, run = groups_of(np.random.default_rng(7), 4, effect=0.0)
     d = diff_of(base, run[:1], range(4), [0])
     b = base[:, 1]
-    half = stats.t.ppf(0.975, 3) * b.std(ddof=1) * np.sqrt(1 + 1 / 4)
+    half = stats.t.ppf(1 - (1 - BAND) / 2, 3) * b.std(ddof=1) * np.sqrt(1 + 1 / 4)
     assert d["diff"].iloc[1] == pytest.approx(run[0, 1] - b.mean())
     assert (d["lo"].iloc[1], d["hi"].iloc[1]) == pytest.approx(
         (d["diff"].iloc[1] - half, d["diff"].iloc[1] + half)

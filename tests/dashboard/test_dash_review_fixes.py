@@ -110,7 +110,7 @@ def test_default_screen_compares_standard_sgg_with_adamw_groups(monkeypatch):
     600-step main comparison of sample_runs/ (10 paired seeds each)."""
     at = render(SAMPLES, monkeypatch)
     assert at.session_state["baseline"] == "main-600/adamw-lr4e-3-s0"
-    assert at.session_state["compare"] == ["sgg-lr4e-3-T50-s0"]
+    assert at.session_state["compare"] == ["main-600/sgg-lr4e-3-T50-s0"]
     picker = at.multiselect(key="compare")
     # one entry per seed group (9 groups, the baseline's left out), shown by the group's label
     assert len(picker.options) == 8
@@ -140,7 +140,9 @@ def test_speed_and_spikes_table_has_no_self_comparison_and_one_spike_unit():
     c = compare.compare(sgg, adamw, "sgg", "adamw")
     t = narrative.detail_table([c], c)
     assert t.iloc[0]["Steps to the baseline's loss"] == "" and t.iloc[0]["Speed"] == ""
-    assert t.iloc[1][narrative.SPIKES_LABEL] == "1.333"
+    assert (
+        t.iloc[1][narrative.SPIKES_LABEL] == "1.333 vs 0.000"
+    )  # the baseline's over the same steps
     assert narrative.verdict_word(c.spikes_diff, "fewer", "more") == t.iloc[1]["Spikes"]
     assert "Spikes per run" in narrative.stability_sentence(c)
 
