@@ -119,9 +119,10 @@ def test_many_runs_read_as_one_table(tmp_path, monkeypatch):
     at = render(tmp_path, monkeypatch, baseline="adamw-0.004", compare=others)
     assert len(bullets(at)) <= 2, bullets(at)
     table = comparison_frame(at)
-    assert len(table) == 6 and list(table.columns[:4]) == [
+    assert len(table) == 6 and list(table.columns[:5]) == [
         "Group",
         "Loss",
+        "Baseline's loss at that step",
         "vs baseline",
         "Verdict",
     ]
