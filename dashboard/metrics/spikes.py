@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 SPIKE_WINDOW = 200
 LOSS_SPIKE_FACTOR = 1.25
@@ -51,11 +52,30 @@ def typical_level(values, window: int = SPIKE_WINDOW) -> np.ndarray:
             pd.Series(med).rolling(4, min_periods=2).median().shift(1).to_numpy(), block
         )[:n]
         early = min(n, 4 * window)
-        for i in range(MIN_HISTORY, early):  # warm-up: a short, growing look-back
-            k = min(window, max(MIN_HISTORY, i // 4))
-            base[i] = np.nanmedian(clean[i - k : i])
+        if early > MIN_HISTORY:  # warm-up: a short, growing look-back
+            base[MIN_HISTORY:early] = _early_medians(clean, early, window)
         base[:MIN_HISTORY] = np.nan
     return base
+
+
+def _early_medians(clean: np.ndarray, early: int, window: int) -> np.ndarray:
+    """For i in [MIN_HISTORY, early): the median of the k(i) = min(window, max(MIN_HISTORY,
+    i // 4)) values before i, vectorised: each look-back sorted in one call (NaNs last), the
+    median read at the middle of its finite values (a loop of nanmedian calls cost ~20 ms per
+    series: most of a cold Summary of 20 runs)."""
+    idx = np.arange(MIN_HISTORY, early)
+    k = np.minimum(window, np.maximum(MIN_HISTORY, idx // 4))
+    width = int(k.max())
+    shifted = np.concatenate([np.full(width, np.nan), clean[: early - 1]])
+    rows = sliding_window_view(shifted, width)[idx]  # row i: clean[i - width : i]
+    older = np.arange(width)[None, :] < (width - k)[:, None]  # beyond the look-back k(i)
+    ordered = np.sort(np.where(older, np.nan, rows), axis=1)  # NaNs sort last
+    count = np.isfinite(ordered).sum(axis=1)
+    r = np.arange(ordered.shape[0])
+    lo = ordered[r, np.maximum(count - 1, 0) // 2]
+    hi = ordered[r, np.minimum(count // 2, width - 1)]
+    med = np.where(count % 2 == 1, lo, (lo + hi) / 2)
+    return np.where(count > 0, med, np.nan)
 
 
 def spike_typical_level(values, factor: float, window: int = SPIKE_WINDOW) -> np.ndarray:
