@@ -53,7 +53,8 @@ DEFINITIONS: list[tuple[str, str]] = [
     (
         "like for like",
         "two runs are compared at the same step (the last step both reached), and every setting "
-        "in which they differ besides the optimizer is listed above the verdict.",
+        "in which they differ besides the optimizer is listed beside the verdict ('Not like for "
+        "like').",
     ),
     (
         "95% interval",
@@ -248,8 +249,9 @@ def stability_sentence(c: Comparison) -> str:
 
 
 TIME_HOW = (
-    "median per step of each run, then the mean over seeds; the first step, which includes the "
-    "one-time compilation, and the re-cluster steps are reported apart"
+    "per step over each run, the re-cluster steps' time spread over all steps (the typical "
+    "step's median plus that share), then the mean over seeds; the first step, which includes "
+    "the one-time compilation, is reported apart"
 )
 SHADOW_NOTE = (
     "The baseline also ran a shadow clustering (SGG's grouping computed only to be shown in "
@@ -323,7 +325,8 @@ def time_sentence(c: Comparison) -> str:
             )
         if np.isfinite(c.recluster_time):
             apart.append(
-                f"each re-cluster step {ms(c.recluster_time)} ({num(c.n_recluster, 3)} per run)"
+                f"each re-cluster step {ms(c.recluster_time)} ({c.n_recluster:.3g} per run, "
+                "included above)"
             )
         if apart:
             out.append("Reported apart: " + "; ".join(apart) + ".")
@@ -472,7 +475,7 @@ COMPARISON_COLUMNS = [
     "Seeds",
     UNLIKE,
 ]
-OPTIMIZER_TIME = "Optimizer time (median per step)"
+OPTIMIZER_TIME = "Optimizer time per step (re-clusters included)"
 COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Baseline's time", "Optimizer time vs baseline"]
 SPIKES_LABEL = "Spikes per run (loss + gradient)"
 SPIKES_NOTE = (
@@ -579,7 +582,7 @@ def _steps_cell(c: Comparison) -> str:
             f" ({verdicts.reached_text(0, c.n)})" if c.n > 1 else ""
         )
     text = f"{steps_text(c.steps_to_target)} vs {steps_text(c.base_steps_to_target)}"
-    compared = c.steps_diff.n if c.steps_diff.method == PAIRED else c.n
+    compared = c.steps_diff.n if c.steps_diff.method == PAIRED else c.reached_k
     reached = verdicts.reached_text(c.reached_k, c.n)
     if compared >= c.n and c.reached:
         return text
@@ -638,8 +641,8 @@ TRAIN_VS_VALIDATION = (
 
 SWEEP_RESULT_NOTE = (
     "Each row compares SGG's and AdamW's seed groups at that value with the Summary's rule "
-    "(all their seeds, read at the step given above the chart; these may be other runs than "
-    "the Summary's): 'better' or 'worse' only when the 95% interval "
+    "(all their seeds, read at the last step all the sweep's runs reached; these may be other "
+    "runs than the Summary's): 'better' or 'worse' only when the 95% interval "
     f"of SGG's loss minus AdamW's excludes zero, else '{NO_DIFFERENCE}', which is not 'the "
     "same': the last column gives the smallest difference these seeds would detect (80% "
     "power); a smaller real difference can hide in the interval."
@@ -674,7 +677,9 @@ def tolerance_sentences(tols: list, key: str, within: float = 0.05) -> list[str]
             else f"no other value tried is surely within {within:.0%} of it"
         ]
         if t.unsure:
-            parts.append(f"{CANNOT_TELL} at {_values(key, t.unsure)}")
+            parts.append(
+                f"{CANNOT_TELL} at {_values(key, t.unsure)} (too few seeds to confirm either way)"
+            )
         if t.outside:
             parts.append(f"more than {within:.0%} worse at {_values(key, t.outside)}")
         if t.diverged:

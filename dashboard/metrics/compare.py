@@ -329,6 +329,7 @@ class StepCost:
     recluster: float  # mean time of a re-cluster step (NaN when none)
     n_recluster: int
     ordinary: np.ndarray
+    amortised: float = NAN  # per step after the first, re-cluster steps spread over all
 
 
 def step_cost(times, reclustered=None) -> StepCost:
@@ -346,12 +347,17 @@ def step_cost(times, reclustered=None) -> StepCost:
     ordinary = t[ordinary_mask]
     rct = t[rc & np.isfinite(t)]
     rct = rct[1:] if rc[0] else rct  # a first step that re-clusters counts as the first step
+    typical = float(np.median(ordinary)) if ordinary.size else NAN
+    # what a step costs over a run: the typical ordinary step (a median: one slow step cannot
+    # move it) with the re-cluster steps' time spread over all steps (they are part of the cost)
+    amortised = (typical * ordinary.size + float(rct.sum())) / max(1, ordinary.size + rct.size)
     return StepCost(
-        float(np.median(ordinary)) if ordinary.size else NAN,
+        typical,
         first,
         float(rct.mean()) if rct.size else NAN,
         int(rct.size),
         ordinary,
+        amortised if ordinary.size else NAN,
     )
 
 
@@ -397,7 +403,7 @@ def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, 
     difference with its interval: across seeds on the per-run medians, or, one run each,
     from the spread of the ordinary steps."""
     ca, cb = _costs(a, attr), _costs(b, attr)
-    per_a, per_b = [c.typical for c in ca], [c.typical for c in cb]
+    per_a, per_b = [c.amortised for c in ca], [c.amortised for c in cb]
     # the unit is the run: steps within one run share its machine's state, so their spread
     # says nothing about how much the same job varies from run to run (two seeds of one
     # setting were measured 27% apart); one run each is "cannot tell"
