@@ -347,6 +347,14 @@ def with_heatmap(top: go.Figure, heat: go.Figure, *, heat_height: int = 620) -> 
     return out
 
 
+SPIKE_MARKERS = (
+    {"symbol": "x", "size": 9, "line": {"width": 1, "color": "black"}},
+    {"symbol": "circle-open", "size": 15, "line": {"width": 2}},
+    {"symbol": "diamond-open", "size": 19, "line": {"width": 2}},
+    {"symbol": "square-open", "size": 23, "line": {"width": 2}},
+)
+
+
 def grad_norm_figure(
     lines: pd.DataFrame,
     bands: pd.DataFrame,
@@ -361,11 +369,11 @@ def grad_norm_figure(
 ) -> go.Figure:
     """Global gradient norm per run: the line, a shaded band (10-90% of the run's values, or
     the spread over seeds), and a cross at every spike."""
-    title = "Gradient size over training (shaded: typical range; x: spikes)"
+    title = "Gradient size over training (shaded: typical range; markers: spikes)"
     if lines is None or lines.empty:
         return empty_figure("No gradient norms recorded.", title)
     fig = go.Figure()
-    for name, g in lines.groupby("run", sort=False):
+    for i, (name, g) in enumerate(lines.groupby("run", sort=False)):
         c = colors.get(name, "#333")
         b = bands[bands["run"] == name] if bands is not None and not bands.empty else None
         if b is not None and not b.empty:
@@ -387,12 +395,10 @@ def grad_norm_figure(
                     x=s[x],
                     y=s["grad_norm"],
                     mode="markers",
-                    marker={
-                        "symbol": "x",
-                        "size": 9,
-                        "color": c,
-                        "line": {"width": 1, "color": "black"},
-                    },
+                    # one marker shape per line, each larger than the last: two runs that spike
+                    # at the same step (SGG and AdamW of one seed before the first re-cluster)
+                    # both stay visible instead of one cross hiding the other
+                    marker=SPIKE_MARKERS[i % len(SPIKE_MARKERS)] | {"color": c},
                     name=_spike_label(name, len(s), (runs_per_line or {}).get(name, 1)),
                     legendgroup=name,
                 )

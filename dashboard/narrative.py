@@ -132,12 +132,13 @@ DEFINITIONS: list[tuple[str, str]] = [
     (
         "optimizer time",
         "seconds spent inside the optimizer's step, recorded separately from the whole training "
-        "step; the page gives the median over the ordinary steps (the first step, which "
-        "includes the one-time compilation, and the re-cluster steps are reported apart), one "
-        "value per run, compared across seeds: per-step times within one run share that run's "
-        "machine load, so one run each is 'cannot tell'. Wall times are compared only between "
-        f"runs on the same machine and hardware. Every step over {STALL_SECONDS:g} s is listed "
-        "as a stall with its step.",
+        "step. The page gives its cost per step over a run: the typical (median) ordinary step, "
+        "with the re-cluster steps' time spread over all steps; the first step, which includes "
+        "the one-time compilation, is reported apart. One value per run, compared across seeds: "
+        "per-step times within one run share that run's machine load, so one run each is "
+        f"'{CANNOT_TELL}'. Times are compared only between runs on the same machine and "
+        "hardware that were trained at the same time (a shared machine's load changes from hour "
+        f"to hour). Every step over {STALL_SECONDS:g} s is listed as a stall with its step.",
     ),
 ]
 
@@ -575,6 +576,28 @@ def cost_table(comparisons: list[Comparison], base: Comparison | None = None) ->
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
+def unpooled_note(
+    series: list[tuple[str, list[str]]], groups: dict[str, list[str]], group_of: dict[str, str]
+) -> str:
+    """With seeds not pooled, say which single runs stand where whole seed groups exist."""
+    parts = []
+    for name, members in series:
+        if len(members) == 1 and len(groups.get(group_of.get(members[0], ""), [])) > 1:
+            parts.append(f"{name} (1 of {len(groups[group_of[members[0]]])} runs of its setting)")
+    if not parts:
+        return ""
+    return (
+        "Seeds are not pooled: each entry is one run, so each comparison rests on one seed: "
+        + "; ".join(parts)
+        + ". Turn on 'Pool seeds into groups' to compare all the seeds."
+    )
+
+
+def count(v: float) -> str:
+    """A mean count per run: '1.5', '2', '1.33' (no padding zeros on a count)."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3g}"
+
+
 def _steps_cell(c: Comparison) -> str:
     """The steps the seeds that reached the target took, and how many of them did."""
     if not c.reached_k:
@@ -590,17 +613,20 @@ def _steps_cell(c: Comparison) -> str:
 
 
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:
-    """Speed and steadiness, one row per group, in the sentences' words."""
+    """Speed and steadiness, one row per group, in the sentences' words; each row gives the
+    baseline's value over the steps that row compares (the baseline row only when those are
+    the same for every row)."""
     rows = []
+    same_span = len({c.at_step for c in comparisons}) <= 1
     if base is not None:
         rows.append(
             {
                 "Group": f"{base.base_name} (baseline)",
                 "Steps to the baseline's loss": "",
                 "Speed": "",
-                SPIKES_LABEL: num(base.base_spikes),
+                SPIKES_LABEL: count(base.base_spikes) if same_span else "see each row",
                 "Spikes": "",
-                "Gradient CV": pct(base.base_cv),
+                "Gradient CV": pct(base.base_cv) if same_span else "see each row",
                 "Steadiness": "",
             }
         )
@@ -610,7 +636,7 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
                 "Group": c.name,
                 "Steps to the baseline's loss": _steps_cell(c),
                 "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached_k else "",
-                SPIKES_LABEL: f"{num(c.spikes)} vs {num(c.base_spikes)}",
+                SPIKES_LABEL: f"{count(c.spikes)} vs {count(c.base_spikes)}",
                 "Spikes": verdict_word(c.spikes_diff, "fewer", "more"),
                 "Gradient CV": f"{pct(c.cv)} vs {pct(c.base_cv)}",
                 "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady"),

@@ -195,7 +195,8 @@ def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> st
                 f"At {_steps(g.loc[flat, 'step'])} its seeds show no spread, so the noise cannot "
                 "be measured: no band is drawn there (no spread is not certainty)."
             )
-        notes = dict.fromkeys(n for ns in g["notes"] for n in ns)
+        # a note per distinct message, not per step (the values a note quotes differ by step)
+        notes = dict.fromkeys(n.split(" (their mean)")[0] for ns in g["notes"] for n in ns)
         if notes:
             parts.append(f"Seeds: {'; '.join(notes)}.")
         m = marks[marks["run"] == name]

@@ -40,7 +40,9 @@ def _delta(d, lower: str, higher: str, base: str, fmt=narrative.signed) -> dict:
 
 def cards(c: Comparison) -> None:
     st.markdown(f"#### {c.name}")
-    c1, c2, c3, c4 = st.columns(4)
+    # two cards a row: at 1,280 px four in a row left no room for the baseline's value
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
     c1.metric(
         f"Loss at step {c.at_step:,}",
         narrative.num(c.loss),
@@ -78,8 +80,8 @@ def cards(c: Comparison) -> None:
         )
     c3.metric(
         "Spikes per run",
-        narrative.num(c.spikes),
-        **_delta(c.spikes_diff, "fewer", "more", narrative.num(c.base_spikes)),
+        narrative.count(c.spikes),
+        **_delta(c.spikes_diff, "fewer", "more", narrative.count(c.base_spikes)),
         help=narrative.definition("spike"),
         border=True,
     )
@@ -110,6 +112,9 @@ def page(ctx: Ctx) -> None:
     )
     if not comps:
         st.info("Pick one or more runs to compare in the sidebar.")
+    unpooled = narrative.unpooled_note(ctx.series, ctx.groups, ctx.group_of)
+    if not ctx.opts.get("pool", True) and unpooled:
+        st.info(unpooled)
     text: list[str] = []
     if len(comps) <= CARDS_UP_TO:
         for c in comps:
