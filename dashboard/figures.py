@@ -368,7 +368,7 @@ def grad_norm_figure(
     runs_per_line: dict[str, int] | None = None,
 ) -> go.Figure:
     """Global gradient norm per run: the line, a shaded band (10-90% of the run's values, or
-    the spread over seeds), and a cross at every spike."""
+    the spread over seeds), and a marker at every spike (one shape per line)."""
     title = "Gradient size over training (shaded: typical range; markers: spikes)"
     if lines is None or lines.empty:
         return empty_figure("No gradient norms recorded.", title)

@@ -46,7 +46,8 @@ def page(ctx: Ctx) -> None:
     )
     band_note = (
         "Shaded: for a single run, where 80% of its values lie (10th to 90th percentile); for a "
-        f"group of seeds, the {prepare.BANDS[o['band']]}. Crosses: spikes."
+        f"group of seeds, the {prepare.BANDS[o['band']]}. Spikes: one marker shape per line (a "
+        "cross, then rings), each at the spike's peak."
     )
     per_series = {n: dfs for n, dfs in ctx.series_tables("layers").items() if dfs}
     if not per_series:
