@@ -728,7 +728,7 @@ def tolerance_sentences(tols: list, key: str, within: float = 0.05) -> list[str]
                 break
         else:
             out.append(
-                f"Which optimizer tolerates the wider range of {name} {CANNOT_TELL} from these "
+                f"Which optimizer tolerates the wider range of {name} cannot be told from these "
                 "seeds: their ranges overlap once the values that cannot be told apart from "
                 "the best are counted."
             )
