@@ -124,7 +124,7 @@ def _how(method: str, n: int, n_max: int) -> str:
     if method == intervals.PAIRED:
         return (
             f"the mean of the per-seed differences, with its 95% band across {n} paired seeds "
-            "(one seed: the same initial weights and batches on both sides)"
+            "(each pair shares its seed: the same initial weights and batches on both sides)"
         )
     if method == intervals.UNPAIRED:
         return (
