@@ -23,6 +23,16 @@ from dashboard.metrics.spikes import (
 )
 from dashboard.metrics.statistics import FINAL_WINDOW, WARMUP_FRACTION
 from dashboard.metrics.sweep import plain_name
+from dashboard.verdicts import (
+    claim,
+    diff_text,
+    ms,
+    num,
+    pct,
+    points,
+    steps_text,
+    verdict_word,
+)
 
 CANNOT_TELL = verdicts.CANNOT_TELL
 NO_DIFFERENCE = verdicts.NO_DIFFERENCE
@@ -153,23 +163,7 @@ def definition(term: str) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
-# the vocabulary lives in `dashboard.verdicts`; these names are kept for the views
-
-interval_text, diff_text, claim, verdict_word = (
-    verdicts.interval_text,
-    verdicts.diff_text,
-    verdicts.claim,
-    verdicts.verdict_word,
-)
-num, num3, steps_text, pct, points, ms, signed = (
-    verdicts.num,
-    verdicts.num3,
-    verdicts.steps_text,
-    verdicts.pct,
-    verdicts.points,
-    verdicts.ms,
-    verdicts.signed,
-)
+# the vocabulary lives in `dashboard.verdicts` (imported above under the views' names)
 
 
 # --------------------------------------------------------------------------- sentences

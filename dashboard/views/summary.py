@@ -27,7 +27,7 @@ def comparisons(ctx: Ctx) -> list[Comparison]:
     ]
 
 
-def _delta(d, lower: str, higher: str, base: str, fmt=narrative.signed) -> dict:
+def _delta(d, lower: str, higher: str, base: str, fmt=verdicts.signed) -> dict:
     """The card's delta: the verdict, coloured (with an arrow) only when the interval excludes
     zero, grey otherwise; the baseline's value beside it."""
     word = narrative.TABLE_WORDS.get(*(2 * [narrative.verdict_word(d, lower, higher)]))
