@@ -7,11 +7,17 @@ resolved, symlinks that leave the root are refused) and only JSON and Parquet ar
 Caching: each Parquet chunk is read once per (path, size, mtime) and kept as an immutable Arrow
 table; a table of a run is the concatenation of its chunks, cached on the tuple of its chunks'
 signatures. A live run that flushes a new chunk therefore costs one small read, not a reload.
+
+Damage (`runformat.integrity`): every read verifies the chunks' page checksums; a damaged chunk
+is left out and named, never read as numbers. Listing a run looks at the last bytes of each of
+its chunks (a cut-short file is found without reading it) and recalls every chunk a read found
+damaged: `Run.damage` names them all, whatever table, wherever the run is listed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,10 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dashboard.metrics.health import live_status
-from runformat import chunks, run_json, schema
+from runformat import chunks, integrity, run_json, schema
 
 KNOWN_FORMAT_VERSION = schema.FORMAT_VERSION
 TABLES = tuple(schema.TABLES)
@@ -60,8 +65,9 @@ class Run:
     path: Path  # resolved
     rel: str  # path relative to the root, "/"-separated: the run's id in the URL
     meta: dict = field(default_factory=dict, compare=False, hash=False)
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # everything wrong, `damage` included
     readable: bool = True  # False: run.json unusable, tables are not read
+    damage: tuple[str, ...] = field(default=(), compare=False)  # damaged chunks, any table
 
     @property
     def name(self) -> str:
@@ -151,8 +157,99 @@ def read_run_json(path: Path, root: Path, rel: str) -> Run:
     checked = run_json.validate(meta, reader="this dashboard")
     if checked.fatal is not None:
         return Run(run_dir, rel, meta, (f"`{label}`: {checked.fatal}",), False)
-    problems = [f"`{label}`: {p}" for p in checked.problems]
+    meta, wrong = typed_meta(meta)
+    problems = [f"`{label}`: {p}" for p in (*checked.problems, *wrong)]
     return Run(run_dir, rel, meta, tuple(problems), True)
+
+
+# The run.json fields the dashboard reads, and the JSON type each must have when given (null
+# is "not given"). `status`, `format` and `format_version` are `run_json.validate`'s.
+META_TYPES: dict[str, type] = {
+    "name": str,
+    "run_id": str,
+    "hostname": str,
+    "created_at": str,
+    "updated_at": str,
+    "finished_at": str,
+    "last_flushed_step": int,
+    "pid": int,
+    "segments": list,
+    "compacted": list,
+    "host": dict,
+    "optimizer": dict,
+    "config": dict,
+    "model": dict,
+    "recording": dict,
+    "error": dict,
+    "versions": dict,
+}
+OPTIMIZER_TYPES: dict[str, type] = {"name": str, "base": str, "hyperparameters": dict}
+OPTIMIZER_TYPES |= {"sgg": dict, "shadow": dict}
+TIMES = ("created_at", "updated_at", "finished_at")
+JSON_TYPE_NAMES = {str: "text", int: "a whole number", list: "a list", dict: "an object"}
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _fits(value: object, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _wrong(where: str, value: object, kind: type) -> str:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return (
+        f"run.json's {where} is {shown} ({_json_type(value)}), not {JSON_TYPE_NAMES[kind]}; ignored"
+    )
+
+
+def typed_meta(meta: dict) -> tuple[dict, list[str]]:
+    """`meta` with every field of the wrong type (or impossible value) left out, and a sentence
+    naming each: an edited run.json is named, and the views never meet a status of 5."""
+    out, problems = dict(meta), []
+    for key, kind in META_TYPES.items():
+        value = out.get(key)
+        if value is None:
+            continue
+        if key == "optimizer" and isinstance(value, str):  # a bare name
+            out[key] = {"name": value}
+            problems.append("run.json's optimizer is text, not an object; read as its name")
+            continue
+        if not _fits(value, kind):
+            problems.append(_wrong(key, value, kind))
+            out[key] = None
+        elif key in TIMES and run_json.parse_time(value) is None:
+            problems.append(f"run.json's {key} ({value[:40]!r}) is not a time; ignored")
+            out[key] = None
+        elif key == "last_flushed_step" and value < 0:
+            problems.append(f"run.json's last_flushed_step is negative ({value}); ignored")
+            out[key] = None
+        elif key == "pid" and not 0 < value < 2**31:
+            problems.append(f"run.json's pid ({value}) is not a process id; ignored")
+            out[key] = None
+    if isinstance(out.get("segments"), list) and not all(
+        isinstance(x, dict) for x in out["segments"]
+    ):
+        problems.append("run.json's segments are not all objects; ignored")
+        out["segments"] = None
+    if isinstance(out.get("optimizer"), dict):
+        opt = dict(out["optimizer"])
+        for key, kind in OPTIMIZER_TYPES.items():
+            if opt.get(key) is not None and not _fits(opt[key], kind):
+                problems.append(_wrong(f"optimizer.{key}", opt[key], kind))
+                opt[key] = None
+        out["optimizer"] = opt
+    if out.get("status") is not None and not isinstance(out["status"], str):
+        out["status"] = None  # `validate` has named it ("unknown status 5")
+    return out, problems
 
 
 @dataclass
@@ -186,7 +283,8 @@ def discover_runs(root: str | Path) -> Discovery:
         if schema.RUN_JSON in filenames:
             rel = here.relative_to(root_path).as_posix()
             rel = "" if rel == "." else rel
-            runs.append(_cached_run_json(here / schema.RUN_JSON, root_path, rel))
+            run = _cached_run_json(here / schema.RUN_JSON, root_path, rel)
+            runs.append(with_damage(run, root_path))
             dirnames[:] = [d for d in dirnames if d != schema.TABLES_DIR]
     # -- foreign runs (TensorBoard, W&B, MLflow: dashboard/foreign, issue 12) --
     from dashboard import foreign
@@ -303,12 +401,68 @@ class _LRU:
 _CHUNKS = _LRU(max_cost=2e9)  # bytes of Arrow data
 _TABLES = _LRU(max_cost=2e9)  # bytes of pandas data
 _STATS = {"chunk_reads": 0}
+_DAMAGE: dict[ChunkSig, str] = {}  # damaged chunks met so far: the sentence naming each
+_CUT_SHORT: dict[ChunkSig, str | None] = {}  # `integrity.cut_short` of each chunk looked at
+MAX_REMEMBERED = 200_000
 
 
 def clear_caches() -> None:
     _CHUNKS.clear()
     _TABLES.clear()
     _RUN_JSON_CACHE.clear()
+    _DAMAGE.clear()
+    _CUT_SHORT.clear()
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) > MAX_REMEMBERED:
+        cache.clear()
+    cache[key] = value
+
+
+def _damaged(sig: ChunkSig, table: str, reason: str) -> str:
+    """The sentence naming a damaged chunk (remembered: listing and reading say it alike)."""
+    known = _DAMAGE.get(sig)
+    if known is None:
+        what = integrity.held(sig[0])
+        known = integrity.damage_sentence(table, Path(sig[0]).name, reason, what)
+        _remember(_DAMAGE, sig, known)
+    return known
+
+
+def known_damage(sig: ChunkSig, table: str) -> str | None:
+    """The damage known of one chunk without decoding it: a read found it earlier, or the file
+    is cut short (its last bytes, one small read per file version)."""
+    if sig in _DAMAGE:
+        return _DAMAGE[sig]
+    if sig not in _CUT_SHORT:
+        _remember(_CUT_SHORT, sig, integrity.cut_short(sig[0]))
+    reason = _CUT_SHORT[sig]
+    return None if reason is None else _damaged(sig, table, reason)
+
+
+def chunk_damage(run: Run, root: Path) -> tuple[str, ...]:
+    """Sentences naming every damaged chunk of `run` known at listing time (`known_damage`),
+    whatever table it belongs to, each prefixed with the run like every loader message."""
+    if not run.readable or run.meta.get("source"):
+        return ()
+    label = run.rel or run.name
+    out = []
+    for table in TABLES:
+        for sig in list_chunks(run, table, root)[0]:
+            sentence = known_damage(sig, table)
+            if sentence is not None:
+                out.append(f"`{label}`: {sentence}")
+    return tuple(out)
+
+
+def with_damage(run: Run, root: Path) -> Run:
+    """`run` with its damaged chunks (`chunk_damage`) among its problems and in `damage`."""
+    damage = chunk_damage(run, root)
+    if damage == run.damage:
+        return run
+    kept = tuple(p for p in run.problems if p not in run.damage)
+    return dataclasses.replace(run, problems=(*kept, *damage), damage=damage)
 
 
 def chunk_reads() -> int:
@@ -316,22 +470,26 @@ def chunk_reads() -> int:
     return _STATS["chunk_reads"]
 
 
-def _read_chunk(sig: ChunkSig, columns: tuple[str, ...] | None = None) -> pa.Table | str:
-    """The chunk (only `columns` when given) as an Arrow table, or an error string (cached as
-    well: a bad file that does not change is not re-read at every refresh)."""
+def _read_chunk(
+    sig: ChunkSig, table: str, columns: tuple[str, ...] | None = None
+) -> pa.Table | str:
+    """The chunk (only `columns` when given) as an Arrow table, page checksums verified; or the
+    sentence naming its damage (remembered: a damaged file is not re-read at every refresh), or
+    why it could not be read now."""
     hit = _CHUNKS.get((sig, columns))
     if hit is not None:
         return hit
+    known = _DAMAGE.get(sig)
+    if known is not None:
+        return known
     _STATS["chunk_reads"] += 1
     try:
-        pf = pq.ParquetFile(sig[0])
-        cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
-        t = pf.read(columns=cols, use_threads=False)
-        cost = float(t.nbytes)
-    except Exception as e:  # any parse error means: corrupt or half-written
-        t = f"{type(e).__name__}: {str(e)[:160]}"
-        cost = 100.0
-    _CHUNKS.put((sig, columns), t, cost)
+        t = integrity.read_chunk(sig[0], table, columns)
+    except integrity.DamagedChunk as e:
+        return _damaged(sig, table, e.reason)
+    except Exception as e:  # gone (compaction) or not allowed: not damage, said as it is
+        return f"{table} chunk {Path(sig[0]).name} could not be read ({type(e).__name__}: {e})"
+    _CHUNKS.put((sig, columns), t, float(t.nbytes))
     return t
 
 
@@ -364,25 +522,32 @@ BULK_MIN_CHUNKS = 8  # from this many unread chunks on, read them in one multi-t
 
 
 def _read_chunks(
-    sigs: list[ChunkSig], columns: tuple[str, ...] | None = None
+    sigs: list[ChunkSig], table: str, columns: tuple[str, ...] | None = None
 ) -> list[pa.Table | str]:
     """Every chunk (cached or read now). Many unread chunks are read together by one
     multi-threaded dataset scan (far less per-file overhead) and split back into chunks; if
-    that scan fails (a corrupt chunk) they are read one by one so the others still load."""
-    missing = [s for s in sigs if _CHUNKS.get((s, columns)) is None]
+    that scan fails (a damaged chunk) they are read one by one so the others still load."""
+    missing = [s for s in sigs if _CHUNKS.get((s, columns)) is None and s not in _DAMAGE]
     if len(missing) >= BULK_MIN_CHUNKS:
         with contextlib.suppress(Exception):  # per-file reads below report which is bad
-            _bulk_read(missing, columns)
-    return [_read_chunk(s, columns) for s in sigs]
+            _bulk_read(missing, table, columns)
+    return [_read_chunk(s, table, columns) for s in sigs]
 
 
-def _bulk_read(sigs: list[ChunkSig], columns: tuple[str, ...] | None) -> None:
+def _bulk_read(sigs: list[ChunkSig], table: str, columns: tuple[str, ...] | None) -> None:
     import pyarrow.dataset as ds
 
     paths = [s[0] for s in sigs]
-    dataset = ds.dataset(paths, format="parquet")
+    dataset = ds.dataset(paths, format=integrity.scan_format())
     names = [n for n in dataset.schema.names if columns is None or n in columns]
     t = dataset.to_table(columns=[*names, "__fragment_index"], use_threads=True)
+    # a chunk whose own columns differ (a renamed column) is left to the per-file read
+    odd = {
+        f.path
+        for f in dataset.get_fragments()
+        if f.physical_schema.names != dataset.schema.names
+        or integrity.unexpected_columns(table, f.physical_schema.names)
+    }
     codes = t.column("__fragment_index").to_numpy()  # position in dataset.files
     files = dataset.files
     t = t.drop_columns(["__fragment_index"])
@@ -395,7 +560,7 @@ def _bulk_read(sigs: list[ChunkSig], columns: tuple[str, ...] | None) -> None:
             pieces.setdefault(files[int(codes[a])], []).append(t.slice(int(a), int(b - a)))
     for sig in sigs:
         parts = pieces.get(sig[0])
-        if parts is None:  # an empty file: read it alone
+        if parts is None or sig[0] in odd:  # an empty file or odd columns: read it alone
             continue
         chunk = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         _STATS["chunk_reads"] += 1
@@ -414,7 +579,8 @@ def read_table(
     run: Run, table: str, root: Path, columns: tuple[str, ...] | None = None
 ) -> TableResult:
     """One table of one run as a DataFrame sorted by step, from all readable chunks; only
-    `columns` (plus the step) when given: reading fewer columns is much faster."""
+    `columns` (plus the step) when given: reading fewer columns is much faster. Its messages
+    name what was left out, and every damaged chunk of the run listing found (`Run.damage`)."""
     if not run.readable:
         return TableResult(None, [], ())
     if run.meta.get("source"):  # a foreign run (dashboard/foreign, issue 12)
@@ -429,15 +595,12 @@ def read_table(
     hit = _TABLES.get(key)
     if hit is not None:
         df, msgs = hit
-        return TableResult(df, list(messages) + list(msgs), key[2], len(sigs))
+        return TableResult(df, _said(messages, msgs, run.damage), key[2], len(sigs))
     parts, msgs = [], []
     conformed_schema = None  # chunks already in this schema are used as they are
-    for sig, t in zip(sigs, _read_chunks(sigs, columns), strict=True):
-        if isinstance(t, str):
-            msgs.append(
-                f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} is corrupt or "
-                f"half-written and was skipped ({t})."
-            )
+    for sig, t in zip(sigs, _read_chunks(sigs, table, columns), strict=True):
+        if isinstance(t, str):  # damaged (or gone): left out, and said
+            msgs.append(f"`{run.rel or run.name}`: {t}")
             continue
         if conformed_schema is not None and t.schema.equals(conformed_schema):
             parts.append(t)
@@ -463,7 +626,13 @@ def read_table(
             df = None
     cost = float(df.memory_usage(deep=False).sum()) if df is not None else 100.0
     _TABLES.put(key, (df, msgs), cost)
-    return TableResult(df, list(messages) + msgs, key[2], len(sigs))
+    return TableResult(df, _said(messages, msgs, run.damage), key[2], len(sigs))
+
+
+def _said(*groups) -> list[str]:
+    """The messages of a read: its own, then the damage of the run's other tables (so each
+    view names it), each once."""
+    return list(dict.fromkeys(m for g in groups for m in g))
 
 
 def _tidy(df: pd.DataFrame, table: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import contextlib
 import errno as errno_mod
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -19,7 +20,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runformat import atomic, chunks, schema
+from runformat import atomic, chunks, integrity, schema
 
 
 class RecorderError(OSError):
@@ -107,14 +108,31 @@ def remove_superseded(run_dir: Path, table: str) -> int:
     return len(gone)
 
 
-def read_table(run_dir: Path, table: str) -> pa.Table:
-    """All chunks of one table concatenated (unreadable chunks skipped)."""
+def damage_warning(run_dir: Path, table: str, error: integrity.DamagedChunk, what: str) -> str:
+    """The sentence for a damaged chunk met by the recorder (`what` it does about it)."""
+    what_held = integrity.held(error.path)
+    sentence = integrity.damage_sentence(table, error.path.name, error.reason, what_held)
+    return f"{run_dir}: {sentence}; {what}"
+
+
+def read_chunk(path: Path, table: str) -> pa.Table:
+    """One chunk as the table's schema, page checksums verified (`integrity.DamagedChunk`)."""
+    return integrity.read_chunk(path, table, whole_schema=True)
+
+
+def read_table(run_dir: Path, table: str, *, damaged: str = "skip") -> pa.Table:
+    """All chunks of one table concatenated, page checksums verified. A damaged chunk is
+    left out with a warning naming it (`damaged="skip"`), or raised (`"raise"`)."""
     parts = []
     for p in list_chunks(run_dir, table):
         try:
-            parts.append(pq.read_table(p, schema=schema.TABLES[table]))
-        except (OSError, pa.ArrowException):
-            continue
+            parts.append(read_chunk(p, table))
+        except integrity.DamagedChunk as e:
+            if damaged == "raise":
+                raise
+            warnings.warn(damage_warning(run_dir, table, e, "read without it"), stacklevel=2)
+        except OSError:
+            continue  # removed meanwhile
     if not parts:
         return schema.TABLES[table].empty_table()
     return pa.concat_tables(parts)
@@ -180,9 +198,12 @@ def truncate_after(run_dir: Path, step: int) -> int:
             if _max_step(path) <= step:
                 continue  # the chunk's statistics say it holds no later row: not read
             try:
-                tbl = pq.read_table(path, schema=schema.TABLES[table])
-            except (OSError, pa.ArrowException):
-                continue  # corrupt chunk: readers skip it too
+                tbl = read_chunk(path, table)
+            except integrity.DamagedChunk as e:  # kept as it is: readers name it too
+                warnings.warn(damage_warning(run_dir, table, e, "left as it is"), stacklevel=2)
+                continue
+            except OSError:
+                continue
             steps = tbl.column("step").to_numpy(zero_copy_only=False)
             keep = steps <= step
             if keep.all():
@@ -210,7 +231,13 @@ def compact(run_dir: Path, table: str, segment: int) -> bool:
     files = list_chunks(run_dir, table)
     if len(files) <= 1:
         return False
-    tbl = read_table(run_dir, table)
+    try:
+        tbl = read_table(run_dir, table, damaged="raise")
+    except integrity.DamagedChunk as e:
+        # merging would drop the damaged rows and its name with them: readers could no longer
+        # say that something is missing
+        warnings.warn(damage_warning(run_dir, table, e, "the table is not compacted"), stacklevel=2)
+        return False
     tbl = tbl.sort_by([("step", "ascending")])
     seg, seq, _ = max(_key(p.name) for p in files)
     target = chunks.table_dir(run_dir, table) / chunks.compact_name(seg, seq)

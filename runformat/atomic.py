@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from runformat.schema import PARQUET_COMPRESSION
+from runformat import integrity
 
 
 def temp_path(path: Path) -> Path:
@@ -59,5 +58,6 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Mapping[str, Any]) -> N
 
 
 def write_parquet(path: str | os.PathLike[str], table: pa.Table) -> None:
-    """Write one complete Parquet chunk atomically (the format's compression)."""
-    atomic_write(path, lambda f: pq.write_table(table, f, compression=PARQUET_COMPRESSION))
+    """Write one complete Parquet chunk atomically (the format's compression, and a checksum
+    on every page: `runformat.integrity`)."""
+    atomic_write(path, lambda f: integrity.write_chunk(table, f))
