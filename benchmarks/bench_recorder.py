@@ -1,4 +1,4 @@
-"""Recorder overhead and memory on `recorder.train`'s model: `python -m benchmarks.bench_recorder`.
+"""Recorder overhead and memory on `sgg_train`'s model: `python -m benchmarks.bench_recorder`.
 
 Overhead: three identical models and optimizers (d_model 256, 4 layers, batch 16 x 128) train on
 the same batches in one process, interleaved step by step (the order rotates every step): one
@@ -8,6 +8,10 @@ norms from the post-step optimizer state on layer-statistics steps, no parameter
 timed step is a whole training step (forward, backward, optimizer step, log_step). Prints mean
 and median step times and the ratios recorded / unrecorded (target: mean <= 1.02 at defaults).
 
+Checksums (`--checksums`, no training): the time to write one flush's chunks (the first 100
+steps of every table of a sample run) with and without Parquet page checksums, encoded in
+memory and written to disk atomically (fsync), medians of --checksum-repeats, and the ratio.
+
 Memory (`--memory`): peak resident memory of fresh processes training a >= 100M-parameter model
 of the same family (d_model 1024, 8 layers) unrecorded, recorded at defaults and recorded with
 the snapshot: the difference is what the recorder costs.
@@ -16,6 +20,7 @@ the snapshot: the difference is what the recorder costs.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import resource
 import statistics
@@ -25,13 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
 from recorder import Recorder
-from recorder.train import TrainConfig, build_model, build_optimizer, lm_loss, load_corpus
-from recorder.train import sample_batch as sample
 from recorder.writer import list_chunks
+from runformat import atomic, integrity, schema
+from sgg_train.config import TrainConfig
+from sgg_train.data import load_corpus
+from sgg_train.data import sample_batch as sample
+from sgg_train.model import build_model, build_optimizer, lm_loss
 
+SAMPLE_RUN = Path(__file__).resolve().parents[1] / "sample_runs" / "sgg-lr4e-3-T25-s0"
 VARIANTS = ("unrecorded", "before: snapshot", "defaults")
 RECORDER_SETTINGS = {"before: snapshot": {"update_norm": "snapshot"}, "defaults": {}}
 
@@ -107,7 +119,7 @@ def overhead(args: argparse.Namespace) -> dict[str, float]:
             results[f"ratio_of_means [{name}]"] = statistics.fmean(times[k]) / base_mean
             results[f"ratio_of_medians [{name}]"] = statistics.median(times[k]) / base_median
     print(
-        f"recorder.train model d_model 256 x 4 layers, batch 16 x 128: {n_params:,} parameters; "
+        f"sgg_train model d_model 256 x 4 layers, batch 16 x 128: {n_params:,} parameters; "
         f"{args.optimizer}; {args.steps} interleaved steps per variant after {args.warmup} "
         f"warm-up; {torch.get_num_threads()} threads"
     )
@@ -198,6 +210,63 @@ def memory(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
+def _flush_tables(run: Path, upto: int) -> dict[str, pa.Table]:
+    """Every table of `run`, rows with step <= `upto`: what one flush writes."""
+    out = {}
+    for table in schema.TABLES:
+        files = list_chunks(run, table)
+        if files:
+            t = pa.concat_tables([integrity.read_chunk(f, table, whole_schema=True) for f in files])
+            out[table] = t.filter(pc.less_equal(t.column("step"), upto))
+    return out
+
+
+def checksum_cost(args: argparse.Namespace) -> dict[str, float]:
+    """Chunk write time with and without page checksums, interleaved, medians, ratio."""
+    tables = _flush_tables(args.checksum_run, 100)
+    plain = {"compression": schema.PARQUET_COMPRESSION}
+    variants = {"without checksums": plain, "with checksums": integrity.WRITE_OPTIONS}
+    encode: dict[str, list[float]] = {v: [] for v in variants}
+    to_disk: dict[str, list[float]] = {v: [] for v in variants}
+    size: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.checksum_repeats):
+            for name, opts in variants.items():  # interleaved: the machine's load hits both
+                t = time.perf_counter()
+                for tbl in tables.values():
+                    buf = io.BytesIO()
+                    pq.write_table(tbl, buf, **opts)
+                encode[name].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                for k, tbl in tables.items():
+                    atomic.atomic_write(
+                        Path(tmp) / f"{k}.parquet",
+                        lambda f, tbl=tbl, opts=opts: pq.write_table(tbl, f, **opts),
+                    )
+                to_disk[name].append(time.perf_counter() - t)
+                size[name] = sum((Path(tmp) / f"{k}.parquet").stat().st_size for k in tables)
+    rows = sum(t.num_rows for t in tables.values())
+    print(
+        f"one flush of {args.checksum_run.name} (steps 1-100): {len(tables)} chunks, {rows:,} "
+        f"rows; medians of {args.checksum_repeats} interleaved repeats"
+    )
+    out = {}
+    for what, times in (("encode (in memory)", encode), ("atomic write (fsync)", to_disk)):
+        med = {v: statistics.median(ts) for v, ts in times.items()}
+        ratio = med["with checksums"] / med["without checksums"]
+        out[f"checksum ratio [{what}]"] = ratio
+        print(
+            f"  {what:22s} without {med['without checksums'] * 1e3:7.2f} ms   with "
+            f"{med['with checksums'] * 1e3:7.2f} ms   ratio {ratio:.3f}"
+        )
+    grow = size["with checksums"] / size["without checksums"]
+    print(
+        f"  bytes on disk          {size['without checksums']:,} -> {size['with checksums']:,}"
+        f" ({grow:.4f}x)"
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=60, help="timed steps per variant")
@@ -207,7 +276,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--memory", action="store_true", help="also measure peak memory (100M model)")
     ap.add_argument("--memory-steps", type=int, default=11)
     ap.add_argument("--memory-child", choices=VARIANTS, help=argparse.SUPPRESS)
+    ap.add_argument("--checksums", action="store_true", help="only the page-checksum write cost")
+    ap.add_argument("--checksum-repeats", type=int, default=30)
+    ap.add_argument("--checksum-run", type=Path, default=SAMPLE_RUN)
     args = ap.parse_args(argv)
+    if args.checksums:
+        return checksum_cost(args)
     if args.memory_child:
         _memory_child(args.memory_child, args.memory_steps, args.optimizer)
         return {}
