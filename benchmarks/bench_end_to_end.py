@@ -1,4 +1,4 @@
-"""Whole training steps (forward + backward + optimizer step) of ``recorder.train``'s model: SGG
+"""Whole training steps (forward + backward + optimizer step) of ``sgg_train``'s model: SGG
 (defaults, T = 500) vs ``torch.optim.AdamW(fused=True)``, interleaved in one process.
 
 Two copies of the same model (same seed) see the same batches; each pair of steps runs one SGG
@@ -25,19 +25,14 @@ import time
 
 import torch
 
-from recorder.train import (
-    TrainConfig,
-    build_model,
-    lm_loss,
-    load_corpus,
-    sample_batch,
-    split_corpus,
-)
 from sgg import SGG, native, native_recluster
+from sgg_train.config import TrainConfig
+from sgg_train.data import load_corpus, sample_batch, split_corpus
+from sgg_train.model import build_model, lm_loss
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, which: str, interval: int):
-    """``recorder.train``'s parameter groups (decay on >= 2-D tensors), SGG or fused AdamW."""
+    """``sgg_train``'s parameter groups (decay on >= 2-D tensors), SGG or fused AdamW."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
@@ -132,7 +127,7 @@ def main() -> None:
     n_params = sum(p.numel() for p in m_ref.parameters())
     n_tensors = sum(1 for _ in m_ref.parameters())
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}; recorder.train model "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}; sgg_train model "
         f"(d_model {cfg.d_model}, {cfg.layers} layers): {n_params:,} parameters in {n_tensors} "
         f"tensors; batch {cfg.batch_size} x {cfg.seq_len}; SGG T = {args.interval}"
     )

@@ -1,5 +1,5 @@
 """The first optimizer step on a fresh machine: SGG with an EMPTY extension cache against torch's
-AdamW, on ``recorder.train``'s model built as the training command builds it.
+AdamW, on ``sgg_train``'s model built as the training command builds it.
 
 Each repeat runs each optimizer in a fresh process (nothing warmed up, nothing loaded), with its
 own empty ``TORCH_EXTENSIONS_DIR`` and inductor cache: SGG's native kernels are then built in the
@@ -35,15 +35,9 @@ def one_process(which: str, threads: int) -> dict[str, float]:
     """In this fresh process: the first step of the training command's optimizer ``which``."""
     if threads:  # as the training command's --threads
         torch.set_num_threads(threads)
-    from recorder.train import (
-        TrainConfig,
-        build_model,
-        build_optimizer,
-        lm_loss,
-        load_corpus,
-        sample_batch,
-        split_corpus,
-    )
+    from sgg_train.config import TrainConfig
+    from sgg_train.data import load_corpus, sample_batch, split_corpus
+    from sgg_train.model import build_model, build_optimizer, lm_loss
 
     cfg = TrainConfig(optimizer=which)
     data, _ = split_corpus(load_corpus(), cfg.val_fraction)

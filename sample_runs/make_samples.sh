@@ -32,13 +32,13 @@ MAIN=(--out "$OUT/main-600" --jobs "$JOBS" --threads "$THREADS" --seeds $MAIN_SE
       --no-checkpoint)
 status=0
 # The main comparison: SGG vs AdamW (+ observe-only SGG clustering, so clusters compare) at 4e-3.
-"$PY" -m recorder.train sweep --optimizers sgg adamw --lr 4e-3 --shadow "${MAIN[@]}" || status=1
+"$PY" -m sgg_train sweep --optimizers sgg adamw --lr 4e-3 --shadow "${MAIN[@]}" || status=1
 # The sweep's SGG vs AdamW at 4e-3 (200 steps, 3 seeds), for the Sweep page.
-"$PY" -m recorder.train sweep --optimizers sgg adamw --lr 4e-3 --shadow "${COMMON[@]}" || status=1
+"$PY" -m sgg_train sweep --optimizers sgg adamw --lr 4e-3 --shadow "${COMMON[@]}" || status=1
 # beta3 ablation: the same SGG runs with scale_decay 0.9 (in 8 re-clusters the factors move
 # 1 - 0.99^8 = 8% of the way to their targets with the default 0.99; with 0.9, 57%).
-"$PY" -m recorder.train sweep --optimizers sgg --lr 4e-3 --scale-decay 0.9 "${COMMON[@]}" || status=1
+"$PY" -m sgg_train sweep --optimizers sgg --lr 4e-3 --scale-decay 0.9 "${COMMON[@]}" || status=1
 # The learning-rate range: SGG vs AdamW at 1e-3 and 1.6e-2.
-"$PY" -m recorder.train sweep --optimizers sgg adamw --lr 1e-3 1.6e-2 "${COMMON[@]}" || status=1
+"$PY" -m sgg_train sweep --optimizers sgg adamw --lr 1e-3 1.6e-2 "${COMMON[@]}" || status=1
 du -sh "$OUT"
 exit $status

@@ -1,4 +1,4 @@
-"""End to end: `python -m recorder.train` killed with SIGKILL mid-run, then resumed."""
+"""End to end: `python -m sgg_train` killed with SIGKILL mid-run, then resumed."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ TINY = [
 
 
 def _cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "recorder.train", *TINY, "--out", str(out), *extra]
+    return [sys.executable, "-m", "sgg_train", *TINY, "--out", str(out), *extra]
 
 
 def _env() -> dict[str, str]:

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from recorder import sweep as S
-from recorder import train as T
 from recorder.recorder import Recorder
+from sgg_train import cli
+from sgg_train import config as C
+from sgg_train import sweep as S
+from sgg_train import train as T
 
 TINY = [
     "--steps", "4", "--warmup-steps", "1", "--d-model", "16", "--layers", "1", "--heads", "2",
@@ -30,9 +32,9 @@ NAMES = ["adamw-lr1e-3-s0", "adamw-lr4e-3-s0", "adamw-lr1e-3-s1", "adamw-lr4e-3-
 # SIGKILL (run.json stays "running" with a dead pid) or ends "failed".
 _BROKEN_RUN = """
 import os, signal, sys
-from recorder import train as T
-from recorder.recorder import Recorder
-cfg, _ = T.parse_args(sys.argv[2:])
+from recorder import Recorder
+from sgg_train.train import parse_args
+cfg, _ = parse_args(sys.argv[2:])
 rec = Recorder(cfg.run_dir, config=cfg, seed=cfg.seed, mode="overwrite")
 rec.log_step(1, loss=5.0, tokens=32)
 rec.flush()
@@ -46,9 +48,9 @@ def _meta(run: Path) -> dict:
     return json.loads((run / "run.json").read_text())
 
 
-def _configs(out: Path) -> dict[str, T.TrainConfig]:
+def _configs(out: Path) -> dict[str, C.TrainConfig]:
     ns = vars(S.parse_args([*SWEEP, *TINY, "--out", str(out)]))
-    base = T.TrainConfig(
+    base = C.TrainConfig(
         **{k: v for k, v in ns.items() if k not in ("optimizers", "lr", "seeds", "out", "jobs",
                                                    "dry_run", "progress", "shadow")},
         progress=False,
@@ -57,14 +59,14 @@ def _configs(out: Path) -> dict[str, T.TrainConfig]:
     return {c.run_dir.name: c for c in cfgs}
 
 
-def _broken(cfg: T.TrainConfig, how: str) -> None:
-    argv = T.config_argv(cfg)
+def _broken(cfg: C.TrainConfig, how: str) -> None:
+    argv = C.config_argv(cfg)
     proc = subprocess.run([sys.executable, "-c", _BROKEN_RUN, how, *argv], check=False)
     assert proc.returncode == (-9 if how == "kill" else 0)
 
 
 def test_names_encode_the_settings():
-    cfg = T.TrainConfig(optimizer="sgg", lr=4e-3, seed=2)
+    cfg = C.TrainConfig(optimizer="sgg", lr=4e-3, seed=2)
     assert S.run_name(cfg) == "sgg-lr4e-3-s2"
     cfg = dataclasses.replace(cfg, lr=1.6e-2, recluster_interval=50, scale_decay=0.9)
     assert S.run_name(cfg) == "sgg-lr1.6e-2-T50-decay0.9-s2"
@@ -76,7 +78,7 @@ def test_names_encode_the_settings():
 
 
 def test_invalid_sweeps_raise_naming_the_argument(tmp_path):
-    base = T.TrainConfig()
+    base = C.TrainConfig()
     with pytest.raises(ValueError, match="seeds"):
         S.sweep_configs(base, ["sgg"], [1e-3], [0, 0], tmp_path)
     with pytest.raises(ValueError, match="lr"):
@@ -90,7 +92,7 @@ def test_invalid_sweeps_raise_naming_the_argument(tmp_path):
 def test_sweep_runs_then_resumes(tmp_path, capsys):
     out = tmp_path / "sweep"
     # via the training command's entry point, as `sgg-train sweep ...` runs it
-    assert T.main(["sweep", *SWEEP, *TINY, "--out", str(out)]) == 0
+    assert cli.main(["sweep", *SWEEP, *TINY, "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(NAMES)
     first = {n: _meta(out / n) for n in NAMES}
     for name, meta in first.items():
@@ -153,7 +155,7 @@ def test_terminating_the_sweep_stops_its_runs(tmp_path):
     argv = [*SWEEP[:2], "--lr", "1e-3", "--seeds", "0", *TINY, "--out", str(out)]
     argv[argv.index("--steps") + 1] = "1000000"
     argv += ["--flush-seconds", "0.2"]
-    sweep = subprocess.Popen([sys.executable, "-m", "recorder.train", "sweep", *argv])
+    sweep = subprocess.Popen([sys.executable, "-m", "sgg_train", "sweep", *argv])
     run_json = out / "adamw-lr1e-3-s0" / "run.json"
     deadline = time.monotonic() + 120
     while not (run_json.is_file() and _meta(run_json.parent)["last_flushed_step"]):

@@ -1,6 +1,6 @@
 """`sgg-train sweep`: train optimizers x learning rates x seeds, resumably, N runs at a time.
 
-Each run is one `python -m recorder.train` subprocess writing `<out>/<name>`, where the name
+Each run is one `python -m sgg_train` subprocess writing `<out>/<name>`, where the name
 encodes the settings (`sgg-lr4e-3-T50-s0`) and run.json's `config` records all of them. Running
 the same sweep again skips finished runs, resumes interrupted ones from their checkpoint and
 restarts the others, so a killed sweep is continued by re-running its command.
@@ -27,8 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from recorder.train import SWEPT, TrainConfig, add_training_options, config_argv
 from runformat import schema
+from sgg_train.config import SWEPT, TrainConfig, add_training_options, config_argv
 
 # Config fields that change how a run is executed or stored, never its numbers: a finished run
 # that differs from the sweep only in these still counts as done.
@@ -137,7 +137,7 @@ def plan_run(cfg: TrainConfig) -> Plan:
 
 def _command(plan: Plan) -> list[str]:
     mode = {"new": [], "resume": ["--resume"], "overwrite": ["--overwrite"]}[plan.action]
-    return [sys.executable, "-m", "recorder.train", *config_argv(plan.cfg), *mode]
+    return [sys.executable, "-m", "sgg_train", *config_argv(plan.cfg), *mode]
 
 
 class _Runner:

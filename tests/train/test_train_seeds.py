@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from recorder import train as T
+from sgg_train import config as C
+from sgg_train import data as D
+from sgg_train import model as M
+from sgg_train import train as T
 
 TINY = dict(
     d_model=16,
@@ -28,14 +31,14 @@ TINY = dict(
 )
 
 
-def _state(cfg: T.TrainConfig) -> dict[str, torch.Tensor]:
-    return T.build_model(cfg).state_dict()
+def _state(cfg: C.TrainConfig) -> dict[str, torch.Tensor]:
+    return M.build_model(cfg).state_dict()
 
 
-def _batches(cfg: T.TrainConfig, n: int) -> list[torch.Tensor]:
-    train_data, _ = T.split_corpus(T.load_corpus(), cfg.val_fraction)
+def _batches(cfg: C.TrainConfig, n: int) -> list[torch.Tensor]:
+    train_data, _ = D.split_corpus(D.load_corpus(), cfg.val_fraction)
     gen = torch.Generator().manual_seed(cfg.seed)
-    return [T.sample_batch(train_data, cfg.batch_size, cfg.seq_len, gen) for _ in range(n)]
+    return [D.sample_batch(train_data, cfg.batch_size, cfg.seq_len, gen) for _ in range(n)]
 
 
 def _losses(run_dir) -> pd.Series:
@@ -44,7 +47,7 @@ def _losses(run_dir) -> pd.Series:
 
 
 def test_same_seed_same_init_and_batches_whatever_the_optimizer():
-    sgg = T.TrainConfig(optimizer="sgg", seed=3, **TINY)
+    sgg = C.TrainConfig(optimizer="sgg", seed=3, **TINY)
     adamw = dataclasses.replace(sgg, optimizer="adamw", shadow=True, lr=1e-2)
     a, b = _state(sgg), _state(adamw)
     assert a.keys() == b.keys()
@@ -53,7 +56,7 @@ def test_same_seed_same_init_and_batches_whatever_the_optimizer():
 
 
 def test_other_seed_other_init_and_batches():
-    s0 = T.TrainConfig(seed=0, **TINY)
+    s0 = C.TrainConfig(seed=0, **TINY)
     s1 = dataclasses.replace(s0, seed=1)
     a, b = _state(s0), _state(s1)
     assert not all(torch.equal(a[k], b[k]) for k in a if a[k].dim() >= 2)
@@ -63,7 +66,7 @@ def test_other_seed_other_init_and_batches():
 def test_recorded_sgg_and_adamw_runs_of_one_seed_see_the_same_data(tmp_path):
     """End to end: with no re-cluster inside the run, SGG's factors stay 1, so SGG and AdamW runs
     of one seed record the same loss at every step only if they share weights and batches."""
-    base = T.TrainConfig(seed=2, recluster_interval=1000, **TINY)
+    base = C.TrainConfig(seed=2, recluster_interval=1000, **TINY)
     runs = {}
     for opt, seed in (("sgg", 2), ("adamw", 2), ("adamw", 5)):
         cfg = dataclasses.replace(
@@ -79,7 +82,7 @@ def test_recorded_sgg_and_adamw_runs_of_one_seed_see_the_same_data(tmp_path):
 
 
 def test_eval_logs_one_loss_per_batch(tmp_path):
-    cfg = T.TrainConfig(optimizer="adamw", out=str(tmp_path / "run"), **TINY)
+    cfg = C.TrainConfig(optimizer="adamw", out=str(tmp_path / "run"), **TINY)
     T.train(cfg)
     evals = pd.read_parquet(cfg.run_dir / "tables" / "evals").sort_values("step")
     assert evals["step"].tolist() == [3, 6]
@@ -88,10 +91,10 @@ def test_eval_logs_one_loss_per_batch(tmp_path):
 
 
 def test_evaluate_returns_one_loss_per_batch():
-    cfg = T.TrainConfig(**TINY)
-    _, val_data = T.split_corpus(T.load_corpus(), cfg.val_fraction)
-    val = T.eval_windows(val_data, cfg.eval_batches * cfg.batch_size, cfg.seq_len)
-    losses = T.evaluate(T.build_model(cfg), val, cfg.batch_size)
+    cfg = C.TrainConfig(**TINY)
+    _, val_data = D.split_corpus(D.load_corpus(), cfg.val_fraction)
+    val = D.eval_windows(val_data, cfg.eval_batches * cfg.batch_size, cfg.seq_len)
+    losses = T.evaluate(M.build_model(cfg), val, cfg.batch_size)
     assert len(losses) == cfg.eval_batches and len(set(losses)) == cfg.eval_batches
 
 
@@ -104,11 +107,11 @@ def test_evaluate_returns_one_loss_per_batch():
     ],
 )
 def test_config_argv_round_trips(changes):
-    cfg = T.TrainConfig(**{**TINY, **changes})
-    assert T.parse_args(T.config_argv(cfg)) == (cfg, "new")
+    cfg = C.TrainConfig(**{**TINY, **changes})
+    assert T.parse_args(C.config_argv(cfg)) == (cfg, "new")
 
 
 @pytest.mark.parametrize("name", ["eval_every", "eval_batches", "histogram_bins", "steps"])
 def test_invalid_sizes_name_the_argument(name):
     with pytest.raises(ValueError, match=name):
-        T.TrainConfig(**{name: 0})
+        C.TrainConfig(**{name: 0})
