@@ -1,7 +1,8 @@
 """Pure Plotly figure builders: long-form DataFrames in, `go.Figure` out, nothing rendered.
 
 Colours are fixed per run for the whole page (`run_colors`): the baseline is blue, the first
-compared run orange, then red, green, purple... Cluster colours are fixed per cluster id.
+compared run orange, then red, green, purple... The Clusters tab's figures (groups, layers) live in
+`cluster_figures`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ PALETTE = [
     "#FF9DA7",
     "#79706E",
 ]
-CLUSTER_COLORS = ["#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02"]
-WHOLE_LAYER_COLOR = "#4E79A7"
-DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 TEMPLATE = "plotly_white"
 HOVER_Y = ".4g"  # hover values at 4 significant figures
 HOVER_X = ",.4~r"
@@ -46,10 +44,6 @@ def run_colors(names: list[str], baseline: str | None) -> dict[str, str]:
             out[n] = PALETTE[i % len(PALETTE)]
             i += 1
     return out
-
-
-def cluster_color(c: int) -> str:
-    return WHOLE_LAYER_COLOR if c < 0 else CLUSTER_COLORS[int(c) % len(CLUSTER_COLORS)]
 
 
 LEGEND_ROW = 22  # px per row of legend entries
@@ -514,140 +508,6 @@ def distribution_figure(
         )
     fig = _layout(fig, title, x_title, "Share of values")
     return _closest_hover(fig, log_x=True)
-
-
-def cluster_lines(
-    df: pd.DataFrame,
-    y: str,
-    *,
-    title: str,
-    y_title: str,
-    reference: pd.DataFrame | None = None,
-    reference_name: str = "",
-    log_y: bool = False,
-    stacked: bool = False,
-) -> go.Figure:
-    """One line per cluster over re-cluster steps (columns step, cluster, y); an optional
-    dashed reference line (columns step, y); `stacked` draws shares as stacked areas."""
-    if df is None or df.empty:
-        return empty_figure("No clustering recorded for this layer.", title)
-    fig = go.Figure()
-    for c, g in df.groupby("cluster", sort=True):
-        col = cluster_color(int(c))
-        kw = {"stackgroup": "one"} if stacked else {}
-        fig.add_trace(
-            go.Scatter(
-                x=g["step"],
-                y=g[y],
-                mode="lines" if stacked else "lines+markers",
-                # dashes keep groups with equal values (overlapping lines) distinguishable
-                line={
-                    "color": col,
-                    "width": 2,
-                    "dash": "solid" if stacked else DASHES[int(c) % len(DASHES)],
-                },
-                marker={"size": 5},
-                name=f"group {int(c)}",
-                **kw,
-            )
-        )
-    if reference is not None and not reference.empty:
-        fig.add_trace(
-            go.Scatter(
-                x=reference["step"],
-                y=reference[y],
-                mode="lines",
-                line={"color": "black", "dash": "dash", "width": 2},
-                name=reference_name,
-            )
-        )
-    if log_y:  # a log axis only helps when the values span a wide range
-        v = df[y].to_numpy(dtype=float)
-        v = v[np.isfinite(v) & (v > 0)]
-        log_y = bool(v.size and v.max() / v.min() > 3)
-    fig = _layout(fig, title, "Step", y_title, log_y=log_y)
-    if stacked:
-        fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    return apply_log_ticks(fig) if log_y else fig
-
-
-SANKEY_LABEL_MIN_SHARE = 0.04
-
-
-def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
-    """`matrix`: columns from_cluster, to_cluster, count (one re-cluster)."""
-    if matrix is None or matrix.empty or matrix["count"].sum() == 0:
-        return empty_figure("No membership changes recorded at this re-cluster.", title)
-    ks = sorted(set(matrix["from_cluster"]) | set(matrix["to_cluster"]))
-    pos = {k: i for i, k in enumerate(ks)}
-    m = matrix[matrix["count"] > 0]
-    total = float(m["count"].sum())
-    before = m.groupby("from_cluster")["count"].sum()
-    after = m.groupby("to_cluster")["count"].sum()
-    names = [f"before: group {k}, {before.get(k, 0) / total:.0%} of the weights" for k in ks] + [
-        f"after: group {k}, {after.get(k, 0) / total:.0%} of the weights" for k in ks
-    ]
-    shares = [before.get(k, 0) / total for k in ks] + [after.get(k, 0) / total for k in ks]
-    # short labels (the two columns are named above them: long labels met in the middle); a node
-    # under 4% is a few pixels tall, its label would print over its neighbours' (hover names it)
-    short = [f"group {k} · {sh:.0%}" for k, sh in zip(ks * 2, shares, strict=True)]
-    labels = [
-        t if sh >= SANKEY_LABEL_MIN_SHARE else "" for t, sh in zip(short, shares, strict=True)
-    ]
-    fig = go.Figure(
-        go.Sankey(
-            node={
-                "label": labels,
-                "customdata": names,
-                "hovertemplate": "%{customdata}<extra></extra>",
-                "color": [cluster_color(k) for k in ks] * 2,
-                "pad": 18,
-            },
-            link={
-                "source": [pos[a] for a in m["from_cluster"]],
-                "target": [len(ks) + pos[b] for b in m["to_cluster"]],
-                "value": m["count"].astype(float).tolist(),
-                "color": [_rgba(cluster_color(a), 0.35) for a in m["from_cluster"]],
-                "customdata": [
-                    f"group {a} to group {b}"
-                    for a, b in zip(m["from_cluster"], m["to_cluster"], strict=True)
-                ],
-                "hovertemplate": "%{value:,} weights: %{customdata}<extra></extra>",
-            },
-        )
-    )
-    for x, text, anchor in ((0, "before", "left"), (1, "after", "right")):
-        fig.add_annotation(x=x, y=1.06, xref="paper", yref="paper", text=f"<b>{text}</b>",
-                           showarrow=False, xanchor=anchor)  # fmt: skip
-    return _layout(fig, title, "", "")
-
-
-def histogram_compare_figure(
-    h: pd.DataFrame,
-    *,
-    title: str,
-    x_title: str,
-    log_x: bool,
-    reference: pd.DataFrame | None = None,
-    reference_name: str = "",
-) -> go.Figure:
-    """Density per cluster (columns cluster, center, density) and a reference (e.g. AdamW's whole
-    layer) as a dashed black line."""
-    if (h is None or h.empty) and (reference is None or reference.empty):
-        return empty_figure("No histogram recorded at this step.", title)
-    fig = go.Figure()
-    if h is not None and not h.empty:
-        for c, g in h.groupby("cluster", sort=True):
-            name = "whole layer" if int(c) < 0 else f"group {int(c)}"
-            fig.add_trace(_histogram_line(g, {"color": cluster_color(int(c)), "width": 2}, name))
-    if reference is not None and not reference.empty:
-        fig.add_trace(
-            _histogram_line(
-                reference, {"color": "black", "dash": "dash", "width": 2}, reference_name
-            )
-        )
-    fig = _layout(fig, title, x_title, "Share of the group's elements")
-    return _closest_hover(fig, log_x=log_x)
 
 
 def sweep_figure(

@@ -12,6 +12,7 @@ import pandas as pd
 
 from dashboard import verdicts
 from dashboard.metrics import groups
+from dashboard.metrics.cluster_effect import SLOWED, SPED_UP
 from dashboard.metrics.compare import STALL_SECONDS, Comparison
 from dashboard.metrics.intervals import PAIRED, POWER
 from dashboard.metrics.spikes import (
@@ -149,6 +150,53 @@ DEFINITIONS: list[tuple[str, str]] = [
         f"'{CANNOT_TELL}'. Times are compared only between runs on the same machine and "
         "hardware that were trained at the same time (a shared machine's load changes from hour "
         f"to hour). Every step over {STALL_SECONDS:g} s is listed as a stall with its step.",
+    ),
+    (
+        "momentum",
+        "the running average of a weight's recent gradients (AdamW's first moment): which way, "
+        "and how steadily, training pushes that weight. SGG groups each layer's weights by it.",
+    ),
+    (
+        "re-cluster",
+        "every T steps (the run's re-cluster interval) SGG sorts each layer's weights into K "
+        "groups again by their momentum (k-means) and updates each group's factor; between "
+        "re-clusters groups and factors stay fixed.",
+    ),
+    (
+        "group",
+        "one of the K sets a re-cluster makes in a layer, numbered by rank of momentum (group 0 "
+        "holds the lowest). A number is a position, not a fixed set of weights: many weights "
+        "change group at every re-cluster.",
+    ),
+    (
+        "spread (MDA)",
+        "how far a group's momentum lies from its layer's mean: the median of |momentum - the "
+        "layer's mean momentum| over the group (the paper's MDA). The whole model's spread is "
+        "the same median over every clustered weight.",
+    ),
+    (
+        "scale factor",
+        "the multiplier SGG applies to the step AdamW would take for each weight of a group "
+        "(x2: twice AdamW's step size). Its target is the whole model's spread / the group's, "
+        "clamped to [0.1, 10]; at each re-cluster the factor moves (1 - beta3) of the way to it "
+        f"(1% with beta3 = 0.99). Sped up: a factor above {SPED_UP:g}x; slowed down: below "
+        f"{SLOWED:.2f}x (1/{SPED_UP:g}); about unchanged in between.",
+    ),
+    (
+        "adaptive learning rate",
+        "the step size AdamW gives each weight: the learning rate / (the square root of its "
+        "second moment + eps), before SGG's factor.",
+    ),
+    (
+        "eps",
+        "AdamW's small constant (typically 1e-8) added under the division so that it never "
+        "divides by zero; a weight whose gradient has been zero gets the largest step, the "
+        "learning rate / eps (e.g. 4e-3 / 1e-8 = 4e5).",
+    ),
+    (
+        "shadow clustering",
+        "SGG's groups and factors computed alongside a plain AdamW run, for comparison, and never "
+        "applied: what SGG would have done. The Clusters tab marks it 'not applied'.",
     ),
 ]
 

@@ -1,154 +1,319 @@
-"""The Clusters page: SGG's groups per layer over time, how weights move, what groups look like."""
+"""The Clusters page: what SGG's factors did to the model (a manager's answer first), then the
+same weights followed through the re-clusters, why a layer's factors move, and what groups look
+like inside a layer. Numbers from `metrics.cluster_*`, words from `cluster_words`, figures from
+`cluster_figures`."""
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 import streamlit as st
 
-from dashboard import figures, narrative, prepare
+from dashboard import cluster_figures as cfig
+from dashboard import cluster_words as words
+from dashboard import narrative, prepare
+from dashboard.cache import cached
 from dashboard.context import Ctx
-from dashboard.metrics import clusters
+from dashboard.layer_names import humane_names
+from dashboard.loader import Run
+from dashboard.metrics import cluster_effect, cluster_factors, cluster_population, clusters
+from dashboard.metrics.groups import optimizer_name, seed_of
+
+GLOSSARY = (
+    "momentum",
+    "re-cluster",
+    "group",
+    "spread (MDA)",
+    "scale factor",
+    "adaptive learning rate",
+    "eps",
+    "shadow clustering",
+)
+
+
+def applies_sgg(run: Run) -> bool:
+    """The one test of "this run trained with SGG" (its factors were applied)."""
+    return optimizer_name(run.meta).lower() == "sgg"
 
 
 def page(ctx: Ctx) -> None:
-    st.caption(
-        "SGG sorts the weights of every layer into a few groups by their momentum (the running "
-        "average of their gradients) and multiplies each group's learning rate by a scale factor: "
-        "noisy groups are slowed down (factor < 1), calm groups sped up (factor > 1). The groups "
-        "are recomputed every T steps ('re-cluster')."
-    )
-    clustered = [r for r in ctx.selected if ctx.table(r, "clusters").df is not None]
-    without = [r for r in ctx.selected if r not in clustered]
-    plain = [ctx.labels[r] for r in without if ctx.by_rel[r].optimizer.lower() != "sgg"]
-    missing = [ctx.labels[r] for r in without if ctx.by_rel[r].optimizer.lower() == "sgg"]
-    if plain:
-        st.info(
-            f"**{', '.join(plain)}**: plain AdamW, recorded without shadow clustering, so "
-            "no groups. Their histograms, if any, are the reference below."
-        )
-    if missing:
-        st.info(f"**{', '.join(missing)}**: no cluster table was recorded.")
-    if not clustered:
+    st.caption(words.INTRO)
+    series = _clustered_series(ctx)
+    if not series:
         st.info(
             "None of the selected runs has groups to show. Select an SGG run (or an AdamW "
             "run recorded with shadow clustering)."
         )
+        _glossary()
         return
-    sgg_first = sorted(clustered, key=lambda r: ctx.by_rel[r].optimizer.lower() != "sgg")
-    pick = st.selectbox("Run", sgg_first, format_func=lambda r: ctx.labels[r], key="cl_run")
-    cl = ctx.df(pick, "clusters")
-    if bool(cl["shadow"].fillna(False).all()):
+    names = [n for n, _ in series]
+    name = st.selectbox("Run or seed group", names, key="cl_series")
+    members = dict(series)[name]
+    _effect_ui(ctx, name, members)
+    if len(series) > 1:
+        _comparison_ui(ctx, series)
+    st.subheader("Layer by layer")
+    rel = members[0]
+    if len(members) > 1:
+        rel = st.selectbox(
+            "Seed shown below", members, format_func=ctx.labels.get, key="cl_run",
+            help="The charts below show one run: pick any seed of the group.",
+        )  # fmt: skip
+    cl = ctx.df(rel, "clusters")
+    names_of = humane_names(_layers(ctx, rel, cl))
+    _overview_ui(cl, names_of)
+    layer = st.selectbox(
+        "Layer", list(names_of), format_func=names_of.get, key="cl_layer",
+        help="Humane names; the parameter's own name is shown under the charts.",
+    )  # fmt: skip
+    st.caption(f"Parameter: `{layer}`")
+    _population_ui(ctx, rel, layer, names_of[layer])
+    step = _factors_ui(ctx, rel, layer, names_of[layer])
+    if step is not None:
+        _histograms_ui(ctx, rel, layer, step)
+    _glossary()
+
+
+def _clustered_series(ctx: Ctx) -> list[tuple[str, list[str]]]:
+    """The runs on show (seed groups pooled as the sidebar says) that recorded a clustering,
+    SGG first; a note for each run that has none."""
+    out, plain, missing = [], [], []
+    for name, members in ctx.series:
+        have = [r for r in members if ctx.df(r, "clusters") is not None]
+        for r in members:
+            if r not in have:
+                run = ctx.by_rel[r]
+                (missing if run.has_clustering or applies_sgg(run) else plain).append(r)
+        if have:
+            out.append((name, have))
+    if plain:
         st.info(
-            "These groups come from a *shadow* clustering: computed for comparison only, "
-            "they did not change this run's training."
+            f"**{', '.join(ctx.labels[r] for r in plain)}**: plain AdamW, recorded without "
+            "shadow clustering, so no groups. Their histograms, if any, are the reference below."
         )
-    piv = clusters.factor_overview(cl, clusters.layer_order(ctx.by_rel[pick].meta))
-    st.plotly_chart(
-        figures.heatmap_figure(
-            piv,
-            title="All layers: average learning-rate multiplier "
-            "(blue: sped up, red: slowed down, white: unchanged)",
-            x_title="Step",
-            z_title="scale factor",
-            log_z=False,
-            colorscale="RdBu",
-            multiplier=True,
-        ),
-        key="cl_overview",
-    )
-    layers = list(dict.fromkeys(piv.index))
-    layer = st.selectbox("Layer", layers, key="cl_layer")
-    c, g = clusters.layer_groups(cl, layer)
-    a, b = st.columns(2)
-    a.plotly_chart(
-        figures.cluster_lines(
-            c,
-            "factor",
-            title="Learning-rate multiplier of each group",
-            y_title="scale factor",
-            log_y=True,
-        ),
-        key="cl_factor",
-    )
-    b.plotly_chart(
-        figures.cluster_lines(
-            c,
-            "share",
-            title="Share of the layer's weights in each group",
-            y_title="share",
-            stacked=True,
-        ),
-        key="cl_share",
-    )
-    a, b = st.columns(2)
-    a.plotly_chart(
-        figures.cluster_lines(
-            c, "center", title="Group centres (typical momentum of the group)", y_title="momentum"
-        ),
-        key="cl_center",
-    )
-    b.plotly_chart(
-        figures.cluster_lines(
-            c,
-            "mda",
-            title="How spread out each group's momentum is",
-            y_title="spread (median distance)",
-            reference=g,
-            reference_name="whole model: below it, a group's factor is pulled above 1",
-            log_y=True,
-        ),
-        key="cl_mda",
-    )
-    steps = sorted(c["step"].unique().tolist())
-    if not steps:
+    if missing:
+        st.info(f"**{', '.join(ctx.labels[r] for r in missing)}**: no cluster table was recorded.")
+    return sorted(out, key=lambda s: not applies_sgg(ctx.by_rel[s[1][0]]))
+
+
+def _runs(ctx: Ctx, members: list[str]) -> list[tuple[object, pd.DataFrame, dict]]:
+    return [(seed_of(ctx.by_rel[r].meta), ctx.df(r, "clusters"), ctx.by_rel[r].meta)
+            for r in members]  # fmt: skip
+
+
+def _series_effect(ctx: Ctx, members: list[str]) -> cluster_effect.SeriesEffect | None:
+    return cached(cluster_effect.series_effect, ctx.key("clusters", members), _runs(ctx, members))
+
+
+def _effect_ui(ctx: Ctx, name: str, members: list[str]) -> None:
+    """Item 1: one sentence and one figure, the same numbers."""
+    se = _series_effect(ctx, members)
+    if se is None:
+        st.info(f"**{name}**: its cluster table is empty.")
         return
-    step = st.select_slider(
-        "Re-cluster step",
-        steps,
-        value=steps[-1],
-        key="cl_step",
-        help="Which regrouping the charts below show: the groups are recomputed every T steps.",
+    e = se.effect
+    ema = cluster_factors.ema_rate(ctx.by_rel[members[0]].meta)
+    if e.applied:
+        st.subheader("What SGG did to this model")
+        title = f"What SGG did: {name}"
+    else:
+        st.subheader(f"What SGG would have done ({words.NOT_APPLIED})")
+        st.warning(
+            f"**{name}** trained with plain AdamW and recorded a *shadow* clustering: SGG's "
+            "groups and factors computed alongside, never applied. Everything below is what "
+            "SGG would have done, not what happened."
+        )
+        title = f"What SGG would have done, NOT APPLIED: {name}"
+    st.markdown(words.effect_sentence(e, ema, se.seeds))
+    st.plotly_chart(
+        cfig.effect_figure(se.over, se.types, title=title, applied=e.applied, step=e.step),
+        key="cl_effect",
     )
-    tr = ctx.table(pick, "transitions").df
+    n = int(se.over["n"].max()) if "n" in se.over else 1
+    st.caption(
+        f"Each weight is classed by the factor SGG {'applied to' if e.applied else 'computed for'}"
+        f" its step ({words.THRESHOLDS}); shares are weighted by parameter count (group sizes "
+        "from the cluster table; 1-D weights, never scaled, count as unchanged). 'x AdamW's step "
+        "size': the step divided by the one AdamW would take from the same state. Before the "
+        "first re-cluster every factor is 1."
+        + (f" The mean of {n} seeds at each re-cluster." if n > 1 else "")
+        + ("" if e.applied else f" Hatched: {words.NOT_APPLIED}.")
+    )
+
+
+def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
+    """Every run / seed group on show, side by side: a table and the shares over training."""
+    rows, lines, ended = [], {}, {}
+    last = 0
+    for name, members in series:
+        se = _series_effect(ctx, members)
+        if se is None:
+            continue
+        label = name if se.effect.applied else f"{name} ({words.NOT_APPLIED})"
+        lines[label] = se.over
+        last = max(last, int(se.over["step"].max()))
+        rows.append(_comparison_row(label, se))
+    for label, t in lines.items():
+        if int(t["step"].max()) < last:
+            ended[label] = f"no re-cluster after step {int(t['step'].max()):,}"
+    st.markdown("**All runs on show**")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cl_table")
+    st.plotly_chart(
+        cfig.effect_lines_figure(
+            lines, ended=ended, title="Sped up and slowed down, over training"
+        ),
+        key="cl_lines",
+    )
+
+
+def _comparison_row(label: str, se: cluster_effect.SeriesEffect) -> dict:
+    e, g = se.effect, se.seeds
+    row = {"Run or seed group": label, "Seeds": g.n, "Step": e.step}
+    for cls in cluster_effect.CLASSES:
+        d = g.share[cls]
+        ci = (
+            f" ({words.share(max(d.low, 0))} to {words.share(min(d.high, 1))})"
+            if d.has_interval
+            else ""
+        )
+        row[cls.capitalize()] = words.share(d.estimate) + ci
+    row["Sped-up weights' step"] = words.times(e.factor[cluster_effect.UP])
+    row["Slowed-down weights' step"] = words.times(e.factor[cluster_effect.DOWN])
+    return row
+
+
+def _layers(ctx: Ctx, rel: str, cl: pd.DataFrame) -> list[str]:
+    order = clusters.layer_order(ctx.by_rel[rel].meta)
+    have = list(dict.fromkeys(cl["layer"]))
+    return [n for n in order if n in set(have)] + [n for n in have if n not in set(order)]
+
+
+def _overview_ui(cl: pd.DataFrame, names_of: dict[str, str]) -> None:
+    piv = clusters.factor_overview(cl, list(names_of))
+    applied = cluster_effect.applied(cl)
+    title = "All layers: the mean factor of each layer's weights" + (
+        "" if applied else f" ({words.NOT_APPLIED})"
+    )
+    st.plotly_chart(cfig.overview_heatmap(piv, names_of, title=title), key="cl_overview")
+    st.caption(
+        "Blue: sped up, red: slowed down, white: unchanged (x1); each cell is the layer's "
+        "factor averaged over its weights after that re-cluster. Hover for the parameter's name."
+    )
+
+
+def _population_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> None:
+    """Item 2: the recorded sample of weights, followed through the re-clusters."""
+    st.markdown("#### The same weights through the re-clusters")
+    st.markdown(words.GROUPS_ARE_RANKS)
+    run = ctx.by_rel[rel]
+    key = ctx.key(("clusters", "membership"), [rel])
+    hist = cached(
+        cluster_population.sampled_history, key, ctx.df(rel, "membership"),
+        ctx.df(rel, "clusters"), cluster_effect.layer_sizes(run.meta),
+    )  # fmt: skip
+    per_layer = (run.meta.get("recording") or {}).get("membership_sample")
+    st.markdown(words.stays_sentence(cluster_population.stays(hist), per_layer))
     a, b = st.columns(2)
-    moved = clusters.moved_share(tr[tr["layer"] == layer] if tr is not None else None)
     a.plotly_chart(
-        figures.cluster_lines(
-            moved.assign(cluster=0).rename(columns={"moved": "share"})
-            if not moved.empty
-            else moved,
-            "share",
-            title="Share of weights that changed group at each re-cluster",
-            y_title="share of the layer's weights",
-        ).update_yaxes(tickformat=".0%", rangemode="tozero"),
-        key="cl_moved",
+        cfig.churn_figure(cluster_population.churn(hist), cluster_population.churn(hist, layer),
+                          shown),
+        key="cl_churn",
+    )  # fmt: skip
+    b.plotly_chart(
+        cfig.raster_figure(cluster_population.raster(hist, layer), shown), key="cl_raster"
     )
+    st.caption(
+        "Left: of the recorded weights, the share that changed group (a new rank of momentum) "
+        "and the share that changed what the factor did to them. Right: each row is one "
+        "recorded weight of this layer, most often sped up first; hover a cell for its group "
+        "and factor."
+    )
+
+
+def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
+    """Item 3: spread, target, EMA and bounds for each group of the layer; why factors fell."""
+    st.markdown("#### Why the factors move")
+    meta = ctx.by_rel[rel].meta
+    cl = ctx.df(rel, "clusters")
+    steps = cluster_factors.factor_steps(cl, layer)
+    if steps.empty:
+        st.info("No clustering recorded for this layer.")
+        return None
+    lower, upper = cluster_factors.bounds(meta)
+    rate = cluster_factors.ema_rate(meta)
+    st.plotly_chart(
+        cfig.factor_explain_figure(steps, layer_name=shown, bounds=(lower, upper), rate=rate),
+        key="cl_explain",
+    )
+    st.caption(
+        "Read top to bottom. 1: each group's spread of momentum (MDA) against the whole "
+        "model's (dashed black). 2: the target they give, model / group, clamped to the "
+        f"bounds [{lower:g}, {upper:g}] (dotted lines): a group less spread out than the model "
+        "gets a target above 1. 3: the factor in force, which moves "
+        + (f"{rate:.0%}" if math.isfinite(rate) else "(1 - beta3)")
+        + " of the way to its target at each re-cluster: a triangle down where the target was "
+        "below the factor (the EMA pulled it down), up where above."
+    )
+    falls = cluster_factors.falls_together(steps, lower)
+    st.markdown(words.fall_sentence(falls, int(steps["step"].nunique()), rate, lower))
+    options = sorted(steps["step"].unique().tolist())
+    default = falls[0].step if falls else options[-1]
+    step = st.select_slider(
+        "Re-cluster step", options, value=default, key="cl_step",
+        help="Which re-cluster the lines below and the histograms explain.",
+    )  # fmt: skip
+    st.markdown(
+        f"At step {step:,}:\n" + "\n".join(
+            f"- {t}" for t in words.step_lines(steps, step, lower, upper)
+        )
+    )  # fmt: skip
+    _groups_ui(ctx, rel, layer, cl, step)
+    return int(step)
+
+
+def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int) -> None:
+    """The layer's groups: their sizes over time and where the weights went at `step`."""
+    c, _ = clusters.layer_groups(cl, layer)
+    a, b = st.columns(2)
+    a.plotly_chart(
+        cfig.cluster_lines(c, "share", title="Share of the layer's weights in each group",
+                           y_title="share", stacked=True),
+        key="cl_share",
+    )  # fmt: skip
+    tr = ctx.df(rel, "transitions")
     mat = tr[(tr["layer"] == layer) & (tr["step"] == step)] if tr is not None else None
-    before = max((s for s in steps if s < step), default=None)
+    before = max((s for s in sorted(c["step"].unique()) if s < step), default=None)
     span = f"from step {before:,} to step {step:,}" if before is not None else f"at step {step:,}"
     b.plotly_chart(
-        figures.transition_sankey(mat, title=f"Where the weights went, {span}"),
-        key="cl_sankey",
+        cfig.transition_sankey(mat, title=f"Where the weights went, {span}"), key="cl_sankey"
     )
-    hist = ctx.table(pick, "histograms").df
+
+
+def _ceiling(ctx: Ctx, rel: str, step: int) -> float:
+    """lr / eps at `step`: the largest step AdamW gives (a weight whose gradient is zero)."""
+    eps = ctx.by_rel[rel].hyperparameters.get("eps")
+    s = ctx.table(rel, "steps", full=True).df
+    if not isinstance(eps, int | float) or eps <= 0 or s is None or "lr" not in s:
+        return float("nan")
+    at = s[s["step"] <= step]
+    return float(at["lr"].iloc[-1]) / eps if not at.empty else float("nan")
+
+
+def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
+    """Momentum and adaptive learning rate per group at `step`, against an AdamW run's whole
+    layer when one on show recorded it (drawn, or said not recorded)."""
+    hist = ctx.df(rel, "histograms")
     ref_rel = next(
-        (
-            r
-            for r in ctx.selected
-            if r != pick
-            and ctx.by_rel[r].optimizer.lower() != "sgg"
-            and ctx.table(r, "histograms").df is not None
-        ),
+        (r for r in ctx.series_rels() if r != rel and not applies_sgg(ctx.by_rel[r])
+         and ctx.df(r, "histograms") is not None),
         None,
-    )
-    ref = ctx.table(ref_rel, "histograms").df if ref_rel else None
-    ref_name = f"{ctx.labels[ref_rel]}: whole layer" if ref_rel else ""
-    st.caption(
-        "How the values inside this layer are distributed, per group (each curve adds up to 1, "
-        "so small groups stay visible). The adaptive learning rate is the step size AdamW "
-        "gives each weight; SGG multiplies it by the group's factor."
-        + (f" Dashed black: {ref_name} (AdamW, no groups)." if ref_rel else "")
-    )
+    )  # fmt: skip
+    ref = ctx.df(ref_rel, "histograms") if ref_rel else None
+    ref_name = ctx.labels[ref_rel] if ref_rel else ""
+    st.markdown(f"#### Inside the layer at step {step:,}")
     a, b = st.columns(2)
+    drawn = False
     for col, qty, label, log_x in (
         (a, "momentum", "Momentum", False),
         (b, "adaptive_lr", "Adaptive learning rate (log)", True),
@@ -159,18 +324,29 @@ def page(ctx: Ctx) -> None:
             if ref is not None
             else None
         )
+        drawn = drawn or (r is not None and not r.empty)
+        rng, note = None, ""
+        if qty == "adaptive_lr" and not h.empty:
+            ceiling = _ceiling(ctx, rel, step)
+            lo, hi, off = clusters.alr_view(h, ceiling)
+            rng, note = (lo, hi), words.alr_note(off, ceiling, hi)
         col.plotly_chart(
-            figures.histogram_compare_figure(
-                h,
-                title=f"{label} per group at step {step:,}",
-                x_title=label,
-                log_x=log_x,
-                reference=r,
-                reference_name=ref_name,
+            cfig.histogram_compare_figure(
+                h, title=f"{label} per group at step {step:,}", x_title=label, log_x=log_x,
+                reference=r, reference_name=f"{ref_name}: whole layer", x_range=rng,
             ),
             key=f"cl_hist_{qty}",
-        )
-        if qty == "adaptive_lr":
-            note = narrative.pileup_note(clusters.top_bin_share(h))
-            if note:
-                col.caption(note)
+        )  # fmt: skip
+        if note:
+            col.caption(note)
+    st.caption(
+        "How the values inside this layer are distributed, per group (each curve adds up to 1, "
+        "so small groups stay visible). The adaptive learning rate is the step size AdamW "
+        "gives each weight before SGG's factor."
+        + (f" {words.reference_note(ref_name, drawn, layer)}" if ref_rel else "")
+    )
+
+
+def _glossary() -> None:
+    with st.expander("Words used on this tab"):
+        st.markdown("\n".join(f"- **{t}**: {narrative.definition(t)}" for t in GLOSSARY))

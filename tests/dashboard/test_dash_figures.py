@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures, prepare, report
+from dashboard import cluster_figures, figures, prepare, report
 
 
 def test_run_colors_baseline_blue_then_orange():
@@ -41,7 +41,7 @@ def test_empty_inputs_give_a_message_not_an_error():
         figures.line_figure(pd.DataFrame(), "x", "y", "run", {}),
         figures.heatmap_figure(pd.DataFrame(), title="t", x_title="", z_title="z"),
         figures.sweep_figure(pd.DataFrame(), key="lr"),
-        figures.transition_sankey(pd.DataFrame(), title="t"),
+        cluster_figures.transition_sankey(pd.DataFrame(), title="t"),
     ):
         assert isinstance(fig, go.Figure)
         assert fig.layout.annotations
@@ -149,7 +149,7 @@ def test_sankey_labels_small_groups_by_hover_only():
     m = pd.DataFrame(
         {"from_cluster": [0, 0, 1, 2], "to_cluster": [0, 1, 1, 2], "count": [970, 5, 20, 5]}
     )
-    fig = figures.transition_sankey(m, title="t")
+    fig = cluster_figures.transition_sankey(m, title="t")
     node = fig.data[0].node
     assert node.label[0] == "group 0 · 98%"
     assert node.label[1] == "" and node.label[2] == ""  # 2% and 0.5%: hover only

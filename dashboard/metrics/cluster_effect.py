@@ -1,0 +1,287 @@
+"""What SGG's factors did to the model, whatever the groups are called: shares of weights.
+
+SGG multiplies the step AdamW would take for each weight by its group's factor. A manager's
+question is not "what did group 2 do" (group numbers are ranks of the momentum and their members
+change at every re-cluster) but "how much of the model trained faster or slower, by how much,
+where". So every weight is classed by the factor in force on it: sped up (factor above SPED_UP),
+slowed down (below SLOWED), about unchanged; shares are weighted by parameter count (group sizes
+from the `clusters` table, 1-D weights SGG never scales from run.json's `model.layers`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from dashboard.layer_names import TYPES, layer_type
+from dashboard.metrics.intervals import LEVEL, NO_SPREAD, UNPAIRED, Difference, seed_values
+
+SPED_UP = 1.1  # a factor above this speeds a weight's step up noticeably
+SLOWED = 1 / 1.1  # below this (0.909...) slows it down: the same distance from 1 on a log scale
+UP, SAME, DOWN = "sped up", "about unchanged", "slowed down"
+CLASSES = (UP, SAME, DOWN)
+ONE_SEED = "one seed, so how much this moves from seed to seed cannot be measured"
+
+
+def layer_sizes(meta: dict) -> dict[str, int]:
+    """{layer: parameter count} from run.json's `model.layers` (empty when not recorded)."""
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    out: dict[str, int] = {}
+    for x in model.get("layers") or []:
+        if isinstance(x, dict) and x.get("name") and isinstance(x.get("numel"), int | float):
+            out[str(x["name"])] = int(x["numel"])
+    return out
+
+
+def factor_class(factor) -> np.ndarray:
+    """UP / SAME / DOWN for each factor (NaN counts as unchanged: nothing was applied)."""
+    f = np.asarray(factor, dtype=float)
+    return np.select([f > SPED_UP, f < SLOWED], [UP, DOWN], SAME).astype(object)
+
+
+def weight_rows(clusters: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
+    """Per (step, layer, group): weights, factor, effect class and layer type; the layers SGG
+    does not cluster (in `sizes`, not in the step's rows) as one group with factor 1."""
+    cols = ["step", "layer", "cluster", "weights", "factor", "effect", "type"]
+    if clusters is None or clusters.empty:
+        return pd.DataFrame(columns=cols)
+    c = clusters[["step", "layer", "cluster", "size", "factor"]].rename(columns={"size": "weights"})
+    c = c.assign(factor=c["factor"].astype(float), weights=c["weights"].astype(float))
+    parts = [c]
+    for step, g in c.groupby("step", sort=True):
+        rest = [n for n in sizes if n not in set(g["layer"])]
+        if rest:
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "step": step,
+                        "layer": rest,
+                        "cluster": -1,
+                        "weights": [float(sizes[n]) for n in rest],
+                        "factor": 1.0,
+                    }
+                )
+            )
+    rows = pd.concat(parts, ignore_index=True)
+    rows["effect"] = factor_class(rows["factor"])
+    kinds = {n: layer_type(n) for n in rows["layer"].unique()}
+    rows["type"] = rows["layer"].map(kinds)
+    return rows[cols]
+
+
+def _class_table(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per `by`: weights, share_<class> and factor_<class> (weighted mean factor)."""
+    r = rows.assign(wf=rows["weights"] * rows["factor"])
+    tot = r.groupby(by, sort=True)["weights"].sum().rename("weights")
+    out = tot.to_frame()
+    per = r.groupby([*by, "effect"], sort=True)[["weights", "wf"]].sum()
+    for cls in CLASSES:
+        w = (
+            per["weights"].xs(cls, level="effect")
+            if cls in per.index.get_level_values(-1)
+            else None
+        )
+        wf = per["wf"].xs(cls, level="effect") if w is not None else None
+        out[f"share_{cls}"] = (w.reindex(tot.index).fillna(0) / tot) if w is not None else 0.0
+        out[f"factor_{cls}"] = (wf / w).reindex(tot.index) if w is not None else np.nan
+    return out.reset_index()
+
+
+def over_time(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per re-cluster step: each class's share of the weights and mean factor, the smallest,
+    largest and mean factor over all weights."""
+    if rows is None or rows.empty:
+        cols = ["step", "weights", "low", "high", "mean"]
+        return pd.DataFrame(
+            columns=cols + [f"{p}_{c}" for c in CLASSES for p in ("share", "factor")]
+        )
+    out = _class_table(rows, ["step"])
+    g = rows.assign(wf=rows["weights"] * rows["factor"]).groupby("step", sort=True)
+    out["low"] = g["factor"].min().to_numpy()
+    out["high"] = g["factor"].max().to_numpy()
+    out["mean"] = (g["wf"].sum() / g["weights"].sum()).to_numpy()
+    return out
+
+
+def by_type(rows: pd.DataFrame, step: int) -> pd.DataFrame:
+    """At one re-cluster: per layer type (model order), its share of the model and each class's
+    share of the type's weights and mean factor."""
+    r = rows[rows["step"] == step]
+    if r.empty:
+        return pd.DataFrame(columns=["type", "weights", "share_of_model"])
+    out = _class_table(r, ["type"])
+    out["share_of_model"] = out["weights"] / out["weights"].sum()
+    out["order"] = out["type"].map({t: i for i, t in enumerate(TYPES)})
+    return out.sort_values("order").drop(columns="order").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One run's answer at one re-cluster (`step`) and at its first (`first_step`)."""
+
+    step: int
+    first_step: int
+    share: dict[str, float]
+    first_share: dict[str, float]
+    factor: dict[str, float]  # each class's mean factor (weighted by parameter count)
+    low: float  # the smallest factor in force
+    high: float  # the largest
+    where: dict[str, list[tuple[str, float]]]  # class -> [(layer type, share of its weights)]
+    weights: int
+    whole_model: bool  # the model's weights (run.json) or only the clustered ones
+    applied: bool  # False: a shadow clustering, never applied
+    reclusters: int
+
+
+def applied(clusters: pd.DataFrame) -> bool:
+    """Whether the factors changed training (False for an observe-only, shadow clustering)."""
+    if clusters is None or clusters.empty or "shadow" not in clusters:
+        return True
+    return not bool(clusters["shadow"].fillna(False).astype(bool).all())
+
+
+def _where(types: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
+    """Per class: the layer types it reached, by the share of each type's weights, largest
+    first (a manager asks "which parts of the model", not "which group")."""
+    out = {}
+    for cls in CLASSES:
+        s = types[types[f"share_{cls}"] > 0].sort_values(f"share_{cls}", ascending=False,
+                                                         kind="stable")  # fmt: skip
+        out[cls] = [(str(k), float(v)) for k, v in zip(s["type"], s[f"share_{cls}"], strict=True)]
+    return out
+
+
+def _effect(over: pd.DataFrame, types: pd.DataFrame, step: int, **kw) -> Effect:
+    last, first = over[over["step"] == step].iloc[0], over.iloc[0]
+    return Effect(
+        step=int(step),
+        first_step=int(first["step"]),
+        share={c: float(last[f"share_{c}"]) for c in CLASSES},
+        first_share={c: float(first[f"share_{c}"]) for c in CLASSES},
+        factor={c: float(last[f"factor_{c}"]) for c in CLASSES},
+        low=float(last["low"]),
+        high=float(last["high"]),
+        where=_where(types),
+        weights=int(last["weights"]),
+        reclusters=int((over["step"] <= step).sum()),
+        **kw,
+    )
+
+
+def run_effect(clusters: pd.DataFrame, meta: dict, at_step: int | None = None) -> Effect | None:
+    """The Effect at the re-cluster `at_step` (default: the last one), None without clusters."""
+    sizes = layer_sizes(meta)
+    rows = weight_rows(clusters, sizes)
+    if rows.empty:
+        return None
+    t = over_time(rows)
+    steps = t["step"].to_numpy()
+    step = int(steps[steps <= at_step].max()) if at_step is not None else int(steps.max())
+    whole = bool(sizes) and set(clusters["layer"]) <= set(sizes)
+    return _effect(t, by_type(rows, step), step, whole_model=whole, applied=applied(clusters))
+
+
+def mean_interval(values: dict[object, float]) -> Difference:
+    """The mean over distinct seeds with its 95% t-interval (`Difference.estimate` = the mean;
+    no interval for one seed or no spread, with the reason), by intervals' seed rule."""
+    per_seed, notes = seed_values(values.items())
+    x = np.array([v for v in per_seed.values() if math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return Difference(float("nan"), reason="no value", notes=notes)
+    mean = float(x.mean())
+    if x.size < 2:
+        return Difference(mean, n=1, mean=mean, reason=ONE_SEED, notes=notes)
+    sd = float(x.std(ddof=1))
+    if sd <= 1e-9 * max(1.0, float(np.abs(x).max())):
+        return Difference(mean, n=x.size, n_max=x.size, mean=mean, reason=NO_SPREAD, notes=notes)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, x.size - 1)) * sd / math.sqrt(x.size)
+    return Difference(mean, mean - half, mean + half, x.size, UNPAIRED, x.size, mean=mean,
+                      se=sd / math.sqrt(x.size), df=x.size - 1, notes=notes)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GroupEffect:
+    """A seed group's answer at the last re-cluster every seed reached."""
+
+    step: int
+    share: dict[str, Difference]  # the mean share over seeds with its 95% interval
+    spread: dict[str, tuple[float, float]]  # min and max over seeds
+    factor: dict[str, float]  # mean over seeds of each class's mean factor
+    effects: dict[object, Effect] = field(default_factory=dict)  # per seed, at `step`
+
+    @property
+    def n(self) -> int:
+        return len(self.effects)
+
+
+def group_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> GroupEffect | None:
+    """(seed, clusters, meta) per run of a seed group -> the group's shares across seeds, all
+    taken at the last re-cluster every run reached (like for like)."""
+    lasts = [int(c["step"].max()) for _, c, _ in runs if c is not None and not c.empty]
+    if not lasts:
+        return None
+    step = min(lasts)
+    effects = {
+        seed: e
+        for seed, c, meta in runs
+        if c is not None and not c.empty and (e := run_effect(c, meta, step)) is not None
+    }
+    if not effects:
+        return None
+    share, spread, factor = {}, {}, {}
+    for cls in CLASSES:
+        vals = {s: e.share[cls] for s, e in effects.items()}
+        share[cls] = mean_interval(vals)
+        spread[cls] = (min(vals.values()), max(vals.values()))
+        f = [e.factor[cls] for e in effects.values() if math.isfinite(e.factor[cls])]
+        factor[cls] = float(np.mean(f)) if f else float("nan")
+    return GroupEffect(step, share, spread, factor, effects)
+
+
+def _mean_tables(tables: list[pd.DataFrame], by: str) -> pd.DataFrame:
+    t = pd.concat([x for x in tables if x is not None and not x.empty], ignore_index=True)
+    if t.empty:
+        return t
+    g = t.groupby(by, sort=False)
+    out = g[[c for c in t.columns if c != by and pd.api.types.is_numeric_dtype(t[c])]].mean()
+    if "low" in out:
+        out["low"], out["high"] = g["low"].min(), g["high"].max()
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+@dataclass(frozen=True)
+class SeriesEffect:
+    """What one run or seed group shows: the mean Effect over its runs at the last re-cluster
+    all reached (the sentence), the spread across seeds, and the two tables of the figure."""
+
+    effect: Effect
+    seeds: GroupEffect
+    over: pd.DataFrame  # mean shares per re-cluster step, with `n` runs
+    types: pd.DataFrame  # mean shares per layer type at `effect.step`
+
+
+def series_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> SeriesEffect | None:
+    """(seed, clusters, meta) per run -> the SeriesEffect (None without clusters)."""
+    seeds = group_effect(runs)
+    if seeds is None:
+        return None
+    overs, types = [], []
+    for _, c, meta in runs:
+        rows = weight_rows(c, layer_sizes(meta))
+        if rows.empty:
+            continue
+        overs.append(over_time(rows))
+        types.append(by_type(rows, seeds.step))
+    over = _mean_tables(overs, "step").sort_values("step", kind="stable").reset_index(drop=True)
+    typ = _mean_tables(types, "type")
+    typ["share_of_model"] = typ["weights"] / typ["weights"].sum()
+    first = next(iter(seeds.effects.values()))
+    eff = _effect(over[over["step"] <= seeds.step], typ, seeds.step,
+                  whole_model=all(e.whole_model for e in seeds.effects.values()),
+                  applied=first.applied)  # fmt: skip
+    return SeriesEffect(eff, seeds, over, typ)

@@ -1,0 +1,123 @@
+"""Why a layer's factors move: the spread rule, the EMA's pull and the bounds, step by step.
+
+At a re-cluster SGG sets each group's target r = D / D_c (the whole model's spread of the momentum
+over the group's, clamped to the bounds) and moves the factor S a fraction (1 - beta3) of the way
+toward it: S_new - S_old = (1 - beta3) * (r - S_old). So a factor falls exactly when its target is
+below it, and all of a layer's factors fall together when every group's momentum is more spread
+out than the model's typical weight (relative to the factor already in force).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_BOUNDS = (0.1, 10.0)
+
+
+def ema_rate(meta: dict) -> float:
+    """1 - beta3, the share of the gap to its target a factor moves per re-cluster (NaN when
+    run.json names no scale_decay)."""
+    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
+    sgg = opt.get("sgg") or opt.get("shadow") or {}
+    d = sgg.get("scale_decay") if isinstance(sgg, dict) else None
+    return 1.0 - float(d) if isinstance(d, int | float) and 0 <= d < 1 else float("nan")
+
+
+def bounds(meta: dict) -> tuple[float, float]:
+    """The clamp of the target, from run.json (the paper's [0.1, 10] when not recorded)."""
+    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
+    sgg = opt.get("sgg") or opt.get("shadow") or {}
+    b = sgg.get("scale_bounds") if isinstance(sgg, dict) else None
+    if isinstance(b, list | tuple) and len(b) == 2 and all(isinstance(x, int | float) for x in b):
+        return float(b[0]), float(b[1])
+    return DEFAULT_BOUNDS
+
+
+def factor_steps(clusters: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """One layer's groups per re-cluster: the factor before (`prev`, 1 before the first
+    re-cluster) and after, the target, the group's and the model's spread, the move and the
+    pull (target - prev: the direction the EMA moves the factor)."""
+    cols = ["step", "cluster", "prev", "factor", "target", "mda", "global_mda", "move", "pull"]
+    if clusters is None or clusters.empty:
+        return pd.DataFrame(columns=cols)
+    c = clusters[clusters["layer"] == layer].sort_values(["cluster", "step"])
+    if c.empty:
+        return pd.DataFrame(columns=cols)
+    c = c.assign(
+        factor=c["factor"].astype(float),
+        target=c["raw_factor"].astype(float),
+        mda=c["mda"].astype(float),
+        global_mda=c["global_mda"].astype(float),
+    )
+    c["prev"] = c.groupby("cluster")["factor"].shift().fillna(1.0)
+    c["move"] = c["factor"] - c["prev"]
+    c["pull"] = c["target"] - c["prev"]
+    return c[cols].sort_values(["step", "cluster"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Fall:
+    """A re-cluster at which every group of a layer lost factor, and why."""
+
+    step: int
+    groups: int
+    lowest_move: float  # relative moves (S_new / S_old - 1), the largest fall
+    highest_move: float  # and the smallest
+    target_low: float  # the groups' targets
+    target_high: float
+    spread_ratio_low: float  # group spread / model spread
+    spread_ratio_high: float
+    at_lower_bound: int  # groups whose target sits at the lower bound
+    prev_step: int | None
+    model_spread_change: float  # model spread now / at prev_step - 1 (NaN at the first)
+    group_spread_change: tuple[float, float]  # min, max of group spread now / before - 1
+    target_fell: bool  # every target is below its value at prev_step
+
+
+def _range(x: np.ndarray) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    return (float(x.min()), float(x.max())) if x.size else (float("nan"), float("nan"))
+
+
+def falls_together(steps: pd.DataFrame, lower: float = DEFAULT_BOUNDS[0]) -> list[Fall]:
+    """The re-clusters at which every group's factor fell (from `factor_steps`)."""
+    out: list[Fall] = []
+    if steps is None or steps.empty:
+        return out
+    order = sorted(steps["step"].unique())
+    for i, step in enumerate(order):
+        g = steps[steps["step"] == step]
+        if len(g) < 2 or not bool((g["move"] < 0).all()):
+            continue
+        prev = steps[steps["step"] == order[i - 1]] if i else None
+        rel = (g["factor"] / g["prev"] - 1).to_numpy()
+        ratio = (g["mda"] / g["global_mda"]).to_numpy()
+        if prev is not None:
+            p = prev.set_index("cluster")
+            now = g.set_index("cluster")
+            model = float(now["global_mda"].iloc[0] / p["global_mda"].iloc[0] - 1)
+            gch = (now["mda"] / p["mda"].reindex(now.index) - 1).to_numpy()
+            fell = bool((now["target"] < p["target"].reindex(now.index)).all())
+        else:
+            model, gch, fell = float("nan"), np.array([]), False
+        out.append(
+            Fall(
+                step=int(step),
+                groups=len(g),
+                lowest_move=float(rel.min()),
+                highest_move=float(rel.max()),
+                target_low=float(g["target"].min()),
+                target_high=float(g["target"].max()),
+                spread_ratio_low=float(np.nanmin(ratio)),
+                spread_ratio_high=float(np.nanmax(ratio)),
+                at_lower_bound=int((g["target"] <= lower * (1 + 1e-4)).sum()),
+                prev_step=int(order[i - 1]) if i else None,
+                model_spread_change=model,
+                group_spread_change=_range(gch),
+                target_fell=fell,
+            )
+        )
+    return out

@@ -1,0 +1,165 @@
+"""Populations, not positions: the recorded sample of weights followed through re-clusters.
+
+Group numbers are ranks of the momentum (group 0 holds the lowest momentum of its layer), so a
+"group 2" line follows a position, not a set of weights: at every re-cluster k-means sorts every
+weight again. The `membership` table records a fixed random sample of positions per layer; joined
+with the factors in `clusters`, it tells what happened to the same weights over time: how many
+changed group (churn), how many changed between sped up / unchanged / slowed down, and how long
+a weight, once sped up, stays sped up. Each sampled weight stands for its layer's parameter count
+divided by the layer's sample size, so the model-wide numbers are weighted by parameter count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dashboard.metrics.cluster_effect import UP, factor_class
+
+HISTORY = ["layer", "position", "step", "cluster", "factor", "effect", "weight"]
+
+
+def sampled_history(
+    membership: pd.DataFrame | None, clusters: pd.DataFrame | None, sizes: dict[str, int]
+) -> pd.DataFrame:
+    """Per (layer, sampled position, re-cluster): its group, the factor in force on it, its
+    effect class and the weights it stands for (ordered by layer, position, step)."""
+    if membership is None or membership.empty or clusters is None or clusters.empty:
+        return pd.DataFrame(columns=HISTORY)
+    f = clusters[["step", "layer", "cluster", "factor"]].astype({"factor": float})
+    m = membership[["step", "layer", "position", "cluster"]].merge(
+        f, on=["step", "layer", "cluster"], how="left"
+    )
+    m["effect"] = factor_class(m["factor"])
+    numel = clusters.groupby(["step", "layer"])["size"].sum().groupby("layer").max()
+    numel = pd.Series({**numel.to_dict(), **{k: v for k, v in sizes.items() if k in numel}})
+    sampled = m.groupby("layer")["position"].nunique()
+    m["weight"] = m["layer"].map(numel / sampled).astype(float)
+    return m.sort_values(["layer", "position", "step"]).reset_index(drop=True)[HISTORY]
+
+
+def _with_previous(h: pd.DataFrame) -> pd.DataFrame:
+    g = h.groupby(["layer", "position"], sort=False)
+    return h.assign(prev_cluster=g["cluster"].shift(), prev_effect=g["effect"].shift()).dropna(
+        subset=["prev_cluster"]
+    )
+
+
+def churn(history: pd.DataFrame, layer: str | None = None) -> pd.DataFrame:
+    """Per re-cluster after the first: the share of the sampled weights (weighted by parameter
+    count) that changed group, and the share that changed effect class; `n` sampled weights."""
+    h = history if layer is None else history[history["layer"] == layer]
+    cols = ["step", "changed_group", "changed_effect", "n"]
+    if h.empty:
+        return pd.DataFrame(columns=cols)
+    p = _with_previous(h)
+    if p.empty:
+        return pd.DataFrame(columns=cols)
+    p = p.assign(
+        g=(p["cluster"] != p["prev_cluster"]) * p["weight"],
+        e=(p["effect"] != p["prev_effect"]) * p["weight"],
+    )
+    s = p.groupby("step", sort=True)
+    out = pd.DataFrame(
+        {
+            "changed_group": s["g"].sum() / s["weight"].sum(),
+            "changed_effect": s["e"].sum() / s["weight"].sum(),
+            "n": s.size(),
+        }
+    )
+    return out.reset_index()[cols]
+
+
+@dataclass(frozen=True)
+class Stays:
+    """How the sample's sped-up weights behaved over time."""
+
+    sampled: int  # sampled weights followed
+    reclusters: int
+    interval: float  # median steps between re-clusters
+    changed_group: float  # median churn per re-cluster (share of weights that changed group)
+    changed_effect: float  # the same for the effect class
+    ever_up: float  # share of the weights sped up at one re-cluster or more
+    persistence: float  # of the weights sped up at one re-cluster, the share still sped up next
+    median_spell: float  # re-clusters in a row a weight stays sped up (median over spells)
+    open_spells: float  # share of those spells still going at the last re-cluster
+
+
+def _spells(up: np.ndarray, weight: float) -> list[tuple[int, bool, float]]:
+    """(length, still going at the end, weight) of each run of consecutive True values."""
+    out, n = [], 0
+    for u in up:
+        if u:
+            n += 1
+        elif n:
+            out.append((n, False, weight))
+            n = 0
+    if n:
+        out.append((n, True, weight))
+    return out
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    if values.size == 0:
+        return float("nan")
+    o = np.argsort(values, kind="stable")
+    cw = np.cumsum(weights[o])
+    return float(values[o][np.searchsorted(cw, cw[-1] / 2)])
+
+
+def stays(history: pd.DataFrame, layer: str | None = None) -> Stays | None:
+    """The sample's summary (the whole model, or one layer)."""
+    h = history if layer is None else history[history["layer"] == layer]
+    if h.empty:
+        return None
+    steps = np.sort(h["step"].unique())
+    c = churn(h)
+    p = _with_previous(h)
+    was_up = p[p["prev_effect"] == UP]
+    persistence = (
+        float((was_up["effect"] == UP).mul(was_up["weight"]).sum() / was_up["weight"].sum())
+        if not was_up.empty
+        else float("nan")
+    )
+    spells = []
+    first = h.groupby(["layer", "position"], sort=False)
+    ever, total = 0.0, 0.0
+    for _, g in first:
+        up = (g["effect"] == UP).to_numpy()
+        w = float(g["weight"].iloc[0])
+        total += w
+        ever += w * bool(up.any())
+        spells += _spells(up, w)
+    lengths = np.array([s[0] for s in spells], dtype=float)
+    weights = np.array([s[2] for s in spells], dtype=float)
+    open_w = sum(s[2] for s in spells if s[1])
+    return Stays(
+        sampled=int(first.ngroups),
+        reclusters=len(steps),
+        interval=float(np.median(np.diff(steps))) if len(steps) > 1 else float("nan"),
+        changed_group=float(c["changed_group"].median()) if not c.empty else float("nan"),
+        changed_effect=float(c["changed_effect"].median()) if not c.empty else float("nan"),
+        ever_up=ever / total if total else float("nan"),
+        persistence=persistence,
+        median_spell=_weighted_median(lengths, weights),
+        open_spells=open_w / weights.sum() if weights.size else float("nan"),
+    )
+
+
+def raster(history: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """One layer's sampled weights (rows: most often sped up first) x re-clusters: the effect
+    class, group and factor of each, long form with a `row` number."""
+    h = history[history["layer"] == layer]
+    if h.empty:
+        return h.assign(row=pd.Series(dtype=int))
+    score = h.assign(u=(h["effect"] == UP).astype(int)).groupby("position")["u"].sum()
+    mean_f = h.groupby("position")["factor"].mean()
+    order = (
+        pd.DataFrame({"u": score, "f": mean_f})
+        .sort_values(["u", "f"], ascending=False, kind="stable")
+        .index
+    )
+    rows = {p: i for i, p in enumerate(order)}
+    return h.assign(row=h["position"].map(rows)).sort_values(["row", "step"])
