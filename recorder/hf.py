@@ -12,7 +12,11 @@ What lands in the run (docs/run-format.md):
 - every optimizer step: norms, learning rates, per-layer statistics and SGG's clustering, measured
   by the Recorder's hooks on the optimizer (after the step, before `zero_grad`);
 - `loss`: the Trainer's logged training loss, which is the mean over the steps since the previous
-  log, written at the logging step only (`logging_steps=1` gives a loss on every step);
+  log, written at the logging step only (`logging_steps=1` gives a loss on every step; with
+  `logging_steps=10` the other steps' loss is null, "not logged", never NaN);
+- `grad_norm`: the gradient the optimizer received, after the Trainer's clipping
+  (`max_grad_norm`); the Trainer's own logged `grad_norm` is the norm before clipping. run.json's
+  `description` says which (`grad_norm: "post_clip"`), with the TrainingArguments' settings;
 - `evals`: `eval_loss` (split "val") or any `eval_<name>_loss` (split `<name>`) at evaluation;
 - `tokens`: the Trainer's `num_input_tokens_seen` when `include_num_input_tokens_seen` is set.
 
@@ -95,6 +99,8 @@ class RecorderCallback(TrainerCallback):
             seed=self.seed if self.seed is not None else args.seed,
             shadow=self.shadow,
             options=self.options,
+            source="hf",
+            settings=_args_config(args).get("training_arguments"),
             **self.kwargs,
         )
         self._tokens_seen = int(state.num_input_tokens_seen or 0)

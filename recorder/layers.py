@@ -9,6 +9,7 @@ membership sample (seeded: the same positions on every rank and after a resume).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,21 @@ COMPILED_PREFIX = "_orig_mod."  # torch.compile's wrapper module inserts this in
 def clean_name(name: str) -> str:
     """A parameter name without the `_orig_mod.` parts torch.compile adds."""
     return name.replace(COMPILED_PREFIX, "")
+
+
+def _warn_unnamed(params: list[Tensor], model_params: set[int]) -> None:
+    """A model whose parameters are not the optimizer's (another copy, a model built twice)
+    names none of them: the layers would be recorded as `group<g>.param<p>` in silence."""
+    named = sum(1 for p in params if id(p) in model_params)
+    n_model = len(model_params)
+    if named < len(params):
+        warnings.warn(
+            f"Recorder(model=...): {named} of the optimizer's {len(params)} parameters are "
+            f"parameters of the model given ({n_model} parameters); the other "
+            f"{len(params) - named} are recorded as group<g>.param<p>. Pass the model whose "
+            "parameters the optimizer updates.",
+            stacklevel=4,
+        )
 
 
 @dataclass
@@ -57,6 +73,7 @@ class RecordedLayers:
         if model is not None:
             for name, p in model.named_parameters():
                 names.setdefault(id(p), clean_name(name))
+        model_params = set(names)  # id() of the model's parameters
         params: list[Tensor] = []
         group_of: list[int] = []
         seen: set[int] = set()
@@ -72,6 +89,8 @@ class RecordedLayers:
         elif model is not None:
             params = [p for p in model.parameters() if p.requires_grad]
             group_of = [0] * len(params)
+        if model is not None and params:
+            _warn_unnamed(params, model_params)
         if model is not None:  # model order for the tables
             order = {id(p): i for i, (_, p) in enumerate(model.named_parameters())}
             rows = sorted(range(len(params)), key=lambda i: order.get(id(params[i]), 1 << 30))

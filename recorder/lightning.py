@@ -18,7 +18,9 @@ What lands in the run (docs/run-format.md), as with the HF callback (recorder/hf
   `accumulate_grad_batches`), kept on its device until the recorder flushes;
 - `evals`: at the end of each validation run, the first of `eval_metrics` that the module logged
   (`self.log("val_loss", ...)`), split "val";
-- `tokens`: `tokens_per_batch(batch)` summed over the step's batches, when given.
+- `tokens`: `tokens_per_batch(batch)` summed over the step's batches, when given;
+- `grad_norm`: the gradient the optimizer received, after Lightning's clipping
+  (`gradient_clip_val`), as run.json's `description` says with the Trainer's settings.
 
 Resume: `trainer.fit(..., ckpt_path=...)` restores the trainer's step before `on_train_start`;
 the callback then resumes the run directory at that step (later rows are dropped and rewritten).
@@ -114,6 +116,8 @@ class RecorderCallback(Callback):
             seed=self.seed if self.seed is not None else _global_seed(),
             shadow=self.shadow,
             options=self.options,
+            source="lightning",
+            settings=_trainer_settings(trainer),
             **self.kwargs,
         )
         self._losses, self._tokens, self._logged_step = [], 0, step
@@ -165,6 +169,30 @@ def _hparams(pl_module: Any) -> dict[str, Any]:
         return dict(pl_module.hparams)
     except Exception:  # never fail a training over its metadata
         return {}
+
+
+def _trainer_settings(trainer: Any) -> dict[str, Any]:
+    """What the Trainer knows of the training (run.json's `description`): gradient clipping
+    (0: none; a clip by value is no max norm), precision, planned steps, accumulation and the
+    train loader's batch size."""
+    out: dict[str, Any] = {}
+    try:
+        clip = trainer.gradient_clip_val
+        if clip is None or clip == 0:
+            out["grad_clip"] = 0.0
+        elif trainer.gradient_clip_algorithm in (None, "norm"):
+            out["grad_clip"] = float(clip)
+        out["precision"] = str(trainer.precision)
+        if trainer.max_steps and trainer.max_steps > 0:
+            out["max_steps"] = int(trainer.max_steps)
+        if isinstance(trainer.accumulate_grad_batches, int):
+            out["accumulate_grad_batches"] = trainer.accumulate_grad_batches
+        loader = trainer.train_dataloader
+        if getattr(loader, "batch_size", None):
+            out["batch_size"] = int(loader.batch_size)
+    except Exception:  # never fail a training over its metadata
+        pass
+    return out
 
 
 def _global_seed() -> int | None:

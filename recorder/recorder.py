@@ -44,6 +44,8 @@ from recorder.sinks import ScalarSink
 from recorder.writer import ChunkWriter, RecorderError, compact
 from runformat import schema
 
+RECORDING_SOURCES = ("recorded", "hf", "lightning")  # who records: run.json's description.source
+
 __all__ = ["MODES", "Recorder", "RecorderOptions", "optimizer_step_count", "unwrap_optimizer"]
 
 
@@ -85,6 +87,10 @@ class Recorder(StepHooks):
         options / **kwargs: `RecorderOptions` (keyword arguments override its fields).
         sinks: objects with `log_scalars(step, scalars)` and `close()` (`recorder.sinks`) that
             receive each step's scalars when its rows are flushed.
+        source: what records the run, saved in run.json's `description`: "recorded" (this
+            Recorder in your loop), "hf" or "lightning" (their callbacks pass it).
+        settings: training settings the config may not hold, in any tool's names (the HF
+            callback passes the TrainingArguments), read into run.json's `description`.
 
     The step is the optimizer's step count (`optimizer_step_count`: SGG's `sgg_step` or the
     base's `step` state), restored with the optimizer's checkpoint.
@@ -104,11 +110,17 @@ class Recorder(StepHooks):
         shadow: Mapping[str, Any] | None = None,
         options: RecorderOptions | None = None,
         sinks: Sequence[ScalarSink] = (),
+        source: str = "recorded",
+        settings: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         optimizer = unwrap_optimizer(optimizer) if optimizer is not None else None
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if source not in RECORDING_SOURCES:
+            raise ValueError(f"source must be one of {RECORDING_SOURCES}, got {source!r}")
+        if settings is not None and not isinstance(settings, Mapping):
+            raise ValueError(f"settings must be a mapping, got {type(settings).__name__}")
         if shadow is not None and optimizer is not None and lifecycle.is_sgg(optimizer):
             raise ValueError("shadow clustering is for non-SGG optimizers; got an SGG optimizer")
         if shadow is not None and optimizer is None:
@@ -126,6 +138,8 @@ class Recorder(StepHooks):
         self.optimizer = optimizer
         self.model = model
         self.seed = seed
+        self.source = source
+        self.settings = settings
         self.closed = False
         self._handles: list[Any] = []
         self._sgg = optimizer if optimizer is not None and lifecycle.is_sgg(optimizer) else None
@@ -354,6 +368,8 @@ class Recorder(StepHooks):
                 seed=self.seed,
                 recording=self._recording_meta(),
                 device=device,
+                source=self.source,
+                settings=self.settings,
             )
 
         if self._writes:
@@ -373,6 +389,10 @@ class Recorder(StepHooks):
         else:  # a sharded run's rank != 0: run.json in memory; `_agree_on_start` sets the step
             start = lifecycle.new_start(new_meta(), taken)
         self.meta = start.meta
+        if start.segment > 0 and self._writes:  # a resume: describe the refreshed optimizer
+            self.meta["description"] = run_meta.describe(
+                self.meta, source=self.source, settings=self.settings
+            )
         self.segment = start.segment
         self._step = start.step
         self._time_offset = start.time_offset

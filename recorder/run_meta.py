@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.writer import RecorderError, atomic_write_json
-from runformat import run_json, schema
+from runformat import run_info, run_json, schema
 
 
 def utc_now() -> str:
@@ -128,9 +128,14 @@ def new_run_json(
     seed: int | None,
     recording: Mapping[str, Any],
     device: Any = None,
+    source: str = "recorded",
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A new run's run.json. `source` says what recorded it ("recorded": the Recorder in the
+    user's loop, "hf" / "lightning": their callbacks); `settings`: what a callback knows of the
+    training that `config` may not hold (the TrainingArguments), read into `description`."""
     now = utc_now()
-    return {
+    meta = {
         "format": schema.FORMAT_NAME,
         "format_version": schema.FORMAT_VERSION,
         "run_id": uuid.uuid4().hex,
@@ -153,6 +158,18 @@ def new_run_json(
         "recording": jsonable(recording),
         "compacted": [],
     }
+    meta["description"] = describe(meta, source=source, settings=settings)
+    return meta
+
+
+def describe(
+    meta: Mapping[str, Any], *, source: str = "recorded", settings: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """run.json's `description` (runformat.run_info) of a run this recorder writes: its
+    gradient norm is the gradient the optimizer received, after any clipping."""
+    hints = jsonable(settings) if settings is not None else None
+    info = run_info.derive(meta, hints=hints, source=source, grad_norm=run_info.POST_CLIP)
+    return info.to_json()
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:

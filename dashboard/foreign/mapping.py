@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dashboard.foreign.names import DEFAULT_NAMES, MetricNames
-from runformat import schema
+from runformat import run_info, schema
 
 SCALAR_COLUMNS = ("tag", "step", "wall_time", "value")
 LIVE_SECONDS = 120.0  # files written this recently: the run is probably still running
@@ -246,7 +246,7 @@ def build_meta(
     if status is None:
         status = "running" if updated is not None and now - updated < LIVE_SECONDS else "finished"
     missing = [c for c in ("loss", "lr", "grad_norm", "tokens") if c not in chosen]
-    return {
+    meta = {
         "format": schema.FORMAT_NAME,
         "format_version": schema.FORMAT_VERSION,
         "name": name,
@@ -277,6 +277,34 @@ def build_meta(
             "run_specific": run_specific,
         },
     }
+    meta["description"] = _description(meta, kind, config, chosen, logged)
+    return meta
+
+
+def _description(
+    meta: dict[str, Any],
+    kind: str,
+    config: Mapping[str, Any],
+    chosen: Mapping[str, str],
+    logged: list[str],
+) -> dict[str, Any]:
+    """run.json's typed `description` (runformat.run_info) of a foreign run. Its gradient norm:
+    the HF Trainer logs what clip_grad_norm_ returns, the norm BEFORE clipping (transformers'
+    `_clip_grad_norm`); the recorder's own mirror (`sgg/grad_norm`) the norm after; another
+    tool's own metric is not known."""
+    logged_norm = str(chosen.get("grad_norm") or "")
+    grad_norm = None
+    if logged_norm.startswith("sgg/"):
+        grad_norm = run_info.POST_CLIP
+    elif logged_norm and hf_trainer(config, logged):
+        grad_norm = run_info.PRE_CLIP
+    return run_info.derive(meta, source=kind, grad_norm=grad_norm).to_json()
+
+
+def hf_trainer(config: Mapping[str, Any], logged: list[str]) -> bool:
+    """Whether the HF Trainer wrote the run: its TrainingArguments in the config, or its
+    `train/global_step` / `train/epoch` metrics."""
+    return "logging_steps" in config or bool({"train/epoch", "train/global_step"} & set(logged))
 
 
 def _iso(t: float | None) -> str | None:
