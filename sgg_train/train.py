@@ -54,26 +54,38 @@ def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
         raise RecorderError(exc.errno or 5, f"cannot write {path}: {exc}", str(path)) from exc
 
 
-def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
-    """Train and record one run; returns a small summary (final losses, steps, seconds)."""
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+@dataclasses.dataclass
+class _Session:
+    """Everything one run trains with, fresh or restored from its checkpoint."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator  # the data order's own generator
+    train_data: torch.Tensor
+    val: torch.Tensor  # the fixed held-out windows
+    start: int  # steps already trained
+
+
+def _load_checkpoint(cfg: TrainConfig, mode: str) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None for a new run); fails before anything is built."""
     run_dir = cfg.run_dir
     ckpt_path = run_dir / schema.CHECKPOINT
-    ckpt = None
-    if mode == "new" and (run_dir / schema.RUN_JSON).exists():  # fail before building anything
+    if mode == "new" and (run_dir / schema.RUN_JSON).exists():
         raise RunExistsError(
             17, f"{run_dir} already holds a run; pass --resume or --overwrite", str(run_dir)
         )
-    if mode == "resume":
-        if not ckpt_path.is_file():
-            raise RecorderError(
-                2, f"cannot resume {run_dir}: no {schema.CHECKPOINT} in it", str(ckpt_path)
-            )
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if mode != "resume":
+        return None
+    if not ckpt_path.is_file():
+        raise RecorderError(
+            2, f"cannot resume {run_dir}: no {schema.CHECKPOINT} in it", str(ckpt_path)
+        )
+    return torch.load(ckpt_path, map_location="cpu", weights_only=False)
 
-    data = load_corpus()
-    train_data, val_data = split_corpus(data, cfg.val_fraction)
+
+def _session(cfg: TrainConfig, ckpt: dict[str, Any] | None) -> _Session:
+    train_data, val_data = split_corpus(load_corpus(), cfg.val_fraction)
     val = eval_windows(val_data, cfg.eval_batches * cfg.batch_size, cfg.seq_len)
     model = build_model(cfg)
     opt = build_optimizer(cfg, model)
@@ -87,8 +99,11 @@ def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
         gen.set_state(ckpt["data_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         start = int(ckpt["step"])
+    return _Session(model, opt, sched, gen, train_data, val, start)
 
-    options = RecorderOptions(
+
+def _recorder_options(cfg: TrainConfig) -> RecorderOptions:
+    return RecorderOptions(
         layer_stride=cfg.layer_stride,
         flush_every_steps=cfg.flush_every,
         flush_every_seconds=cfg.flush_seconds,
@@ -97,49 +112,60 @@ def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
         membership_sample=cfg.membership_sample,
         compact_on_close=cfg.compact,
     )
-    shadow = sgg_options(cfg) if cfg.shadow else None
-    tokens_per_step = cfg.batch_size * cfg.seq_len
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "start_step": start}
+
+
+def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
+    """Train and record one run; returns a small summary (final losses, steps, seconds)."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    s = _session(cfg, _load_checkpoint(cfg, mode))
+    summary: dict[str, Any] = {"run_dir": str(cfg.run_dir), "start_step": s.start}
     t0 = time.perf_counter()
     with Recorder(
-        run_dir,
-        optimizer=opt,
-        model=model,
+        cfg.run_dir,
+        optimizer=s.opt,
+        model=s.model,
         config=cfg,
         mode=mode,
         seed=cfg.seed,
-        resume_step=start if mode == "resume" else None,
-        shadow=shadow,
-        options=options,
+        resume_step=s.start if mode == "resume" else None,
+        shadow=sgg_options(cfg) if cfg.shadow else None,
+        options=_recorder_options(cfg),
     ) as rec:
-        bar = _progress(cfg, start)
-        loss = torch.tensor(float("nan"))
-        val_loss = float("nan")
-        for step in range(start + 1, cfg.steps + 1):
-            batch = sample_batch(train_data, cfg.batch_size, cfg.seq_len, gen)
-            loss = lm_loss(model, batch)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            rec.log_step(step, loss=loss.detach(), tokens=tokens_per_step)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                val_loss = _log_eval(rec, step, evaluate(model, val, cfg.batch_size))
-            if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0):
-                rec.flush()  # the checkpoint never runs ahead of the recorded steps
-                save_checkpoint(ckpt_path, _checkpoint(cfg, model, opt, sched, gen, step))
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0 or step == cfg.steps:
-                    bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}")
-        if bar is not None:
-            bar.close()
-    summary.update(
-        final_loss=float(loss.detach()), final_val_loss=val_loss, seconds=time.perf_counter() - t0
-    )
+        loss, val_loss = _steps(cfg, s, rec)
+    summary.update(final_loss=loss, final_val_loss=val_loss, seconds=time.perf_counter() - t0)
     return summary
+
+
+def _steps(cfg: TrainConfig, s: _Session, rec: Recorder) -> tuple[float, float]:
+    """The training loop from `s.start`; returns the last train and validation losses."""
+    bar = _progress(cfg, s.start)
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    loss = torch.tensor(float("nan"))
+    val_loss = float("nan")
+    for step in range(s.start + 1, cfg.steps + 1):
+        batch = sample_batch(s.train_data, cfg.batch_size, cfg.seq_len, s.gen)
+        loss = lm_loss(s.model, batch)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
+        s.opt.step()
+        s.opt.zero_grad(set_to_none=True)
+        s.sched.step()
+        rec.log_step(step, loss=loss.detach(), tokens=tokens_per_step)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            val_loss = _log_eval(rec, step, evaluate(s.model, s.val, cfg.batch_size))
+        if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0):
+            rec.flush()  # the checkpoint never runs ahead of the recorded steps
+            obj = _checkpoint(cfg, s.model, s.opt, s.sched, s.gen, step)
+            save_checkpoint(cfg.run_dir / schema.CHECKPOINT, obj)
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0 or step == cfg.steps:
+                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}")
+    if bar is not None:
+        bar.close()
+    return float(loss.detach()), val_loss
 
 
 def _checkpoint(cfg, model, opt, sched, gen, step) -> dict[str, Any]:
