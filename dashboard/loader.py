@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dashboard.metrics.health import live_status
+from dashboard.metrics.health import live_status, note_nonfinite_loss
 from runformat import chunks, integrity, run_json, schema
 
 KNOWN_FORMAT_VERSION = schema.FORMAT_VERSION
@@ -621,6 +621,8 @@ def read_table(
             combined = pa.concat_tables(parts, promote_options="permissive")
             df = combined.to_pandas()
             df = _tidy(df, table)
+            if table == "steps":  # pandas reads a null loss (not logged) as NaN too
+                note_nonfinite_loss(df, combined)
         except Exception as e:
             msgs.append(f"`{run.rel or run.name}`: could not combine {table} ({e}).")
             df = None

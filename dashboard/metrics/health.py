@@ -3,6 +3,11 @@
 A run whose run.json says "running" is shown as stopped as soon as we can know: on the same
 host, when its process no longer exists; elsewhere, when its heartbeat (`updated_at`) is older
 than a few flush intervals.
+
+A loss that is null on disk was not logged at that step (the HF Trainer logs it every
+`logging_steps`); a NaN or infinite one is a loss that was logged and is not a number: only
+that is "diverged". pandas reads both as NaN, so the loader notes, from the Arrow table, how
+many steps logged a non-finite loss and the first of them (`note_nonfinite_loss`).
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import socket
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dashboard import verdicts
+from dashboard.metrics.settings import info_of
 from runformat.run_json import parse_time
 
 HEARTBEAT_FLUSHES = 3  # missed flush intervals before a silent run counts as stopped
@@ -59,12 +67,40 @@ def live_status(meta: dict, now: dt.datetime | None = None, hostname: str | None
 
 
 def planned_steps(meta: dict) -> int | None:
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    for k in ("steps", "max_steps", "total_steps"):
-        v = cfg.get(k)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-    return None
+    """The planned optimizer steps (the typed description's `steps`: config.steps, the HF
+    Trainer's max_steps, ...), None when the run does not say."""
+    return info_of(meta).steps
+
+
+NONFINITE_LOSS = "nonfinite_loss"  # DataFrame.attrs key: (count, first step) of logged NaN/inf
+
+
+def note_nonfinite_loss(df: pd.DataFrame, table: pa.Table) -> None:
+    """Note on a steps DataFrame read from `table` how many steps logged a NaN or infinite
+    loss and the first of them: a null loss (not logged) is not counted, although pandas
+    reads it as NaN. (Two small numbers: DataFrame.attrs are copied along with the frame.)"""
+    if "loss" not in table.column_names or "step" not in table.column_names:
+        return
+    loss = table.column("loss")
+    if not pa.types.is_floating(loss.type):
+        return
+    bad = pc.and_(pc.is_valid(loss), pc.invert(pc.is_finite(loss)))
+    steps = table.column("step").filter(bad)
+    first = pc.min(steps).as_py() if len(steps) else None
+    df.attrs[NONFINITE_LOSS] = (len(steps), None if first is None else int(first))
+
+
+def nonfinite_loss(steps: pd.DataFrame | None) -> tuple[int, int | None]:
+    """(how many steps logged a NaN or infinite loss, the first of them): the loader's note
+    when it read the table (`note_nonfinite_loss`), else every non-finite value counts."""
+    if steps is None or steps.empty or "loss" not in steps or "step" not in steps:
+        return 0, None
+    note = steps.attrs.get(NONFINITE_LOSS)
+    if isinstance(note, tuple) and len(note) == 2:
+        return note
+    loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(loss)
+    return int(bad.sum()), (int(steps["step"].iloc[int(np.argmax(bad))]) if bad.any() else None)
 
 
 def data_problems(meta: dict, status: str, steps: pd.DataFrame | None) -> list[str]:
@@ -91,9 +127,8 @@ def data_problems(meta: dict, status: str, steps: pd.DataFrame | None) -> list[s
         out.append(f"truncated: its steps end at {last:,}, but it recorded {flushed:,}")
     if planned and last is not None and last < planned and status != RUNNING:
         out.append(f"incomplete: {last:,} of {planned:,} planned steps")
-    if steps is not None and "loss" in steps and not steps.empty:
-        loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
-        if (~np.isfinite(loss)).any():
-            first = int(steps["step"].iloc[int(np.argmax(~np.isfinite(loss)))])
-            out.append(verdicts.diverged_text(first))
+    first = nonfinite_loss(steps)[1]
+    if first is not None:
+        out.append(verdicts.diverged_text(first))
+    out += [p.rstrip(".") for p in info_of(meta).problems]  # a field of the wrong type
     return out
