@@ -1,14 +1,17 @@
 """Seed groups and like-for-like: which runs differ only in the seed, and what else differs.
 
-Runs whose settings (run.json `config`, or the optimizer's hyperparameters without a config)
-are equal except for the seed form a group; recording options (where to write, how often to
-flush) are not settings.
+A run's settings are its typed description (`runformat.run_info`: the same field whatever tool
+wrote the run) and the rest of its config by leaf name (`metrics.settings`). Runs whose
+settings are equal except for the seed form a group; recording options (where to write, how
+often to flush) are not settings. Two runs differ in a setting only when both record it: a
+setting one of them does not record is "not recorded" in it, said apart, never a difference.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from dashboard.metrics.settings import TYPED_KEYS, canonical, info_of
 from dashboard.metrics.sweep import (
     IGNORED_FOR_SWEEP,
     RECORDING_KEYS,
@@ -16,13 +19,14 @@ from dashboard.metrics.sweep import (
     plain_name,
     sweepable_settings,
 )
+from runformat import run_info
 
 HOST_KEYS = ("hostname", "cpu", "device", "cpu_count", "torch_threads")
 
 
 def optimizer_name(meta: dict) -> str:
-    opt = meta.get("optimizer")
-    return str(opt.get("name") or "?") if isinstance(opt, dict) else "?"
+    """The optimizer's name, lower case ("?" when the run does not say)."""
+    return info_of(meta).optimizer or "?"
 
 
 def settings(meta: dict) -> dict[str, object]:
@@ -30,23 +34,26 @@ def settings(meta: dict) -> dict[str, object]:
     the seed and without recording options."""
     flat = sweepable_settings(meta)
     skip = SEED_KEYS | RECORDING_KEYS | IGNORED_FOR_SWEEP
-    out: dict[str, object] = {"optimizer": optimizer_name(meta).lower()}
+    out: dict[str, object] = {"optimizer": optimizer_name(meta)}
     out.update({k: v for k, v in flat.items() if k not in skip})
     return out
 
 
-def seed_of(meta: dict) -> object:
-    """The run's seed (config.seed, else run.json's seed), or None when unknown."""
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    for v in (cfg.get("seed"), meta.get("seed")):
-        if v is not None and not isinstance(v, bool):
-            return v
-    return None
+def seed_of(meta: dict) -> int | None:
+    """The run's seed (the typed description's: config.seed, else run.json's seed), or None
+    when it is not recorded or not an integer (run_info says so among its problems)."""
+    return info_of(meta).seed
+
+
+def shadow_of(meta: dict) -> bool:
+    """Whether the run computed SGG's grouping only to show it (an observe-only shadow)."""
+    sgg = info_of(meta).sgg
+    return sgg is not None and not sgg.applied
 
 
 def group_id(meta: dict) -> str:
     """A short stable id for the settings of a run (equal for runs that differ only in seed)."""
-    sig = repr(sorted((k, repr(v)) for k, v in settings(meta).items()))
+    sig = repr(sorted((k, canonical(v)) for k, v in settings(meta).items()))
     return hashlib.sha1(sig.encode()).hexdigest()[:10]
 
 
@@ -74,16 +81,7 @@ def _fmt(v: object, key: str = "") -> str:
 
 
 # settings that only SGG reads: part of "the optimizer" when SGG is compared with AdamW
-SGG_ONLY = {
-    "n_clusters",
-    "recluster_interval",
-    "scale_decay",
-    "beta3",
-    "cluster_on",
-    "scale_bounds",
-    "min_ndim",
-    "global_mda",
-}
+SGG_ONLY = {*run_info.SGG_KEYS, "beta3"}
 
 
 def sgg_only(key: str) -> bool:
@@ -91,26 +89,41 @@ def sgg_only(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in SGG_ONLY
 
 
-def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tuple[str, str, str]]:
-    """(plain name, value in a, value in b) for every setting in which run a and run b differ
-    (the optimizer itself left out: that is what is being compared, with the settings only SGG
-    reads when the two optimizers differ)."""
+def _compared(a: dict, b: dict, skip_optimizer: bool) -> tuple[dict, dict, list[str]]:
+    """Both runs' settings and the keys to compare (the optimizer, and SGG's own settings
+    when the optimizers differ, left out: that is what is being compared)."""
     sa, sb = settings(a), settings(b)
     other_optimizer = sa["optimizer"] != sb["optimizer"]
-    out = []
-    for k in sorted(set(sa) | set(sb)):
-        if skip_optimizer and (k == "optimizer" or (other_optimizer and sgg_only(k))):
-            continue
-        va, vb = sa.get(k), sb.get(k)
-        if repr(va) != repr(vb):
-            out.append(
-                (
-                    plain_name(k),
-                    _fmt(va, k) if k in sa else "not set",
-                    _fmt(vb, k) if k in sb else "not set",
-                )
-            )
-    return out
+    keys = [
+        k
+        for k in sorted(set(sa) | set(sb))
+        if not (skip_optimizer and (k == "optimizer" or (other_optimizer and sgg_only(k))))
+    ]
+    return sa, sb, keys
+
+
+def differing_settings(a: dict, b: dict, skip_optimizer: bool = True) -> list[tuple[str, str, str]]:
+    """(plain name, value in a, value in b) for every setting both runs record and in which
+    they differ (numbers by value: TensorBoard's 4.0 is 4). A setting only one of them records
+    is no difference (`unrecorded_settings` names it)."""
+    sa, sb, keys = _compared(a, b, skip_optimizer)
+    return [
+        (plain_name(k), _fmt(sa[k], k), _fmt(sb[k], k))
+        for k in keys
+        if k in sa and k in sb and canonical(sa[k]) != canonical(sb[k])
+    ]
+
+
+def unrecorded_settings(a: dict, b: dict) -> list[tuple[str, str]]:
+    """(plain name, "a" or "b": the run that does not record it) for each typed setting (the
+    learning rate, betas, clipping, ...) that only one of the two runs records: not compared,
+    and not a difference. Untyped config keys are compared only where both have them."""
+    sa, sb, keys = _compared(a, b, True)
+    return [
+        (plain_name(k), "a" if k not in sa else "b")
+        for k in keys
+        if k in TYPED_KEYS and (k in sa) != (k in sb)
+    ]
 
 
 SHORT_NAMES = {
@@ -128,11 +141,13 @@ def short_name(key: str) -> str:
 
 
 def n_differences(a: dict, b: dict) -> int:
-    """How many settings besides the optimizer's name differ (SGG-only ones included): ranks
-    the most like-for-like run first."""
-    sa, sb = settings(a), settings(b)
-    keys = (set(sa) | set(sb)) - {"optimizer"}
-    return sum(repr(sa.get(k)) != repr(sb.get(k)) for k in keys)
+    """How many settings besides the optimizer's name differ (SGG-only ones included), a
+    setting only one of them records counted too: ranks the most like-for-like run first."""
+    return (
+        len(differing_settings(a, b, skip_optimizer=False))
+        - int(optimizer_name(a) != optimizer_name(b))
+        + len(unrecorded_settings(a, b))
+    )
 
 
 def lr_key(meta: dict) -> str | None:
@@ -175,7 +190,7 @@ def varying_settings(metas: list[dict]) -> list[str]:
     values: dict[str, set[str]] = {}
     for meta in metas:
         for k, v in settings(meta).items():
-            values.setdefault(k, set()).add(repr(v))
+            values.setdefault(k, set()).add(canonical(v))
     keys = [k for k, v in values.items() if len(v) > 1 and k != "optimizer"]
     return sorted(keys, key=lambda k: (not k.endswith(".lr"), k))
 
@@ -190,7 +205,7 @@ def same_hardware(a: dict, b: dict) -> bool | None:
 
 
 def _sgg_variant(meta: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in settings(meta).items() if sgg_only(k)))
+    return tuple(sorted((k, canonical(v)) for k, v in settings(meta).items() if sgg_only(k)))
 
 
 def default_pair(metas: dict[str, dict]) -> tuple[str, str] | None:
@@ -213,7 +228,7 @@ def default_pair(metas: dict[str, dict]) -> tuple[str, str] | None:
             ms, ma = metas[first[gs]], metas[first[ga]]
             if differing_settings(ms, ma):
                 continue
-            shadow = isinstance(ma.get("optimizer"), dict) and bool(ma["optimizer"].get("shadow"))
+            shadow = shadow_of(ma)
             pairs.append(
                 (
                     -min(len(by_group[gs]), len(by_group[ga])),

@@ -5,25 +5,46 @@ Everything here reads `run.json` metadata (plain dicts) or small frames; no Stre
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from dashboard.metrics.settings import (
+    IGNORED_FOR_SWEEP,
+    RECORDING_KEYS,
+    SEED_KEYS,
+    canonical,
+    flatten,
+    info_of,
+    tool_option,
+    typed_settings,
+    untyped_settings,
+)
 
-def flatten(d, prefix: str = "") -> dict[str, object]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists become their JSON-ish repr."""
-    out: dict[str, object] = {}
-    if isinstance(d, dict):
-        for k, v in d.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict):
-                out.update(flatten(v, key))
-            else:
-                out[key] = str(v) if isinstance(v, list) else v
-    return out
+__all__ = [
+    "IGNORED_FOR_SWEEP",
+    "RECORDING_KEYS",
+    "SEED_KEYS",
+    "config_table",
+    "flatten",
+    "hyperparameter_value",
+    "plain_name",
+    "recording_only",
+    "setting_label",
+    "sweep_members",
+    "sweepable_settings",
+    "tolerance",
+    "unique_labels",
+    "varying_hyperparameters",
+]
 
 
 def config_table(metas: dict[str, dict]) -> pd.DataFrame:
-    """Settings (rows) x runs (columns) with a `differs` column, from run.json."""
+    """Settings (rows) x runs (columns) with a `differs` column: the typed description first
+    (`run.*` rows, in a fixed order; a value one run does not record is no difference), then
+    run.json's raw objects (sorted)."""
+    typed = pd.DataFrame({name: typed_rows(meta) for name, meta in metas.items()})
     cols = {}
     for name, meta in metas.items():
         sel = {k: meta.get(k) for k in ("optimizer", "config", "seed", "recording", "model")}
@@ -42,13 +63,98 @@ def config_table(metas: dict[str, dict]) -> pd.DataFrame:
         flat = flatten(sel)
         flat = {k: v for k, v in flat.items() if not k.startswith("model.layers")}
         cols[name] = flat
-    df = pd.DataFrame(cols)
-    if df.empty:
-        return df
-    df = df.astype(object).where(df.notna(), None)
-    as_text = df.map(lambda v: "" if v is None else repr(v))
-    df["differs"] = as_text.nunique(axis=1) > 1
-    return df.sort_index()
+    raw = pd.DataFrame(cols)
+    if raw.empty and typed.empty:
+        return raw
+    raw = raw.astype(object).where(raw.notna(), None)
+    as_text = raw.map(lambda v: "" if v is None else repr(v))
+    raw["differs"] = as_text.nunique(axis=1) > 1
+    if not typed.empty:
+        typed = typed.astype(object).where(typed.notna(), None)
+        recorded = typed.map(lambda v: None if v in (None, NOT_RECORDED) else v)
+        typed["differs"] = recorded.nunique(axis=1, dropna=True) > 1
+    out = pd.concat([typed, raw.sort_index()]) if not typed.empty else raw.sort_index()
+    out["differs"] = out["differs"].astype(bool)
+    return out
+
+
+NOT_RECORDED = "not recorded"
+GRAD_NORM_WORDS = {"pre_clip": "before clipping", "post_clip": "after clipping"}
+SOURCE_WORDS = {
+    "recorded": "the recorder",
+    "hf": "the recorder's HF Trainer callback",
+    "lightning": "the recorder's Lightning callback",
+    "tensorboard": "TensorBoard logs (read)",
+    "wandb": "W&B logs (read)",
+    "mlflow": "MLflow (read)",
+    "csv": "CSV logs (read)",
+}
+TYPED_LABELS = {
+    "run.source": "run: written by",
+    "run.optimizer": "run: optimizer",
+    "run.base": "run: optimizer underneath SGG",
+    "run.lr": "run: learning rate (peak)",
+    "run.lr_schedule": "run: learning-rate schedule",
+    "run.warmup_steps": "run: warm-up steps",
+    "run.min_lr_ratio": "run: lowest learning rate (share of the peak)",
+    "run.betas": "run: betas",
+    "run.eps": "run: epsilon",
+    "run.weight_decay": "run: weight decay",
+    "run.grad_clip": "run: gradient clipping (max norm)",
+    "run.grad_norm": "run: gradient norm recorded",
+    "run.batch_size": "run: batch size (examples per step)",
+    "run.tokens_per_step": "run: tokens per step",
+    "run.precision": "run: precision",
+    "run.seed": "run: seed",
+    "run.steps": "run: planned steps",
+    "run.sgg": "run: SGG's grouping",
+}
+
+
+def typed_rows(meta: dict) -> dict[str, object]:
+    """{run.<field>: value as shown} of a run's typed description, every field ("not
+    recorded" where the run does not say); SGG's options only when it has any."""
+    info = info_of(meta)
+    s = info.lr_schedule
+
+    def show(v: object) -> object:
+        if v is None:
+            return NOT_RECORDED
+        if isinstance(v, tuple):
+            return ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+        return v
+
+    clip = info.grad_clip
+    rows: dict[str, object] = {
+        "run.source": SOURCE_WORDS.get(info.source, info.source),
+        "run.optimizer": info.optimizer,
+        "run.base": info.base if info.optimizer == "sgg" else "",
+        "run.lr": info.lr,
+        "run.lr_schedule": s.kind,
+        "run.warmup_steps": s.warmup_steps,
+        "run.min_lr_ratio": s.min_ratio,
+        "run.betas": info.betas,
+        "run.eps": info.eps,
+        "run.weight_decay": info.weight_decay,
+        "run.grad_clip": "off" if clip == 0 else clip,
+        "run.grad_norm": GRAD_NORM_WORDS.get(info.grad_norm or ""),
+        "run.batch_size": info.batch_size,
+        "run.tokens_per_step": info.tokens_per_step,
+        "run.precision": info.precision,
+        "run.seed": info.seed,
+        "run.steps": info.steps,
+        "run.sgg": "none"
+        if info.sgg is None
+        else "applied"
+        if info.sgg.applied
+        else "observe-only shadow (not applied)",
+    }
+    rows = {k: show(v) for k, v in rows.items()}
+    if info.sgg is not None:
+        for k, v in dataclasses.asdict(info.sgg).items():
+            if k != "applied":
+                rows[f"run.sgg.{k}"] = show(tuple(v) if isinstance(v, list) else v)
+    return rows
 
 
 def _num(v) -> float | None:
@@ -60,17 +166,10 @@ def _num(v) -> float | None:
 
 
 def sweepable_settings(meta: dict) -> dict[str, object]:
-    """The settings a sweep can vary: the run's config (config.*); the optimizer's
-    hyperparameters (hyperparameters.*) only when there is no config. The optimizer's `lr` is
-    the scheduled value at the last flush, so its `initial_lr` stands in for it."""
-    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    if cfg:
-        return flatten({"config": cfg})
-    hp = dict(opt.get("hyperparameters") or {})
-    if "initial_lr" in hp:
-        hp["lr"] = hp.pop("initial_lr")
-    return flatten({"hyperparameters": hp})
+    """The settings a sweep can vary, config.<name>: the typed description's fields first (the
+    peak learning rate, whatever the tool called it), then the rest of the config by leaf name
+    (`metrics.settings`)."""
+    return {**typed_settings(meta), **untyped_settings(meta)}
 
 
 def varying_hyperparameters(metas: dict[str, dict]) -> list[str]:
@@ -84,46 +183,22 @@ def varying_hyperparameters(metas: dict[str, dict]) -> list[str]:
     # a seed is not a setting to tune, and recording options do not change the training
     skip = SEED_KEYS | RECORDING_KEYS | IGNORED_FOR_SWEEP
     keys = [k for k, v in values.items() if len(v) >= 2 and k not in skip]
-    pref = ["hyperparameters.lr", "config.lr", "config.batch_size"]
+    pref = ["config.lr", "config.batch_size"]
     return sorted(keys, key=lambda k: (pref.index(k) if k in pref else len(pref), k))
 
 
+def setting_key(key: str) -> str:
+    """'hyperparameters.lr' (an older name of a sweep's setting) -> 'config.lr'."""
+    return "config." + key.split(".", 1)[1] if key.startswith("hyperparameters.") else key
+
+
 def hyperparameter_value(meta: dict, key: str) -> float | None:
-    return _num(sweepable_settings(meta).get(key))
+    return _num(sweepable_settings(meta).get(setting_key(key)))
 
 
-_TWINS = {"hyperparameters.lr": "config.lr", "config.lr": "hyperparameters.lr"}
-# settings that differ between the runs of one sweep without making them incomparable
-SEED_KEYS = {"config.seed", "config.data_seed", "hyperparameters.seed"}
-# options that change what is recorded, not how the model trains
-RECORDING_KEYS = {
-    "config.eval_every",
-    "config.eval_batches",
-    "config.layer_stride",
-    "config.flush_every",
-    "config.flush_seconds",
-    "config.histogram_every",
-    "config.histogram_bins",
-    "config.membership_sample",
-    "config.compact",
-    "config.resume",
-    "config.jobs",
-}
-IGNORED_FOR_SWEEP = {
-    "config.optimizer",
-    "config.name",
-    "config.run_name",
-    "config.out",
-    "config.out_dir",
-    "config.output_dir",
-    "config.shadow",
-    "config.progress",
-    "config.threads",
-    "config.overwrite",
-    "config.checkpoint_every",
-}
 PLAIN_NAMES = {
     "lr": "learning rate",
+    "learning_rate": "learning rate",
     "weight_decay": "weight decay",
     "batch_size": "batch size",
     "seq_len": "sequence length",
@@ -131,6 +206,13 @@ PLAIN_NAMES = {
     "recluster_interval": "re-cluster interval T",
     "n_clusters": "groups K",
     "scale_decay": "scale decay (beta3)",
+    "lr_schedule": "learning-rate schedule",
+    "warmup_steps": "warm-up steps",
+    "min_lr_ratio": "lowest learning rate (share of the peak)",
+    "eps": "epsilon",
+    "grad_clip": "gradient clipping (max norm)",
+    "tokens_per_step": "tokens per step",
+    "scale_bounds": "lowest and highest scale factor",
 }
 
 
@@ -151,20 +233,50 @@ SETTING_WORDS = {
     "clustering.median_sample": "grouping: values sampled to estimate medians",
     "clustering.scale_bounds": "grouping: lowest and highest scale factor",
     "seed": "seed",
+    **TYPED_LABELS,
 }
 
 
 def recording_only(key: str) -> bool:
-    """Settings about where and how often a run was written, not about the training itself."""
-    return key in RECORDING_KEYS or key in IGNORED_FOR_SWEEP or key.startswith("recording.")
+    """Settings about where and how often a run was written, not about the training itself
+    (another tool's logging and saving options included)."""
+    return (
+        key in RECORDING_KEYS
+        or key in IGNORED_FOR_SWEEP
+        or key.startswith("recording.")
+        or (key.startswith("config.") and tool_option(key))
+    )
 
 
 def setting_label(key: str) -> str:
     """A plain label for a run.json key: 'config.lr' -> 'training: learning rate'."""
     if key in SETTING_WORDS:
         return SETTING_WORDS[key]
+    if key.startswith("run.sgg."):
+        return f"run: SGG's {plain_name(key)}"
     section = SECTIONS.get(key.split(".", 1)[0], "")
     return f"{section}: {plain_name(key)}" if section and "." in key else plain_name(key)
+
+
+def unique_labels(keys: list[str]) -> list[str]:
+    """`setting_label` of each key, a label that several keys share followed by the part of
+    the key that tells them apart in words ('training: learning rate (training arguments)')."""
+    labels = [setting_label(k) for k in keys]
+    seen: dict[str, int] = {}
+    for lab in labels:
+        seen[lab] = seen.get(lab, 0) + 1
+    out = []
+    for k, lab in zip(keys, labels, strict=True):
+        if seen[lab] > 1:
+            middle = k.split(".")[1:-1]
+            lab += f" ({' '.join(middle).replace('_', ' ')})" if middle else ""
+        out.append(lab)
+    counts: dict[str, int] = {}
+    final = []
+    for lab in out:  # still shared (the same path twice): numbered
+        counts[lab] = counts.get(lab, 0) + 1
+        final.append(lab if counts[lab] == 1 else f"{lab} ({counts[lab]})")
+    return final
 
 
 def plain_name(key: str) -> str:
@@ -176,13 +288,14 @@ def plain_name(key: str) -> str:
 def sweep_members(metas: dict[str, dict], key: str) -> list[str]:
     """The runs that differ from each other only in `key` (and in the optimizer): the largest
     group of runs whose other settings are equal, so that a sweep compares like with like."""
+    key = setting_key(key)
     groups: dict[tuple, list[str]] = {}
     for rid, meta in metas.items():
         if hyperparameter_value(meta, key) is None:
             continue
         flat = sweepable_settings(meta)
-        skip = {key, _TWINS.get(key, ""), *IGNORED_FOR_SWEEP, *SEED_KEYS, *RECORDING_KEYS}
-        sig = tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in skip))
+        skip = {key, *IGNORED_FOR_SWEEP, *SEED_KEYS, *RECORDING_KEYS}
+        sig = tuple(sorted((k, canonical(v)) for k, v in flat.items() if k not in skip))
         groups.setdefault(sig, []).append(rid)
     if not groups:
         return []
