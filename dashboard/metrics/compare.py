@@ -15,6 +15,8 @@ import pandas as pd
 
 from dashboard.metrics import groups, intervals
 from dashboard.metrics.intervals import Difference
+from dashboard.metrics.logged import nonfinite_loss
+from dashboard.metrics.settings import info_of
 from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike_mask
 from dashboard.metrics.statistics import (
     FINAL_WINDOW,
@@ -22,6 +24,7 @@ from dashboard.metrics.statistics import (
     eval_series,
     moving_average,
 )
+from runformat import run_info
 from runformat.run_json import parse_time
 
 NAN = float("nan")
@@ -81,7 +84,7 @@ def run_facts(
 ) -> RunFacts:
     """Extract a run's facts; a column the run did not record is simply empty (not an error)."""
     opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-    f = RunFacts(name, groups.seed_of(meta), meta, status, shadow=bool(opt.get("shadow")))
+    f = RunFacts(name, groups.seed_of(meta), meta, status, shadow=groups.shadow_of(meta))
     f.span = _span(meta)
     hp = opt.get("hyperparameters") if isinstance(opt.get("hyperparameters"), dict) else {}
     f.fused = hp.get("fused") if isinstance(hp.get("fused"), bool) else None
@@ -89,9 +92,8 @@ def run_facts(
         step = steps["step"].to_numpy(dtype=np.float64)
         f.last_step = int(step[-1])
         loss = _col(steps, "loss")
-        bad = ~np.isfinite(loss)
-        if bad.any():
-            f.first_nan_step = int(step[int(np.argmax(bad))])
+        bad = ~np.isfinite(loss)  # a NaN or a step whose loss was not logged: no value
+        f.first_nan_step = nonfinite_loss(steps)[1]  # only a logged NaN/inf diverged
         avg = np.full(loss.size, np.nan)
         if (~bad).any():
             avg[~bad] = moving_average(loss[~bad], min(FINAL_WINDOW, int((~bad).sum())))
@@ -290,6 +292,8 @@ class Comparison:
     seeds: tuple[frozenset, frozenset] = (frozenset(), frozenset())  # distinct seeds per side
     concurrent: bool | None = None  # the two sides were trained at the same time
     base_fused: bool | None = None  # the baseline's torch AdamW ran with fused=True
+    # typed settings only one side records: (plain name, the side's name that does not)
+    not_recorded: tuple[tuple[str, str], ...] = ()
 
     @property
     def speedup(self) -> float:
@@ -411,6 +415,35 @@ def _time_diff(a: list[RunFacts], b: list[RunFacts], attr: str) -> tuple[float, 
     return side_mean(a, per_a), side_mean(b, per_b), d
 
 
+GRAD_NORM_WORDS = {run_info.PRE_CLIP: "before clipping", run_info.POST_CLIP: "after clipping"}
+
+
+def grad_norm_mismatch(a: list[RunFacts], b: list[RunFacts], name: str, base_name: str) -> str:
+    """Why the two sides' gradient norms cannot be compared ('' when they can): one side's
+    `grad_norm` column holds the norm before clipping (the HF Trainer's log), the other's after
+    (the recorder's), as each run's description says (`grad_norm`); with clipping active the
+    second is capped at the max norm, so their variation differs whatever the optimizer does.
+    Not when a run says it did not clip (`grad_clip` 0: before and after are the same)."""
+
+    def kinds(side: list[RunFacts]) -> set[str]:
+        out = set()
+        for f in side:
+            info = info_of(f.meta)
+            if info.grad_norm is not None and info.grad_clip != 0:
+                out.add(info.grad_norm)
+        return out
+
+    ka, kb = kinds(a), kinds(b)
+    if len(ka) != 1 or len(kb) != 1 or ka == kb:
+        return ""
+    (x,), (y,) = ka, kb
+    return (
+        "one run's gradient norm is before clipping, the other's after: "
+        f"{name}'s is {GRAD_NORM_WORDS[x]} (run.json description grad_norm {x}), "
+        f"{base_name}'s {GRAD_NORM_WORDS[y]} ({y})"
+    )
+
+
 def _cv_until(f: RunFacts, last: int) -> float:
     if f.grad.size != f.train_step.size or not f.grad.size:
         return f.grad_cv
@@ -492,6 +525,12 @@ def compare(
     cv_a, cv_b = [_cv_until(f, last) for f in run_side], [_cv_until(f, last) for f in base_side]
     sp_a = [_spikes_until(f, last) for f in run_side]
     sp_b = [_spikes_until(f, last) for f in base_side]
+    cv_diff = diff_by_seed(run_side, cv_a, base_side, cv_b)
+    mismatch = grad_norm_mismatch(run_side, base_side, name, base_name)
+    if mismatch:  # no verdict on norms measured before and after clipping
+        cv_diff = Difference(
+            cv_diff.estimate, mean=cv_diff.mean, base_mean=cv_diff.base_mean, reason=mismatch
+        )
     hw = _hardware(run_side, base_side)
     ot_a, ot_b, ot_d = _time_diff(run_side, base_side, "optimizer_time")
     st_a, st_b, st_d = _time_diff(run_side, base_side, "step_time")
@@ -526,7 +565,7 @@ def compare(
         end_gap=end_gap,
         cv=side_mean(run_side, cv_a),
         base_cv=side_mean(base_side, cv_b),
-        cv_diff=diff_by_seed(run_side, cv_a, base_side, cv_b),
+        cv_diff=cv_diff,
         spikes=side_mean(run_side, sp_a),
         base_spikes=side_mean(base_side, sp_b),
         spikes_diff=diff_by_seed(run_side, sp_a, base_side, sp_b),
@@ -559,4 +598,8 @@ def compare(
             frozenset(_by_seed(base_side, [0.0] * len(base_side), "")[0]),
         ),
         base_fused=base_side[0].fused,
+        not_recorded=tuple(
+            (k, name if who == "a" else base_name)
+            for k, who in groups.unrecorded_settings(run_side[0].meta, base_side[0].meta)
+        ),
     )

@@ -4,10 +4,7 @@ A run whose run.json says "running" is shown as stopped as soon as we can know: 
 host, when its process no longer exists; elsewhere, when its heartbeat (`updated_at`) is older
 than a few flush intervals.
 
-A loss that is null on disk was not logged at that step (the HF Trainer logs it every
-`logging_steps`); a NaN or infinite one is a loss that was logged and is not a number: only
-that is "diverged". pandas reads both as NaN, so the loader notes, from the Arrow table, how
-many steps logged a non-finite loss and the first of them (`note_nonfinite_loss`).
+A loss that was not logged at a step (null) is not a diverged one (`metrics.logged`).
 """
 
 from __future__ import annotations
@@ -16,14 +13,14 @@ import datetime as dt
 import os
 import socket
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from dashboard import verdicts
+from dashboard.metrics.logged import NONFINITE_LOSS, nonfinite_loss, note_nonfinite_loss
 from dashboard.metrics.settings import info_of
 from runformat.run_json import parse_time
+
+__all__ = ["NONFINITE_LOSS", "data_problems", "live_status", "note_nonfinite_loss"]
 
 HEARTBEAT_FLUSHES = 3  # missed flush intervals before a silent run counts as stopped
 MIN_SILENCE_S = 60.0
@@ -70,37 +67,6 @@ def planned_steps(meta: dict) -> int | None:
     """The planned optimizer steps (the typed description's `steps`: config.steps, the HF
     Trainer's max_steps, ...), None when the run does not say."""
     return info_of(meta).steps
-
-
-NONFINITE_LOSS = "nonfinite_loss"  # DataFrame.attrs key: (count, first step) of logged NaN/inf
-
-
-def note_nonfinite_loss(df: pd.DataFrame, table: pa.Table) -> None:
-    """Note on a steps DataFrame read from `table` how many steps logged a NaN or infinite
-    loss and the first of them: a null loss (not logged) is not counted, although pandas
-    reads it as NaN. (Two small numbers: DataFrame.attrs are copied along with the frame.)"""
-    if "loss" not in table.column_names or "step" not in table.column_names:
-        return
-    loss = table.column("loss")
-    if not pa.types.is_floating(loss.type):
-        return
-    bad = pc.and_(pc.is_valid(loss), pc.invert(pc.is_finite(loss)))
-    steps = table.column("step").filter(bad)
-    first = pc.min(steps).as_py() if len(steps) else None
-    df.attrs[NONFINITE_LOSS] = (len(steps), None if first is None else int(first))
-
-
-def nonfinite_loss(steps: pd.DataFrame | None) -> tuple[int, int | None]:
-    """(how many steps logged a NaN or infinite loss, the first of them): the loader's note
-    when it read the table (`note_nonfinite_loss`), else every non-finite value counts."""
-    if steps is None or steps.empty or "loss" not in steps or "step" not in steps:
-        return 0, None
-    note = steps.attrs.get(NONFINITE_LOSS)
-    if isinstance(note, tuple) and len(note) == 2:
-        return note
-    loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(loss)
-    return int(bad.sum()), (int(steps["step"].iloc[int(np.argmax(bad))]) if bad.any() else None)
 
 
 def data_problems(meta: dict, status: str, steps: pd.DataFrame | None) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.metrics.logged import nonfinite_loss
 from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike_mask
 
 FINAL_WINDOW = 100
@@ -132,10 +133,8 @@ def summarize(
         if "wall_time" in steps and steps["wall_time"].notna().any():
             s.wall_time_s = float(steps["wall_time"].dropna().iloc[-1])
         loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(loss)
-        s.nan_steps = int(bad.sum())
-        if bad.any():
-            s.first_nan_step = int(steps["step"].iloc[int(np.argmax(bad))])
+        bad = ~np.isfinite(loss)  # NaN, or a step whose loss was not logged (null)
+        s.nan_steps, s.first_nan_step = nonfinite_loss(steps)  # only logged NaN/inf count
         finite = loss[~bad]
         if finite.size:
             s.final_train_loss = float(finite[-FINAL_WINDOW:].mean())
