@@ -295,7 +295,14 @@ def selection_ui(
     by = {r.rel: r for r in runs}
     rel_of = {labels[r.rel]: r.rel for r in runs}
     names = list(rel_of)
-    pair = groups.default_pair({r.rel: r.meta for r in runs})
+    from dashboard.foreign import UNKNOWN_OPTIMIZER, has_loss
+
+    # never a default: a foreign run with no loss (an empty mirror), nor, while another run
+    # names its optimizer, one that does not
+    usable = [r for r in runs if has_loss(r.meta)] or runs
+    usable = [r for r in usable if r.optimizer != UNKNOWN_OPTIMIZER] or usable
+    first_choice = {r.rel for r in usable}
+    pair = groups.default_pair({r.rel: r.meta for r in usable})
     for key in ("baseline", "compare"):  # a stale selection (another folder) is dropped
         v = st.session_state.get(key)
         if key == "baseline" and v is not None and v not in rel_of:
@@ -311,11 +318,12 @@ def selection_ui(
         default_base, default_cmp = labels[pair[0]], [labels[pair[1]]]
     else:  # no like-for-like SGG/AdamW pair: an AdamW run, and the SGG run closest to it
         adamw = sorted(
-            (r for r in runs if r.optimizer.lower() == "adamw" and labels[r.rel] in options),
+            (r for r in usable if r.optimizer.lower() == "adamw" and labels[r.rel] in options),
             key=lambda r: (not r.shadow, r.rel.count("/"), r.rel),
         )
-        default_base = labels[adamw[0].rel] if adamw else options[0]
-        rest = [n for n in options if n != default_base]
+        fine = [n for n in options if rel_of[n] in first_choice] or options
+        default_base = labels[adamw[0].rel] if adamw else fine[0]
+        rest = [n for n in fine if n != default_base] or [n for n in options if n != default_base]
         sgg = sorted(
             (n for n in rest if by[rel_of[n]].optimizer.lower() == "sgg"),
             key=lambda n: (

@@ -4,7 +4,8 @@
     found = foreign.discover(root)                   # runs with run.json-shaped `meta`
     df, messages, sig = foreign.read_table(found.runs[0].meta, "steps")
 
-Each kind is read by its own library (an optional extra: `pip install '.[tensorboard]'`,
+Lightning's CSVLogger (`metrics.csv` + `hparams.yaml`) is read with pandas. Each other kind is
+read by its own library (an optional extra: `pip install '.[tensorboard]'`,
 `'.[wandb]'`, `'.[mlflow]'`), imported only when a folder holds such runs. The logged metric
 names that fill the `steps` and `evals` columns are configurable (`MetricNames`, or a
 `foreign-metrics.json` in the runs folder: see docs/integrations.md, "Foreign runs").
@@ -12,17 +13,27 @@ names that fill the `steps` and `evals` columns are configurable (`MetricNames`,
 
 from dashboard.foreign.discover import ForeignRun, Found, discover
 from dashboard.foreign.names import DEFAULT_NAMES, MetricNames
-from dashboard.foreign.reader import KINDS, available, clear_cache, load, read_table
+from dashboard.foreign.reader import (
+    KINDS,
+    UNKNOWN_OPTIMIZER,
+    available,
+    clear_cache,
+    has_loss,
+    load,
+    read_table,
+)
 
 __all__ = [
     "DEFAULT_NAMES",
     "KINDS",
+    "UNKNOWN_OPTIMIZER",
     "ForeignRun",
     "Found",
     "MetricNames",
     "available",
     "clear_cache",
     "discover",
+    "has_loss",
     "load",
     "read_table",
 ]

@@ -1,8 +1,12 @@
 """Find TensorBoard, W&B and MLflow runs under a folder, by file names, without their libraries.
 
 What marks a run: a folder with `events.out.tfevents.*` files (TensorBoard; event folders
-below it belong to it), a folder with a `run-<id>.wandb` log (W&B), an MLflow file store
-(`mlruns/`) or an MLflow SQLite database (each of its runs is one run). Folders holding our own
+below it belong to it), a folder with a `run-<id>.wandb` log (W&B), a folder with Lightning's
+CSVLogger `metrics.csv` (a `step` column), an MLflow file store (`mlruns/`) or an MLflow
+SQLite database (each of its runs is one run). What looks like a run but cannot be read is
+said, with the reason: a Lightning `version_N` folder with no metrics, a wandb run folder
+without its log, a `metrics.csv` without steps, an `mlflow.db` that is not an MLflow database
+(listed as an unreadable run, its problem beside it). Folders holding our own
 `run.json` are left to the loader, symlinked folders are not followed and dot-folders are
 skipped, as in the loader. A kind whose library is not installed is reported once per folder
 with the extra to install, so the dashboard still starts without any of them.
@@ -12,12 +16,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dashboard.foreign import mapping, reader
-from dashboard.foreign.mlflow_store import SQLITE_SUFFIXES, is_file_store, is_sqlite_store
+from dashboard.foreign import csv_logger, mapping, reader
+from dashboard.foreign.mlflow_store import (
+    SQLITE_SUFFIXES,
+    is_file_store,
+    is_sqlite_store,
+    not_a_store_reason,
+)
 from dashboard.foreign.names import DEFAULT_NAMES, MetricNames, names_for
 from dashboard.foreign.tensorboard import EVENT_PREFIX
 
@@ -42,11 +52,15 @@ class Found:
     messages: list[str]
 
 
-def find(root: Path, refused: list[str] | None = None) -> list[tuple[str, Path]]:
+def find(
+    root: Path, refused: list[str] | None = None, not_read: list[tuple[Path, str]] | None = None
+) -> list[tuple[str, Path]]:
     """(kind, path) of every foreign run folder or store under `root` (resolved), by names.
     A run whose files are symbolic links is refused (the loader reads only files under the
-    root, and the libraries would follow the links): its folder is added to `refused`."""
+    root, and the libraries would follow the links): its folder is added to `refused`. What
+    looks like a run but cannot be read is added to `not_read` with the reason."""
     out: list[tuple[str, Path]] = []
+    not_read = not_read if not_read is not None else []
     walk = os.walk(root, followlinks=False)
     for scanned, (dirpath, dirnames, filenames) in enumerate(walk, start=1):
         if scanned > MAX_DIRS_SCANNED:
@@ -71,15 +85,42 @@ def find(root: Path, refused: list[str] | None = None) -> list[tuple[str, Path]]
             out.append(("mlflow", here))
             dirnames[:] = []
             continue
+        if csv_logger.METRICS_CSV in filenames and csv_logger.is_run_dir(here):
+            if (here / csv_logger.METRICS_CSV).is_symlink():
+                if refused is not None:
+                    refused.append(_rel(here, root) or ".")
+            else:
+                out.append(("csv", here))
+            continue
+        reason = _not_a_run_reason(here, filenames)
+        if reason:
+            not_read.append((here, reason))
         for f in sorted(filenames):
             path = here / f
-            if (
-                f.lower().endswith(SQLITE_SUFFIXES)
-                and not path.is_symlink()
-                and is_sqlite_store(path)
-            ):
+            if not f.lower().endswith(SQLITE_SUFFIXES) or path.is_symlink():
+                continue
+            if is_sqlite_store(path):
                 out.append(("mlflow", here / f))
+            elif reason := not_a_store_reason(path):
+                not_read.append((path, reason))
     return out
+
+
+WANDB_RUN_DIR = re.compile(r"^(offline-)?run-\d{8}_\d{6}-\w+$")
+
+
+def _not_a_run_reason(here: Path, filenames: list[str]) -> str | None:
+    """Why a folder that looks like a run (a Lightning log folder, a wandb run folder) is not
+    one that can be read; None when it does not look like one."""
+    reason = csv_logger.not_read_reason(here)
+    if reason:
+        return reason
+    if WANDB_RUN_DIR.match(here.name) and here.parent.name == "wandb":
+        return (
+            "it is a wandb run folder without its `run-<id>.wandb` log (wandb writes the log "
+            "while the run runs; a folder downloaded from the W&B server does not hold it)"
+        )
+    return None
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -97,8 +138,17 @@ def discover(root: Path, names: MetricNames | None = None) -> Found:
     runs: list[ForeignRun] = []
     missing: dict[str, list[str]] = {}
     refused: list[str] = []
-    found = find(root, refused)
+    not_read: list[tuple[Path, str]] = []
+    found = find(root, refused, not_read)
     messages += [f"`{r}`: its run files are symbolic links; refused." for r in refused]
+    for path, reason in not_read:
+        rel = _rel(path, root) or "."
+        if path.is_file():  # a store: listed as an unreadable run, its problem beside it
+            source = {"kind": "mlflow", "path": str(path), "rel": rel}
+            problem = f"`{rel}`: damaged: `{path.name}` is not read: {reason}."
+            runs.append(ForeignRun(path, rel, {"source": source}, (problem,), readable=False))
+        else:
+            messages.append(f"`{rel}` is not read: {reason}.")
     for kind, path in found:
         rel = _rel(path, root)
         if not reader.available(kind):
@@ -128,9 +178,10 @@ def _run(source: dict[str, Any], path: Path, rel: str, names: MetricNames) -> Fo
 
 
 def _fresh_status(meta: dict[str, Any]) -> dict[str, Any]:
-    """A run without an explicit end (TensorBoard) is "running" while its files are being
-    written: recomputed at every discovery, since the cached meta does not age."""
-    if meta["source"]["kind"] != "tensorboard":
+    """A run without an explicit end (TensorBoard, Lightning's CSV) is "running" while its
+    files are being written: recomputed at every discovery, since the cached meta does not
+    age."""
+    if meta["source"]["kind"] not in ("tensorboard", "csv"):
         return meta
     updated = meta.get("updated_at")
     t = dt.datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None

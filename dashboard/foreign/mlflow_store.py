@@ -24,6 +24,7 @@ from dashboard.foreign import mapping
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 SQLITE_MAGIC = b"SQLite format 3\x00"
+MLFLOW_TABLES = frozenset({"runs", "metrics", "experiments"})
 
 
 def is_file_store(d: Path) -> bool:
@@ -41,18 +42,45 @@ def is_sqlite_store(f: Path) -> bool:
     """A SQLite file with MLflow's `runs`, `metrics` and `experiments` tables (read-only check)."""
     if f.suffix.lower() not in SQLITE_SUFFIXES or not f.is_file():
         return False
+    tables = _sqlite_tables(f)
+    return isinstance(tables, set) and tables >= MLFLOW_TABLES
+
+
+def _sqlite_tables(f: Path) -> set[str] | str:
+    """The table names of a SQLite file, or why it could not be opened as one."""
     try:
         with f.open("rb") as fh:
             if fh.read(16) != SQLITE_MAGIC:
-                return False
+                return "its first bytes are not SQLite's header"
         con = sqlite3.connect(f"file:{f}?mode=ro", uri=True)
         try:
-            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         finally:
             con.close()
-    except (OSError, sqlite3.Error):
-        return False
-    return {"runs", "metrics", "experiments"} <= names
+    except (OSError, sqlite3.Error) as e:
+        return f"SQLite cannot read it ({e})"
+
+
+def not_a_store_reason(f: Path) -> str | None:
+    """Why a database file that looks like an MLflow store is not read (None: it is a store,
+    or nothing says it was meant to be one). Named like one (`mlflow.db`, `mlruns.sqlite`):
+    any failure is said; any other `*.db`: only a damaged SQLite file (a database of another
+    program is none of ours)."""
+    if f.suffix.lower() not in SQLITE_SUFFIXES or not f.is_file():
+        return None
+    named = any(w in f.name.lower() for w in ("mlflow", "mlruns"))
+    tables = _sqlite_tables(f)
+    if isinstance(tables, set):
+        if tables >= MLFLOW_TABLES or not named:
+            return None
+        return "it is an SQLite database without MLflow's tables (runs, metrics, experiments)"
+    if tables.startswith("its first bytes"):
+        return (
+            f"it is not an SQLite database ({tables}): damaged, or not an MLflow store"
+            if named
+            else None
+        )
+    return f"{tables}: damaged, or not an MLflow store"
 
 
 def store_uri(store: Path) -> str:

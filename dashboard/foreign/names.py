@@ -2,10 +2,13 @@
 
 Each column has an ordered list of candidate names (shell-style patterns, `fnmatch`): the first
 candidate that a run logged wins, so a run that logged both `train/loss` and `loss` reads the
-HF-style name. The defaults cover what the Hugging Face `Trainer`'s TensorBoard, W&B and MLflow
-callbacks write (`train/loss`, `loss`, `eval/loss`, `eval_loss`, `train/learning_rate`, ...) and
-what Lightning users usually log (`train_loss`, `val_loss`, `lr-AdamW` from
-`LearningRateMonitor`, `grad_2.0_norm_total` from `lightning.pytorch.utilities.grad_norm`).
+HF-style name. The defaults cover the recorder's own mirrors (`sgg/loss`, `sgg/lr`,
+`sgg/grad_norm`, `sgg/tokens`: recorder/mirrors.py, read with no configuration and tried first,
+since they are the recorder's exact per-step values), what the Hugging Face `Trainer`'s
+TensorBoard, W&B and MLflow callbacks write (`train/loss`, `loss`, `eval/loss`, `eval_loss`,
+`train/learning_rate`, ...) and what Lightning users usually log (`train_loss`, `val_loss`,
+`lr-AdamW` from `LearningRateMonitor`, `grad_2.0_norm_total` from
+`lightning.pytorch.utilities.grad_norm`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class MetricNames:
     """Candidate metric names per column of the `steps` and `evals` tables."""
 
     loss: tuple[str, ...] = _tuple(
+        "sgg/loss",  # the recorder's own mirrors (recorder/mirrors.py)
         "train/loss",  # HF Trainer (TensorBoard, W&B)
         "loss",  # HF Trainer (MLflow), plain loops
         "train_loss",  # Lightning convention
@@ -43,6 +47,7 @@ class MetricNames:
         "trainer/loss",
     )
     lr: tuple[str, ...] = _tuple(
+        "sgg/lr",
         "train/learning_rate",
         "learning_rate",
         "lr",
@@ -50,6 +55,7 @@ class MetricNames:
         "lr-*",  # Lightning LearningRateMonitor: lr-<OptimizerClass>[/pg<i>]
     )
     grad_norm: tuple[str, ...] = _tuple(
+        "sgg/grad_norm",  # after clipping, as the recorder's (the HF Trainer's: before)
         "train/grad_norm",
         "grad_norm",
         "grad_2.0_norm_total",  # lightning.pytorch.utilities.grad_norm(module, 2)
@@ -57,6 +63,7 @@ class MetricNames:
         "train/global_grad_norm",
     )
     tokens: tuple[str, ...] = _tuple(
+        "sgg/tokens",
         "train/num_input_tokens_seen",
         "num_input_tokens_seen",
         "tokens",
@@ -80,7 +87,9 @@ class MetricNames:
     )
     eval_split_pattern: str = r"^eval[/_](?P<split>[^/]+)_loss$"  # eval/<name>_loss
     # the step axis of histories that count log calls rather than optimizer steps (W&B)
-    step: tuple[str, ...] = _tuple("train/global_step", "trainer/global_step", "global_step")
+    step: tuple[str, ...] = _tuple(
+        "train/global_step", "trainer/global_step", "global_step", "step", "train/step"
+    )
     # added to every logged step so that step 1 is the first optimizer step, as in our runs;
     # None: +1 for runs written by Lightning (its loggers count steps from 0), else 0
     step_offset: int | None = None

@@ -1,15 +1,20 @@
 """Load one foreign run into run-format tables, cached by the signature of the files behind it.
 
 A foreign run is named by its `source` (the dict that discovery puts in its run.json-shaped
-meta): `kind` ("tensorboard", "wandb", "mlflow"), `path` (the run folder, or the MLflow store)
-and for MLflow the `run_id`. Loading reads it with its library, maps it (mapping.py) and keeps
-the result until the files change: (path, size, mtime) of the event files, the `.wandb` log, the
-MLflow run's metric files or database; finished runs are also kept on disk (disk_cache.py) for
-the next dashboard process. A reader error becomes a message, never an exception.
+meta): `kind` ("tensorboard", "wandb", "mlflow", "csv": Lightning's CSVLogger), `path` (the
+run folder, or the MLflow store) and for MLflow the `run_id`. Loading reads it with its
+library, maps it (mapping.py) and keeps the result until the files change: (path, size,
+mtime) of the event files, the `.wandb` log, the CSV, the MLflow run's metric files or
+database; finished runs are also kept on disk (disk_cache.py) for the next dashboard process.
+A reader error becomes a message, never an exception, and a
+damaged file a message naming it ("`rel`: incomplete: N of M records read: ..."): these
+messages reach the page through `read_table` (shown at the top, beside the run, while it is on
+show: `Ctx.problems`) and through discovery (the run list's problems).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import threading
 from collections import OrderedDict
@@ -22,12 +27,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dashboard.foreign import disk_cache, mapping
+from dashboard.foreign.damage import message as damage_message
 from dashboard.foreign.names import MetricNames
 
-KINDS = ("tensorboard", "wandb", "mlflow")
-LABELS = {"tensorboard": "TensorBoard", "wandb": "Weights & Biases", "mlflow": "MLflow"}
-MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+KINDS = ("tensorboard", "wandb", "mlflow", "csv")
+LABELS = {
+    "tensorboard": "TensorBoard",
+    "wandb": "Weights & Biases",
+    "mlflow": "MLflow",
+    "csv": "Lightning CSVLogger",
+}
+MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "csv": "pandas"}
 MAX_CACHED_RUNS = 64
+UNKNOWN_OPTIMIZER = "unknown optimizer"  # a foreign run that does not name its optimizer
 
 
 def available(kind: str) -> bool:
@@ -68,6 +80,10 @@ def signature(source: dict[str, Any]) -> tuple:
         from dashboard.foreign import wandb_run
 
         files = [wandb_run.log_file(path)]
+    elif kind == "csv":
+        from dashboard.foreign import csv_logger
+
+        files = [path / csv_logger.METRICS_CSV, path / csv_logger.HPARAMS_YAML]
     elif path.is_file():  # MLflow SQLite store: the database and its write-ahead log
         files = [path, path.with_name(path.name + "-wal")]
     else:  # MLflow file store: the run's folder
@@ -116,7 +132,7 @@ def load(source: dict[str, Any], names: MetricNames | None = None) -> Loaded:
     sig = signature(source)
     with _LOCK:
         hit = _CACHE.get(key)
-        if hit is not None and hit.signature == sig:
+        if hit is not None and hit.signature == sig and not _went_quiet(hit):
             _CACHE.move_to_end(key)
             return hit
     disk_key = disk_cache.key((key, sig))
@@ -130,11 +146,10 @@ def load(source: dict[str, Any], names: MetricNames | None = None) -> Loaded:
     try:
         loaded = _read(source, names)
     except Exception as e:  # a damaged or unexpected file: say so, never fail the page
-        where = source.get("rel") or Path(source["path"]).name
         loaded = Loaded(
             meta={},
             messages=[
-                f"`{where}`: {LABELS[source['kind']]} run could not be read "
+                f"`{_where(source)}`: {LABELS[source['kind']]} run could not be read "
                 f"({type(e).__name__}: {e})."
             ],
         )
@@ -148,26 +163,32 @@ def load(source: dict[str, Any], names: MetricNames | None = None) -> Loaded:
     return loaded
 
 
+def _went_quiet(hit: Loaded) -> bool:
+    """A run read while its files were being written that has not been written to since: read
+    it again once, so that a torn last record it was left with is now named as damage."""
+    meta = hit.meta
+    if meta.get("status") != "running" or meta.get("source", {}).get("kind") == "mlflow":
+        return False
+    updated = meta.get("updated_at")
+    if not updated:
+        return False
+    t = dt.datetime.fromisoformat(updated.replace("Z", "+00:00"))
+    return (dt.datetime.now(dt.timezone.utc) - t).total_seconds() >= mapping.LIVE_SECONDS
+
+
+def _where(source: dict[str, Any], name: str | None = None) -> str:
+    """How the page names the run in its messages (as `Ctx.problems` matches them)."""
+    return source.get("rel") or name or Path(source["path"]).name
+
+
 def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
     kind = source["kind"]
     path = Path(source["path"])
     updated = max((s[2] for s in signature(source)), default=None)
     updated = updated / 1e9 if updated is not None else None
-    if kind == "tensorboard":
-        from dashboard.foreign import tensorboard
-
-        raw = tensorboard.read(path)
-        raw.update(name=path.name, status=None, created=None)
-    elif kind == "wandb":
-        from dashboard.foreign import wandb_run
-
-        raw = wandb_run.read(path, names)
-        raw["name"] = raw["name"] or path.name
-    else:
-        from dashboard.foreign import mlflow_store
-
-        raw = mlflow_store.read(path, source["run_id"])
-        updated = raw.get("updated") or updated
+    raw = _read_raw(kind, path, source, names)
+    if raw.get("updated"):
+        updated = raw["updated"]
     scalars: pd.DataFrame = raw["scalars"]
     writer = written_by(kind, path, scalars, raw["config"])
     offset = names.step_offset if names.step_offset is not None else int(writer == "lightning")
@@ -191,7 +212,62 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
         created=created,
         updated=updated,
     )
-    meta["source"].update(logged=logged, writer=writer, step_offset=offset)
+    damage = list(raw.get("damage") or [])
+    meta["source"].update(
+        logged=logged,
+        writer=writer,
+        step_offset=offset or int(raw.get("step_offset") or 0),
+        damaged=[d.file for d in damage],
+    )
+    if raw.get("step_rule") and not offset:
+        meta["source"]["step_rule"] = raw["step_rule"]
+    opt = meta.get("optimizer")
+    if isinstance(opt, dict) and opt.get("name") == "?":
+        opt["name"] = UNKNOWN_OPTIMIZER  # a label reads "unknown optimizer", never "?"
+    where = _where(source, meta.get("name"))
+    messages = [f"`{where}`: {m}" for m in raw.get("messages") or []]
+    messages += [f"`{where}`: {damage_message(d, offset)}" for d in damage]
+    if not logged:
+        messages.append(f"`{where}`: it logged no metrics (an empty run): nothing to compare")
+    elif steps is None and evals is None:
+        messages.append(
+            f"`{where}`: none of the logged metrics ({', '.join(logged[:8]) or 'none'}) is a "
+            "loss, learning rate, gradient norm or token count under a known name; see "
+            "docs/integrations.md, 'Foreign runs' to name them."
+        )
+    return Loaded(
+        meta=meta, tables=_tables(steps, evals, raw.get("histograms"), offset), messages=messages
+    )
+
+
+def _read_raw(kind: str, path: Path, source: dict[str, Any], names: MetricNames) -> dict[str, Any]:
+    """What the kind's reader returns, with `name`, `status` and `created` always present."""
+    if kind == "tensorboard":
+        from dashboard.foreign import tensorboard
+
+        raw = tensorboard.read(path)
+        raw.update(name=path.name, status=None, created=None)
+    elif kind == "csv":
+        from dashboard.foreign import csv_logger
+
+        raw = csv_logger.read(path)
+        raw.update(name=path.name, status=None, created=None)
+    elif kind == "wandb":
+        from dashboard.foreign import wandb_run
+
+        raw = wandb_run.read(path, names, auto_offset=names.step_offset is None)
+        raw["name"] = raw["name"] or path.name
+    else:
+        from dashboard.foreign import mlflow_store
+
+        raw = mlflow_store.read(path, source["run_id"])
+    return raw
+
+
+def _tables(
+    steps: pa.Table | None, evals: pa.Table | None, hist: pa.Table | None, offset: int
+) -> dict[str, pa.Table]:
+    """The run-format tables: `steps` (and `lrs` from its lr), `evals`, `histograms`."""
     tables: dict[str, pa.Table] = {}
     if steps is not None:
         tables["steps"] = steps
@@ -210,31 +286,33 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
             )
     if evals is not None:
         tables["evals"] = evals
-    hist = raw.get("histograms")
     if hist is not None:
         if offset:
             i = hist.schema.get_field_index("step")
             hist = hist.set_column(i, "step", pc.add(hist.column("step"), offset))
         tables["histograms"] = hist
-    messages = list(raw.get("messages") or [])
-    if steps is None and evals is None:
-        where = source.get("rel") or path.name
-        messages.append(
-            f"`{where}`: none of the logged metrics ({', '.join(logged[:8]) or 'none'}) is a "
-            "loss, learning rate, gradient norm or token count under a known name; see "
-            "docs/integrations.md, 'Foreign runs' to name them."
-        )
-    return Loaded(meta=meta, tables=tables, messages=messages)
+    return tables
+
+
+def has_loss(meta: dict[str, Any]) -> bool:
+    """Whether a run has loss data to compare: a recorded run always; a foreign run when a
+    training or evaluation loss was found among its metrics (an empty mirror has none)."""
+    source = meta.get("source")
+    if not isinstance(source, dict):
+        return True
+    columns = source.get("columns") or {}
+    return "loss" in columns or any(str(c).startswith("eval:") for c in columns)
 
 
 def written_by(kind: str, path: Path, scalars: pd.DataFrame, config: dict[str, Any]) -> str | None:
     """ "lightning" when Lightning's logger wrote the run (it counts steps from 0: TensorBoard's
-    `hparams.yaml` beside the events, W&B's `trainer/global_step`, MLflow's per-step `epoch`
-    without the HF Trainer's `logging_steps` param), "hf" for the HF Trainer, else None."""
+    or the CSVLogger's `hparams.yaml` beside the events / metrics.csv, W&B's
+    `trainer/global_step`, MLflow's per-step `epoch` without the HF Trainer's `logging_steps`
+    param), "hf" for the HF Trainer, else None."""
     logged = set(scalars["tag"].unique()) if len(scalars) else set()
     if {"train/epoch", "train/global_step"} & logged or "logging_steps" in config:
         return "hf"
-    if kind == "tensorboard" and (path / "hparams.yaml").is_file():
+    if kind in ("tensorboard", "csv") and (path / "hparams.yaml").is_file():
         return "lightning"
     if kind == "wandb" and "trainer/global_step" in logged:
         return "lightning"

@@ -8,13 +8,22 @@ sub-folder. Read: scalars (the classic `simple_value` and the tensor-based ones 
 `TrainingArguments` as JSON) and Lightning's `hparams.yaml`. The accumulators are kept for the
 runs read last, so a live run's refresh reads only the events appended since (TensorBoard's
 reader also drops the steps a restarted run wrote again, like TensorBoard itself).
+
+Damage: TensorBoard's reader stops at a record cut off or failing its CRC and says so only in a
+debug log (`DataLossError`, swallowed by its event loader), so the framing is checked here and
+each damaged file is named ("incomplete: 301 records read: `events...` is cut off ..."). The
+newest file of a run written to in the last two minutes is being appended to: its unfinished
+last record is not damage.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +32,11 @@ import pandas as pd
 import pyarrow as pa
 
 from dashboard.foreign import mapping
+from dashboard.foreign.damage import Damage
 
 EVENT_PREFIX = "events.out.tfevents."
 HPARAMS_YAML = "hparams.yaml"  # Lightning's TensorBoardLogger / CSVLogger
+RECORD_LENGTH = struct.Struct("<Q")  # each record: this length, 4 CRC bytes, data, 4 CRC bytes
 KEEP_ACCUMULATORS = 8  # live runs whose readers stay open for incremental refreshes
 
 _LOCK = threading.Lock()
@@ -86,8 +97,9 @@ def _accumulator(d: Path) -> Any:
 def forget(run_dir: Path | None = None) -> None:
     """Drop the open readers of `run_dir` (all when None)."""
     with _LOCK:
-        for key in [k for k in _ACCUMULATORS if run_dir is None or Path(k).is_relative_to(run_dir)]:
-            del _ACCUMULATORS[key]
+        for cache in (_ACCUMULATORS, _SCANS):
+            for key in [k for k in cache if run_dir is None or Path(k).is_relative_to(run_dir)]:
+                del cache[key]
 
 
 def _scalar_frame(tag: str, events: list[Any], value: Any) -> pd.DataFrame:
@@ -159,21 +171,195 @@ def _histograms(tag: str, events: list[Any]) -> dict[str, list[np.ndarray]]:
     return cols
 
 
+@dataclass(frozen=True)
+class FileScan:
+    """An event file's record framing (lengths only: cheap), as TensorBoard's writer lays it
+    out: a uint64 length, its masked CRC-32C, the data, the data's masked CRC-32C."""
+
+    records: int  # whole records
+    end: int  # where the whole records end (== size for a whole file)
+    size: int
+    tail: tuple[int, ...]  # where the last few whole records begin
+
+
+def frame_scan(data: bytes, keep: int = 8, since: FileScan | None = None) -> FileScan:
+    """The framing of `data`; `since`: the scan of an earlier, shorter copy of the same file
+    (a live run's): only what was appended after its whole records is walked."""
+    pos, n = (since.end, since.records) if since is not None else (0, 0)
+    tail: deque[int] = deque(since.tail if since is not None else (), maxlen=keep)
+    size = len(data)
+    unpack = RECORD_LENGTH.unpack_from
+    while pos + RECORD_LENGTH.size + 4 <= size:
+        end = pos + RECORD_LENGTH.size + 4 + unpack(data, pos)[0] + 4
+        if end > size:
+            break
+        tail.append(pos)
+        pos, n = end, n + 1
+    return FileScan(n, pos, size, tuple(tail))
+
+
+_SCANS: OrderedDict[str, FileScan] = OrderedDict()  # the newest files' scans, for live runs
+
+
+def _scan(f: Path, data: bytes) -> FileScan:
+    """`frame_scan`, continued from this file's last scan when it only grew (append-only)."""
+    key = str(f)
+    with _LOCK:
+        old = _SCANS.pop(key, None)
+    since = old if old is not None and old.size <= len(data) and _same(old, data) else None
+    sc = frame_scan(data, since=since)
+    with _LOCK:
+        _SCANS[key] = sc
+        while len(_SCANS) > 4 * KEEP_ACCUMULATORS:
+            _SCANS.popitem(last=False)
+    return sc
+
+
+def _same(old: FileScan, data: bytes) -> bool:
+    """Whether `data` still holds `old`'s last whole record where it was (not a new file)."""
+    if not old.tail:
+        return old.end == 0
+    at = old.tail[-1]
+    return at + RECORD_LENGTH.size + 8 + RECORD_LENGTH.unpack_from(data, at)[0] == old.end
+
+
+def _record_offset(data: bytes, index: int) -> int:
+    pos = 0
+    for _ in range(index):
+        pos += RECORD_LENGTH.size + 4 + RECORD_LENGTH.unpack_from(data, pos)[0] + 4
+    return pos
+
+
+def _event_at(data: bytes, at: int) -> Any:
+    from tensorboard.compat.proto import event_pb2
+
+    (n,) = RECORD_LENGTH.unpack_from(data, at)
+    start = at + RECORD_LENGTH.size + 4
+    try:
+        return event_pb2.Event.FromString(data[start : start + n])
+    except Exception:
+        return None
+
+
+def _header_ok(data: bytes, at: int) -> bool:
+    """Whether the length at `at` matches its CRC (a cut record has a good header; a damaged
+    length does not)."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    head = data[at : at + RECORD_LENGTH.size + 4]
+    if len(head) < RECORD_LENGTH.size + 4:
+        return True  # too short to tell: cut
+    return masked_crc32c(head[:8]) == struct.unpack_from("<I", head, 8)[0]
+
+
+def records_tensorboard_reads(path: Path) -> int:
+    """How many records TensorBoard's own record reader yields before it stops (the end, a
+    cut-off record or a failed CRC: `DataLossError`, which its event loader swallows). Slow
+    (a CRC in Python per record): only for files already suspected of damage."""
+    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+
+    reader = pywrap_tensorflow.PyRecordReader_New(str(path), 0, None, None)
+    n = 0
+    while True:
+        try:
+            reader.GetNext()
+        except (errors.OutOfRangeError, errors.DataLossError):
+            return n
+        n += 1
+
+
+def _taken(acc: Any, data: bytes, sc: FileScan) -> bool | None:
+    """Whether TensorBoard took the file's last summary event (its tag's events hold that
+    step and wall time); None when the last records hold no summary (cannot tell)."""
+    for at in reversed(sc.tail):
+        ev = _event_at(data, at)
+        if ev is None:
+            return False  # a whole record that does not parse: damaged
+        if not ev.HasField("summary") or not ev.summary.value:
+            continue
+        tag = ev.summary.value[0].tag
+        tags = acc.Tags()
+        for kind, get in (
+            ("scalars", acc.Scalars),
+            ("tensors", acc.Tensors),
+            ("histograms", acc.Histograms),
+        ):
+            if tag in tags.get(kind, []):
+                return any(
+                    e.step == ev.step and e.wall_time == ev.wall_time for e in get(tag)[-16:]
+                )
+        return False  # its tag was never read
+    return None
+
+
+def _damage(d: Path, prefix: str, acc: Any) -> list[Damage]:
+    """What TensorBoard silently did not read in one event folder: a file cut off mid-record
+    (except the newest file while it is written to: its writer is still appending), or a
+    record whose CRC fails (TensorBoard's reader stops at it and says so only in a debug log).
+    The framing of every file is checked (cheap); a failed CRC is suspected when TensorBoard
+    did not take the newest file's last summary, and is then confirmed, and the records read
+    counted, with TensorBoard's own record reader."""
+    files = sorted(f for f in d.iterdir() if f.name.startswith(EVENT_PREFIX) and f.is_file())
+    out = []
+    now = time.time()
+    for i, f in enumerate(files):
+        try:
+            data = f.read_bytes()
+            live = now - f.stat().st_mtime < mapping.LIVE_SECONDS
+        except OSError:
+            continue
+        sc = _scan(f, data)
+        newest = i == len(files) - 1
+        cut = sc.end != sc.size and not (newest and live)  # live: the unfinished record
+        suspect = cut or (newest and _taken(acc, data, sc) is False)
+        if not suspect:
+            continue
+        n = records_tensorboard_reads(f)
+        if n >= sc.records and not cut:
+            continue  # a false alarm: all of it was read
+        at = _record_offset(data, n)
+        before = _event_at(data, _record_offset(data, n - 1)) if n else None
+        if n < sc.records or not _header_ok(data, at):
+            cause = (
+                f"is damaged: record {n + 1:,} (byte {at:,} of {sc.size:,}) fails its "
+                "checksum, and TensorBoard stops reading the file there"
+            )
+        else:
+            cause = (
+                f"is cut off in the middle of record {n + 1:,} (byte {at:,} of {sc.size:,}): "
+                "truncated, or its writer was killed"
+            )
+        out.append(
+            Damage(
+                file=prefix + f.name,
+                unit="records",
+                read=n,
+                total=sc.records if n < sc.records and not cut else None,
+                cause=cause,
+                last_step=int(before.step) if before is not None else None,
+            )
+        )
+    return out
+
+
 def read(run_dir: Path) -> dict[str, Any]:
     """{"scalars": long-form DataFrame, "config": dict, "histograms": Arrow table or None,
-    "messages": [...]} for one TensorBoard run folder."""
+    "messages": [...], "damage": [Damage]} for one TensorBoard run folder."""
     frames: list[pd.DataFrame] = []
     config: dict[str, Any] = {}
     hist_parts: list[tuple[str, dict[str, list[np.ndarray]]]] = []
     messages: list[str] = []
+    damage: list[Damage] = []
     for d in event_dirs(run_dir):
         prefix = d.relative_to(run_dir).as_posix()
         prefix = "" if prefix == "." else prefix + "/"
         try:
             acc = _accumulator(d)
         except Exception as e:  # a damaged file: say so, keep what else there is
-            messages.append(f"`{d.name}`: TensorBoard could not read the events ({e}).")
+            where = f" in `{prefix.rstrip('/')}`" if prefix else ""
+            messages.append(f"TensorBoard could not read the events{where} ({e})")
             continue
+        damage += _damage(d, prefix, acc)
         tags = acc.Tags()
         for tag in tags.get("scalars", []):
             frames.append(_scalar_frame(prefix + tag, acc.Scalars(tag), lambda e: e.value))
@@ -193,27 +379,24 @@ def read(run_dir: Path) -> dict[str, Any]:
         for tag in tags.get("histograms", []):
             hist_parts.append((prefix + tag, _histograms(tag, acc.Histograms(tag))))
         config.update(_hparams(acc))
-    config = {**_hparams_yaml(run_dir), **config}
+    yaml_config, note = _hparams_yaml(run_dir)
+    config = {**yaml_config, **config}
+    if note:
+        messages.append(note)
     scalars = pd.concat(frames, ignore_index=True) if frames else mapping.empty_scalars()
     return {
         "scalars": scalars,
         "config": config,
         "histograms": _histogram_table(hist_parts),
         "messages": messages,
+        "damage": damage,
     }
 
 
-def _hparams_yaml(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / HPARAMS_YAML
-    if not path.is_file():
-        return {}
-    try:
-        import yaml
+def _hparams_yaml(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    from dashboard.foreign import csv_logger
 
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return csv_logger.hparams(run_dir / HPARAMS_YAML)
 
 
 def _histogram_table(parts: list[tuple[str, dict[str, list[np.ndarray]]]]) -> pa.Table | None:
