@@ -222,7 +222,23 @@ def like_for_like(c: Comparison) -> str:
     parts = [f"{k} {a} vs {b}" for k, a, b in c.not_like_for_like]
     if c.lengths[0] != c.lengths[1]:
         parts.append(f"{c.lengths[0]:,} vs {c.lengths[1]:,} steps recorded")
-    return ("Not like for like: " + "; ".join(parts) + ".") if parts else ""
+    text = ("Not like for like: " + "; ".join(parts) + ".") if parts else ""
+    return " ".join(t for t in (text, not_recorded_sentence(c)) if t)
+
+
+def not_recorded_sentence(c: Comparison) -> str:
+    """'Not compared, as not recorded in adamw-tb: gradient clipping (max norm).' or '': a
+    setting one side does not record is neither the same nor a difference."""
+    by_side: dict[str, list[str]] = {}
+    for setting, side in c.not_recorded:
+        by_side.setdefault(side, []).append(setting)
+    if not by_side:
+        return ""
+    return (
+        "Not compared, as not recorded in "
+        + "; in ".join(f"{side}: {', '.join(names)}" for side, names in by_side.items())
+        + "."
+    )
 
 
 def _loss_size(c: Comparison) -> tuple[float, str]:
