@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import loader
 from dashboard.metrics import groups, health
+from dashboard.metrics.settings import info_of
 from dashboard.prepare import BANDS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -61,6 +62,9 @@ def run_labels(runs: list[loader.Run]) -> dict[str, str]:
 
 
 def _fmt_hp(v) -> str:
+    """A setting in the run list: '' when the run does not record it."""
+    if v is None:
+        return ""
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -77,23 +81,24 @@ def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFra
         group_of.update(dict.fromkeys(rels, label))
     rows = []
     for r in sorted(runs, key=lambda r: (group_of.get(r.rel, "~"), r.rel)):
-        opt = r.meta.get("optimizer") if isinstance(r.meta.get("optimizer"), dict) else {}
-        sgg = opt.get("sgg") or opt.get("shadow") or {}
-        hp = r.hyperparameters
+        info = info_of(r.meta)  # the typed description: the same fields whatever wrote the run
+        sgg = info.sgg
         rows.append(
             {
                 "Seed group": group_of.get(r.rel, ""),
                 "Run": labels.get(r.rel, r.name),
-                "Seed": str(groups.seed_of(r.meta) if r.readable else ""),
+                "Seed": _fmt_hp(info.seed if r.readable else ""),
                 "Folder": r.rel or ".",
-                "Optimizer": r.optimizer
-                + (" (also computed SGG's grouping, not applied)" if opt.get("shadow") else ""),
-                "Learning rate": "" if r.learning_rate is None else f"{r.learning_rate:g}",
-                "Weight decay": _fmt_hp(hp.get("weight_decay", "")),
-                "Groups (K)": sgg.get("n_clusters", "") if isinstance(sgg, dict) else "",
-                "Re-cluster every (T)": sgg.get("recluster_interval", "")
-                if isinstance(sgg, dict)
-                else "",
+                "Optimizer": (info.optimizer or "?")
+                + (
+                    " (also computed SGG's grouping, not applied)"
+                    if groups.shadow_of(r.meta)
+                    else ""
+                ),
+                "Learning rate": _fmt_hp(info.lr),
+                "Weight decay": _fmt_hp(info.weight_decay),
+                "Groups (K)": _fmt_hp(sgg.n_clusters if sgg else None),
+                "Re-cluster every (T)": _fmt_hp(sgg.recluster_interval if sgg else None),
                 "Status": health.live_status(r.meta) if r.readable else "unreadable",
                 "Steps": r.last_step if r.last_step is not None else "",
             }
@@ -323,7 +328,7 @@ def selection_ui(
         )
         fine = [n for n in options if rel_of[n] in first_choice] or options
         default_base = labels[adamw[0].rel] if adamw else fine[0]
-        rest = [n for n in fine if n != default_base] or [n for n in options if n != default_base]
+        rest = [n for n in fine if n != default_base]
         sgg = sorted(
             (n for n in rest if by[rel_of[n]].optimizer.lower() == "sgg"),
             key=lambda n: (
