@@ -265,12 +265,20 @@ def precision_name(text: str) -> str:
 
 
 class _Settings:
-    """The places a setting may be, searched in order: our config's top level, the settings a
-    recorder callback passed (`hints`: the HF TrainingArguments, Lightning's trainer), then
-    one level down in the config (the HF callback's `training_arguments`, {"optimizer": {...}})."""
+    """The places a setting may be, searched in order: the config's top level (the user's own
+    words), the optimizer's hyperparameters (what it ran with; a scheduler's `initial_lr` is
+    the peak), the settings a recorder callback passed (`hints`: the HF TrainingArguments,
+    Lightning's trainer), then one level down in the config (the HF callback's
+    `training_arguments`, {"optimizer": {...}}): a Trainer given its own optimizer lists
+    learning_rate and adam_beta1 that it did not use."""
 
-    def __init__(self, config: Mapping[str, Any], hints: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], hp: Mapping[str, Any], hints: Mapping[str, Any] | None
+    ) -> None:
         self.layers: list[tuple[str, Mapping[str, Any]]] = [("config", config)]
+        if hp:
+            peak = {"lr": hp["initial_lr"]} if hp.get("initial_lr") is not None else {}
+            self.layers.append(("optimizer.hyperparameters", {**hp, **peak}))
         if hints:
             self.layers.append(("settings", hints))
         nested = sorted(
@@ -288,7 +296,7 @@ class _Settings:
                 continue
             for key in keys:
                 v = layer.get(key)
-                if v is None or (isinstance(v, Mapping) and key not in ("scheduler",)):
+                if v is None:
                     continue
                 path = f"{prefix}.{key}"
                 x = check(path, v)
@@ -410,7 +418,7 @@ def derive(
     config = meta.get("config")
     if config is not None and not isinstance(config, Mapping):
         r.problems.append(f"run.json: config is {_show(config)}, not an object; ignored.")
-    cfg = _Settings(config if isinstance(config, Mapping) else {}, hints)
+    cfg = _Settings(config if isinstance(config, Mapping) else {}, hp, hints)
     found_source = source or _source_of(meta)
     name = opt.get("name") if isinstance(opt, Mapping) else opt
     name = optimizer_name(name) if isinstance(name, str) and name.strip("? ") else None
@@ -421,17 +429,17 @@ def derive(
     base = opt.get("base") if isinstance(opt, Mapping) else None
     base = base.lower() if name == "sgg" and isinstance(base, str) and base else None
     steps = cfg.find(STEPS_KEYS, lambda p, v: _planned_steps(r, p, v))[0]
-    if sgg is None and name == "sgg":
-        sgg = _sgg_from_config(r, cfg)
+    if name == "sgg":  # the config's own words first, as for every setting
+        sgg = _sgg_from_config(r, cfg, sgg)
     return RunInfo(
         source=found_source,
         optimizer=name,
         base=base,
-        lr=_lr(r, hp, cfg),
+        lr=cfg.find(LR_KEYS, lambda p, v: r.number(p, v, positive=True))[0],
         lr_schedule=_schedule(r, cfg, steps),
-        betas=_betas(r, hp, cfg),
-        eps=_from_hp_or_config(r, hp, cfg, EPS_KEYS, r.number),
-        weight_decay=_from_hp_or_config(r, hp, cfg, WD_KEYS, r.number),
+        betas=_betas(r, cfg),
+        eps=cfg.find(EPS_KEYS, r.number)[0],
+        weight_decay=cfg.find(WD_KEYS, r.number)[0],
         grad_clip=cfg.find(CLIP_KEYS, r.number)[0],
         grad_norm=grad_norm or _grad_norm_of(meta, found_source),
         batch_size=_batch_size(r, cfg),
@@ -491,45 +499,19 @@ def _grad_norm_of(meta: Mapping[str, Any], source: str) -> str | None:
     return None
 
 
-def _from_hp_or_config(r, hp, cfg, keys, check) -> Any:
-    for key in keys:
-        if hp.get(key) is not None:
-            x = check(f"optimizer.hyperparameters.{key}", hp[key])
-            if x is not None:
-                return x
-    return cfg.find(keys, check)[0]
-
-
-def _lr(r: _Reader, hp: Mapping[str, Any], cfg: _Settings) -> float | None:
-    """The peak: a scheduler's `initial_lr`, else the config's, else the optimizer's `lr` (the
-    value when the recorder opened the run: under warm-up not the peak), else a callback's."""
-
-    def pos(p: str, v: Any) -> float | None:
-        return r.number(p, v, positive=True)
-
-    if hp.get("initial_lr") is not None:
-        x = pos("optimizer.hyperparameters.initial_lr", hp["initial_lr"])
-        if x is not None:
-            return x
-    x = cfg.find(LR_KEYS, pos, where="config")[0]
-    if x is None and hp.get("lr") is not None:
-        x = pos("optimizer.hyperparameters.lr", hp["lr"])
-    return x if x is not None else cfg.find(LR_KEYS, pos)[0]
-
-
-def _betas(r: _Reader, hp: Mapping[str, Any], cfg: _Settings) -> tuple[float, float] | None:
-    if hp.get("betas") is not None:
-        x = r.pair("optimizer.hyperparameters.betas", hp["betas"])
-        if x is not None:
-            return x
-    x = cfg.find(BETA_KEYS, r.pair)[0]
-    if x is not None:
-        return x
+def _betas(r: _Reader, cfg: _Settings) -> tuple[float, float] | None:
+    """`betas`, or beta1 and beta2 apart (adam_beta1 / adam_beta2), the first place that has
+    them."""
     for prefix, layer in cfg.layers:
+        x = cfg.find(BETA_KEYS, r.pair, where=prefix)[0]
+        if x is not None:
+            return x
         b1 = next((layer[k] for k in BETA1_KEYS if layer.get(k) is not None), None)
         b2 = next((layer[k] for k in BETA2_KEYS if layer.get(k) is not None), None)
         if b1 is not None and b2 is not None:
-            return r.pair(f"{prefix}.beta1/beta2", [b1, b2])
+            x = r.pair(f"{prefix}.beta1/beta2", [b1, b2])
+            if x is not None:
+                return x
     return None
 
 
@@ -586,12 +568,20 @@ def _seed(r: _Reader, cfg: _Settings, meta: Mapping[str, Any]) -> int | None:
     return x
 
 
-def _sgg_from_config(r: _Reader, cfg: _Settings) -> SGGOptions | None:
-    """An SGG run without the recorder's `optimizer.sgg` (logged by another tool): its options
-    from the config's names."""
+def _sgg_from_config(r: _Reader, cfg: _Settings, recorded: SGGOptions | None) -> SGGOptions | None:
+    """An SGG run's options: the config's top-level names (n_clusters, recluster_interval, ...)
+    over the recorder's `optimizer.sgg`; a run logged by another tool has only the config's
+    (at any level)."""
+    where = "config" if recorded is not None else None
     found = {}
     for key in SGG_KEYS:
-        v, _, _ = cfg.find((key,), lambda p, x: x)
+        v, _, _ = cfg.find((key,), lambda p, x: x, where=where)
         if v is not None:
             found[key] = v
-    return _sgg_of(r, "config", found, applied=True) if found else None
+    if not found:
+        return recorded
+    opts = _sgg_of(r, "config", found, applied=True)
+    if recorded is None or opts is None:
+        return opts
+    given = {k: getattr(opts, k) for k in found if getattr(opts, k) is not None}
+    return dataclasses.replace(recorded, **given)

@@ -207,7 +207,6 @@ PLAIN_NAMES = {
     "n_clusters": "groups K",
     "scale_decay": "scale decay (beta3)",
     "lr_schedule": "learning-rate schedule",
-    "warmup_steps": "warm-up steps",
     "min_lr_ratio": "lowest learning rate (share of the peak)",
     "eps": "epsilon",
     "grad_clip": "gradient clipping (max norm)",

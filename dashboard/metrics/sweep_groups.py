@@ -28,7 +28,7 @@ from dashboard.metrics.sweep import hyperparameter_value
 
 
 def _optimizer(f: RunFacts) -> str:
-    return str((f.meta.get("optimizer") or {}).get("name") or "?").lower()
+    return groups.optimizer_name(f.meta)  # the typed description's (run.json may say "adamw")
 
 
 def applies(key: str, optimizer: str) -> bool:

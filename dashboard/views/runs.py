@@ -57,21 +57,37 @@ def with_last_lr(cfg: pd.DataFrame, last: dict[str, str | None]) -> pd.DataFrame
     return out
 
 
+def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.DataFrame:
+    """The settings table as shown: the typed description's rows first (the same fields for
+    every run, whatever wrote it), then run.json's raw objects; recording options left out,
+    plain labels, each label once (two keys that read alike are told apart), differences first
+    within each part."""
+    cfg = with_last_lr(sweep.config_table(metas), last)
+    if cfg.empty:
+        return cfg
+    keys = [str(k) for k in cfg.index]
+    cfg = cfg[[not sweep.recording_only(k) for k in keys]]
+    keys = [str(k) for k in cfg.index]
+    typed = pd.Series([k.startswith("run.") for k in keys], index=cfg.index)
+    labels = sweep.unique_labels(keys)
+    cfg.index = [ROW_LABELS.get(k) or label for k, label in zip(keys, labels, strict=True)]
+    order = sorted(range(len(cfg)), key=lambda i: (not typed.iloc[i], not cfg["differs"].iloc[i]))
+    return cfg.iloc[order]
+
+
 def page(ctx: Ctx) -> None:
     st.caption(
         "Settings of the selected runs side by side; rows where they differ are highlighted. "
-        "Recording options (where and how often a run was written) are left out."
+        "The first rows (run: ...) are read the same way whatever wrote the run; run.json's "
+        "own entries follow. Recording options (where and how often a run was written) are "
+        "left out."
     )
     metas = {ctx.labels[r]: ctx.by_rel[r].meta for r in ctx.selected}
-    cfg = sweep.config_table(metas)
-    cfg = with_last_lr(cfg, {ctx.labels[r]: last_lr(ctx.df(r, "lrs")) for r in ctx.selected})
-    if not cfg.empty:  # plain labels; where and how often a run was written is left out
-        cfg = cfg[[not sweep.recording_only(str(k)) for k in cfg.index]]
-        cfg.index = [ROW_LABELS.get(str(k)) or sweep.setting_label(str(k)) for k in cfg.index]
+    cfg = settings_frame(metas, {ctx.labels[r]: last_lr(ctx.df(r, "lrs")) for r in ctx.selected})
     if cfg.empty:
         st.info("No settings recorded.")
     else:
-        differing = [str(k) for k in cfg.index[cfg["differs"]]]
+        differing = [str(k) for k in cfg.index[cfg["differs"].to_numpy(dtype=bool)]]
         if differing and len(ctx.selected) > 1:
             st.markdown(
                 "**They differ in:** "
@@ -79,18 +95,16 @@ def page(ctx: Ctx) -> None:
                 + (" ..." if len(differing) > 20 else "")
             )
         only = st.toggle("Only show differences", value=False, key="cfg_diff_only")
-        cfg = cfg.sort_values("differs", ascending=False, kind="stable")  # differences first
-        view = cfg[cfg["differs"]] if only else cfg
+        view = cfg[cfg["differs"].to_numpy(dtype=bool)] if only else cfg
         shown = view.drop(columns="differs").map(lambda v: "" if v is None else str(v))
-        diff = view["differs"]
-        styled = shown.style.apply(
-            lambda row: ["background-color: #FFF3CD" if diff[row.name] else "" for _ in row], axis=1
-        )
+        marks = view["differs"].to_numpy(dtype=bool)
+        colour = ["background-color: #FFF3CD" if m else "" for m in marks]
+        styled = shown.style.apply(lambda col: colour, axis=0)
         st.dataframe(styled, key="cfg_table", height=420)
     st.markdown("**Download a recorded table as CSV**")
     a, b = st.columns(2)
     rel = a.selectbox("Run", ctx.selected, format_func=lambda r: ctx.labels[r], key="csv_run")
-    present = [t for t in loader.TABLES if ctx.table(rel, t).n_chunks]
+    present = [t for t in loader.TABLES if _has_table(ctx, rel, t)]
     if not present:
         st.info("This run has no readable tables.")
         return
@@ -109,3 +123,12 @@ def page(ctx: Ctx) -> None:
         key="csv_download",
         on_click="ignore",
     )
+
+
+def _has_table(ctx: Ctx, rel: str, table: str) -> bool:
+    """A recorded run: the table has chunks on disk; a foreign run (read from another tool's
+    logs, no chunks): the reader produced the table."""
+    res = ctx.table(rel, table)
+    if res.n_chunks:
+        return True
+    return bool(ctx.by_rel[rel].meta.get("source")) and res.df is not None and not res.df.empty
