@@ -300,12 +300,12 @@ def selection_ui(
     by = {r.rel: r for r in runs}
     rel_of = {labels[r.rel]: r.rel for r in runs}
     names = list(rel_of)
-    from dashboard.foreign import UNKNOWN_OPTIMIZER, has_loss
+    from dashboard.foreign import has_loss
 
     # never a default: a foreign run with no loss (an empty mirror), nor, while another run
     # names its optimizer, one that does not
     usable = [r for r in runs if has_loss(r.meta)] or runs
-    usable = [r for r in usable if r.optimizer != UNKNOWN_OPTIMIZER] or usable
+    usable = [r for r in usable if groups.optimizer_name(r.meta) != "?"] or usable
     first_choice = {r.rel for r in usable}
     pair = groups.default_pair({r.rel: r.meta for r in usable})
     for key in ("baseline", "compare"):  # a stale selection (another folder) is dropped

@@ -15,7 +15,6 @@ from dashboard.foreign.discover import ForeignRun, Found, discover
 from dashboard.foreign.names import DEFAULT_NAMES, MetricNames
 from dashboard.foreign.reader import (
     KINDS,
-    UNKNOWN_OPTIMIZER,
     available,
     clear_cache,
     has_loss,
@@ -26,7 +25,6 @@ from dashboard.foreign.reader import (
 __all__ = [
     "DEFAULT_NAMES",
     "KINDS",
-    "UNKNOWN_OPTIMIZER",
     "ForeignRun",
     "Found",
     "MetricNames",

@@ -39,7 +39,6 @@ LABELS = {
 }
 MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "csv": "pandas"}
 MAX_CACHED_RUNS = 64
-UNKNOWN_OPTIMIZER = "unknown optimizer"  # a foreign run that does not name its optimizer
 
 
 def available(kind: str) -> bool:
@@ -221,9 +220,6 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
     )
     if raw.get("step_rule") and not offset:
         meta["source"]["step_rule"] = raw["step_rule"]
-    opt = meta.get("optimizer")
-    if isinstance(opt, dict) and opt.get("name") == "?":
-        opt["name"] = UNKNOWN_OPTIMIZER  # a label reads "unknown optimizer", never "?"
     where = _where(source, meta.get("name"))
     messages = [f"`{where}`: {m}" for m in raw.get("messages") or []]
     messages += [f"`{where}`: {damage_message(d, offset)}" for d in damage]

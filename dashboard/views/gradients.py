@@ -12,12 +12,35 @@ from dashboard.context import Ctx
 from dashboard.metrics.clusters import layer_order
 from dashboard.views.loss import STEP_COLUMNS, series_means
 
+NOT_RECORDED = "{run}: {what} not recorded in this run."
+
+
+def runs_without(tables: dict[str, pd.DataFrame | None], column: str | None = None) -> list[str]:
+    """The runs (display names) whose table is missing, or holds no value of `column`: what
+    the page says is "not recorded in this run" rather than leaving the run out silently."""
+
+    def lacks(df: pd.DataFrame | None) -> bool:
+        if df is None or df.empty:
+            return True
+        return column is not None and (column not in df or not df[column].notna().any())
+
+    return [name for name, df in tables.items() if lacks(df)]
+
+
+def not_recorded_note(runs: list[str], what: str) -> str:
+    """One line per run: "<run>: gradient norm not recorded in this run." """
+    return "\n\n".join(NOT_RECORDED.format(run=r, what=what) for r in runs)
+
 
 def page(ctx: Ctx) -> None:
     st.caption(
         f"Gradient norm: {narrative.definition('gradient norm')} "
         f"Spike: {narrative.definition('spike')}"
     )
+    rels = ctx.series_rels()
+    missing = runs_without({ctx.labels[r]: ctx.df(r, "steps") for r in rels}, "grad_norm")
+    if missing:
+        st.info(not_recorded_note(missing, "gradient norm"))
     o = ctx.opts
     col, xlabel = prepare.X_AXES[o["x"]]
     key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"])
@@ -55,8 +78,10 @@ def page(ctx: Ctx) -> None:
         st.caption(band_note)
         st.info("None of the selected runs recorded per-layer statistics.")
         return
-    rels = ctx.series_rels()
     runs = [r for r in rels if ctx.df(r, "layers") is not None]
+    no_layers = runs_without({ctx.labels[r]: ctx.df(r, "layers") for r in rels})
+    if no_layers:
+        st.info(not_recorded_note(no_layers, "per-layer gradient norm"))
     rel = st.selectbox("Run for the layer map", runs, format_func=ctx.labels.get, key="heat_run")
     order = layer_order(ctx.by_rel[rel].meta)
     pivot = cached(

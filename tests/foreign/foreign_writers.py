@@ -98,3 +98,109 @@ def write_mlflow_hf(uri: str, name: str, seed: int = 0, steps: int = STEPS) -> s
     client.log_batch(rid, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
     client.set_terminated(rid)
     return rid
+
+
+# ------------------------------------------------------------- as a user counts their steps
+
+
+def grad_norm_at(step: int) -> float:
+    return 1.0 + 0.25 * np.sin(step)
+
+
+def user_logged(steps: int = STEPS) -> dict[str, dict[int, float]]:
+    """What the user's loop logs at its step s = 1..steps (their own count): loss, lr and the
+    gradient norm every step, an evaluation loss every EVAL_EVERY steps."""
+    out: dict[str, dict[int, float]] = {"loss": {}, "lr": {}, "grad_norm": {}, "val": {}}
+    for s in range(1, steps + 1):
+        out["loss"][s] = loss_at(s)
+        out["lr"][s] = lr_at(s)
+        out["grad_norm"][s] = grad_norm_at(s)
+        if s % EVAL_EVERY == 0:
+            out["val"][s] = loss_at(s) + 0.5
+    return out
+
+
+def write_summarywriter(run_dir: Path, steps: int = STEPS) -> dict[str, dict[int, float]]:
+    """A plain loop with torch's SummaryWriter, `add_scalar(name, value, step)`."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    logged = user_logged(steps)
+    w = SummaryWriter(str(run_dir))
+    for s in range(1, steps + 1):
+        w.add_scalar("train/loss", logged["loss"][s], s)
+        w.add_scalar("train/learning_rate", logged["lr"][s], s)
+        w.add_scalar("train/grad_norm", logged["grad_norm"][s], s)
+        if s in logged["val"]:
+            w.add_scalar("eval/loss", logged["val"][s], s)
+    w.close()
+    return logged
+
+
+def write_wandb_loop(
+    root: Path, name: str, *, stepped: bool, steps: int = STEPS
+) -> tuple[Path, dict[str, dict[int, float]]]:
+    """A plain loop with one `wandb.log(row)` per step (the evaluation in the same row), or
+    `wandb.log(row, step=s)` when `stepped`."""
+    import wandb
+
+    logged = user_logged(steps)
+    run = wandb.init(project="loops", dir=str(root), name=name, config={"lr": 1e-3, "seed": 0})
+    for s in range(1, steps + 1):
+        row = {"loss": logged["loss"][s], "lr": logged["lr"][s]}
+        row["grad_norm"] = logged["grad_norm"][s]
+        if s in logged["val"]:
+            row["val_loss"] = logged["val"][s]
+        if stepped:
+            run.log(row, step=s)
+        else:
+            run.log(row)
+    run.finish()
+    (d,) = [p for p in (root / "wandb").iterdir() if p.name.endswith(run.id)]
+    wait_for_wandb_exit(d)
+    return d, logged
+
+
+def write_mlflow_loop(uri: str, name: str, steps: int = STEPS) -> dict[str, dict[int, float]]:
+    """A plain loop with MLflow's own fluent API: `mlflow.log_metrics(row, step=s)`."""
+    import mlflow
+
+    logged = user_logged(steps)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("loops")
+    with mlflow.start_run(run_name=name):
+        mlflow.log_params({"learning_rate": 1e-3, "seed": 0, "optimizer": "adamw"})
+        for s in range(1, steps + 1):
+            row = {"loss": logged["loss"][s], "learning_rate": logged["lr"][s]}
+            row["grad_norm"] = logged["grad_norm"][s]
+            if s in logged["val"]:
+                row["eval_loss"] = logged["val"][s]
+            mlflow.log_metrics(row, step=s)
+    return logged
+
+
+def three_steps(series: dict[int, float]) -> list[int]:
+    """First, middle and last step of a logged series."""
+    keys = sorted(series)
+    return [keys[0], keys[len(keys) // 2], keys[-1]]
+
+
+def assert_read_as_logged(meta: dict, logged: dict[str, dict[int, float]], rtol=1e-6) -> None:
+    """Values at three steps per metric equal what was logged, at the user's step numbers."""
+    from dashboard import foreign
+
+    steps, msgs, _ = foreign.read_table(meta, "steps")
+    assert msgs == [], msgs
+    by_step = steps.set_index("step")
+    for col in ("loss", "lr", "grad_norm"):
+        if col not in logged or not logged[col]:
+            continue
+        assert sorted(by_step.index[by_step[col].notna()]) == sorted(logged[col]), col
+        for s in three_steps(logged[col]):
+            np.testing.assert_allclose(by_step.at[s, col], logged[col][s], rtol=rtol, err_msg=col)
+    if logged.get("val"):
+        evals, _, _ = foreign.read_table(meta, "evals")
+        val = evals[evals["split"] == "val"].set_index("step")["loss"]
+        assert sorted(val.index) == sorted(logged["val"])
+        for s in three_steps(logged["val"]):
+            np.testing.assert_allclose(val[s], logged["val"][s], rtol=rtol, err_msg="val")
