@@ -11,7 +11,8 @@ signatures. A live run that flushes a new chunk therefore costs one small read, 
 Damage (`runformat.integrity`): every read verifies the chunks' page checksums; a damaged chunk
 is left out and named, never read as numbers. Listing a run looks at the last bytes of each of
 its chunks (a cut-short file is found without reading it) and recalls every chunk a read found
-damaged: `Run.damage` names them all, whatever table, wherever the run is listed.
+damaged: `Run.damage` names them all, whatever table, wherever the run is listed. Reads of a
+few columns check only those columns' pages: `verify_runs` reads the runs on show whole, once.
 """
 
 from __future__ import annotations
@@ -212,8 +213,9 @@ def _wrong(where: str, value: object, kind: type) -> str:
 
 
 def typed_meta(meta: dict) -> tuple[dict, list[str]]:
-    """`meta` with every field of the wrong type (or impossible value) left out, and a sentence
-    naming each: an edited run.json is named, and the views never meet a status of 5."""
+    """`meta` with every field of the wrong type (or an impossible value) left out, as if not
+    given (an object: empty), and a sentence naming each: an edited run.json is named, and the
+    views never meet a status of 5."""
     out, problems = dict(meta), []
     for key, kind in META_TYPES.items():
         value = out.get(key)
@@ -225,30 +227,33 @@ def typed_meta(meta: dict) -> tuple[dict, list[str]]:
             continue
         if not _fits(value, kind):
             problems.append(_wrong(key, value, kind))
-            out[key] = None
+            if kind is dict:
+                out[key] = {}  # an object with nothing readable in it
+            else:
+                del out[key]
         elif key in TIMES and run_json.parse_time(value) is None:
             problems.append(f"run.json's {key} ({value[:40]!r}) is not a time; ignored")
-            out[key] = None
+            del out[key]
         elif key == "last_flushed_step" and value < 0:
             problems.append(f"run.json's last_flushed_step is negative ({value}); ignored")
-            out[key] = None
+            del out[key]
         elif key == "pid" and not 0 < value < 2**31:
             problems.append(f"run.json's pid ({value}) is not a process id; ignored")
-            out[key] = None
+            del out[key]
     if isinstance(out.get("segments"), list) and not all(
         isinstance(x, dict) for x in out["segments"]
     ):
         problems.append("run.json's segments are not all objects; ignored")
-        out["segments"] = None
+        del out["segments"]
     if isinstance(out.get("optimizer"), dict):
         opt = dict(out["optimizer"])
         for key, kind in OPTIMIZER_TYPES.items():
             if opt.get(key) is not None and not _fits(opt[key], kind):
                 problems.append(_wrong(f"optimizer.{key}", opt[key], kind))
-                opt[key] = None
+                del opt[key]
         out["optimizer"] = opt
     if out.get("status") is not None and not isinstance(out["status"], str):
-        out["status"] = None  # `validate` has named it ("unknown status 5")
+        del out["status"]  # `validate` has named it ("unknown status 5")
     return out, problems
 
 
@@ -403,7 +408,9 @@ _TABLES = _LRU(max_cost=2e9)  # bytes of pandas data
 _STATS = {"chunk_reads": 0}
 _DAMAGE: dict[ChunkSig, str] = {}  # damaged chunks met so far: the sentence naming each
 _CUT_SHORT: dict[ChunkSig, str | None] = {}  # `integrity.cut_short` of each chunk looked at
+_VERIFIED: dict[ChunkSig, None] = {}  # chunks read whole: every page's checksum matched
 MAX_REMEMBERED = 200_000
+VERIFY_BYTES = 8 * 2**20  # chunk bytes `verify_runs` reads whole per call (about 0.25 s)
 
 
 def clear_caches() -> None:
@@ -412,6 +419,7 @@ def clear_caches() -> None:
     _RUN_JSON_CACHE.clear()
     _DAMAGE.clear()
     _CUT_SHORT.clear()
+    _VERIFIED.clear()
 
 
 def _remember(cache: dict, key, value) -> None:
@@ -456,6 +464,65 @@ def chunk_damage(run: Run, root: Path) -> tuple[str, ...]:
     return tuple(out)
 
 
+def damage_found(run: Run) -> list[str]:
+    """The damage reads have found in `run`'s chunks so far (files still as they were), each
+    prefixed with the run: a view names what another view's read found."""
+    tables_dir = str(run.path / schema.TABLES_DIR) + os.sep
+    out = []
+    for sig, sentence in list(_DAMAGE.items()):
+        if sig[0].startswith(tables_dir) and _unchanged(sig):
+            out.append(f"`{run.rel or run.name}`: {sentence}")
+    return out
+
+
+def _unchanged(sig: ChunkSig) -> bool:
+    try:
+        st = os.stat(sig[0])
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == sig[1:]
+
+
+def verify_runs(runs: list[Run], root: Path, max_bytes: int = VERIFY_BYTES) -> tuple[int, int]:
+    """Read whole, once, the chunks of `runs` that no read has checked yet (page checksums, in
+    every column, also those no view reads), up to `max_bytes` of files per call; damage found
+    is named by every later read of the run and wherever it is listed. Returns (chunks checked
+    so far, chunks in all): a call per page run finishes a large run over a few page runs."""
+    todo: list[tuple[ChunkSig, str]] = []
+    total = 0
+    for run in runs:
+        if not run.readable or run.meta.get("source"):
+            continue
+        for table in TABLES:
+            for sig in list_chunks(run, table, root)[0]:
+                total += 1
+                if sig not in _VERIFIED and known_damage(sig, table) is None:
+                    todo.append((sig, table))
+    batch, size = [], 0
+    for sig, table in todo:
+        if batch and size + sig[1] > max_bytes:
+            break
+        batch.append((sig, table))
+        size += sig[1]
+    if batch:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(batch))) as ex:
+            list(ex.map(lambda job: _verify_chunk(*job), batch))
+    return total - len(todo) + len(batch), total
+
+
+def _verify_chunk(sig: ChunkSig, table: str) -> None:
+    try:
+        integrity.read_chunk(sig[0], table)
+    except integrity.DamagedChunk as e:
+        _damaged(sig, table, e.reason)
+        return
+    except Exception:
+        return  # gone meanwhile: not damage
+    _remember(_VERIFIED, sig, None)
+
+
 def with_damage(run: Run, root: Path) -> Run:
     """`run` with its damaged chunks (`chunk_damage`) among its problems and in `damage`."""
     damage = chunk_damage(run, root)
@@ -489,6 +556,8 @@ def _read_chunk(
         return _damaged(sig, table, e.reason)
     except Exception as e:  # gone (compaction) or not allowed: not damage, said as it is
         return f"{table} chunk {Path(sig[0]).name} could not be read ({type(e).__name__}: {e})"
+    if columns is None:  # every page read: verified
+        _remember(_VERIFIED, sig, None)
     _CHUNKS.put((sig, columns), t, float(t.nbytes))
     return t
 
@@ -580,7 +649,8 @@ def read_table(
 ) -> TableResult:
     """One table of one run as a DataFrame sorted by step, from all readable chunks; only
     `columns` (plus the step) when given: reading fewer columns is much faster. Its messages
-    name what was left out, and every damaged chunk of the run listing found (`Run.damage`)."""
+    name what was left out, and every damaged chunk of the run known so far (`Run.damage`,
+    `damage_found`): whichever view reads, it names all of it."""
     if not run.readable:
         return TableResult(None, [], ())
     if run.meta.get("source"):  # a foreign run (dashboard/foreign, issue 12)
@@ -595,7 +665,9 @@ def read_table(
     hit = _TABLES.get(key)
     if hit is not None:
         df, msgs = hit
-        return TableResult(df, _said(messages, msgs, run.damage), key[2], len(sigs))
+        return TableResult(
+            df, _said(messages, msgs, run.damage, damage_found(run)), key[2], len(sigs)
+        )
     parts, msgs = [], []
     conformed_schema = None  # chunks already in this schema are used as they are
     for sig, t in zip(sigs, _read_chunks(sigs, table, columns), strict=True):
@@ -628,7 +700,7 @@ def read_table(
             df = None
     cost = float(df.memory_usage(deep=False).sum()) if df is not None else 100.0
     _TABLES.put(key, (df, msgs), cost)
-    return TableResult(df, _said(messages, msgs, run.damage), key[2], len(sigs))
+    return TableResult(df, _said(messages, msgs, run.damage, damage_found(run)), key[2], len(sigs))
 
 
 def _said(*groups) -> list[str]:

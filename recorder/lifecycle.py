@@ -173,6 +173,7 @@ def _resume(
     run_dir: Path, refresh: dict[str, Any], optimizer_steps: int | None, resume_step: int | None
 ) -> RunStart:
     meta = run_meta.read_run_json(run_dir)
+    _check_resumable(run_dir, meta)
     last = meta.get("last_flushed_step") or 0
     step = last if resume_step is None else resume_step
     if optimizer_steps is not None:
@@ -219,6 +220,26 @@ def _resume(
     meta.setdefault("versions", run_meta.package_versions())
     run_meta.write_run_json(run_dir, meta)
     return RunStart(meta=meta, segment=segment, step=step, time_offset=time_offset, tokens=tokens)
+
+
+def _check_resumable(run_dir: Path, meta: dict[str, Any]) -> None:
+    """The run.json fields a resume continues from, of the right type, or a `RecorderError`
+    naming the field (an edited run.json is not resumed from a guess)."""
+    last = meta.get("last_flushed_step")
+    if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 0):
+        raise RecorderError(
+            22,
+            f"cannot resume {run_dir}: run.json's last_flushed_step is {last!r}, not a "
+            "non-negative whole number",
+            str(run_dir / schema.RUN_JSON),
+        )
+    segments = meta.get("segments")
+    if segments is not None and not isinstance(segments, list):
+        raise RecorderError(
+            22,
+            f"cannot resume {run_dir}: run.json's segments is {segments!r}, not a list",
+            str(run_dir / schema.RUN_JSON),
+        )
 
 
 def undo_start(created: list[Path]) -> None:

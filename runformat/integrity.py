@@ -66,19 +66,20 @@ def cut_short(path: str | os.PathLike[str]) -> str | None:
             head = f.read(4)
             f.seek(size - 8)
             tail = f.read(8)
-    except FileNotFoundError:
-        return None  # gone (a compaction removed it): not damage
-    except OSError as e:
-        return f"unreadable ({e.strerror or e})"
+    except OSError:
+        return None  # gone (a compaction removed it) or not allowed: a read says which
     (footer_len,) = struct.unpack("<I", tail[:4])
     if head != MAGIC or tail[4:] != MAGIC or footer_len + 12 > size:
         return CUT_SHORT
     return None
 
 
-def reason_of(error: BaseException, path: str | os.PathLike[str]) -> str | None:
-    """The damage a failed read of `path` shows, in words; None when the error says nothing
-    about the file's bytes (it was removed meanwhile, or may not be read)."""
+def reason_of(
+    error: BaseException, path: str | os.PathLike[str], part: str = "pages"
+) -> str | None:
+    """The damage a failed read of `path` shows, in words (`part`: "footer" when opening the
+    file failed, "pages" when reading its data did); None when the error says nothing about
+    the file's bytes (it was removed meanwhile, or may not be read)."""
     if isinstance(error, DamagedChunk):
         return error.reason
     if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
@@ -89,10 +90,10 @@ def reason_of(error: BaseException, path: str | os.PathLike[str]) -> str | None:
     short = cut_short(path)
     if short:
         return short
-    detail = " ".join(text.split())[:120]
-    if "footer" in text.lower() or "thrift" in text.lower() or "metadata" in text.lower():
-        return f"corrupt or half-written: its Parquet footer cannot be read ({detail})"
-    return f"its data cannot be decoded ({type(error).__name__}: {detail})"
+    detail = " ".join(text.replace("(", "").replace(")", "").split())[:100]
+    if part == "footer":
+        return f"corrupt or half-written: its Parquet footer cannot be read: {detail}"
+    return f"its data pages cannot be decoded: {detail}"
 
 
 def unexpected_columns(table: str, names: list[str]) -> str | None:
@@ -119,7 +120,7 @@ def read_chunk(
     try:
         pf = pq.ParquetFile(path, **VERIFY)
     except Exception as e:
-        raise _damaged(e, path) from e
+        raise _damaged(e, path, "footer") from e
     with pf:
         names = pf.schema_arrow.names
         odd = unexpected_columns(table, names)
@@ -138,8 +139,8 @@ def read_chunk(
         raise DamagedChunk(path, f"its columns have types the format does not define ({e})") from e
 
 
-def _damaged(error: Exception, path: str | os.PathLike[str]) -> Exception:
-    reason = reason_of(error, path)
+def _damaged(error: Exception, path: str | os.PathLike[str], part: str = "pages") -> Exception:
+    reason = reason_of(error, path, part)
     return error if reason is None else DamagedChunk(path, reason)
 
 
@@ -185,7 +186,7 @@ def damage_sentence(table: str, name: str, reason: str, what: Held | None) -> st
     steps (1 to 100) are left out': what is missing, as far as the file still says."""
     head = f"{table} chunk {name} is damaged ({reason})"
     if what is None:
-        return f"{head}; the rows it holds are left out"
+        return f"{head}; the {'steps' if table == 'steps' else 'rows'} it holds are left out"
     span = ""
     if what.first_step is not None and what.last_step is not None:
         span = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import narrative, report, verdicts
+from dashboard import loader, narrative, report, verdicts
 from dashboard.cache import cached
 from dashboard.context import Ctx
 from dashboard.metrics import compare, statistics
@@ -100,7 +100,21 @@ def cards(c: Comparison) -> None:
     )
 
 
+def verify_ui(ctx: Ctx) -> None:
+    """Check every chunk of the runs on show whole, once, before anything is read (a damaged
+    chunk in a table or column no view reads is then named at the top like any other); a
+    caption while large runs are still being checked."""
+    runs = [ctx.by_rel[r] for r in ctx.series_rels()]
+    checked, total = loader.verify_runs(runs, ctx.root)
+    if checked < total:
+        st.caption(
+            f"Checked whole so far: {checked:,} of the {total:,} data files of the runs on "
+            "show (the rest as the page is used); damage found is named above."
+        )
+
+
 def page(ctx: Ctx) -> None:
+    verify_ui(ctx)
     comps = comparisons(ctx)
     base_name = ctx.series[0][0]
     st.subheader(f"How do the runs compare with {base_name}?")
