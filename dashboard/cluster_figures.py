@@ -18,9 +18,9 @@ from dashboard.figures import _layout, _rgba, apply_log_ticks, empty_figure, hea
 from dashboard.metrics.cluster_effect import CLASSES, DOWN, SAME, SLOWED, SPED_UP, UP
 
 EFFECT_LABELS = {
-    UP: f"sped up (factor above {SPED_UP:g}x)",
+    UP: f"sped up (> {SPED_UP:g}x)",
     SAME: "about unchanged",
-    DOWN: f"slowed down (below {SLOWED:.2f}x)",
+    DOWN: f"slowed down (< {SLOWED:.2f}x)",
 }
 NOT_APPLIED_TEXT = "NOT APPLIED: what SGG would have done (shadow clustering, observe only)"
 HATCH = {"shape": "/", "fgcolor": "white", "solidity": 0.35}
@@ -56,19 +56,18 @@ def _not_applied(fig: go.Figure) -> None:
 def effect_figure(
     over: pd.DataFrame, types: pd.DataFrame, *, title: str, applied: bool, step: int
 ) -> go.Figure:
-    """The manager's chart. Left: the share of the model's weights sped up / about unchanged /
-    slowed down at each re-cluster (stacked, from `cluster_effect.over_time`); right: the same
+    """The manager's chart. Top: the share of the model's weights sped up / about unchanged /
+    slowed down at each re-cluster (stacked, from `cluster_effect.over_time`); bottom: the same
     per layer type at `step` (from `cluster_effect.by_type`), labelled with each share and its
-    mean factor."""
+    mean factor. Both stack in one order, the legend's (top of the stack first)."""
     if over is None or over.empty:
         return empty_figure("No clustering recorded.", title)
     fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.56, 0.44],
-        horizontal_spacing=0.08,
+        rows=2,
+        cols=1,
+        vertical_spacing=0.2,
         subplot_titles=(
-            "Share of the model's weights, over training",
+            "Share of the model's weights at each re-cluster",
             f"Where: share of each layer type's weights, at step {step:,}",
         ),
     )
@@ -95,11 +94,12 @@ def effect_figure(
             col=1,
         )
         _type_bars(fig, types, cls, color, applied)
-    fig = _layout(fig, title, "Step", "Share of the weights", height=440)
-    fig.update_xaxes(title_text="Layer type (its share of the model)", row=1, col=2)
+    fig = _layout(fig, title, "Step", "Share of the weights", height=640)
+    fig.update_xaxes(title_text="Layer type (its share of the model)", row=2, col=1)
+    fig.update_yaxes(title_text="Share of the type", row=2, col=1)
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     fig.update_layout(barmode="stack", legend=STACK_LEGEND, hovermode="closest")
-    fig.update_layout(margin={"r": 230, "t": 110 if not applied else 80})
+    fig.update_layout(margin={"r": 180, "t": 120 if not applied else 80})
     if not applied:
         _not_applied(fig)
     return fig
@@ -113,7 +113,7 @@ def _type_bars(fig: go.Figure, types: pd.DataFrame, cls: str, color: str, applie
     y = types[f"share_{cls}"].to_numpy(dtype=float)
     f = types[f"factor_{cls}"].to_numpy(dtype=float)
     text = [
-        f"{v:.0%} · {fv:.3g}x" if v >= 0.08 and np.isfinite(fv) else ""
+        f"{v:.0%} · {fv:#.3g}x" if v >= 0.12 and np.isfinite(fv) else ""
         for v, fv in zip(y, f, strict=True)
     ]
     marker = {"color": _rgba(color, 0.85)}
@@ -126,6 +126,8 @@ def _type_bars(fig: go.Figure, types: pd.DataFrame, cls: str, color: str, applie
             text=text,
             textposition="inside",
             insidetextanchor="middle",
+            textangle=0,
+            insidetextfont={"size": 11},
             marker=marker,
             customdata=f,
             name=EFFECT_LABELS[cls],
@@ -134,8 +136,8 @@ def _type_bars(fig: go.Figure, types: pd.DataFrame, cls: str, color: str, applie
             hovertemplate=f"%{{x}}: %{{y:.1%}} {cls}, on average %{{customdata:.3g}}x "
             "AdamW's step<extra></extra>",
         ),
-        row=1,
-        col=2,
+        row=2,
+        col=1,
     )
 
 
@@ -201,7 +203,7 @@ def churn_figure(model: pd.DataFrame, layer: pd.DataFrame, layer_name: str) -> g
     """Per re-cluster, the share of the sampled weights that changed group and the share that
     changed effect class, for the whole model and for one layer (from `cluster_population.
     churn`): four lines, each its own dash and marker."""
-    title = "Weights that changed at each re-cluster (the recorded sample)"
+    title = "Changed at each re-cluster"
     if (model is None or model.empty) and (layer is None or layer.empty):
         return empty_figure("No membership sample recorded, or only one re-cluster.", title)
     fig = go.Figure()
@@ -235,7 +237,7 @@ def churn_figure(model: pd.DataFrame, layer: pd.DataFrame, layer_name: str) -> g
 def raster_figure(r: pd.DataFrame, layer_name: str) -> go.Figure:
     """One layer's sampled weights (rows) at each re-cluster (columns), coloured by what the
     factor did to each (from `cluster_population.raster`); hover names the group and factor."""
-    title = f"The same weights through the re-clusters: {layer_name}"
+    title = "The same weights, re-cluster by re-cluster"
     if r is None or r.empty:
         return empty_figure("No membership sample recorded for this layer.", title)
     code = {DOWN: 0, SAME: 1, UP: 2}
@@ -312,8 +314,9 @@ def factor_explain_figure(
         cols=cols,
         shared_xaxes=True,
         shared_yaxes=True,
-        vertical_spacing=0.09,
+        vertical_spacing=0.07,
         horizontal_spacing=0.03,
+        row_heights=[0.3, 0.3, 0.4],
         subplot_titles=[_group_title(c, k) for c in groups] if cols > 1 else None,
     )
     model = steps.groupby("step", as_index=False)["global_mda"].first()
@@ -324,33 +327,58 @@ def factor_explain_figure(
         st = palette.group_style(c)
         name = f"group {c}"
         _explain_group(fig, g, model, st, name, col, first=c == groups[0], pct=pct)
-        for b, word in ((bounds[0], "lower"), (bounds[1], "upper")):
-            fig.add_hline(y=b, line={"color": "#888", "dash": "dot", "width": 1.5}, row=2, col=col)
-            if col == 1:
-                fig.add_annotation(text=f"{word} bound {b:g}", x=0, xref="x domain", y=np.log10(b),
-                                   yref=f"y{cols + 1}", showarrow=False,
-                                   xanchor="left", yanchor="bottom" if word == "lower" else "top",
-                                   font={"size": 11, "color": "#666"})  # fmt: skip
+        if col > 1 or c == groups[0]:
+            _bound_lines(fig, bounds, col, cols)
         fig.add_hline(y=1, line={"color": "#BBB", "dash": "dash", "width": 1}, row=3, col=col)
-    fig = _layout(fig, title, "", "", height=720)
-    fig.update_yaxes(type="log", row=1)
-    fig.update_yaxes(type="log", row=2)
+    fig = _layout(fig, title, "", "", height=760)
+    _explain_axes(fig, steps, bounds)
+    return fig
+
+
+def _bound_lines(fig: go.Figure, bounds: tuple[float, float], col: int, cols: int) -> None:
+    """The clamp of the target, drawn in row 2 (named in the first column)."""
+    for b, word in ((bounds[0], "lower"), (bounds[1], "upper")):
+        fig.add_hline(y=b, line={"color": "#888", "dash": "dot", "width": 1.5}, row=2, col=col)
+        if col == 1:
+            fig.add_annotation(
+                text=f"{word} bound {b:g}",
+                x=0,
+                xref=f"x{cols + 1} domain",
+                y=np.log10(b),
+                yref=f"y{cols + 1}",
+                showarrow=False,
+                xanchor="left",
+                yanchor="bottom" if word == "lower" else "top",
+                font={"size": 11, "color": "#666"},
+            )
+
+
+def _explain_axes(fig: go.Figure, steps: pd.DataFrame, bounds: tuple[float, float]) -> None:
+    """Readable ticks: powers of ten for spreads, 1-2-5 for targets, the factors' own range."""
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1, row=1)
     lo = min(float(steps["target"].min()), bounds[0]) / 1.5
     hi = max(float(steps["target"].max()), bounds[1]) * 1.5
-    fig.update_yaxes(range=[np.log10(lo), np.log10(hi)], row=2)
+    ticks = [
+        t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= t <= hi
+    ]
+    fig.update_yaxes(type="log", range=[np.log10(lo), np.log10(hi)], tickvals=ticks,
+                     ticktext=[f"{t:g}" for t in ticks], row=2)  # fmt: skip
+    f = np.concatenate([steps["factor"].to_numpy(float), steps["prev"].to_numpy(float), [1.0]])
+    f = f[np.isfinite(f)]
+    pad = max(0.02, 0.12 * float(f.max() - f.min()))
+    fig.update_yaxes(range=[float(f.min()) - pad, float(f.max()) + pad], row=3)
     fig.update_yaxes(title_text="1. spread (MDA)", row=1, col=1)
     fig.update_yaxes(title_text="2. target", row=2, col=1)
     fig.update_yaxes(title_text="3. factor in force", row=3, col=1)
     fig.update_xaxes(title_text="Re-cluster step", row=3)
     fig.update_layout(hovermode="closest")
-    return fig
 
 
 def _explain_group(fig, g, model, st, name, col, *, first: bool, pct: str) -> None:
     lg = {"legendgroup": name}
     fig.add_trace(
         go.Scatter(
-            x=g["step"], y=g["mda"], mode="lines+markers", name=f"{name}: spread",
+            x=g["step"], y=g["mda"], mode="lines+markers", name=name,
             line={"color": st["color"], "dash": st["dash"], "width": 2},
             marker={"symbol": st["symbol"], "size": 6},
             hovertemplate=f"{name}, step %{{x:,}}: spread %{{y:.3g}}<extra></extra>", **lg,
@@ -359,7 +387,7 @@ def _explain_group(fig, g, model, st, name, col, *, first: bool, pct: str) -> No
     )  # fmt: skip
     fig.add_trace(
         go.Scatter(
-            x=model["step"], y=model["global_mda"], mode="lines", name="whole model: spread",
+            x=model["step"], y=model["global_mda"], mode="lines", name="whole model's spread",
             line={"color": "black", "dash": "dash", "width": 2}, legendgroup="model",
             showlegend=first,
             hovertemplate="whole model, step %{x:,}: spread %{y:.3g}<extra></extra>",

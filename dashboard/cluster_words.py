@@ -18,8 +18,9 @@ from dashboard.metrics.cluster_effect import (
     Effect,
     GroupEffect,
 )
-from dashboard.metrics.cluster_factors import Fall
+from dashboard.metrics.cluster_factors import Fall, MeanMove
 from dashboard.metrics.cluster_population import Stays
+from dashboard.metrics.clusters import CEILING_NEAR
 from dashboard.metrics.intervals import LEVEL
 from dashboard.verdicts import CANNOT_TELL
 
@@ -65,7 +66,7 @@ def share(v: float) -> str:
 
 def times(v: float) -> str:
     """A factor as a multiple of AdamW's step: '1.26x', '0.904x'."""
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:.3g}x"
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:#.3g}x"
 
 
 def _where(items: list[tuple[str, float]], limit: int = 3) -> str:
@@ -82,7 +83,7 @@ def _seed_interval(seeds: GroupEffect | None, cls: str) -> str:
     d = seeds.share[cls]
     if d.has_interval:
         lo, hi = share(max(d.low, 0.0)), share(min(d.high, 1.0))
-        return f" ({LEVEL:.0%} interval {lo} to {hi} over {seeds.n} seeds)"
+        return f" ({LEVEL:.0%} interval {lo} to {hi})"
     return f" ({CANNOT_TELL} how sure: {d.reason})"
 
 
@@ -113,18 +114,20 @@ def effect_sentence(e: Effect, ema: float = float("nan"), seeds: GroupEffect | N
         when = f"at step {e.step:,} (re-cluster {e.reclusters})"
     up = _clause(e, UP, "sped up", whose, seeds)
     down = _clause(e, DOWN, "slowed down", "them", seeds)
+    ci = _seed_interval(seeds, SAME)
     same = (
-        f"left **{share(e.share[SAME])}** about unchanged{_seed_interval(seeds, SAME)} (between "
-        f"{SLOWED:.2f}x and {SPED_UP:g}x"
+        f"left **{share(e.share[SAME])}** about unchanged ({ci[2:-1] + '; ' if ci else ''}"
+        f"factors between {SLOWED:.2f}x and {SPED_UP:g}x"
         + (", the 1-D weights SGG never scales included)" if e.whole_model else ")")
     )
+    these = "these runs" if seeds is not None and seeds.n > 1 else "this run"
     if e.applied:
         head = f"SGG, {when}: {up}; {down}; {same}."
     else:
         head = (
-            f"**What SGG would have done ({NOT_APPLIED})**: this run trained with plain AdamW "
+            f"**What SGG would have done ({NOT_APPLIED})**: {these} trained with plain AdamW "
             f"and only observed SGG's clustering. Had the factors been applied, {when} SGG "
-            f"would have {up}; {down}; {same}. In this run every weight took AdamW's own step."
+            f"would have {up}; {down}; {same}. In {these} every weight took AdamW's own step."
         )
     one = (
         f" One seed, so {CANNOT_TELL} how much these shares move from seed to seed."
@@ -138,9 +141,10 @@ def moved_sentence(e: Effect, ema: float = float("nan")) -> str:
     """How the shares moved from the first re-cluster to `e.step`."""
     if e.reclusters < 2:
         return "One re-cluster so far: how the shares move over training cannot be told yet."
+    up, down = ("sped-up", "slowed-down") if e.applied else ("would-be sped-up", "slowed-down")
     text = (
-        f"Over training the sped-up share went from {share(e.first_share[UP])} at the first "
-        f"re-cluster (step {e.first_step:,}) to {share(e.share[UP])}, the slowed-down share "
+        f"Over training the {up} share went from {share(e.first_share[UP])} at the first "
+        f"re-cluster (step {e.first_step:,}) to {share(e.share[UP])}, the {down} share "
         f"from {share(e.first_share[DOWN])} to {share(e.share[DOWN])}."
     )
     if math.isfinite(ema) and ema > 0:
@@ -187,8 +191,20 @@ def _pct_range(lo: float, hi: float) -> str:
 
 
 def _steps_list(steps: list[int], limit: int = 6) -> str:
-    text = ", ".join(f"{s:,}" for s in steps[:limit])
-    return text + (f" and {len(steps) - limit} more" if len(steps) > limit else "")
+    """'step 150', 'steps 50, 100 and 150', 'steps 50, ..., 300 and 6 more'."""
+    if len(steps) == 1:
+        return f"step {steps[0]:,}"
+    shown = [f"{s:,}" for s in steps[:limit]]
+    if len(steps) > limit:
+        return f"steps {', '.join(shown)} and {len(steps) - limit} more"
+    return f"steps {', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def ratio(v: float) -> str:
+    """'1.57x', '66x', '2,430x' (no exponent notation for a reader)."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:,.0f}x" if v >= 100 else f"{v:.3g}x"
 
 
 def fall_sentence(falls: list[Fall], reclusters: int, ema: float, lower: float) -> str:
@@ -205,12 +221,12 @@ def fall_sentence(falls: list[Fall], reclusters: int, ema: float, lower: float) 
     rate = f"{ema:.0%}" if math.isfinite(ema) else "(1 - beta3)"
     text = (
         f"All {f.groups} of this layer's factors fell together at {len(falls)} of its "
-        f"{reclusters} re-clusters (steps {_steps_list([x.step for x in falls])}). Why, at "
+        f"{reclusters} re-clusters ({_steps_list([x.step for x in falls])}). Why, at "
         f"step {f.step:,}: each group's target (the whole model's spread / the group's spread) "
         f"was below its factor: {f.target_low:.3g} to {f.target_high:.3g}{bound}, because every "
-        f"group's momentum was {f.spread_ratio_low:.3g}x to {f.spread_ratio_high:.3g}x as spread "
-        f"out as the model's. The EMA moves each factor {rate} of the way to its target, so each "
-        f"fell by {_pct_range(100 * f.highest_move, 100 * f.lowest_move)}."
+        f"group's momentum was {ratio(f.spread_ratio_low)} to {ratio(f.spread_ratio_high)} as "
+        f"spread out as the model's. The EMA moves each factor {rate} of the way to its target, "
+        f"so each fell by {_pct_range(100 * f.highest_move, 100 * f.lowest_move)}."
     )
     if f.target_fell and f.prev_step is not None:
         text += " " + target_change(f)
@@ -237,7 +253,7 @@ def step_lines(steps, step: int, lower: float, upper: float) -> list[str]:
     out = []
     for r in steps[steps["step"] == step].itertuples():
         rel = r.factor / r.prev - 1 if r.prev else float("nan")
-        ratio = r.mda / r.global_mda if r.global_mda else float("nan")
+        spread = r.mda / r.global_mda if r.global_mda else float("nan")
         clamp = (
             f", at the lower bound {lower:g}"
             if r.target <= lower * (1 + 1e-4)
@@ -248,23 +264,43 @@ def step_lines(steps, step: int, lower: float, upper: float) -> list[str]:
         way = "down" if r.move < 0 else "up" if r.move > 0 else "nowhere"
         out.append(
             f"group {r.cluster}: factor {r.prev:.4g} -> {r.factor:.4g} ({rel:+.2%}), pulled "
-            f"{way} toward its target {r.target:.3g}{clamp}; its spread is {ratio:.3g}x the "
+            f"{way} toward its target {r.target:.3g}{clamp}; its spread is {ratio(spread)} the "
             "model's"
         )
     return out
 
 
-def alr_note(at_ceiling: float, ceiling: float, hi: float) -> str:
-    """Why the adaptive-learning-rate axis stops where it does."""
-    if not (math.isfinite(at_ceiling) and at_ceiling > 0):
+def mean_move_sentence(m: MeanMove | None) -> str:
+    """'At step 150 the layer's mean factor went from 0.9911 to 0.9823 (-0.89%): -0.90 points
+    of it from the groups' factors, +0.01 from weights changing groups.'"""
+    if m is None:
         return ""
-    where = f"lr / eps = {ceiling:.3g}" if math.isfinite(ceiling) else "the right edge"
+    rel = m.after / m.before - 1 if m.before else float("nan")
     return (
-        f"The axis stops at {hi:.3g}: {share(at_ceiling)} of this layer's weights have an "
-        f"adaptive learning rate near {where}, the largest step AdamW can give, which a weight "
-        "gets when its gradient has been zero (or nearly) so far, e.g. the embedding of a byte "
-        "the text never contains. They are left off the axis, not lost: they are counted in "
-        "the shares."
+        f"At step {m.step:,} the layer's mean factor (weighted by group size) went from "
+        f"{m.before:.4g} to {m.after:.4g} ({rel:+.2%}): {m.from_factors:+.4f} from the groups' "
+        f"factors moving, {m.from_groups:+.4f} from weights changing groups."
+    )
+
+
+def alr_note(at_ceiling: float, tail: float, ceiling: float, hi: float) -> str:
+    """Why the adaptive-learning-rate axis stops where it does (from `clusters.alr_view`)."""
+    parts = []
+    if math.isfinite(at_ceiling) and at_ceiling > 0:
+        where = f"lr / eps = {ceiling:.3g}" if math.isfinite(ceiling) else "the right edge"
+        parts.append(
+            f"{share(at_ceiling)} of this layer's weights sit within {CEILING_NEAR:g}x of {where}, "
+            "the largest step AdamW can give, which a weight gets when its gradient has been "
+            "zero (or nearly) so far, e.g. the embedding of a byte the text never contains"
+        )
+    if math.isfinite(tail) and tail > 0:
+        parts.append(f"{share(tail)} lie in a thin tail beyond {hi:.3g}")
+    if not parts:
+        return ""
+    return (
+        f"The axis stops at {hi:.3g}, the range of the other weights: "
+        + "; ".join(parts)
+        + ". Off the axis, not lost: the curves' shares count them."
     )
 
 

@@ -185,10 +185,11 @@ def run_effect(clusters: pd.DataFrame, meta: dict, at_step: int | None = None) -
     return _effect(t, by_type(rows, step), step, whole_model=whole, applied=applied(clusters))
 
 
-def mean_interval(values: dict[object, float]) -> Difference:
-    """The mean over distinct seeds with its 95% t-interval (`Difference.estimate` = the mean;
-    no interval for one seed or no spread, with the reason), by intervals' seed rule."""
-    per_seed, notes = seed_values(values.items())
+def mean_interval(pairs: list[tuple[object, float]]) -> Difference:
+    """The mean over distinct seeds of (seed, value) pairs with its 95% t-interval
+    (`Difference.estimate` = the mean, `n` = distinct seeds; no interval for one seed or no
+    spread, with the reason). Repeats of a seed count once, by intervals' seed rule."""
+    per_seed, notes = seed_values(pairs)
     x = np.array([v for v in per_seed.values() if math.isfinite(v)], dtype=float)
     if x.size == 0:
         return Difference(float("nan"), reason="no value", notes=notes)
@@ -211,11 +212,12 @@ class GroupEffect:
     share: dict[str, Difference]  # the mean share over seeds with its 95% interval
     spread: dict[str, tuple[float, float]]  # min and max over seeds
     factor: dict[str, float]  # mean over seeds of each class's mean factor
-    effects: dict[object, Effect] = field(default_factory=dict)  # per seed, at `step`
+    effects: list[tuple[object, Effect]] = field(default_factory=list)  # (seed, at `step`)
 
     @property
     def n(self) -> int:
-        return len(self.effects)
+        """Distinct seeds (repeats of one seed count once)."""
+        return max((d.n for d in self.share.values()), default=0)
 
 
 def group_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> GroupEffect | None:
@@ -225,19 +227,19 @@ def group_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> GroupEffect |
     if not lasts:
         return None
     step = min(lasts)
-    effects = {
-        seed: e
+    effects = [
+        (seed, e)
         for seed, c, meta in runs
         if c is not None and not c.empty and (e := run_effect(c, meta, step)) is not None
-    }
+    ]
     if not effects:
         return None
     share, spread, factor = {}, {}, {}
     for cls in CLASSES:
-        vals = {s: e.share[cls] for s, e in effects.items()}
+        vals = [(s, e.share[cls]) for s, e in effects]
         share[cls] = mean_interval(vals)
-        spread[cls] = (min(vals.values()), max(vals.values()))
-        f = [e.factor[cls] for e in effects.values() if math.isfinite(e.factor[cls])]
+        spread[cls] = (min(v for _, v in vals), max(v for _, v in vals))
+        f = [e.factor[cls] for _, e in effects if math.isfinite(e.factor[cls])]
         factor[cls] = float(np.mean(f)) if f else float("nan")
     return GroupEffect(step, share, spread, factor, effects)
 
@@ -280,8 +282,7 @@ def series_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> SeriesEffect
     over = _mean_tables(overs, "step").sort_values("step", kind="stable").reset_index(drop=True)
     typ = _mean_tables(types, "type")
     typ["share_of_model"] = typ["weights"] / typ["weights"].sum()
-    first = next(iter(seeds.effects.values()))
     eff = _effect(over[over["step"] <= seeds.step], typ, seeds.step,
-                  whole_model=all(e.whole_model for e in seeds.effects.values()),
-                  applied=first.applied)  # fmt: skip
+                  whole_model=all(e.whole_model for _, e in seeds.effects),
+                  applied=seeds.effects[0][1].applied)  # fmt: skip
     return SeriesEffect(eff, seeds, over, typ)

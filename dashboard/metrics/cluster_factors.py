@@ -121,3 +121,41 @@ def falls_together(steps: pd.DataFrame, lower: float = DEFAULT_BOUNDS[0]) -> lis
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class MeanMove:
+    """A layer's mean factor (weighted by group size) across one re-cluster, and why it moved:
+    the groups' factors moved, and weights changed groups (a layer's mean can fall although no
+    factor fell, when weights move into a group with a lower factor)."""
+
+    step: int
+    before: float  # after the previous re-cluster (1 before the first)
+    after: float
+    from_factors: float  # sum(size now * (factor now - factor before)) / weights
+    from_groups: float  # sum((size now - size before) * factor before) / weights
+
+
+def mean_move(clusters: pd.DataFrame, layer: str, step: int) -> MeanMove | None:
+    """The layer's MeanMove at the re-cluster `step` (None when not recorded)."""
+    if clusters is None or clusters.empty:
+        return None
+    c = clusters[clusters["layer"] == layer]
+    now = c[c["step"] == step].set_index("cluster")
+    if now.empty or now["size"].sum() <= 0:
+        return None
+    earlier = c[c["step"] < step]
+    if earlier.empty:
+        prev = now.assign(factor=1.0)
+    else:
+        prev = earlier[earlier["step"] == earlier["step"].max()].set_index("cluster")
+    size = now["size"].astype(float)
+    f_now = now["factor"].astype(float)
+    f_prev = prev["factor"].astype(float).reindex(now.index).fillna(1.0)
+    s_prev = prev["size"].astype(float).reindex(now.index).fillna(0.0)
+    n = float(size.sum())
+    before = float((prev["size"] * prev["factor"].astype(float)).sum() / prev["size"].sum())
+    after = float((size * f_now).sum() / n)
+    from_factors = float((size * (f_now - f_prev)).sum() / n)
+    from_groups = float(((size - s_prev) * f_prev).sum() / n)
+    return MeanMove(int(step), before, after, from_factors, from_groups)

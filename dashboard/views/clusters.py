@@ -157,8 +157,11 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
     for label, t in lines.items():
         if int(t["step"].max()) < last:
             ended[label] = f"no re-cluster after step {int(t['step'].max()):,}"
-    st.markdown("**All runs on show**")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cl_table")
+    st.markdown(
+        "**All runs on show**: the share of the model's weights in each class (mean over "
+        "seeds, its 95% interval) and their mean factor"
+    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cl_table", height=38 + 35 * len(rows))
     st.plotly_chart(
         cfig.effect_lines_figure(
             lines, ended=ended, title="Sped up and slowed down, over training"
@@ -168,18 +171,18 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
 
 
 def _comparison_row(label: str, se: cluster_effect.SeriesEffect) -> dict:
+    """'30% (27% to 32%) at 1.31x': the mean share over seeds, its 95% interval, and the mean
+    factor of those weights."""
     e, g = se.effect, se.seeds
-    row = {"Run or seed group": label, "Seeds": g.n, "Step": e.step}
+    row = {"Run or seed group": label, "Seeds": g.n, "At step": e.step}
     for cls in cluster_effect.CLASSES:
         d = g.share[cls]
-        ci = (
-            f" ({words.share(max(d.low, 0))} to {words.share(min(d.high, 1))})"
-            if d.has_interval
-            else ""
-        )
-        row[cls.capitalize()] = words.share(d.estimate) + ci
-    row["Sped-up weights' step"] = words.times(e.factor[cluster_effect.UP])
-    row["Slowed-down weights' step"] = words.times(e.factor[cluster_effect.DOWN])
+        text = words.share(d.estimate)
+        if d.has_interval:
+            text += f" ({words.share(max(d.low, 0))} to {words.share(min(d.high, 1))})"
+        if cls != cluster_effect.SAME and d.estimate > 0:
+            text += f" at {words.times(g.factor[cls])}"
+        row[cls.capitalize()] = text
     return row
 
 
@@ -243,7 +246,12 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
     lower, upper = cluster_factors.bounds(meta)
     rate = cluster_factors.ema_rate(meta)
     st.plotly_chart(
-        cfig.factor_explain_figure(steps, layer_name=shown, bounds=(lower, upper), rate=rate),
+        cfig.factor_explain_figure(
+            steps,
+            layer_name=shown if cluster_effect.applied(cl) else f"{shown} ({words.NOT_APPLIED})",
+            bounds=(lower, upper),
+            rate=rate,
+        ),
         key="cl_explain",
     )
     st.caption(
@@ -263,11 +271,10 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
         "Re-cluster step", options, value=default, key="cl_step",
         help="Which re-cluster the lines below and the histograms explain.",
     )  # fmt: skip
-    st.markdown(
-        f"At step {step:,}:\n" + "\n".join(
-            f"- {t}" for t in words.step_lines(steps, step, lower, upper)
-        )
-    )  # fmt: skip
+    lines = words.step_lines(steps, step, lower, upper)
+    head = words.mean_move_sentence(cluster_factors.mean_move(cl, layer, int(step)))
+    st.markdown(head + "\n" + "\n".join(f"- {t}" for t in lines))
+
     _groups_ui(ctx, rel, layer, cl, step)
     return int(step)
 
@@ -328,8 +335,8 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
         rng, note = None, ""
         if qty == "adaptive_lr" and not h.empty:
             ceiling = _ceiling(ctx, rel, step)
-            lo, hi, off = clusters.alr_view(h, ceiling)
-            rng, note = (lo, hi), words.alr_note(off, ceiling, hi)
+            lo, hi, pile, tail = clusters.alr_view(h, ceiling)
+            rng, note = (lo, hi), words.alr_note(pile, tail, ceiling, hi)
         col.plotly_chart(
             cfig.histogram_compare_figure(
                 h, title=f"{label} per group at step {step:,}", x_title=label, log_x=log_x,
