@@ -1,0 +1,180 @@
+"""Issue 20, item 4: the Clusters tab readable at 1,280 px: 20+ distinct colours, no line hidden
+under another, end markers, humane layer names with the raw name on hover, an adaptive-lr axis
+that does not reach lr / eps, legend order = stack order."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import cluster_figures, cluster_words, palette
+from dashboard.layer_names import humane_name, humane_names, layer_type
+from dashboard.metrics import clusters
+
+
+def _lab(hex_color: str) -> np.ndarray:
+    """sRGB -> CIELAB (D65), enough to measure how far apart two colours look."""
+    rgb = np.array([int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = m @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("colors", [palette.GROUP_COLORS, palette.SERIES_COLORS])
+def test_twenty_colours_look_distinct(colors):
+    assert len(colors) >= 20
+    closest = min(
+        float(np.linalg.norm(_lab(a) - _lab(b))) for a, b in itertools.combinations(colors[:20], 2)
+    )
+    assert closest > 25  # dE: clearly different side by side
+
+
+def test_lines_differ_in_more_than_colour():
+    styles = [palette.line_style(i) for i in range(24)]
+    assert len({(s["color"], s["dash"], s["symbol"]) for s in styles}) == 24
+    for a, b in itertools.pairwise(styles):
+        assert a["dash"] != b["dash"] and a["symbol"] != b["symbol"]
+    groups = [palette.group_style(c) for c in range(20)]
+    assert len({g["color"] for g in groups}) == 20
+
+
+def test_equal_groups_stay_two_lines():
+    """Groups 0 and 2 with the same factors (both tails at the lower bound) are drawn with
+    different dashes and markers, so the one drawn last does not hide the other."""
+    df = pd.DataFrame(
+        {
+            "step": [1, 2] * 3,
+            "cluster": [0, 0, 1, 1, 2, 2],
+            "factor": [0.9, 0.8, 1.2, 1.3, 0.9, 0.8],
+        }
+    )
+    fig = cluster_figures.cluster_lines(df, "factor", title="t", y_title="f")
+    g0, g2 = fig.data[0], fig.data[2]
+    assert list(g0.y) == list(g2.y)
+    assert g0.line.dash != g2.line.dash and g0.marker.symbol != g2.marker.symbol
+
+
+def test_a_line_that_stops_early_gets_an_end_marker():
+    df = pd.DataFrame(
+        {"step": [1, 2, 3, 1, 2, 3], "cluster": [0, 0, 0, 1, 1, 1],
+         "factor": [1.0, 1.1, 1.2, 0.9, np.nan, np.nan]}
+    )  # fmt: skip
+    fig = cluster_figures.cluster_lines(df, "factor", title="t", y_title="f")
+    ends = [t for t in fig.data if t.marker.symbol == "x-thin"]
+    assert len(ends) == 1 and list(ends[0].x) == [1] and "group 1" in ends[0].name
+    series = {
+        "a": pd.DataFrame({"step": [1, 2, 3], "share_sped up": [0, 0.1, 0.2],
+                           "share_slowed down": [0, 0, 0.1]}),
+        "b (diverged)": pd.DataFrame({"step": [1, 2], "share_sped up": [0, 0.3],
+                                      "share_slowed down": [0, 0.2]}),
+    }  # fmt: skip
+    fig = cluster_figures.effect_lines_figure(
+        series, ended={"b (diverged)": "no re-cluster after step 2"}, title="t"
+    )
+    ends = [t for t in fig.data if t.marker.symbol == "x-thin"]
+    assert len(ends) == 2 and all(list(t.x) == [2] for t in ends)  # one per panel
+    lines = [t for t in fig.data if t.showlegend]
+    assert lines[0].line.color != lines[1].line.color
+
+
+def test_stacked_legend_lists_the_top_of_the_stack_first():
+    df = pd.DataFrame({"step": [1, 1, 1], "cluster": [0, 1, 2], "share": [0.2, 0.5, 0.3]})
+    fig = cluster_figures.cluster_lines(df, "share", title="t", y_title="s", stacked=True)
+    # plotly stacks traces in order (group 0 at the bottom); "reversed" lists group 2 first
+    assert [t.name for t in fig.data] == ["group 0", "group 1", "group 2"]
+    assert fig.layout.legend.traceorder == "reversed"
+
+
+@pytest.mark.parametrize(
+    ("raw", "humane", "kind"),
+    [
+        ("model.layers.3.self_attn.o_proj.weight", "layer 3 attention output", "attention"),
+        ("model.layers.0.mlp.down_proj.weight", "layer 0 MLP down", "MLP"),
+        ("model.embed_tokens.weight", "token embeddings", "embeddings"),
+        ("lm_head.weight", "output head", "output head"),
+        ("model.norm.weight", "final norm", "norms"),
+        ("model.layers.2.input_layernorm.weight", "layer 2 norm before attention", "norms"),
+        ("transformer.h.5.attn.c_attn.weight", "layer 5 attention query/key/value", "attention"),
+        ("transformer.h.5.mlp.c_proj.bias", "layer 5 MLP out (bias)", "MLP"),
+        ("blocks.0.mlp.fc.weight", "layer 0 MLP in", "MLP"),
+        ("encoder.layer.1.attention.output.dense.weight", "layer 1 attention output", "attention"),
+        ("encoder.layer.1.output.dense.weight", "layer 1 MLP out", "MLP"),
+        ("_orig_mod.model.layers.1.self_attn.q_proj.weight", "layer 1 attention query",
+         "attention"),
+        ("conv1.weight", "conv1", "other"),
+    ],
+)  # fmt: skip
+def test_humane_layer_names(raw, humane, kind):
+    assert humane_name(raw) == humane and layer_type(raw) == kind
+
+
+def test_humane_names_stay_unique():
+    names = humane_names(["a.q_proj.weight", "b.q_proj.weight"])
+    assert len(set(names.values())) == 2 and all("[" in v for v in names.values())
+
+
+def test_overview_shows_humane_names_and_the_raw_name_on_hover():
+    piv = pd.DataFrame(
+        [[1.0, 1.2]], index=["model.layers.3.self_attn.o_proj.weight"], columns=[50, 100]
+    )
+    names = humane_names(list(piv.index))
+    fig = cluster_figures.overview_heatmap(piv, names, title="t")
+    assert list(fig.data[0].y) == ["layer 3 attention output"]
+    assert fig.data[0].text[0][0] == "model.layers.3.self_attn.o_proj.weight"
+    assert "%{text}" in fig.data[0].hovertemplate
+
+
+def _alr_hist(counts, lo=0.01, hi=4e5):
+    edges = np.logspace(np.log10(lo), np.log10(hi), len(counts) + 1)
+    return pd.DataFrame(
+        {"cluster": 0, "bin_left": edges[:-1], "bin_right": edges[1:], "count": counts}
+    )
+
+
+def test_adaptive_lr_axis_leaves_the_lr_over_eps_pile_off():
+    # 16 log bins from 0.01 to 4e5 (lr / eps = 4e-3 / 1e-8): most weights around 1-100, 58% in
+    # the top bin (zero gradient so far), a few in between
+    counts = [50, 100, 500, 1500, 2000, 3000, 3000, 1300, 400, 190, 50, 30, 100, 100, 40, 19_000]
+    h = _alr_hist(counts)
+    lo, hi, pile, tail = clusters.alr_view(h, 4e5)
+    assert lo == pytest.approx(0.01) and hi < 1e3  # no longer 1e5
+    assert pile == pytest.approx(sum(counts[12:]) / sum(counts))
+    assert 0 < tail < 0.01
+    note = cluster_words.alr_note(pile, tail, 4e5, hi)
+    assert "lr / eps = 4e+05" in note and "gradient has been zero" in note
+    # without lr / eps: a right-edge pile set apart by empty bins is left off
+    gap = [10, 500, 3000, 500, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5000]
+    lo, hi, pile, _ = clusters.alr_view(_alr_hist(gap), float("nan"))
+    assert pile == pytest.approx(5000 / sum(gap)) and hi < 1
+
+
+def test_clipped_histogram_axis():
+    h = pd.DataFrame({"cluster": [0, 0], "center": [1.0, 4e5], "share": [0.5, 0.5]})
+    fig = cluster_figures.histogram_compare_figure(
+        h, title="t", x_title="x", log_x=True, x_range=(0.01, 100.0)
+    )
+    assert tuple(fig.layout.xaxis.range) == pytest.approx((-2.0, 2.0))
+
+
+def test_effect_labels_state_the_thresholds():
+    labels = cluster_figures.EFFECT_LABELS
+    assert "1.1x" in labels["sped up"] and "0.91x" in labels["slowed down"]
+    assert "0.91x (= 1/1.1)" in cluster_words.THRESHOLDS
+
+
+def test_every_bar_text_and_title_fits(tmp_path):
+    """Short titles: half-width charts at 1,280 px hold ~40 characters of title."""
+    fig = cluster_figures.churn_figure(pd.DataFrame(), pd.DataFrame(), "x")
+    assert len(fig.layout.title.text) <= 40
+    r = pd.DataFrame(
+        {"layer": "a", "position": [1], "step": [1], "cluster": [0], "factor": [1.0],
+         "effect": ["about unchanged"], "weight": [1.0], "row": [0]}
+    )  # fmt: skip
+    assert len(cluster_figures.raster_figure(r, "a").layout.title.text) <= 45
+    assert isinstance(cluster_figures.raster_figure(r, "a"), go.Figure)
