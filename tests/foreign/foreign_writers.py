@@ -204,3 +204,34 @@ def assert_read_as_logged(meta: dict, logged: dict[str, dict[int, float]], rtol=
         assert sorted(val.index) == sorted(logged["val"])
         for s in three_steps(logged["val"]):
             np.testing.assert_allclose(val[s], logged["val"][s], rtol=rtol, err_msg="val")
+
+
+def record_sgg(run_dir: Path, seed: int = 0, sinks=(), steps: int = 12) -> None:
+    """A run recorded by our own Recorder (SGG on a tiny model), optionally mirrored."""
+    import torch
+
+    from recorder import Recorder
+    from sgg import SGG
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+    opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-3), n_clusters=2, recluster_interval=5)
+    cfg = {"lr": 1e-3, "seed": seed, "optimizer": "sgg"}
+    with Recorder(
+        run_dir, optimizer=opt, model=model, config=cfg, seed=seed, sinks=list(sinks)
+    ) as rec:
+        for step in range(1, steps + 1):
+            x = torch.randn(16, 8)
+            loss = torch.nn.functional.mse_loss(model(x), x[:, :4])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            rec.log_step(step, loss=loss, tokens=16 * step)
+
+
+def age(path: Path, seconds: float = 3600.0) -> None:
+    """Make a file look written `seconds` ago (a run that stopped long ago, not a live one)."""
+    import os
+
+    t = time.time() - seconds
+    os.utime(path, (t, t))

@@ -8,35 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from foreign_writers import record_sgg as record
 from foreign_writers import three_steps, wait_for_wandb_exit
 
 from dashboard import foreign, loader
 from dashboard.foreign.names import CONFIG_FILE
 from dashboard.metrics import groups
-from recorder import Recorder
-from sgg import SGG
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 STEPS = 12
-
-
-def record(run_dir: Path, seed: int = 0, sinks=(), steps: int = STEPS) -> None:
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
-    opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-3), n_clusters=2, recluster_interval=5)
-    cfg = {"lr": 1e-3, "seed": seed, "optimizer": "sgg"}
-    with Recorder(
-        run_dir, optimizer=opt, model=model, config=cfg, seed=seed, sinks=list(sinks)
-    ) as rec:
-        for step in range(1, steps + 1):
-            x = torch.randn(16, 8)
-            loss = torch.nn.functional.mse_loss(model(x), x[:, :4])
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            rec.log_step(step, loss=loss, tokens=16 * step)
 
 
 def recorded_steps(run_dir: Path):
