@@ -141,3 +141,146 @@ def test_callback_on_a_new_trainer_refuses_an_existing_run(runs, tmp_path):
 def test_dashboard_shows_the_trainer_runs(runs, monkeypatch):
     listed = render_every_view(runs["runs"], monkeypatch)
     assert {"full", "resumed"} <= listed
+
+
+# --------------------------------------------------------------------------- what was logged
+
+LOG_STEPS, LOG_MAX_STEPS, LOG_LR = (1, 10), 30, 1e-2
+
+
+class KeepLogs(TrainerCallback):
+    """What the Trainer logged: {step: logs}."""
+
+    def __init__(self) -> None:
+        self.logs: dict[int, dict] = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.setdefault(state.global_step, {}).update(logs or {})
+
+
+def _logging_trainer(tmp, name: str, every: int, sgg: bool) -> KeepLogs:
+    """A Trainer logging every `every` steps to TensorBoard (runs/<name>-tb); with `sgg`, SGG
+    recorded through the callback too (runs/<name>); without, the Trainer's own AdamW."""
+    model = tiny_llama(0)
+    keep = KeepLogs()
+    callbacks: list = [keep]
+    optimizers = (None, None)
+    if sgg:
+        base = torch.optim.AdamW(model.parameters(), lr=LOG_LR, weight_decay=0.0)
+        optimizers = (SGG(base, n_clusters=3, recluster_interval=10, update_impl="eager"), None)
+        callbacks.append(RecorderCallback(tmp / "runs" / name))
+    args = TrainingArguments(
+        output_dir=str(tmp / "out" / name),
+        max_steps=LOG_MAX_STEPS,
+        per_device_train_batch_size=4,
+        learning_rate=LOG_LR,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=every,
+        save_strategy="no",
+        seed=0,
+        report_to=["tensorboard"],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TENSORBOARD_LOGGING_DIR", str(tmp / "runs" / f"{name}-tb"))
+        Trainer(
+            model=model,
+            args=args,
+            train_dataset=TokenData(64, seed=0),
+            optimizers=optimizers,
+            callbacks=callbacks,
+        ).train()
+    return keep
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    pytest.importorskip("tensorboard")
+    tmp = tmp_path_factory.mktemp("hf-logging")
+    keeps = {k: _logging_trainer(tmp, f"sgg-log{k}", k, sgg=True) for k in LOG_STEPS}
+    keeps["adamw"] = _logging_trainer(tmp, "adamw-log10", 10, sgg=False)
+    return tmp / "runs", keeps
+
+
+def _read(root, rel: str):
+    from dashboard import loader
+
+    runs = {r.rel: r for r in loader.discover_runs(root).runs}
+    run = runs[rel]
+    return run, loader.read_table(run, "steps", root).df
+
+
+def _three(keep: KeepLogs, key: str) -> dict[int, float]:
+    steps = sorted(s for s, logs in keep.logs.items() if key in logs)
+    assert len(steps) >= 3, keep.logs
+    picked = [steps[0], steps[len(steps) // 2], steps[-1]]
+    return {s: float(keep.logs[s][key]) for s in picked}
+
+
+@pytest.mark.parametrize("every", LOG_STEPS)
+def test_callback_records_the_logged_loss_at_its_steps_and_nothing_between(logged, every):
+    from dashboard.metrics import health, statistics
+
+    root, keeps = logged
+    run, steps = _read(root, f"sgg-log{every}")
+    assert steps["step"].tolist() == list(range(1, LOG_MAX_STEPS + 1))
+    for step, value in _three(keeps[every], "loss").items():
+        assert steps.loc[steps["step"] == step, "loss"].item() == pytest.approx(value, rel=1e-6)
+    logged_steps = {s for s, logs in keeps[every].logs.items() if "loss" in logs}
+    not_logged = steps[~steps["step"].isin(logged_steps)]
+    assert not_logged["loss"].isna().all() and len(not_logged) == LOG_MAX_STEPS - len(logged_steps)
+    # a loss not logged is not a diverged one
+    assert health.nonfinite_loss(steps) == (0, None)
+    problems = health.data_problems(run.meta, "finished", steps)
+    assert not any("diverged" in p or "not-a-number" in p for p in problems), problems
+    summary = statistics.summarize("r", "sgg", "finished", steps, None)
+    assert summary.nan_steps == 0 and summary.first_nan_step is None
+
+
+def test_the_trainers_tensorboard_log_reads_as_logged_and_its_norm_is_before_clipping(logged):
+    root, keeps = logged
+    tb, tb_steps = _read(root, "sgg-log10-tb")
+    rec, rec_steps = _read(root, "sgg-log10")
+    for key, column in (("loss", "loss"), ("grad_norm", "grad_norm")):
+        for step, value in _three(keeps[10], key).items():
+            got = tb_steps.loc[tb_steps["step"] == step, column].item()
+            assert got == pytest.approx(value, rel=1e-6), (key, step)
+    assert tb.meta["description"]["grad_norm"] == "pre_clip"
+    assert rec.meta["description"]["grad_norm"] == "post_clip"
+    # what each holds: the Trainer's is the norm clip_grad_norm_ returned, ours what the
+    # optimizer received, capped at max_grad_norm
+    both = tb_steps.merge(rec_steps, on="step", suffixes=("_tb", "_rec"))
+    assert (both["grad_norm_rec"] <= 1.0 + 1e-4).all()
+    clipped = both[both["grad_norm_tb"] > 1.0]
+    assert len(clipped) and (clipped["grad_norm_rec"] < clipped["grad_norm_tb"]).all()
+
+
+def test_the_callbacks_description_holds_the_trainers_settings(logged):
+    root, _ = logged
+    run, _ = _read(root, "sgg-log10")
+    d = run.meta["description"]
+    assert (d["source"], d["optimizer"], d["base"], d["lr"]) == ("hf", "sgg", "adamw", LOG_LR)
+    assert (d["grad_clip"], d["batch_size"], d["steps"], d["seed"]) == (1.0, 4, 30, 0)
+    assert d["lr_schedule"]["kind"] == "linear" and d["precision"] == "fp32"
+    assert d["problems"] == []
+
+
+def test_sgg_recorded_and_the_trainers_adamw_on_tensorboard_are_like_for_like(logged):
+    from dashboard import narrative
+    from dashboard.metrics import compare, groups
+
+    root, _ = logged
+    rec, rec_steps = _read(root, "sgg-log10")
+    tb, tb_steps = _read(root, "adamw-log10-tb")
+    assert groups.optimizer_name(tb.meta) == "adamw"
+    assert groups.differing_settings(rec.meta, tb.meta) == []
+    assert groups.unrecorded_settings(rec.meta, tb.meta) == []
+    a = compare.run_facts("sgg", rec.meta, "finished", rec_steps, None)
+    b = compare.run_facts("adamw", tb.meta, "finished", tb_steps, None)
+    c = compare.compare([a], [b], "sgg", "adamw")
+    assert narrative.like_for_like(c) == ""
+    text = narrative.stability_sentence(c)
+    assert "cannot tell: one run's gradient norm is before clipping, the other's after" in text
