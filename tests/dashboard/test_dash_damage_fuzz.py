@@ -239,6 +239,45 @@ def test_the_loader_leaves_out_and_names_every_damaged_chunk(folder):
     assert not problems, "\n".join(problems)
 
 
+def test_a_steps_chunk_with_flipped_bits_is_named_and_its_steps_left_out(folder, tmp_path):
+    """The issue's case: bits flipped in the gradient norms of a steps chunk. No gradient norm
+    from it is shown; the sentence names the chunk and the steps left out."""
+    root, _ = folder
+    run = tmp_path / "run"
+    shutil.copytree(root / "intact", run)
+    path = chunks.table_dir(run, "steps") / chunks.chunk_name(0, 1)  # steps 50-99
+    meta = pq.read_metadata(path)
+    col = meta.row_group(0).column(meta.schema.to_arrow_schema().get_field_index("grad_norm"))
+    start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+    end = start + col.total_compressed_size
+    flip_bits(path, [(end - 16, end)], random.Random(8), 8)
+    loader.clear_caches()
+    disc = loader.discover_runs(tmp_path)
+    res = loader.read_table(disc.runs[0], "steps", disc.root)
+    assert res.messages == [
+        "`run`: steps chunk part-000-000001.parquet is damaged (page checksum mismatch); its "
+        "50 steps (50 to 99) are left out"
+    ]
+    assert not res.df["step"].between(50, 99).any() and len(res.df) == 150
+    listed = loader.discover_runs(tmp_path).runs[0]
+    assert listed.problems == tuple(res.messages) == listed.damage
+
+
+@pytest.mark.parametrize(("field", "value"), META_EDITS)
+def test_run_json_of_nonsense_types_is_named_never_a_traceback(tmp_path, field, value):
+    run = tmp_path / "r"
+    rechunk_meta = json.loads((SAMPLE_RUNS / SOURCE / schema.RUN_JSON).read_text())
+    set_field(rechunk_meta, field, value)
+    run.mkdir()
+    (run / schema.RUN_JSON).write_text(json.dumps(rechunk_meta))
+    loader.clear_caches()
+    found = loader.discover_runs(tmp_path).runs[0]
+    assert found.readable and any(field in p for p in found.problems), found.problems
+    for prop in ("name", "optimizer", "hyperparameters", "learning_rate", "status", "last_step"):
+        getattr(found, prop)
+    assert loader.display_status(found) in ("finished", "unknown", "failed")
+
+
 # --------------------------------------------------------------------------- the page
 
 
