@@ -500,10 +500,16 @@ def cluster_lines(
 SANKEY_LABEL_MIN_SHARE = 0.04
 
 
-def transition_sankey(matrix: pd.DataFrame, *, title: str) -> go.Figure:
-    """`matrix`: columns from_cluster, to_cluster, count (one re-cluster)."""
+def transition_sankey(
+    matrix: pd.DataFrame,
+    *,
+    title: str,
+    empty: str = "No membership changes recorded at this re-cluster.",
+) -> go.Figure:
+    """`matrix`: columns from_cluster, to_cluster, count (one re-cluster); `empty`: what to say
+    when there is nothing to draw."""
     if matrix is None or matrix.empty or matrix["count"].sum() == 0:
-        return empty_figure("No membership changes recorded at this re-cluster.", title)
+        return empty_figure(empty, title)
     ks = sorted(set(matrix["from_cluster"]) | set(matrix["to_cluster"]))
     pos = {k: i for i, k in enumerate(ks)}
     m = matrix[matrix["count"] > 0]

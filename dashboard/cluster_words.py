@@ -207,26 +207,38 @@ def ratio(v: float) -> str:
     return f"{v:,.0f}x" if v >= 100 else f"{v:.3g}x"
 
 
+def _span(lo: float, hi: float, fmt) -> str:
+    a, b = fmt(lo), fmt(hi)
+    return a if a == b else f"{a} to {b}"
+
+
 def fall_sentence(falls: list[Fall], reclusters: int, ema: float, lower: float) -> str:
     """When all of a layer's factors fell together, why (the first time, then how often)."""
     if not falls:
         return "At no re-cluster did all of this layer's factors fall together."
     f = falls[0]
+    every = "all" if f.at_lower_bound == f.groups else str(f.at_lower_bound)
     bound = (
-        f" ({f.at_lower_bound} of them clamped at the lower bound {lower:g}: the group's spread "
-        f"is more than {1 / lower:g}x the model's)"
+        f"; {every} of them clamped at the lower bound {lower:g}, where a group's spread is "
+        f"more than {1 / lower:g}x the model's"
         if f.at_lower_bound
         else ""
     )
+    how_often = (
+        f"at every one of its {reclusters} re-clusters"
+        if len(falls) == reclusters
+        else f"at {len(falls)} of its {reclusters} re-clusters"
+    )
     rate = f"{ema:.0%}" if math.isfinite(ema) else "(1 - beta3)"
     text = (
-        f"All {f.groups} of this layer's factors fell together at {len(falls)} of its "
-        f"{reclusters} re-clusters ({_steps_list([x.step for x in falls])}). Why, at "
-        f"step {f.step:,}: each group's target (the whole model's spread / the group's spread) "
-        f"was below its factor: {f.target_low:.3g} to {f.target_high:.3g}{bound}, because every "
-        f"group's momentum was {ratio(f.spread_ratio_low)} to {ratio(f.spread_ratio_high)} as "
-        f"spread out as the model's. The EMA moves each factor {rate} of the way to its target, "
-        f"so each fell by {_pct_range(100 * f.highest_move, 100 * f.lowest_move)}."
+        f"All {f.groups} of this layer's factors fell together {how_often} "
+        f"({_steps_list([x.step for x in falls])}). Why, at step {f.step:,}: every group's "
+        "target (the whole model's spread / the group's spread) was below the factor in force. "
+        f"The groups' momentum was {_span(f.spread_ratio_low, f.spread_ratio_high, ratio)} as "
+        f"spread out as the model's, so their targets were "
+        f"{_span(f.target_low, f.target_high, lambda v: f'{v:.3g}')}{bound}. The EMA moves each "
+        f"factor {rate} of the way to its target, so each fell by "
+        f"{_pct_range(100 * f.highest_move, 100 * f.lowest_move)}."
     )
     if f.target_fell and f.prev_step is not None:
         text += " " + target_change(f)
@@ -283,24 +295,17 @@ def mean_move_sentence(m: MeanMove | None) -> str:
     )
 
 
-def alr_note(at_ceiling: float, tail: float, ceiling: float, hi: float) -> str:
+def alr_note(at_ceiling: float, ceiling: float, hi: float) -> str:
     """Why the adaptive-learning-rate axis stops where it does (from `clusters.alr_view`)."""
-    parts = []
-    if math.isfinite(at_ceiling) and at_ceiling > 0:
-        where = f"lr / eps = {ceiling:.3g}" if math.isfinite(ceiling) else "the right edge"
-        parts.append(
-            f"{share(at_ceiling)} of this layer's weights sit within {CEILING_NEAR:g}x of {where}, "
-            "the largest step AdamW can give, which a weight gets when its gradient has been "
-            "zero (or nearly) so far, e.g. the embedding of a byte the text never contains"
-        )
-    if math.isfinite(tail) and tail > 0:
-        parts.append(f"{share(tail)} lie in a thin tail beyond {hi:.3g}")
-    if not parts:
+    if not (math.isfinite(at_ceiling) and at_ceiling > 0):
         return ""
+    where = f"lr / eps = {ceiling:.3g}" if math.isfinite(ceiling) else "the right edge"
     return (
-        f"The axis stops at {hi:.3g}, the range of the other weights: "
-        + "; ".join(parts)
-        + ". Off the axis, not lost: the curves' shares count them."
+        f"The axis stops at {hi:.3g}, where the other weights end: {share(at_ceiling)} of this "
+        f"layer's weights sit within {CEILING_NEAR:g}x of {where}, the largest step AdamW can "
+        "give, which a weight gets when its gradient has been zero (or nearly) so far, e.g. the "
+        "embedding of a byte the text never contains. Off the axis, not lost: the curves' "
+        "shares count them."
     )
 
 

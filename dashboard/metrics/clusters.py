@@ -96,7 +96,6 @@ def top_bin_share(h: pd.DataFrame) -> float:
 # within this factor of lr / eps a weight's gradient is zero or nearly (sqrt(v) < ~100 eps)
 CEILING_NEAR = 100.0
 PILE_GAP_BINS = 2  # without lr / eps: empty bins that set a right-edge pile apart
-TAIL_KEPT = 0.99  # the axis holds this share of the other weights (a thin far tail is cut)
 
 
 def _pile(b: pd.DataFrame, ceiling: float) -> np.ndarray:
@@ -112,25 +111,22 @@ def _pile(b: pd.DataFrame, ceiling: float) -> np.ndarray:
     return near
 
 
-def alr_view(h: pd.DataFrame, ceiling: float = float("nan")) -> tuple[float, float, float, float]:
-    """(lo, hi, share at lr / eps, share in the far tail) for an adaptive-learning-rate
-    histogram (columns bin_left, bin_right, count; all groups share the edges). The axis holds
-    TAIL_KEPT of the weights whose step is not within CEILING_NEAR of `ceiling` (lr / eps, the
-    step AdamW gives a weight whose gradient has been zero), so that a pile at lr / eps and a
-    thin tail do not stretch it to 1e5; both shares are said beside the chart."""
+def alr_view(h: pd.DataFrame, ceiling: float = float("nan")) -> tuple[float, float, float]:
+    """(lo, hi, share left off) for an adaptive-learning-rate histogram (columns bin_left,
+    bin_right, count; all groups share the edges): the range of the weights whose step is not
+    within CEILING_NEAR of `ceiling` (lr / eps, the step AdamW gives a weight whose gradient has
+    been zero), so that a pile at lr / eps does not stretch the axis to 1e5; the share of that
+    pile is said beside the chart."""
     nan = float("nan")
     if h is None or h.empty:
-        return nan, nan, 0.0, 0.0
+        return nan, nan, 0.0
     b = h.groupby(["bin_left", "bin_right"], sort=True)["count"].sum().reset_index()
     total = float(b["count"].sum())
     if total <= 0:
-        return nan, nan, 0.0, 0.0
+        return nan, nan, 0.0
     near = _pile(b, ceiling)
     rest = b[~near & (b["count"] > 0)]
     if rest.empty:  # everything at the ceiling: show it all
-        return float(b["bin_left"].min()), float(b["bin_right"].max()), 0.0, 0.0
-    cum = rest["count"].cumsum().to_numpy() / float(rest["count"].sum())
-    last = int(np.searchsorted(cum, TAIL_KEPT - 1e-12))
-    hi = float(rest["bin_right"].iloc[min(last, len(rest) - 1)])
-    tail = float(rest.loc[rest["bin_left"] >= hi, "count"].sum()) / total
-    return float(rest["bin_left"].min()), hi, float(b.loc[near, "count"].sum()) / total, tail
+        return float(b["bin_left"].min()), float(b["bin_right"].max()), 0.0
+    pile = float(b.loc[near, "count"].sum()) / total
+    return float(rest["bin_left"].min()), float(rest["bin_right"].max()), pile

@@ -48,7 +48,7 @@ def page(ctx: Ctx) -> None:
         _glossary()
         return
     names = [n for n, _ in series]
-    name = st.selectbox("Run or seed group", names, key="cl_series")
+    name = st.selectbox("Run or seed group", names, key="cl_series", bind="query-params")
     members = dict(series)[name]
     _effect_ui(ctx, name, members)
     if len(series) > 1:
@@ -57,14 +57,18 @@ def page(ctx: Ctx) -> None:
     rel = members[0]
     if len(members) > 1:
         rel = st.selectbox(
-            "Seed shown below", members, format_func=ctx.labels.get, key="cl_run",
+            "Seed shown below",
+            members,
+            format_func=ctx.labels.get,
+            key="cl_run",
+            bind="query-params",
             help="The charts below show one run: pick any seed of the group.",
-        )  # fmt: skip
+        )
     cl = ctx.df(rel, "clusters")
     names_of = humane_names(_layers(ctx, rel, cl))
     _overview_ui(cl, names_of)
     layer = st.selectbox(
-        "Layer", list(names_of), format_func=names_of.get, key="cl_layer",
+        "Layer", list(names_of), format_func=names_of.get, key="cl_layer", bind="query-params",
         help="Humane names; the parameter's own name is shown under the charts.",
     )  # fmt: skip
     st.caption(f"Parameter: `{layer}`")
@@ -268,7 +272,7 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
     options = sorted(steps["step"].unique().tolist())
     default = falls[0].step if falls else options[-1]
     step = st.select_slider(
-        "Re-cluster step", options, value=default, key="cl_step",
+        "Re-cluster step", options, value=default, key="cl_step", bind="query-params",
         help="Which re-cluster the lines below and the histograms explain.",
     )  # fmt: skip
     lines = words.step_lines(steps, step, lower, upper)
@@ -292,8 +296,14 @@ def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int) -> N
     mat = tr[(tr["layer"] == layer) & (tr["step"] == step)] if tr is not None else None
     before = max((s for s in sorted(c["step"].unique()) if s < step), default=None)
     span = f"from step {before:,} to step {step:,}" if before is not None else f"at step {step:,}"
+    first = "The first re-cluster: no groups before it for weights to come from."
     b.plotly_chart(
-        cfig.transition_sankey(mat, title=f"Where the weights went, {span}"), key="cl_sankey"
+        cfig.transition_sankey(
+            mat,
+            title=f"Where the weights went, {span}",
+            **({"empty": first} if before is None else {}),
+        ),
+        key="cl_sankey",
     )
 
 
@@ -335,8 +345,8 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
         rng, note = None, ""
         if qty == "adaptive_lr" and not h.empty:
             ceiling = _ceiling(ctx, rel, step)
-            lo, hi, pile, tail = clusters.alr_view(h, ceiling)
-            rng, note = (lo, hi), words.alr_note(pile, tail, ceiling, hi)
+            lo, hi, pile = clusters.alr_view(h, ceiling)
+            rng, note = (lo, hi), words.alr_note(pile, ceiling, hi)
         col.plotly_chart(
             cfig.histogram_compare_figure(
                 h, title=f"{label} per group at step {step:,}", x_title=label, log_x=log_x,
