@@ -633,6 +633,8 @@ def _bulk_read(sigs: list[ChunkSig], table: str, columns: tuple[str, ...] | None
             continue
         chunk = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         _STATS["chunk_reads"] += 1
+        if columns is None:  # every page read: verified
+            _remember(_VERIFIED, sig, None)
         _CHUNKS.put((sig, columns), chunk, float(chunk.nbytes))
 
 
