@@ -9,7 +9,9 @@ FIRST/MIDDLE/LAST pieces) is read here and every record is parsed by wandb's pro
 A record whose checksum fails loses the rest of its block; reading goes on at the next block
 (as LevelDB, whose format this is, does) and the page is told what was lost
 ("incomplete: 190 of 200 history rows read: `run-x.wandb` is damaged ..."). A torn last record
-is a run still being written when the log changed in the last two minutes, else damage.
+is a run still being written when the log changed in the last two minutes, else damage. A log
+with no exit record that is no longer written to is a run that never ended: "stopped (killed or
+crashed)", not "finished".
 
 History rows are keyed by wandb's `_step` (one per `log` call). A metric's x axis is, as in
 W&B's own charts, the step metric declared for it (`define_metric(..., step_metric=...)`), else
@@ -43,6 +45,7 @@ HEADER = b":W&B\xe1\xbe\x00"  # ident, magic 0xBEE1, version 0
 BLOCK = 32 * 1024
 RECORD_HEADER = struct.Struct("<IHB")  # crc32, length, type
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+STOPPED = "stopped (killed or crashed)"  # dashboard.metrics.health.STOPPED: a log with no end
 
 
 def log_file(run_dir: Path) -> Path | None:
@@ -222,6 +225,8 @@ def read(
             else ("`_step` + 1 (wandb counts log calls from 0)")
         )
     damage = _damage(path, data, log, rows, row_at, x, live=live and status is None)
+    if status is None and not live:  # no exit record, and no longer written: it never ended
+        status = STOPPED
     return {
         "scalars": scalars,
         "config": config,

@@ -21,6 +21,7 @@ from foreign_writers import (
 
 from dashboard import foreign, loader
 from dashboard.foreign import tensorboard, wandb_run
+from dashboard.metrics import health
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
@@ -143,6 +144,7 @@ def test_wandb_log_cut_short_is_named_unless_still_written(wandb_env):
     (run,) = runs.values()
     (problem,) = run.problems
     assert "ends in the middle of a record" in problem and f"`{log.name}`" in problem
+    assert run.meta["status"] == wandb_run.STOPPED == health.STOPPED  # no exit record: not finished
 
 
 # --------------------------------------------------------------------------- MLflow
@@ -227,3 +229,71 @@ def test_the_page_names_the_damage_beside_the_run(tmp_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     top = [w.value for w in at.warning if "incomplete:" in w.value]
     assert len(top) == 1 and "adamw-cut" in top[0] and f"`{f.name}` is cut off" in top[0]
+
+
+# --------------------------------------------------------------------------- fuzz
+
+
+def _mutations(data: bytes, rng: np.random.Generator, n: int):
+    """`n` damaged copies: cut at a random byte, or 1-4 random bytes flipped."""
+    for _ in range(n):
+        if rng.random() < 0.4:
+            yield data[: int(rng.integers(1, len(data)))]
+        else:
+            out = bytearray(data)
+            for i in rng.integers(0, len(data), int(rng.integers(1, 5))):
+                out[i] ^= int(rng.integers(1, 256))
+            yield bytes(out)
+
+
+def _record_ends(data: bytes) -> set[int]:
+    """Where each whole record of an event file ends (a cut there leaves whole records)."""
+    ends, pos = set(), 0
+    while pos < len(data):
+        pos += 16 + tensorboard.RECORD_LENGTH.unpack_from(data, pos)[0]
+        ends.add(pos)
+    return ends
+
+
+def _steps_or_none(run):
+    if not run.readable:
+        return None
+    df, _, _ = foreign.read_table(run.meta, "steps")
+    return None if df is None else df[["step", "loss", "lr", "grad_norm"]]
+
+
+@pytest.mark.slow
+def test_fuzz_no_damaged_foreign_run_is_shown_without_a_word(tmp_path, wandb_env):
+    """Random cuts and byte flips of a TensorBoard event file and of a `.wandb` log: never a
+    traceback, and whenever what is read differs from the whole file's data, the run says so
+    (a word beside it, or for W&B the status of a log that never ended). An event file cut
+    exactly between two records cannot tell it was cut: such cuts are not drawn."""
+    rng = np.random.default_rng(17)
+    write_summarywriter(tmp_path / "tb-whole")
+    wb_dir, _ = write_wandb_loop(wandb_env, "wb-whole", stepped=False, steps=60)
+    cases = [
+        (tmp_path / "tb-whole", _event_file(tmp_path / "tb-whole")),
+        (wb_dir, wandb_run.log_file(wb_dir)),
+    ]
+    for k, (run_dir, f) in enumerate(cases):
+        age(f)
+        (whole,) = foreign.discover(run_dir.resolve()).runs
+        want = _steps_or_none(whole)
+        whole_data = f.read_bytes()
+        boundaries = _record_ends(whole_data) if k == 0 else set()
+        mutations = (d for d in _mutations(whole_data, rng, 16) if len(d) not in boundaries)
+        for i, data in enumerate(mutations):
+            copy = tmp_path / "fuzz" / f"{k}-{i}" / run_dir.name
+            copy.mkdir(parents=True)
+            for g in run_dir.rglob("*"):
+                if g.is_file():
+                    target = copy / g.relative_to(run_dir)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data if g == f else g.read_bytes())
+                    age(target)
+            found = foreign.discover(copy.parent.resolve())
+            (run,) = found.runs
+            got = _steps_or_none(run)
+            same = got is not None and want is not None and got.equals(want)
+            said = bool(run.problems) or run.meta.get("status") == health.STOPPED
+            assert same or said, (k, i, len(data))
