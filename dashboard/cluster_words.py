@@ -213,10 +213,11 @@ def _span(lo: float, hi: float, fmt) -> str:
 
 
 def fall_sentence(falls: list[Fall], reclusters: int, ema: float, lower: float) -> str:
-    """When all of a layer's factors fell together, why (the first time, then how often)."""
+    """When all of a layer's factors fell together: how often, and why the last time (the
+    fall that made the factors what they are now)."""
     if not falls:
         return "At no re-cluster did all of this layer's factors fall together."
-    f = falls[0]
+    f = falls[-1]
     every = "all" if f.at_lower_bound == f.groups else str(f.at_lower_bound)
     bound = (
         f"; {every} of them clamped at the lower bound {lower:g}, where a group's spread is "

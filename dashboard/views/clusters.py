@@ -270,7 +270,7 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
     falls = cluster_factors.falls_together(steps, lower)
     st.markdown(words.fall_sentence(falls, int(steps["step"].nunique()), rate, lower))
     options = sorted(steps["step"].unique().tolist())
-    default = falls[0].step if falls else options[-1]
+    default = falls[-1].step if falls else options[-1]
     step = st.select_slider(
         "Re-cluster step", options, value=default, key="cl_step", bind="query-params",
         help="Which re-cluster the lines below and the histograms explain.",
@@ -296,7 +296,7 @@ def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int) -> N
     mat = tr[(tr["layer"] == layer) & (tr["step"] == step)] if tr is not None else None
     before = max((s for s in sorted(c["step"].unique()) if s < step), default=None)
     span = f"from step {before:,} to step {step:,}" if before is not None else f"at step {step:,}"
-    first = "The first re-cluster: no groups before it for weights to come from."
+    first = "First re-cluster: no groups before it."
     b.plotly_chart(
         cfig.transition_sankey(
             mat,

@@ -117,7 +117,7 @@ def test_falls_together_are_found_and_explained():
     text = cluster_words.fall_sentence(falls, 3, 0.1, 0.1)
     assert "fell together at 2 of its 3 re-clusters (steps 20 and 30)" in text
     assert "1 of them clamped at the lower bound 0.1" in text
-    assert "so their targets were 0.1 to 0.5" in text  # the first fall, step 20
+    assert "Why, at step 30" in text and "so their targets were 0.1 to 0.2" in text  # the last
     assert "moves each factor 10% of the way" in text
     lines = cluster_words.step_lines(steps, 20, 0.1, 10.0)
     assert lines[0].startswith("group 0: factor 1.1 -> 1.04 (-5.45%), pulled down toward its")
