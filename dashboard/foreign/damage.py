@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+STOPPED = "stopped (killed or crashed)"  # dashboard.metrics.health.STOPPED: a log with no end
+
 
 @dataclass(frozen=True)
 class Damage:
@@ -23,6 +25,7 @@ class Damage:
     cause: str  # plain words: "is cut off in the middle of record 302 (byte 9,800 of 9,812)"
     last_step: int | None = None  # the last step read before the damage
     resumed_step: int | None = None  # the first step read after it (the log went on)
+    torn_tail: bool = False  # the log ends inside a record: its writer never finished it
 
 
 def message(d: Damage, offset: int = 0) -> str:

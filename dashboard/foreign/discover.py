@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.foreign import csv_logger, mapping, reader
+from dashboard.foreign.damage import STOPPED
 from dashboard.foreign.mlflow_store import (
     SQLITE_SUFFIXES,
     is_file_store,
@@ -181,8 +182,8 @@ def _fresh_status(meta: dict[str, Any]) -> dict[str, Any]:
     """A run without an explicit end (TensorBoard, Lightning's CSV) is "running" while its
     files are being written: recomputed at every discovery, since the cached meta does not
     age."""
-    if meta["source"]["kind"] not in ("tensorboard", "csv"):
-        return meta
+    if meta["source"]["kind"] not in ("tensorboard", "csv") or meta.get("status") == STOPPED:
+        return meta  # a stopped run (its log ends mid-record) changes only when its files do
     updated = meta.get("updated_at")
     t = dt.datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else None
     now = dt.datetime.now(dt.timezone.utc)

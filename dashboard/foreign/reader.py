@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dashboard.foreign import disk_cache, mapping
+from dashboard.foreign.damage import STOPPED
 from dashboard.foreign.damage import message as damage_message
 from dashboard.foreign.names import MetricNames
 
@@ -188,6 +189,9 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
     raw = _read_raw(kind, path, source, names)
     if raw.get("updated"):
         updated = raw["updated"]
+    damage = list(raw.get("damage") or [])
+    if raw.get("status") is None and any(d.torn_tail for d in damage):
+        raw["status"] = STOPPED  # it ends mid-record and is no longer written: never finished
     scalars: pd.DataFrame = raw["scalars"]
     writer = written_by(kind, path, scalars, raw["config"])
     offset = names.step_offset if names.step_offset is not None else int(writer == "lightning")
@@ -211,7 +215,6 @@ def _read(source: dict[str, Any], names: MetricNames) -> Loaded:
         created=created,
         updated=updated,
     )
-    damage = list(raw.get("damage") or [])
     meta["source"].update(
         logged=logged,
         writer=writer,

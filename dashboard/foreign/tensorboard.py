@@ -337,6 +337,7 @@ def _damage(d: Path, prefix: str, acc: Any) -> list[Damage]:
                 total=sc.records if n < sc.records and not cut else None,
                 cause=cause,
                 last_step=int(before.step) if before is not None else None,
+                torn_tail=cut and newest,
             )
         )
     return out

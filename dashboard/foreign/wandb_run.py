@@ -38,14 +38,13 @@ import numpy as np
 import pandas as pd
 
 from dashboard.foreign import mapping
-from dashboard.foreign.damage import Damage
+from dashboard.foreign.damage import STOPPED, Damage
 from dashboard.foreign.names import DEFAULT_NAMES, MetricNames
 
 HEADER = b":W&B\xe1\xbe\x00"  # ident, magic 0xBEE1, version 0
 BLOCK = 32 * 1024
 RECORD_HEADER = struct.Struct("<IHB")  # crc32, length, type
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-STOPPED = "stopped (killed or crashed)"  # dashboard.metrics.health.STOPPED: a log with no end
 
 
 def log_file(run_dir: Path) -> Path | None:
@@ -282,6 +281,7 @@ def _damage(
         cause="is damaged: " + "; ".join(parts),
         last_step=last,
         resumed_step=resumed,
+        torn_tail=torn,
     )
 
 

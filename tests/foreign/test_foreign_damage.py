@@ -55,6 +55,7 @@ def _flip(path: Path, at: int, n: int = 8) -> None:
 def test_tensorboard_file_cut_to_60_percent_is_named_and_others_still_load(tmp_path):
     write_summarywriter(tmp_path / "cut")
     write_summarywriter(tmp_path / "good")
+    age(_event_file(tmp_path / "good"))
     f = _event_file(tmp_path / "cut")
     whole = tensorboard.frame_scan(f.read_bytes()).records
     _cut(f, 0.6)
@@ -71,6 +72,8 @@ def test_tensorboard_file_cut_to_60_percent_is_named_and_others_still_load(tmp_p
     assert 0 < steps["step"].max() < STEPS
     assert f"after step {int(steps['step'].max()):,}" in problem or "after step" in problem
     assert runs["cut"].meta["source"]["damaged"] == [f.name]
+    assert runs["cut"].meta["status"] == health.STOPPED  # its log ends mid-record: not finished
+    assert runs["good"].meta["status"] == "finished"
 
 
 def test_a_live_tensorboard_file_with_a_torn_record_is_running_not_damaged(tmp_path):
