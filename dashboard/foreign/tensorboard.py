@@ -40,7 +40,7 @@ RECORD_LENGTH = struct.Struct("<Q")  # each record: this length, 4 CRC bytes, da
 KEEP_ACCUMULATORS = 8  # live runs whose readers stay open for incremental refreshes
 
 _LOCK = threading.Lock()
-_ACCUMULATORS: OrderedDict[str, Any] = OrderedDict()
+_ACCUMULATORS: OrderedDict[str, tuple[Any, dict[str, int]]] = OrderedDict()  # acc, file sizes
 
 
 def event_dirs(run_dir: Path) -> list[Path]:
@@ -79,8 +79,11 @@ def _accumulator(d: Path) -> Any:
     from tensorboard.backend.event_processing import event_accumulator as ea
 
     key = str(d)
+    sizes = _event_sizes(d)
     with _LOCK:
-        acc = _ACCUMULATORS.pop(key, None)
+        acc, seen = _ACCUMULATORS.pop(key, (None, {}))
+    if acc is not None and any(sizes.get(f, -1) < n for f, n in seen.items()):
+        acc = None  # a file shrank or went (rewritten, cut): appending readers would be stale
     if acc is None:
         acc = ea.EventAccumulator(
             key,
@@ -88,10 +91,21 @@ def _accumulator(d: Path) -> Any:
         )
     acc.Reload()
     with _LOCK:
-        _ACCUMULATORS[key] = acc
+        _ACCUMULATORS[key] = (acc, sizes)
         while len(_ACCUMULATORS) > KEEP_ACCUMULATORS:
             _ACCUMULATORS.popitem(last=False)
     return acc
+
+
+def _event_sizes(d: Path) -> dict[str, int]:
+    out = {}
+    for f in d.iterdir():
+        if f.name.startswith(EVENT_PREFIX):
+            try:
+                out[f.name] = f.stat().st_size
+            except OSError:
+                continue
+    return out
 
 
 def forget(run_dir: Path | None = None) -> None:

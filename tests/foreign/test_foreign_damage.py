@@ -300,3 +300,18 @@ def test_fuzz_no_damaged_foreign_run_is_shown_without_a_word(tmp_path, wandb_env
             same = got is not None and want is not None and got.equals(want)
             said = bool(run.problems) or run.meta.get("status") == health.STOPPED
             assert same or said, (k, i, len(data))
+
+
+def test_a_tensorboard_file_cut_after_it_was_read_is_read_again(tmp_path):
+    """The open reader of a run keeps appending; a file that shrank is read afresh."""
+    write_summarywriter(tmp_path / "run")
+    f = _event_file(tmp_path / "run")
+    age(f)
+    (run,) = foreign.discover(tmp_path.resolve()).runs
+    assert run.problems == () and len(foreign.read_table(run.meta, "steps")[0]) == STEPS
+    _cut(f, 0.6)
+    age(f)
+    (run,) = foreign.discover(tmp_path.resolve()).runs
+    (problem,) = run.problems
+    assert "is cut off" in problem
+    assert len(foreign.read_table(run.meta, "steps")[0]) < STEPS
