@@ -44,12 +44,11 @@ def is_run_dir(d: Path) -> bool:
     return cols is not None and STEP_COLUMN in cols
 
 
-def not_read_reason(d: Path) -> str | None:
-    """Why a folder that looks like a Lightning log folder is not read (None: it is read, or
-    it is not such a folder)."""
-    csv_path = d / METRICS_CSV
-    if csv_path.is_file():
-        cols = header(csv_path)
+def not_read_reason(d: Path, filenames: list[str]) -> str | None:
+    """Why a folder (holding `filenames`) that looks like a Lightning log folder is not read
+    (None: it is read, or it is not such a folder)."""
+    if METRICS_CSV in filenames:
+        cols = header(d / METRICS_CSV)
         if cols is None:
             return "its `metrics.csv` is empty or cannot be read as text"
         if STEP_COLUMN not in cols:
@@ -57,7 +56,7 @@ def not_read_reason(d: Path) -> str | None:
                 f"its `metrics.csv` has no `{STEP_COLUMN}` column (columns: {', '.join(cols[:6])})"
             )
         return None
-    if (d / HPARAMS_YAML).is_file() and d.name.startswith("version_"):
+    if HPARAMS_YAML in filenames and d.name.startswith("version_"):
         return (
             "it holds Lightning's `hparams.yaml` but no metrics (no `metrics.csv`, no TensorBoard "
             "events): the logger wrote nothing else, or its files were moved"

@@ -113,7 +113,7 @@ WANDB_RUN_DIR = re.compile(r"^(offline-)?run-\d{8}_\d{6}-\w+$")
 def _not_a_run_reason(here: Path, filenames: list[str]) -> str | None:
     """Why a folder that looks like a run (a Lightning log folder, a wandb run folder) is not
     one that can be read; None when it does not look like one."""
-    reason = csv_logger.not_read_reason(here)
+    reason = csv_logger.not_read_reason(here, filenames)
     if reason:
         return reason
     if WANDB_RUN_DIR.match(here.name) and here.parent.name == "wandb":
