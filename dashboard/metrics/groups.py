@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dashboard.metrics.settings import TYPED_KEYS, canonical, info_of
+from dashboard.metrics.settings import SGG_ONLY, TYPED_KEYS, canonical, info_of, sgg_only
 from dashboard.metrics.sweep import (
     IGNORED_FOR_SWEEP,
     RECORDING_KEYS,
@@ -19,9 +19,9 @@ from dashboard.metrics.sweep import (
     plain_name,
     sweepable_settings,
 )
-from runformat import run_info
 
 HOST_KEYS = ("hostname", "cpu", "device", "cpu_count", "torch_threads")
+__all__ = ["SGG_ONLY", "sgg_only"]  # re-exported: part of what "like for like" means
 
 
 def optimizer_name(meta: dict) -> str:
@@ -78,15 +78,6 @@ def _fmt(v: object, key: str = "") -> str:
     if key.rsplit(".", 1)[-1] == "lr" and isinstance(v, float):
         return fmt_lr(v)
     return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-# settings that only SGG reads: part of "the optimizer" when SGG is compared with AdamW
-SGG_ONLY = {*run_info.SGG_KEYS, "beta3"}
-
-
-def sgg_only(key: str) -> bool:
-    """Settings only SGG reads (in an AdamW run they configure a shadow clustering at most)."""
-    return key.rsplit(".", 1)[-1] in SGG_ONLY
 
 
 def _compared(a: dict, b: dict, skip_optimizer: bool) -> tuple[dict, dict, list[str]]:

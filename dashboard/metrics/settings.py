@@ -123,7 +123,15 @@ TYPED_KEYS = tuple(
     )
 )
 
+# settings that only SGG reads: part of "the optimizer" when SGG is compared with AdamW
+SGG_ONLY = frozenset({*run_info.SGG_KEYS, "beta3"})
+
 _INFO: dict[int, tuple[Mapping, RunInfo]] = {}
+
+
+def sgg_only(key: str) -> bool:
+    """Settings only SGG reads (in an AdamW run they configure a shadow clustering at most)."""
+    return key.rsplit(".", 1)[-1] in SGG_ONLY
 
 
 def info_of(meta: Mapping) -> RunInfo:

@@ -17,6 +17,7 @@ from dashboard.metrics.settings import (
     canonical,
     flatten,
     info_of,
+    sgg_only,
     tool_option,
     typed_settings,
     untyped_settings,
@@ -286,24 +287,36 @@ def plain_name(key: str) -> str:
 
 def sweep_members(metas: dict[str, dict], key: str) -> list[str]:
     """The runs that differ from each other only in `key` (and in the optimizer): the largest
-    group of runs whose other settings are equal, so that a sweep compares like with like."""
+    group of runs whose other settings are equal, so that a sweep compares like with like. SGG's
+    own options are part of "the optimizer" against AdamW; among the SGG runs only the most
+    common variant stays (an ablation of beta3 is another sweep)."""
     key = setting_key(key)
-    groups: dict[tuple, list[str]] = {}
+    skip = {key, *IGNORED_FOR_SWEEP, *SEED_KEYS, *RECORDING_KEYS}
+    groups: dict[tuple, list[tuple[str, tuple | None]]] = {}
     for rid, meta in metas.items():
         if hyperparameter_value(meta, key) is None:
             continue
-        flat = sweepable_settings(meta)
-        skip = {key, *IGNORED_FOR_SWEEP, *SEED_KEYS, *RECORDING_KEYS}
-        sig = tuple(sorted((k, canonical(v)) for k, v in flat.items() if k not in skip))
-        groups.setdefault(sig, []).append(rid)
+        flat = {k: canonical(v) for k, v in sweepable_settings(meta).items() if k not in skip}
+        sig = tuple(sorted((k, v) for k, v in flat.items() if not sgg_only(k)))
+        variant = tuple(sorted((k, v) for k, v in flat.items() if sgg_only(k)))
+        is_sgg = info_of(meta).optimizer == "sgg"
+        groups.setdefault(sig, []).append((rid, variant if is_sgg else None))
     if not groups:
         return []
+
+    def keep(members: list[tuple[str, tuple | None]]) -> list[str]:
+        counts: dict[tuple, int] = {}
+        for _, v in members:
+            if v is not None:  # an SGG run
+                counts[v] = counts.get(v, 0) + 1
+        common = max(counts, key=lambda v: (counts[v], v)) if counts else None
+        return [rid for rid, v in members if v is None or v == common]
 
     def score(members: list[str]) -> tuple[int, int]:
         values = {hyperparameter_value(metas[m], key) for m in members}
         return (len(values), len(members))
 
-    return max(groups.values(), key=score)
+    return max((keep(m) for m in groups.values()), key=score)
 
 
 def tolerance(sweep: pd.DataFrame, within: float = 0.05) -> pd.DataFrame:
