@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,6 @@ def inertia(x: Tensor, labels: Tensor, centers: Tensor) -> float:
 def _lloyd_sorted(s: Tensor, prefix: Tensor, prefix2: Tensor, c: Tensor, iters: int):
     """Lloyd on a sorted float64 CPU sample; returns (centers, inertia)."""
     n = s.numel()
-    c.numel()
     zero = torch.zeros(1, dtype=torch.long)
     nn = torch.tensor([n])
     for _ in range(iters):
@@ -127,77 +127,122 @@ def kmeans_1d(
     x = x.detach().reshape(-1)
     if x.dtype != torch.float32:
         x = x.float()
-    dev = x.device
     k = int(n_clusters)
-    n = x.numel()
-    if n == 0:
-        return KMeansResult(
-            torch.zeros(0, dtype=_label_dtype(k), device=dev), torch.zeros(k, device=dev)
-        )
     # a finite sum implies finite values (any inf/nan makes it inf/nan); the mask pass is only
     # paid when the sum is not finite (non-finite values, or a float32 overflow of the sum)
-    all_finite = bool(torch.isfinite(x.sum()))
-    finite = None
-    if not all_finite:
-        finite = torch.isfinite(x)
-        all_finite = bool(finite.all())
-    xf = x if all_finite else x[finite]
-    if xf.numel() == 0:  # nothing finite: everything in cluster 0
-        return KMeansResult(
-            torch.zeros(n, dtype=_label_dtype(k), device=dev), torch.zeros(k, device=dev)
-        )
-    subsampled = xf.numel() > sample_size
-    if subsampled:
-        idx = torch.randint(xf.numel(), (sample_size,), generator=generator).to(dev)
-        sample = xf[idx]
+    xf, finite = _finite_part(x, x.numel() == 0 or bool(torch.isfinite(x.sum())))
+    if xf.numel() == 0:  # nothing (finite): everything in cluster 0
+        return _all_in_cluster_0(x, k)
+    sample, msample, is_all = _draw_samples(xf, sample_size, keep_sample, generator)
+    s = _sorted(sample.tensor().cpu()).double()  # float64 after the sort: same values, faster
+    if k == 1:
+        cands = [s.mean().reshape(1)]
     else:
-        sample = xf
-    msample = None
-    if keep_sample > 0:
-        if not subsampled or xf.numel() <= keep_sample:
-            msample = xf
-        elif keep_sample <= sample_size:
-            msample = sample[:keep_sample]
-        else:
-            extra = torch.randint(xf.numel(), (keep_sample - sample_size,), generator=generator)
-            msample = torch.cat([sample, xf[extra.to(dev)]])
-    s = _sorted(sample.cpu()).double()  # float64 after the sort: same values, faster sort
+        kpp = [_kmeanspp(s, k, generator) for _ in range(max(0, n_init - 2))]
+        cands = _near_ties(_lloyd_from_inits(s, k, n_init, kpp, max_iter), near_tie)
+    sq = float(xf.double().square().sum()) if len(cands) > 1 else 0.0
+    best = _best(
+        _assign_full(x, xf, finite, finite is None, c, k, len(cands) > 1, sq) for c in cands
+    )
+    return _result_of(best, xf, finite, msample, is_all, k, with_sample=True)[0]
+
+
+def _finite_part(x: Tensor, sum_is_finite: bool) -> tuple[Tensor, Tensor | None]:
+    """(the finite values of the flat ``x``, their mask; None when all are finite).
+    ``sum_is_finite``: ``x``'s sum was finite, so every value is (no mask pass)."""
+    if sum_is_finite:
+        return x, None
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        return x, None
+    return x[finite], finite
+
+
+def _all_in_cluster_0(x: Tensor, k: int) -> KMeansResult:
+    """The clustering of a layer without finite values: every element in cluster 0."""
+    return KMeansResult(
+        torch.zeros(x.numel(), dtype=_label_dtype(k), device=x.device),
+        torch.zeros(k, device=x.device),
+    )
+
+
+def _draw_samples(
+    xf: Tensor, sample_size: int, keep_sample: int, generator: torch.Generator
+) -> tuple[_Pick, _Pick | None, bool]:
+    """The k-means subsample of the finite points ``xf`` (all of them when they are at most
+    ``sample_size``), the median subsample (None without ``keep_sample``; see ``kmeans_1d``),
+    and whether the latter holds ALL the finite points. Draws from ``generator`` in this order:
+    the subsample, then the median points beyond it."""
+    nf = xf.numel()
+    idx = None
+    if nf > sample_size:
+        idx = torch.randint(nf, (sample_size,), generator=generator).to(xf.device)
+    sample = _Pick(xf, idx)
+    if keep_sample <= 0:
+        return sample, None, True
+    if idx is None or nf <= keep_sample:
+        return sample, _Pick(xf, None), True
+    if keep_sample <= sample_size:
+        return sample, _Pick(xf, idx[:keep_sample]), False
+    extra = torch.randint(nf, (keep_sample - sample_size,), generator=generator)
+    return sample, _Pick(xf, torch.cat([idx, extra.to(xf.device)])), False
+
+
+def _lloyd_from_inits(
+    s: Tensor, k: int, n_init: int, kpp: list[Tensor], max_iter: int
+) -> list[tuple[Tensor, float]]:
+    """Lloyd on the sorted float64 sample ``s`` (K > 1) from each initialisation in order:
+    sample quantiles, evenly spaced over the range (``n_init >= 2``), the k-means++ seeds
+    ``kpp``; per initialisation (centers, sample inertia)."""
     m = s.numel()
     zero = torch.zeros(1, dtype=torch.float64)
     prefix = torch.cat([zero, torch.cumsum(s, 0)])
     prefix2 = torch.cat([zero, torch.cumsum(s * s, 0)])
-    if k == 1:
-        cands = [s.mean().reshape(1)]
-    else:
-        ar = torch.arange(k, dtype=torch.float64)
-        q = ((ar + 0.5) / k * m).long().clamp(max=m - 1)
-        inits = [s[q]]  # sample quantiles
-        if n_init >= 2:  # evenly spaced over the sample's range
-            inits.append(s[0] + (s[-1] - s[0]) * (ar + 0.5) / k)
-        for _ in range(max(0, n_init - 2)):
-            inits.append(_kmeanspp(s, k, generator))
-        fitted = [_lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter) for c0 in inits]
-        cands = _near_ties(fitted, near_tie)
+    ar = torch.arange(k, dtype=torch.float64)
+    q = ((ar + 0.5) / k * m).long().clamp(max=m - 1)
+    inits = [s[q]]  # sample quantiles
+    if n_init >= 2:  # evenly spaced over the sample's range
+        inits.append(s[0] + (s[-1] - s[0]) * (ar + 0.5) / k)
+    inits.extend(kpp)
+    return [_lloyd_sorted(s, prefix, prefix2, c0.clone(), max_iter) for c0 in inits]
+
+
+def _best(fits: Iterable[tuple]) -> tuple:
+    """The candidate fit with the lowest full-data inertia (the first of equals)."""
     best = None
-    sq = float(xf.double().square().sum()) if len(cands) > 1 else 0.0
-    for c in cands:
-        cand = _assign_full(x, xf, finite, all_finite, c, k, len(cands) > 1, sq)
+    for cand in fits:
         if best is None or cand[2] < best[2]:
             best = cand
+    assert best is not None
+    return best
+
+
+def _result_of(
+    best: tuple,
+    xf: Tensor,
+    finite: Tensor | None,
+    msample: _Pick | None,
+    is_all: bool,
+    k: int,
+    *,
+    with_sample: bool,
+) -> tuple[KMeansResult, Tensor | None]:
+    """A layer's ``KMeansResult`` from its best full-data fit (``_fit_of``'s tuple), and the
+    fit's cluster boundaries; ``with_sample``: with the median subsample and its labels."""
     labels, full, _, counts, total, bounds = best
     mean = total / max(xf.numel(), 1)
-    if msample is None:
-        return KMeansResult(labels, full, counts, mean)
-    if msample is xf:
-        return KMeansResult(
-            labels, full, counts, mean, xf, labels if all_finite else labels[finite]
-        )
+    if msample is None or not with_sample:
+        return KMeansResult(labels, full, counts, mean, sample_is_all=is_all), bounds
+    if msample.idx is None:  # all the finite points
+        lab_f = labels if finite is None else labels[finite]
+        return KMeansResult(labels, full, counts, mean, xf, lab_f), bounds
+    points = msample.tensor()
     s_lab = (
-        _labels_of(msample, bounds, k)
+        _labels_of(points, bounds, k)
         if bounds is not None
-        else torch.zeros_like(msample, dtype=_label_dtype(k))
+        else torch.zeros_like(points, dtype=_label_dtype(k))
     )
-    return KMeansResult(labels, full, counts, mean, msample, s_lab, False)
+    return KMeansResult(labels, full, counts, mean, points, s_lab, False), bounds
 
 
 def _near_ties(fitted: list[tuple[Tensor, float]], near_tie: float) -> list[Tensor]:
@@ -381,168 +426,163 @@ def kmeans_1d_many(
     full-data passes (labels, sizes, sums) stay per layer: they are large operations.
     """
     k = int(n_clusters)
-    flat = [x.detach().reshape(-1) for x in xs]
-    given_f32 = [x.dtype == torch.float32 for x in flat]  # the native pass takes these only
-    flat = [x if f32 else x.float() for x, f32 in zip(flat, given_f32, strict=True)]
-    n_layers = len(flat)
-    if n_layers == 0:
+    if not xs:
         return ManyKMeans([], [])
-    # one reduction per layer and one host sync (a finite sum implies finite values; see
-    # kmeans_1d)
-    dev0 = flat[0].device
-    all_fin = torch.isfinite(torch.stack([x.sum().to(dev0) for x in flat])).tolist()
+    layers = _prepared(xs, k, generator, sample_size, keep_sample, n_init)
+    live = [i for i, layer in enumerate(layers) if layer.sample is not None]
+    rows32 = _sorted_rows([layers[i].sample for i in live])  # (len(live), S) float32, +inf pad
+    lengths = torch.tensor([layers[i].sample.numel() for i in live], dtype=torch.long)
+    fitted = _fitted_rows(rows32, lengths, [layers[i].kpp for i in live], k, max_iter, n_init)
+    candidates = {
+        i: [fits[0][0]] if k == 1 else _near_ties(fits, near_tie)
+        for i, fits in zip(live, fitted, strict=True)
+    }
     batched_rows = 0 < keep_sample <= sample_size
-    xfs: list[Tensor | None] = []
-    finites: list[Tensor | None] = []
-    # the k-means subsample and the median subsample of each layer, gathered later (into the
-    # rows to sort, on torch's threads) unless needed now
-    samples: list[_Pick | None] = []
-    msamples: list[_Pick | None] = []
-    is_all: list[bool] = []
-    kpp_inits: list[list[Tensor]] = []
-    for i, x in enumerate(flat):
-        finite = None
-        ok = bool(all_fin[i])
-        if not ok:
-            finite = torch.isfinite(x)
-            ok = bool(finite.all())
-            if ok:
-                finite = None
-        xf = x if ok else x[finite]
-        xfs.append(xf)
-        finites.append(finite)
-        nf = xf.numel()
-        if nf == 0:
-            samples.append(None)
-            msamples.append(None)
-            is_all.append(True)
-            kpp_inits.append([])
+    done = _full_passes(layers, candidates, k, with_sample=keep_sample > 0 and not batched_rows)
+    results = [r for r, _ in done]
+    bounds = [b for _, b in done]
+    if not batched_rows:
+        return ManyKMeans(results, bounds)
+    # the median rows: the k-means subsample (the same points as a multiset) unless the median
+    # subsample is a proper prefix of it (keep_sample < sample_size on a subsampled layer)
+    if any(layers[i].msample.numel() != layers[i].sample.numel() for i in live):
+        rows32 = _sorted_rows([layers[i].msample for i in live])
+        lengths = torch.tensor([layers[i].msample.numel() for i in live], dtype=torch.long)
+    rows32, lengths = _rows_of_all_layers(rows32, lengths, live, len(layers))
+    return ManyKMeans(results, bounds, rows32, lengths, [layer.is_all for layer in layers])
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One layer of ``kmeans_1d_many`` before its full-data pass."""
+
+    x: Tensor  # flat float32
+    given_f32: bool  # float32 as given (the native pass takes these only)
+    xf: Tensor  # its finite values
+    finite: Tensor | None  # their mask; None when all are finite
+    sample: _Pick | None  # the k-means subsample (None: no finite values)
+    msample: _Pick | None  # the median subsample (None without keep_sample)
+    is_all: bool  # msample holds ALL the finite points
+    kpp: list[Tensor]  # k-means++ initial centers (float64)
+
+
+def _prepared(
+    xs: list[Tensor],
+    k: int,
+    generator: torch.Generator,
+    sample_size: int,
+    keep_sample: int,
+    n_init: int,
+) -> list[_Layer]:
+    """Each layer flattened, its finite part and its subsamples (not gathered yet: they are
+    gathered into the rows to sort, on torch's threads), drawing from ``generator`` layer by
+    layer as ``kmeans_1d`` does."""
+    flat = [x.detach().reshape(-1) for x in xs]
+    given_f32 = [x.dtype == torch.float32 for x in flat]
+    flat = [x if f32 else x.float() for x, f32 in zip(flat, given_f32, strict=True)]
+    # one reduction per layer and one host sync (a finite sum implies finite values)
+    dev0 = flat[0].device
+    sum_finite = torch.isfinite(torch.stack([x.sum().to(dev0) for x in flat])).tolist()
+    layers = []
+    for x, f32, fin in zip(flat, given_f32, sum_finite, strict=True):
+        xf, finite = _finite_part(x, bool(fin))
+        if xf.numel() == 0:
+            layers.append(_Layer(x, f32, xf, finite, None, None, True, []))
             continue
-        subsampled = nf > sample_size
-        idx = None
-        if subsampled:
-            idx = torch.randint(nf, (sample_size,), generator=generator).to(x.device)
-        sample = _Pick(xf, idx)
-        samples.append(sample)
-        ms, all_pts = None, True
-        if keep_sample > 0:
-            if not subsampled or nf <= keep_sample:
-                ms = _Pick(xf, None)
-            elif keep_sample <= sample_size:
-                ms, all_pts = _Pick(xf, idx[:keep_sample]), False
-            else:
-                extra = torch.randint(nf, (keep_sample - sample_size,), generator=generator)
-                ms, all_pts = _Pick(xf, torch.cat([idx, extra.to(x.device)])), False
-        msamples.append(ms)
-        is_all.append(all_pts)
-        inits = []
+        sample, msample, is_all = _draw_samples(xf, sample_size, keep_sample, generator)
+        kpp = []
         if k > 1 and n_init > 2:  # k-means++ draws come right after this layer's sampling
             s = _sorted(sample.tensor().cpu()).double()
-            inits = [_kmeanspp(s, k, generator) for _ in range(n_init - 2)]
-        kpp_inits.append(inits)
+            kpp = [_kmeanspp(s, k, generator) for _ in range(n_init - 2)]
+        layers.append(_Layer(x, f32, xf, finite, sample, msample, is_all, kpp))
+    return layers
 
-    live = [i for i in range(n_layers) if samples[i] is not None]
-    rows32 = _sorted_rows([samples[i] for i in live])  # (len(live), S) float32, +inf padded
-    lengths = torch.tensor([samples[i].numel() for i in live], dtype=torch.long)
-    centers_per_layer: dict[int, list[tuple[Tensor, float]]] = {}
+
+def _fitted_rows(
+    rows32: Tensor, lengths: Tensor, kpp: list[list[Tensor]], k: int, max_iter: int, n_init: int
+) -> list[list[tuple[Tensor, float]]]:
+    """``_fit_rows`` over the sorted rows, in batches of about ``_LLOYD_BATCH_ELEMENTS``."""
     per_batch = max(1, _LLOYD_BATCH_ELEMENTS // max(rows32.shape[1], 1))
-    for b0 in range(0, len(live), per_batch):
+    out: list[list[tuple[Tensor, float]]] = []
+    for b0 in range(0, rows32.shape[0], per_batch):
         sl = slice(b0, b0 + per_batch)
-        ids = live[sl]
-        fits = _fit_rows(rows32[sl], lengths[sl], k, max_iter, n_init, [kpp_inits[i] for i in ids])
-        centers_per_layer.update(zip(ids, fits, strict=True))
+        out.extend(_fit_rows(rows32[sl], lengths[sl], k, max_iter, n_init, kpp[sl]))
+    return out
 
-    scratch = threading.local()
 
-    def candidates(i: int) -> list[Tensor]:
-        fitted = centers_per_layer[i]
-        return [fitted[0][0]] if k == 1 else _near_ties(fitted, near_tie)
+def _full_passes(
+    layers: list[_Layer], candidates: dict[int, list[Tensor]], k: int, *, with_sample: bool
+) -> list[tuple[KMeansResult, Tensor | None]]:
+    """Per layer, its result and boundaries from the full-data passes of its candidates.
 
-    def torch_fits(i: int, cands: list[Tensor]):
-        """The candidates' full-data fits by torch ops (any device and dtype)."""
-        x, xf, finite = flat[i], xfs[i], finites[i]
-        # float64 copy shared by the candidates' weighted sums (and the sum of squares), in a
-        # buffer reused across layers: a fresh one per layer costs more in page faults than
-        # the conversion itself
-        xd = _scratch(scratch, "xd", xf.numel(), xf.device)
-        xd.copy_(xf)
-        sq = 0.0
-        if len(cands) > 1:
-            sq = float(torch.square(xd, out=_scratch(scratch, "sq", xf.numel(), xf.device)).sum())
-        for c in cands:
-            yield _assign_full(x, xf, finite, finite is None, c, k, len(cands) > 1, sq, xd)
-
-    def finish(i: int, native_fits=None) -> tuple[KMeansResult, Tensor | None]:
-        """Layer i's full-data pass (labels, sizes, sums) for its candidate centers; the
-        candidates' fits come from ``native_fits`` (the native pass) when given."""
-        x = flat[i]
-        n = x.numel()
-        if n == 0 or samples[i] is None:  # nothing finite: everything in cluster 0
-            return KMeansResult(
-                torch.zeros(n, dtype=_label_dtype(k), device=x.device),
-                torch.zeros(k, device=x.device),
-            ), None
-        xf, finite = xfs[i], finites[i]
-        all_finite = finite is None
-        best = None
-        fits = torch_fits(i, candidates(i)) if native_fits is None else native_fits
-        for cand in fits:
-            if best is None or cand[2] < best[2]:
-                best = cand
-        labels, full, _, counts, total, bounds = best
-        mean = total / max(xf.numel(), 1)
-        ms = msamples[i]
-        if keep_sample <= 0 or batched_rows:
-            return KMeansResult(labels, full, counts, mean, sample_is_all=is_all[i]), bounds
-        if ms.idx is None:
-            lab_f = labels if all_finite else labels[finite]
-            return KMeansResult(labels, full, counts, mean, xf, lab_f), bounds
-        mst = ms.tensor()
-        s_lab = (
-            _labels_of(mst, bounds, k)
-            if bounds is not None
-            else torch.zeros_like(mst, dtype=_label_dtype(k))
-        )
-        return KMeansResult(labels, full, counts, mean, mst, s_lab, False), bounds
-
-    # the layers' full-data passes are independent and mostly single-threaded kernels
-    # (bincount): on CPU they run on torch's threads, one layer per thread, largest first (a
-    # large layer started last would keep one thread busy while the others wait)
-    order = sorted(range(n_layers), key=lambda i: -flat[i].numel())
-    total = sum(x.numel() for x in flat)
+    The passes are independent and mostly single-threaded kernels (bincount): on CPU they run
+    on torch's threads, one layer per thread, largest first (a large layer started last would
+    keep one thread busy while the others wait); the native pass takes the CPU float32 layers
+    it can, all in one call."""
+    n_layers = len(layers)
+    order = sorted(range(n_layers), key=lambda i: -layers[i].x.numel())
+    total = sum(layer.x.numel() for layer in layers)
+    dev0 = layers[0].x.device
     done: list = [None] * n_layers
+
+    def finish(i: int, fits) -> tuple[KMeansResult, Tensor | None]:
+        layer = layers[i]
+        if layer.sample is None:  # nothing finite: everything in cluster 0
+            return _all_in_cluster_0(layer.x, k), None
+        return _result_of(_best(fits), layer.xf, layer.finite, layer.msample, layer.is_all, k,
+                          with_sample=with_sample)  # fmt: skip
+
     mod = _native_module(k, dev0)
     native = []
     if mod is not None:
-        native = [i for i in order if given_f32[i] and _native_takes(flat[i], samples[i], k)]
+        native = [i for i in order if layers[i].given_f32 and _native_takes(layers[i], k)]
     if native:
-        fits = _native_fits(mod, native, flat, xfs, finites, candidates, k, total, dev0)
+        fits = _native_fits(mod, native, layers, candidates, k, total, dev0)
         for i in native:
             done[i] = finish(i, fits[i])
     rest = [i for i in order if done[i] is None]
+    scratch = threading.local()
+
+    def finish_by_torch(i: int) -> tuple[KMeansResult, Tensor | None]:
+        fits = _torch_fits(layers[i], candidates.get(i, []), k, scratch)
+        return finish(i, fits)
+
     # the torch path keeps its threading decision of the whole set (the sums of squares of
     # multi-candidate layers depend on the torch thread count)
-    for i, r in zip(rest, _map_threads(finish, rest, total, dev0), strict=True):
+    for i, r in zip(rest, _map_threads(finish_by_torch, rest, total, dev0), strict=True):
         done[i] = r
-    results = [r for r, _ in done]
-    bounds_out = [b for _, b in done]
-    if not batched_rows:
-        return ManyKMeans(results, bounds_out)
-    # the median rows: the k-means subsample (the same points as a multiset) unless the median
-    # subsample is a proper prefix of it (keep_sample < sample_size on a subsampled layer)
-    if any(msamples[i].numel() != samples[i].numel() for i in live):
-        med = [msamples[i] for i in live]
-        rows32 = _sorted_rows(med)
-        lengths = torch.tensor([m.numel() for m in med], dtype=torch.long)
+    return done
+
+
+def _torch_fits(layer: _Layer, cands: list[Tensor], k: int, scratch: threading.local):
+    """The candidates' full-data fits by torch ops (any device and dtype), one at a time."""
+    x, xf, finite = layer.x, layer.xf, layer.finite
+    # float64 copy shared by the candidates' weighted sums (and the sum of squares), in a
+    # buffer reused across layers: a fresh one per layer costs more in page faults than
+    # the conversion itself
+    xd = _scratch(scratch, "xd", xf.numel(), xf.device)
+    xd.copy_(xf)
+    sq = 0.0
+    if len(cands) > 1:
+        sq = float(torch.square(xd, out=_scratch(scratch, "sq", xf.numel(), xf.device)).sum())
+    for c in cands:
+        yield _assign_full(x, xf, finite, finite is None, c, k, len(cands) > 1, sq, xd)
+
+
+def _rows_of_all_layers(
+    rows32: Tensor, lengths: Tensor, live: list[int], n_layers: int
+) -> tuple[Tensor, Tensor]:
+    """The median rows of the ``live`` layers as rows of all ``n_layers`` layers (a layer
+    without finite values: an empty row)."""
     if len(live) == n_layers:
-        return ManyKMeans(results, bounds_out, rows32, lengths, is_all)
+        return rows32, lengths
     full_rows = torch.full((n_layers, rows32.shape[1]), float("inf"))
     full_len = torch.zeros(n_layers, dtype=torch.long)
     if live:
         idx = torch.tensor(live, dtype=torch.long)
         full_rows[idx] = rows32
         full_len[idx] = lengths
-    return ManyKMeans(results, bounds_out, full_rows, full_len, is_all)
+    return full_rows, full_len
 
 
 # the native full-data pass (sgg/native_recluster.py) for CPU float32 layers; False: torch ops
@@ -558,33 +598,38 @@ def _native_module(k: int, device: torch.device):
     return native_recluster.load()
 
 
-def _native_takes(x: Tensor, sample, k: int) -> bool:
+def _native_takes(layer: _Layer, k: int) -> bool:
     """A flattened layer for the native pass: CPU float32 contiguous, with finite points (no
     pass otherwise). The caller checks that it was float32 as given: other dtypes keep the
     torch path."""
-    return sample is not None and native_recluster.takes(x, k)
+    return layer.sample is not None and native_recluster.takes(layer.x, k)
 
 
-def _native_fits(mod, ids, flat, xfs, finites, candidates, k, total, device) -> dict:
+def _native_fits(
+    mod, ids: list[int], layers: list[_Layer], candidates: dict[int, list[Tensor]], k: int,
+    total: int, device: torch.device
+) -> dict[int, list]:  # fmt: skip
     """Per layer of ``ids`` (largest first), its candidates' full-data fits (as
     ``_assign_full``), from one native call for all (layer, candidate) jobs.
 
     The boundaries and the cluster means of all jobs are computed as (jobs, K) matrices:
     elementwise float arithmetic, the same values as per layer, without ~10 small torch calls
     per layer. Reductions (the inertia, the total) stay per row, as in ``_fit_of``."""
-    jobs: list[tuple[int, Tensor]] = [(i, c) for i in ids for c in candidates(i)]
+    jobs: list[tuple[int, Tensor]] = [(i, c) for i in ids for c in candidates[i]]
     cs = torch.stack([c for _, c in jobs])  # float64 (jobs, K)
     bounds = ((cs[:, :-1] + cs[:, 1:]) * 0.5).float()  # (jobs, K - 1)
     # non-finite elements go to the cluster whose center is nearest to 0 (_assign_full)
-    nonfinite = [0 if finites[i] is None else int(torch.argmin(c.float().abs())) for i, c in jobs]
+    nonfinite = [
+        0 if layers[i].finite is None else int(torch.argmin(c.float().abs())) for i, c in jobs
+    ]
     labels, sizes, sums = native_recluster.full_pass(
-        mod, [flat[i] for i, _ in jobs], list(bounds.unbind(0)), nonfinite, k
+        mod, [layers[i].x for i, _ in jobs], list(bounds.unbind(0)), nonfinite, k
     )
     means = torch.where(sizes > 0, sums / sizes.clamp(min=1), cs)
     centers = means.float()
     per_layer = Counter(i for i, _ in jobs)
     multi = [i for i in ids if per_layer[i] > 1]
-    sq = _sums_of_squares([xfs[i] for i in multi], len(flat), total, device)
+    sq = _sums_of_squares([layers[i].xf for i in multi], len(layers), total, device)
     sq_of = dict(zip(multi, sq, strict=True))
     fits: dict[int, list] = {i: [] for i in ids}
     for j, (i, _) in enumerate(jobs):

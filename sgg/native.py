@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .extensions import Extension
+from .hyper import AdamHyper
 
 __all__ = ["EXTENSION", "PHASE_APPLY", "PHASE_FULL", "PHASE_MOMENTS", "adam_", "building",
            "failure", "load", "takes", "takes_dtypes"]  # fmt: skip
@@ -77,23 +78,14 @@ def adam_(
     assigns: list[Tensor] | None,
     scales: list[Tensor] | None,
     *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    step_size: float,
-    bias_correction2_sqrt: float,
-    decoupled: bool,
-    maximize: bool,
-    scale_weight_decay: bool,
-    n_clusters: int,
+    h: AdamHyper,
     phase: int = PHASE_FULL,
 ) -> None:
     """One step (or one phase, ``PHASE_*``) of every tensor of the lists, in one native call.
 
     ``assigns``/``scales``: per tensor, the uint8 cluster of each element (any shape with the
     parameter's element count, on the CPU) and the float32 factors (K,), or None for factor 1.
+    ``h``: the update's record at this step (``h.amsgrad`` is not supported here).
     """
     module.sgg_adam_(
         params,
@@ -102,16 +94,16 @@ def adam_(
         exp_avg_sqs,
         assigns or [],
         scales or [],
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weight_decay,
-        step_size,
-        bias_correction2_sqrt,
-        decoupled,
-        maximize,
-        scale_weight_decay,
-        n_clusters,
+        h.lr,
+        h.beta1,
+        h.beta2,
+        h.eps,
+        h.weight_decay,
+        h.step_size,
+        h.bias_correction2_sqrt,
+        h.decoupled,
+        h.maximize,
+        h.scale_weight_decay,
+        h.n_clusters,
         phase,
     )

@@ -1,53 +1,49 @@
-"""``SGG``: the optimizer wrapper (thin; the math lives in clustering/scaling/update)."""
+"""``SGG``: the optimizer wrapper. It collects and delegates, as torch's ``adamw.py`` does: the
+base's tensors go as plain lists to sgg/update.py, the layers' momenta to sgg/recluster.py, and
+what it keeps per layer is made by the pure functions of sgg/state.py."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import Optimizer, _get_scalar_dtype
+from torch.optim.optimizer import Optimizer
 from torch.utils.hooks import RemovableHandle
 
 from . import native, native_recluster, sharding, update
 from .config import SGGConfig
-from .recluster import recluster, transition_counts
+from .recluster import recluster
+from .state import (
+    ClusterState,
+    check_saved,
+    from_saved,
+    initial_state,
+    recluster_due,
+    reclustered,
+    to_saved,
+)
 
 __all__ = ["SGG", "ClusterState"]
-
-
-@dataclass(frozen=True)
-class ClusterState:
-    """Read-only clustering of one parameter tensor (see docs/introspection.md)."""
-
-    assignments: Tensor  # uint8 (numel,), on the assignment device
-    sizes: Tensor  # int64 (K,)
-    centers: Tensor  # float32 (K,), in the clustered quantity (signed m or |m|)
-    mda: Tensor  # float32 (K,), D_{l,c}
-    raw_factors: Tensor  # float32 (K,), r_{l,c} (after clamping for clamp="before_ema")
-    factors: Tensor  # float32 (K,), smoothed S_{l,c}
-    transitions: Tensor | None  # int64 (K, K) old->new counts; None before the 2nd re-cluster
-    last_recluster_step: int | None
-
 
 _FAST_BASES = (torch.optim.Adam, torch.optim.AdamW)
 # torch optimizers that keep Adam's momentum under the state key "exp_avg"
 _MOMENT_BASES = (torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam,
                  torch.optim.Adamax)  # fmt: skip
-
-
-# options that do not change the saved state's meaning (where/how the same arithmetic runs, and
-# whether the factors are applied): a checkpoint may be loaded with other values of these
-_FREE_ON_LOAD = ("update_impl", "assignment_device", "observe_only")
-
-
-def _normalised(value: Any) -> Any:
-    """Config values as compared on load (a saved tuple may come back as a list)."""
-    return list(value) if isinstance(value, tuple) else value
+# torch.optim.Optimizer's hook registries (its register_* methods fill them) and SGG's own: empty
+# at construction and after unpickling (hooks are not carried over, as in torch)
+_HOOK_DICTS = (
+    "_optimizer_step_pre_hooks",
+    "_optimizer_step_post_hooks",
+    "_optimizer_state_dict_pre_hooks",
+    "_optimizer_state_dict_post_hooks",
+    "_optimizer_load_state_dict_pre_hooks",
+    "_optimizer_load_state_dict_post_hooks",
+    "_recluster_hooks",
+)
 
 
 def _check_base_keeps_moments(base: Optimizer) -> None:
@@ -61,6 +57,35 @@ def _check_base_keeps_moments(base: Optimizer) -> None:
         f"{type(base).__name__} does not. Supported: Adam, AdamW (fused update); NAdam, RAdam, "
         "Adamax (generic path); any optimizer whose state already holds 'exp_avg'."
     )
+
+
+def _refuse(p: Tensor) -> NoReturn:
+    """The error for a parameter SGG cannot step: a sparse gradient, complex or meta data."""
+    if p.grad is not None and p.grad.is_sparse:
+        raise RuntimeError(
+            "SGG does not support sparse gradients (a parameter of shape "
+            f"{tuple(p.shape)} has one); use dense gradients or torch.optim.SparseAdam"
+        )
+    if p.is_complex():
+        raise RuntimeError("SGG: complex parameters are not supported")
+    raise RuntimeError(
+        f"SGG: a parameter of shape {tuple(p.shape)} is on the 'meta' device (no data to "
+        "update); materialise the model first, e.g. model.to_empty(device=...)"
+    )
+
+
+def _config_of(config: SGGConfig | None, explicit: dict[str, Any]) -> SGGConfig:
+    """The ``SGGConfig`` from either ``config=`` or the options (None ones left out)."""
+    if config is None:
+        return SGGConfig(**explicit)
+    if explicit:
+        raise TypeError(
+            f"SGG: pass either config= or options, not both (got config= and "
+            f"{', '.join(sorted(explicit))})"
+        )
+    if not isinstance(config, SGGConfig):
+        raise TypeError(f"SGG: config must be an SGGConfig, got {type(config).__name__}")
+    return config
 
 
 class SGG(Optimizer):
@@ -118,27 +143,11 @@ class SGG(Optimizer):
             "recluster_interval": recluster_interval,
             "scale_decay": scale_decay,
         }
-        explicit = {k: v for k, v in named.items() if v is not None} | options
-        if config is None:
-            config = SGGConfig(**explicit)
-        elif explicit:
-            raise TypeError(
-                f"SGG: pass either config= or options, not both (got config= and "
-                f"{', '.join(sorted(explicit))})"
-            )
-        elif not isinstance(config, SGGConfig):
-            raise TypeError(f"SGG: config must be an SGGConfig, got {type(config).__name__}")
+        config = _config_of(config, {k: v for k, v in named.items() if v is not None} | options)
         self.base_optimizer = base_optimizer
         self.config = config
-        self._optimizer_step_pre_hooks: OrderedDict = OrderedDict()
-        self._optimizer_step_post_hooks: OrderedDict = OrderedDict()
-        self._optimizer_state_dict_pre_hooks: OrderedDict = OrderedDict()
-        self._optimizer_state_dict_post_hooks: OrderedDict = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks: OrderedDict = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks: OrderedDict = OrderedDict()
-        self._patch_step_function()
+        self._add_hook_dicts()
         self._warned_capturable_if_run_uncaptured = True
-        self._recluster_hooks: OrderedDict = OrderedDict()
         self._layers: dict[Tensor, ClusterState] = {}
         self._generator = torch.Generator().manual_seed(config.seed)
         self._fast = type(base_optimizer) in _FAST_BASES
@@ -150,24 +159,21 @@ class SGG(Optimizer):
         self._step_counts: dict[Tensor, tuple[Tensor, int]] = {}
         self._extensions_started = False
 
+    def _add_hook_dicts(self) -> None:
+        """The hook registries that are missing (all of them when new or unpickled), and torch's
+        profiling wrapper around ``step``."""
+        for name in _HOOK_DICTS:
+            self.__dict__.setdefault(name, OrderedDict())
+        self._patch_step_function()
+
     # ---- copy and pickle (like torch optimizers: hooks are not carried over) ---------------
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.endswith("_hooks")}
+        return {k: v for k, v in self.__dict__.items() if k not in _HOOK_DICTS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        for name in (
-            "_optimizer_step_pre_hooks",
-            "_optimizer_step_post_hooks",
-            "_optimizer_state_dict_pre_hooks",
-            "_optimizer_state_dict_post_hooks",
-            "_optimizer_load_state_dict_pre_hooks",
-            "_optimizer_load_state_dict_post_hooks",
-            "_recluster_hooks",
-        ):
-            self.__dict__.setdefault(name, OrderedDict())
         self.__dict__.setdefault("_extensions_started", False)  # pickled before it existed
-        self._patch_step_function()
+        self._add_hook_dicts()
 
     # ---- the base optimizer's containers, forwarded (load_state_dict replaces them) --------
     @property
@@ -208,37 +214,19 @@ class SGG(Optimizer):
         self.base_optimizer.add_param_group(param_group)
 
     # ---- introspection -------------------------------------------------------------------
+    def _params(self) -> list[Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
+
     def _eligible(self, p: Tensor) -> bool:
         return p.dim() >= self.config.min_ndim and p.numel() > 0 and not p.is_complex()
 
     def clustered_params(self) -> list[Tensor]:
         """Parameters SGG clusters (ndim >= min_ndim, non-empty, requires grad), in order."""
-        return [
-            p
-            for g in self.param_groups
-            for p in g["params"]
-            if p.requires_grad and self._eligible(p)
-        ]
+        return [p for p in self._params() if p.requires_grad and self._eligible(p)]
 
     def _assign_device(self, p: Tensor) -> torch.device:
         ad = self.config.assignment_device
         return torch.device(ad) if ad is not None else p.device
-
-    def _initial_state(self, p: Tensor) -> ClusterState:
-        k = self.config.n_clusters
-        sizes = torch.zeros(k, dtype=torch.long, device=p.device)
-        sizes[0] = p.numel()
-        n_local = sharding.local_numel(p)  # sharded p: the rank's shard (sizes stay global)
-        return ClusterState(
-            assignments=torch.zeros(n_local, dtype=torch.uint8, device=self._assign_device(p)),
-            sizes=sizes,
-            centers=torch.zeros(k, device=p.device),
-            mda=torch.zeros(k, device=p.device),
-            raw_factors=torch.ones(k, device=p.device),
-            factors=torch.ones(k, device=p.device),
-            transitions=None,
-            last_recluster_step=None,
-        )
 
     def cluster_state(self, p: Tensor) -> ClusterState | None:
         """``ClusterState`` of ``p``; None when SGG does not cluster ``p``."""
@@ -246,15 +234,16 @@ class SGG(Optimizer):
         if cluster is None:
             if not (p.requires_grad and self._eligible(p)):
                 return None
-            if not any(p is q for g in self.param_groups for q in g["params"]):
+            if not any(p is q for q in self._params()):
                 return None
-            cluster = self._layers[p] = self._initial_state(p)
+            cluster = self._layers[p] = initial_state(
+                self.config.n_clusters,
+                p.numel(),
+                sharding.local_numel(p),  # sharded p: the rank's shard (sizes stay global)
+                device=p.device,
+                assign_device=self._assign_device(p),
+            )
         return cluster
-
-    def _with_gradient(self) -> list[Tensor]:
-        """The clustered parameters that have a gradient now: only they are re-clustered (a
-        layer without a gradient on a re-cluster step keeps its clusters and factors)."""
-        return [p for p in self.clustered_params() if p.grad is not None]
 
     def register_recluster_hook(self, hook: Callable[[SGG, int], None]) -> RemovableHandle:
         """``hook(opt, step)`` runs after each re-cluster."""
@@ -264,24 +253,20 @@ class SGG(Optimizer):
 
     # ---- stepping ---------------------------------------------------------------------------
     def _check_grads(self) -> None:
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is not None and p.grad.is_sparse:
-                    raise RuntimeError(
-                        "SGG does not support sparse gradients (a parameter of shape "
-                        f"{tuple(p.shape)} has one); use dense gradients or torch.optim.SparseAdam"
-                    )
+        for p in self._params():
+            if p.grad is not None and p.grad.is_sparse:
+                _refuse(p)
 
     def _advance_clock(self) -> bool:
         self.sgg_step += 1
-        due = self.sgg_step % self.config.recluster_interval == 0
-        self.reclustered_last_step = due
-        return due
+        self.reclustered_last_step = recluster_due(self.sgg_step, self.config.recluster_interval)
+        return self.reclustered_last_step
 
     def observe_step(self) -> None:
         """Advance SGG's clock and re-cluster if due, without stepping the base optimizer."""
         if self._advance_clock():
-            self._recluster(self._with_gradient())
+            # only the layers with a gradient now: one without keeps its clusters and factors
+            self._recluster([p for p in self.clustered_params() if p.grad is not None])
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> Any:  # type: ignore[override]
@@ -316,20 +301,6 @@ class SGG(Optimizer):
         if self._resolve_impl() == "native":
             native.EXTENSION.start()
 
-    @staticmethod
-    def _refuse(p: Tensor) -> None:
-        if p.grad is not None and p.grad.is_sparse:
-            raise RuntimeError(
-                "SGG does not support sparse gradients (a parameter of shape "
-                f"{tuple(p.shape)} has one); use dense gradients or torch.optim.SparseAdam"
-            )
-        if p.is_complex():
-            raise RuntimeError("SGG: complex parameters are not supported")
-        raise RuntimeError(
-            f"SGG: a parameter of shape {tuple(p.shape)} is on the 'meta' device (no data to "
-            "update); materialise the model first, e.g. model.to_empty(device=...)"
-        )
-
     def _factor_of(self, p: Tensor) -> tuple[Tensor, Tensor] | None:
         cluster = self._layers.get(p)
         if cluster is None or cluster.last_recluster_step is None:
@@ -338,6 +309,24 @@ class SGG(Optimizer):
 
     def _resolve_impl(self) -> str:
         return update.resolve_update_impl(self.config.update_impl)
+
+    def _live(self, group: dict[str, Any]) -> list[tuple[Tensor, dict]]:
+        """The group's parameters with a gradient and their base state (created on first use,
+        as torch's ``_init_group`` does)."""
+        state = self.state
+        live = []
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.is_sparse or p.is_complex() or p.is_meta:
+                _refuse(p)
+            param_state = state[p]
+            if len(param_state) == 0:
+                update.init_adam_state_(p, param_state, group)
+                self._step_counts[p] = (param_state["step"], 0)  # known: no read needed
+            live.append((p, param_state))
+        return live
 
     def _group_batch(
         self, group: dict[str, Any], *, factor_always: bool
@@ -349,37 +338,27 @@ class SGG(Optimizer):
         kind of tensor from the first step on, and nothing compiles at the first re-cluster."""
         if group.get("differentiable", False):
             raise RuntimeError("SGG does not support differentiable=True base optimizers")
-        state = self.state
-        live = []
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.is_sparse or p.is_complex() or p.is_meta:
-                self._refuse(p)
-            param_state = state[p]
-            if len(param_state) == 0:
-                self._init_adam_state(p, param_state, group)
-                self._step_counts[p] = (param_state["step"], 0)  # known: no read needed
-            live.append((p, param_state))
+        live = self._live(group)
         if not live:
             return None
-        step_tensors = [param_state["step"] for _, param_state in live]
-        torch._foreach_add_(step_tensors, 1)  # one call for the group's counters
-        counts = self._advance_step_counts(live)
-        amsgrad = bool(group["amsgrad"])
+        torch._foreach_add_([s["step"] for _, s in live], 1)  # one call for the group's counters
+        h = update.group_hyper(
+            group,
+            adamw=isinstance(self.base_optimizer, torch.optim.AdamW),
+            scale_weight_decay=self.config.scale_weight_decay,
+            n_clusters=self.config.n_clusters,
+        )
         is_sharded, local, layers = sharding.is_sharded, sharding.local, self._layers
-        params, grads, exp_avgs, exp_avg_sqs, maxes, factors = [], [], [], [], [], []
+        lists: tuple[list, ...] = ([], [], [], [], [])  # params, grads, moments, amsgrad's max
+        factors = []
         for p, param_state in live:
             tensors = (p, p.grad, param_state["exp_avg"], param_state["exp_avg_sq"])
+            if h.amsgrad:
+                tensors += (param_state["max_exp_avg_sq"],)
             if is_sharded(p):  # the elementwise update runs on the local shards
                 tensors = tuple(local(t) for t in tensors)
-            params.append(tensors[0])
-            grads.append(tensors[1])
-            exp_avgs.append(tensors[2])
-            exp_avg_sqs.append(tensors[3])
-            if amsgrad:
-                maxes.append(local(param_state["max_exp_avg_sq"]))
+            for out, t in zip(lists, tensors, strict=False):
+                out.append(t)
             cluster = layers.get(p)
             if cluster is None and factor_always:
                 cluster = self.cluster_state(p)  # creates the initial state of a clustered p
@@ -387,26 +366,16 @@ class SGG(Optimizer):
                 factors.append(None)
             else:
                 factors.append((cluster.assignments, cluster.factors))
-        beta1, beta2 = (float(b) for b in group["betas"])
-        decoupled = group.get(
-            "decoupled_weight_decay", isinstance(self.base_optimizer, torch.optim.AdamW)
-        )
+        params, grads, exp_avgs, exp_avg_sqs, maxes = lists
         batch = update.AdamBatch(
             params=params,
             grads=grads,
             exp_avgs=exp_avgs,
             exp_avg_sqs=exp_avg_sqs,
-            max_exp_avg_sqs=maxes if amsgrad else None,
-            steps=counts,
+            max_exp_avg_sqs=maxes if h.amsgrad else None,
+            steps=self._advance_step_counts(live),
             factors=factors,
-            lr=float(group["lr"]),
-            beta1=beta1,
-            beta2=beta2,
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            amsgrad=amsgrad,
-            maximize=bool(group["maximize"]),
-            decoupled=bool(decoupled),
+            h=h,
         )
         return batch, [p for p, _ in live]
 
@@ -434,48 +403,25 @@ class SGG(Optimizer):
             if (b := self._group_batch(g, factor_always=factor_always)) is not None
         ]
         if not due:
+            fall_back = self.config.update_impl == "auto"
             for batch, _ in batches:
-                update.adam_batch_step_(
-                    batch,
-                    scale_weight_decay=self.config.scale_weight_decay,
-                    n_clusters=self.config.n_clusters,
-                    impl=impl,
-                    fall_back=self.config.update_impl == "auto",
-                )
+                update.adam_batch_step_(batch, impl=impl, fall_back=fall_back)
             return
         # literal order: moments of every layer, re-cluster on m_t, then parameter updates
         for batch, _ in batches:
             update.adam_batch_moments_(batch, impl=impl)
-        self._recluster(self._with_gradient())
+        self._recluster([p for p in self.clustered_params() if p.grad is not None])
         for batch, params in batches:
-            update.adam_batch_apply_(
-                batch,
-                [self._factor_of(p) for p in params],
-                scale_weight_decay=self.config.scale_weight_decay,
-                n_clusters=self.config.n_clusters,
-                impl=impl,
-            )
-
-    def _init_adam_state(self, p: Tensor, param_state: dict, group: dict) -> None:
-        # same layout as torch.optim.Adam._init_group, so the base state_dict is unchanged
-        on_dev = group.get("capturable", False) or group.get("fused", False)
-        param_state["step"] = (
-            torch.zeros((), dtype=_get_scalar_dtype(is_fused=group.get("fused")), device=p.device)
-            if on_dev
-            else torch.tensor(0.0, dtype=_get_scalar_dtype())
-        )
-        for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ()):
-            param_state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            update.adam_batch_apply_(batch, [self._factor_of(p) for p in params], impl=impl)
 
     def _generic_step(self) -> None:
-        due = (self.sgg_step + 1) % self.config.recluster_interval == 0
+        due = recluster_due(self.sgg_step + 1, self.config.recluster_interval)
         olds = {}
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None or not self._eligible(p):
-                    continue
-                if due or self._factor_of(p) is not None:
-                    olds[p] = sharding.local(p.detach()).clone()
+        for p in self._params():
+            if p.grad is None or not self._eligible(p):
+                continue
+            if due or self._factor_of(p) is not None:
+                olds[p] = sharding.local(p.detach()).clone()
         self.base_optimizer.step()
         for p in olds:
             if "exp_avg" not in self.state[p]:
@@ -489,68 +435,47 @@ class SGG(Optimizer):
             factor_of = self._factor_of(p)
             if factor_of is None:
                 continue
-            assign, scales = factor_of
             local_param = sharding.local(p)
-            factor = scales[assign.to(scales.device).long()].view_as(local_param)
+            factor = update.per_element_factor(factor_of, local_param)
             old_float = old.float()
             local_param.copy_(old_float + factor * (local_param.float() - old_float))
 
     # ---- re-clustering ----------------------------------------------------------------------
-    def _quantity(self, p: Tensor) -> Tensor | None:
+    def _momentum(self, p: Tensor) -> Tensor | None:
+        """``p``'s momentum ``exp_avg`` in the base's state (None before its first step)."""
         param_state = self.state.get(p) if hasattr(self.state, "get") else None
-        if not param_state or "exp_avg" not in param_state:
+        if not param_state:
             return None
+        return param_state.get("exp_avg")
+
+    def _quantity(self, p: Tensor) -> Tensor:
         # a sharded momentum is gathered whole (a collective; same layer order on every rank)
-        q = sharding.full(param_state["exp_avg"].detach()).reshape(-1).float()
+        q = sharding.full(self._momentum(p).detach()).reshape(-1).float()
         return q.abs() if self.config.cluster_on == "abs" else q
 
     @torch.no_grad()
     def _recluster(self, params: list[Tensor] | None = None) -> None:
         """Re-cluster ``params`` (default: every clustered parameter) on their momentum now."""
-        cfg = self.config
-        k = cfg.n_clusters
-        todo = []
-        for p in self.clustered_params() if params is None else params:
-            param_state = self.state.get(p) if hasattr(self.state, "get") else None
-            if param_state and "exp_avg" in param_state:
-                todo.append(p)
+        todo = [
+            p
+            for p in (self.clustered_params() if params is None else params)
+            if self._momentum(p) is not None
+        ]
         if not todo:
             return
+        prevs = [self.cluster_state(p) for p in todo]
         # all layers at once; the momenta are gathered lazily, in layer order (sgg/recluster.py)
         fits = recluster(
             (self._quantity(p) for p in todo),
-            [self.cluster_state(p).factors for p in todo],
-            config=cfg,
+            [prev.factors for prev in prevs],
+            config=self.config,
             generator=self._generator,
         )
         self.global_mda = fits.global_mda
         step = self.sgg_step
-        prevs = [self.cluster_state(p) for p in todo]
-        assert all(prev is not None for prev in prevs)
-        # sharded p: every rank clustered the whole layer alike and keeps its shard's labels
-        assigns = [
-            sharding.local_slice(fit.labels.to(torch.uint8), p).to(self._assign_device(p))
-            for p, fit in zip(todo, fits.layers, strict=True)
-        ]
-        seen = [i for i, prev in enumerate(prevs) if prev.last_recluster_step is not None]
-        counts = transition_counts(
-            [prevs[i].assignments for i in seen], [assigns[i] for i in seen], k
-        )
-        trans = dict(zip(seen, counts, strict=True))
-        for i, (p, fit) in enumerate(zip(todo, fits.layers, strict=True)):
-            t = trans.get(i)
-            if t is not None:
-                t = sharding.sum_over_shards(t, p)  # sharded p: global counts (in layer order)
-            self._layers[p] = ClusterState(
-                assignments=assigns[i],
-                sizes=fit.sizes.to(p.device),
-                centers=fit.centers.to(p.device),
-                mda=fit.mda.to(p.device),
-                raw_factors=fit.raw_factors.to(p.device),
-                factors=fit.factors.to(p.device),
-                transitions=t,
-                last_recluster_step=step,
-            )
+        new = reclustered(todo, prevs, fits.layers, step=step, k=self.config.n_clusters,
+                          assign_device=self._assign_device)  # fmt: skip
+        self._layers.update(zip(todo, new, strict=True))
         self.last_recluster_step = step
         for hook in list(self._recluster_hooks.values()):
             hook(self, step)
@@ -561,17 +486,6 @@ class SGG(Optimizer):
         for pre in self._optimizer_state_dict_pre_hooks.values():
             pre(self)
         sd = self.base_optimizer.state_dict()
-        layers: dict[int, dict[str, Any]] = {}
-        params = [p for g in self.param_groups for p in g["params"]]
-        for i, p in enumerate(params):
-            cluster = self._layers.get(p)
-            if cluster is None:
-                continue
-            layers[i] = {
-                f.name: getattr(cluster, f.name)
-                for f in dataclasses.fields(ClusterState)
-                if getattr(cluster, f.name) is not None
-            }
         sd["sgg"] = {
             "version": 1,
             "sgg_step": self.sgg_step,
@@ -580,7 +494,11 @@ class SGG(Optimizer):
             "global_mda": self.global_mda,
             "generator": self._generator.get_state(),
             "config": dataclasses.asdict(self.config),
-            "layers": layers,
+            "layers": {
+                i: to_saved(self._layers[p])
+                for i, p in enumerate(self._params())
+                if p in self._layers
+            },
         }
         for post in self._optimizer_state_dict_post_hooks.values():
             out = post(self, sd)
@@ -605,9 +523,9 @@ class SGG(Optimizer):
                 state_dict = out
         state_dict = dict(state_dict)
         saved = state_dict.pop("sgg", None)
-        params = [p for g in self.param_groups for p in g["params"]]
+        params = self._params()
         if saved is not None:
-            self._check_saved(saved, params)
+            check_saved(saved, self.config, params)  # before anything is loaded
         self.base_optimizer.load_state_dict(state_dict)
         self._layers = {}
         self._step_counts = {}
@@ -626,48 +544,8 @@ class SGG(Optimizer):
             self._generator.set_state(saved["generator"].cpu())
             for i, fields in saved["layers"].items():
                 p = params[int(i)]
-                transitions = fields.get("transitions")
-                last = fields.get("last_recluster_step")
-                self._layers[p] = ClusterState(
-                    assignments=fields["assignments"].to(self._assign_device(p), torch.uint8),
-                    sizes=fields["sizes"].to(p.device),
-                    centers=fields["centers"].to(p.device, torch.float32),
-                    mda=fields["mda"].to(p.device, torch.float32),
-                    raw_factors=fields["raw_factors"].to(p.device, torch.float32),
-                    factors=fields["factors"].to(p.device, torch.float32),
-                    transitions=(
-                        None if transitions is None else transitions.to(self._assign_device(p))
-                    ),
-                    last_recluster_step=None if last is None else int(last),
+                self._layers[p] = from_saved(
+                    fields, device=p.device, assign_device=self._assign_device(p)
                 )
         for post in self._optimizer_load_state_dict_post_hooks.values():
             post(self)
-
-    def _check_saved(self, saved: dict[str, Any], params: list[Tensor]) -> None:
-        """Refuse SGG state saved with other options or for other parameters."""
-        ours = dataclasses.asdict(self.config)
-        theirs = saved.get("config", {})
-        differ = [
-            f"{name}: checkpoint {theirs.get(name)!r}, this SGG {value!r}"
-            for name, value in ours.items()
-            if name not in _FREE_ON_LOAD and _normalised(theirs.get(name)) != _normalised(value)
-        ]
-        if differ:
-            raise ValueError(
-                "SGG.load_state_dict: the checkpoint was saved with other SGG options ("
-                + "; ".join(differ)
-                + "); build the SGG with the checkpoint's options"
-            )
-        for i, fields in saved["layers"].items():
-            if int(i) >= len(params):
-                raise ValueError(
-                    f"SGG.load_state_dict: the checkpoint clusters parameter {i}, this optimizer "
-                    f"has {len(params)} parameters"
-                )
-            p = params[int(i)]
-            have, want = fields["assignments"].numel(), sharding.local_numel(p)
-            if have != want:
-                raise ValueError(
-                    f"SGG.load_state_dict: parameter {i} has {want} (local) elements, the "
-                    f"checkpoint's assignments {have}"
-                )

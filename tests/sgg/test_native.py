@@ -2,10 +2,12 @@
 
 import pytest
 import torch
+from reference_update import sgg_adam_step_
 from torch import nn
 
 from sgg import SGG, extensions, native
 from sgg import update as sgg_update
+from sgg.hyper import AdamHyper
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +33,8 @@ def _tensors(n, k, seed):
     return p, grad, m, v, assign, scales
 
 
-def _reference(p, grad, m, v, factor_of, h, *, decoupled, maximize, scale_weight_decay):
-    sgg_update.sgg_adam_step_(
-        p, grad, m, v, None, factor_of, h=h, hp=None, amsgrad=False, maximize=maximize,
-        decoupled=decoupled, scale_weight_decay=scale_weight_decay, impl="eager",
-        n_clusters=0 if factor_of is None else len(factor_of[1]),
-    )  # fmt: skip
+def _reference(p, grad, m, v, factor_of, h):
+    sgg_adam_step_(p, grad, m, v, None, factor_of, h=h, impl="eager")
 
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3, 4, 5, 9])  # 0: no factor; 5, 9: the gather path
@@ -47,21 +45,18 @@ def _reference(p, grad, m, v, factor_of, h, *, decoupled, maximize, scale_weight
 )  # fmt: skip
 def test_one_call_over_many_tensors_equals_the_reference(module, k, decoupled, maximize, swd,
                                                           beta1):  # fmt: skip
-    h = sgg_update.AdamHyper(lr=3e-3, beta1=beta1, beta2=0.99, eps=1e-8, weight_decay=0.1,
-                             step=3.0)  # fmt: skip
+    h = AdamHyper(lr=3e-3, beta1=beta1, beta2=0.99, eps=1e-8, weight_decay=0.1, step=3.0,
+                  decoupled=decoupled, maximize=maximize, scale_weight_decay=swd,
+                  n_clusters=max(k, 1))  # fmt: skip
     sets = [_tensors(n, max(k, 1), seed) for seed, n in enumerate(SIZES)]
     ref = [tuple(t.clone() for t in s) for s in sets]
     before = [s[0].clone() for s in sets]
     for p, grad, m, v, assign, scales in ref:
-        _reference(p, grad, m, v, (assign, scales) if k else None, h, decoupled=decoupled,
-                   maximize=maximize, scale_weight_decay=swd)  # fmt: skip
+        _reference(p, grad, m, v, (assign, scales) if k else None, h)
     native.adam_(
         module,
         [s[0] for s in sets], [s[1] for s in sets], [s[2] for s in sets], [s[3] for s in sets],
-        [s[4] for s in sets] if k else None, [s[5] for s in sets] if k else None,
-        lr=h.lr, beta1=h.beta1, beta2=h.beta2, eps=h.eps, weight_decay=h.weight_decay,
-        step_size=h.step_size, bias_correction2_sqrt=h.bias_correction2_sqrt,
-        decoupled=decoupled, maximize=maximize, scale_weight_decay=swd, n_clusters=max(k, 1),
+        [s[4] for s in sets] if k else None, [s[5] for s in sets] if k else None, h=h,
     )  # fmt: skip
     for got, want, p0 in zip(sets, ref, before, strict=True):
         assert not torch.equal(got[0], p0)
@@ -71,13 +66,11 @@ def test_one_call_over_many_tensors_equals_the_reference(module, k, decoupled, m
 
 def test_the_two_phases_equal_the_whole_step(module):
     """A re-cluster step runs the moments, then the parameter update with the new factors."""
-    h = sgg_update.AdamHyper(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
-                             step=7.0)  # fmt: skip
+    h = AdamHyper(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, step=7.0,
+                  scale_weight_decay=True, n_clusters=3)  # fmt: skip
     whole = _tensors(50000, 3, 1)
     phased = tuple(t.clone() for t in whole)
-    kw = dict(lr=h.lr, beta1=h.beta1, beta2=h.beta2, eps=h.eps, weight_decay=h.weight_decay,
-              step_size=h.step_size, bias_correction2_sqrt=h.bias_correction2_sqrt,
-              decoupled=True, maximize=False, scale_weight_decay=True, n_clusters=3)  # fmt: skip
+    kw = {"h": h}
     p, g, m, v, a, s = whole
     native.adam_(module, [p], [g], [m], [v], [a], [s], **kw)
     p2, g2, m2, v2, a2, s2 = phased
@@ -90,9 +83,8 @@ def test_the_two_phases_equal_the_whole_step(module):
 
 def test_bad_input_is_refused_with_a_message(module):
     p, g, m, v, a, s = _tensors(10, 3, 0)
-    kw = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step_size=1e-2,
-              bias_correction2_sqrt=0.1, decoupled=True, maximize=False,
-              scale_weight_decay=False, n_clusters=3)  # fmt: skip
+    kw = {"h": AdamHyper(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step=1.0,
+                         n_clusters=3)}  # fmt: skip
     with pytest.raises(RuntimeError, match="grad has dtype"):
         native.adam_(module, [p], [g.double()], [m], [v], [a], [s], **kw)
     with pytest.raises(RuntimeError, match="elements"):

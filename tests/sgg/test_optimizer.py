@@ -4,9 +4,11 @@ import io
 
 import pytest
 import torch
+from reference_update import sgg_adam_step_
 from torch import nn
 
 from sgg import SGG, SGGConfig
+from sgg.hyper import AdamHyper
 from sgg.update import resolve_update_impl
 
 
@@ -398,27 +400,24 @@ def test_multi_tensor_fused_matches_single_tensor_reference():
         asg = [torch.randint(0, 3, (r.numel(),), generator=g).to(torch.uint8) for r in ref]
         sc = [torch.rand(3, generator=g) + 0.5 for _ in ref]
         h = sgg_update.AdamHyper(
-            lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=3.0
-        )
+            lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=3.0,
+            amsgrad=amsgrad, scale_weight_decay=swd, n_clusters=3,
+        )  # fmt: skip
         outs = {}
         for how in ("eager", "multi"):
             p = [r.clone() for r in ref]
             m, v, mx = ([t.clone() for t in ts] for ts in (m0, v0, mx0))
             if how == "eager":
                 for i in range(len(p)):
-                    sgg_update.sgg_adam_step_(
+                    sgg_adam_step_(
                         p[i], grads[i], m[i], v[i], mx[i] if amsgrad else None,
-                        (asg[i], sc[i]) if has_f else None,
-                        h=h, hp=None, amsgrad=amsgrad, maximize=False, decoupled=True,
-                        scale_weight_decay=swd, impl="eager", n_clusters=3,
+                        (asg[i], sc[i]) if has_f else None, h=h, impl="eager",
                     )  # fmt: skip
             else:
                 sgg_update.fused_adam_multi_(
                     p, grads, m, v, mx if amsgrad else None,
                     asg if has_f else None, sc if has_f else None,
-                    sgg_update.make_hp(h, p[0].device),
-                    amsgrad=amsgrad, maximize=False, decoupled=True, scale_weight_decay=swd,
-                    has_wd=True, n_clusters=3, compiled=False, bucket=2,
+                    h=h, compiled=False, bucket=2,
                 )  # fmt: skip
             outs[how] = p + m + v + mx
         for a, b in zip(outs["eager"], outs["multi"], strict=True):
@@ -427,22 +426,18 @@ def test_multi_tensor_fused_matches_single_tensor_reference():
 
 def test_single_tensor_compiled_step_equals_the_eager_reference():
     """`sgg_adam_step_(impl="compiled")` runs the bucketed kernel on one tensor."""
-    from sgg import update as sgg_update
 
     g = torch.Generator().manual_seed(0)
     p = torch.randn(40, 30, generator=g)
     grad = torch.randn(40, 30, generator=g)
     assign = torch.randint(0, 3, (p.numel(),), generator=g).to(torch.uint8)
     scales = torch.tensor([0.5, 1.0, 2.0])
-    h = sgg_update.AdamHyper(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=1.0)
+    h = AdamHyper(lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.1, step=1.0,
+                  n_clusters=3)  # fmt: skip
     outs = []
     for impl in ("eager", "compiled"):
         state = [p.clone(), torch.zeros_like(p), torch.zeros_like(p)]
-        sgg_update.sgg_adam_step_(
-            state[0], grad, state[1], state[2], None, (assign, scales),
-            h=h, hp=sgg_update.make_hp(h, p.device), amsgrad=False, maximize=False, decoupled=True,
-            scale_weight_decay=False, impl=impl, n_clusters=3,
-        )  # fmt: skip
+        sgg_adam_step_(state[0], grad, state[1], state[2], None, (assign, scales), h=h, impl=impl)
         outs.append(state)
     assert not torch.equal(outs[0][0], p)
     for a, b in zip(*outs, strict=True):
