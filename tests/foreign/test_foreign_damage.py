@@ -113,12 +113,15 @@ def test_wandb_log_with_bytes_flipped_mid_way_reads_past_the_damage(wandb_env):
     log: the rows after it are still read, the exit record too, and the page says how many
     rows of how many were read."""
     d, logged = write_wandb_loop(wandb_env, "flipped", stepped=False, steps=200)
+    write_wandb_loop(wandb_env, "good", stepped=True, steps=20)
     log = wandb_run.log_file(d)
     size = log.stat().st_size
     assert size > 2 * wandb_run.BLOCK  # several blocks: damage in one leaves the others
     _flip(log, size // 2)
     runs, _ = _runs(wandb_env)
-    (run,) = runs.values()
+    by_name = {r.meta["name"]: r for r in runs.values()}
+    assert by_name["good"].problems == () and by_name["good"].meta["status"] == "finished"
+    run = by_name["flipped"]
     (problem,) = run.problems
     steps, msgs, _ = foreign.read_table(run.meta, "steps")
     assert msgs == [problem]
@@ -315,3 +318,42 @@ def test_a_tensorboard_file_cut_after_it_was_read_is_read_again(tmp_path):
     (problem,) = run.problems
     assert "is cut off" in problem
     assert len(foreign.read_table(run.meta, "steps")[0]) < STEPS
+
+
+def test_csv_logger_without_pyyaml_reads_the_metrics_and_says_so(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    v = tmp_path / "lightning_logs" / "version_0"
+    v.mkdir(parents=True)
+    (v / "metrics.csv").write_text("epoch,step,train_loss\n0,0,2.0\n0,1,1.5\n")
+    (v / "hparams.yaml").write_text("lr: 0.001\n")
+    code = (
+        "import importlib.util, json, sys\n"
+        "_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n.split('.')[0] == 'yaml' "
+        "else _find(n, *a)\n"
+        "sys.modules['yaml'] = None  # import yaml fails, as when it is not installed\n"
+        "from dashboard import foreign\n"
+        "(r,) = foreign.discover(__import__('pathlib').Path(sys.argv[1])).runs\n"
+        "df, _, _ = foreign.read_table(r.meta, 'steps')\n"
+        "print(json.dumps({'problems': list(r.problems), 'steps': df['step'].tolist(),"
+        " 'config': r.meta['config']}))\n"
+    )
+    env = {**__import__("os").environ, "SGG_FOREIGN_CACHE": "off"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["steps"] == [1, 2] and res["config"] == {}
+    assert res["problems"] == [
+        "`lightning_logs/version_0`: `hparams.yaml` is not read: PyYAML is not installed "
+        "(`pip install pyyaml`)"
+    ]
