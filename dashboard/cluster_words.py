@@ -118,7 +118,7 @@ def effect_sentence(e: Effect, ema: float = float("nan"), seeds: GroupEffect | N
     same = (
         f"left **{share(e.share[SAME])}** about unchanged ({ci[2:-1] + '; ' if ci else ''}"
         f"factors between {SLOWED:.2f}x and {SPED_UP:g}x"
-        + (", the 1-D weights SGG never scales included)" if e.whole_model else ")")
+        + (", the 1-D weights, which SGG does not scale, included)" if e.whole_model else ")")
     )
     these = "these runs" if seeds is not None and seeds.n > 1 else "this run"
     if e.applied:
@@ -305,7 +305,7 @@ def alr_note(at_ceiling: float, ceiling: float, hi: float) -> str:
         f"The axis stops at {hi:.3g}, where the other weights end: {share(at_ceiling)} of this "
         f"layer's weights sit within {CEILING_NEAR:g}x of {where}, the largest step AdamW can "
         "give, which a weight gets when its gradient has been zero (or nearly) so far, e.g. the "
-        "embedding of a byte the text never contains. Off the axis, not lost: the curves' "
+        "embedding of a byte the text does not contain. Off the axis, not lost: the curves' "
         "shares count them."
     )
 

@@ -189,13 +189,13 @@ DEFINITIONS: list[tuple[str, str]] = [
     ),
     (
         "eps",
-        "AdamW's small constant (typically 1e-8) added under the division so that it never "
-        "divides by zero; a weight whose gradient has been zero gets the largest step, the "
+        "AdamW's small constant (typically 1e-8) added under the division so that it does not "
+        "divide by zero; a weight whose gradient has been zero gets the largest step, the "
         "learning rate / eps (e.g. 4e-3 / 1e-8 = 4e5).",
     ),
     (
         "shadow clustering",
-        "SGG's groups and factors computed alongside a plain AdamW run, for comparison, and never "
+        "SGG's groups and factors computed alongside a plain AdamW run, for comparison, and not "
         "applied: what SGG would have done. The Clusters tab marks it 'not applied'.",
     ),
 ]

@@ -125,7 +125,7 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str]) -> None:
         st.subheader(f"What SGG would have done ({words.NOT_APPLIED})")
         st.warning(
             f"**{name}** trained with plain AdamW and recorded a *shadow* clustering: SGG's "
-            "groups and factors computed alongside, never applied. Everything below is what "
+            "groups and factors computed alongside, not applied. Everything below is what "
             "SGG would have done, not what happened."
         )
         title = f"What SGG would have done, NOT APPLIED: {name}"
@@ -138,7 +138,7 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str]) -> None:
     st.caption(
         f"Each weight is classed by the factor SGG {'applied to' if e.applied else 'computed for'}"
         f" its step ({words.THRESHOLDS}); shares are weighted by parameter count (group sizes "
-        "from the cluster table; 1-D weights, never scaled, count as unchanged). 'x AdamW's step "
+        "from the cluster table; 1-D weights, not scaled, count as unchanged). 'x AdamW's step "
         "size': the step divided by the one AdamW would take from the same state. Before the "
         "first re-cluster every factor is 1."
         + (f" The mean of {n} seeds at each re-cluster." if n > 1 else "")
