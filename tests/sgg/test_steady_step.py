@@ -87,6 +87,50 @@ def test_nothing_compiles_at_or_after_the_first_recluster():
     assert (sum(counters["stats"].values()), dict(counters["frames"])) == compiled_before
 
 
+def _compiler_settings():
+    import torch._dynamo
+
+    return torch._dynamo.config.recompile_limit, torch.fx.experimental._config.use_duck_shape
+
+
+def test_the_compiled_update_changes_no_process_wide_setting(monkeypatch):
+    """The compiler settings the kernel needs (room for 64 recompiles, no duck sizing) hold
+    during SGG's calls only: before and after them, and after a failing call, the process's
+    own settings are in force. (The kernel's plain body stands in for the compiled one.)"""
+    from sgg import update as sgg_update
+
+    before = _compiler_settings()
+    monkeypatch.setattr(sgg_update, "_compiled_multi", None)
+    sgg_update._get_compiled_multi()  # wraps the kernel (nothing compiles yet): no change
+    assert _compiler_settings() == before
+    seen = []
+
+    def kernel(*args):
+        seen.append(_compiler_settings())
+        sgg_update._fused_adam_multi_impl(*args)
+
+    monkeypatch.setattr(sgg_update, "_get_compiled_multi", lambda: kernel)
+    model = make_model()
+    opt = SGG(torch.optim.AdamW(model.parameters(), lr=1e-2), recluster_interval=3,
+              update_impl="compiled")  # fmt: skip
+    for i in range(1, 4):  # steady, steady, a re-cluster step (its phases are not the kernel's)
+        opt.zero_grad()
+        loss_of(model, i).backward()
+        opt.step()
+    assert seen and all(limit >= 64 and not duck for limit, duck in seen)
+    assert _compiler_settings() == before
+
+    def failing(*args):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(sgg_update, "_get_compiled_multi", lambda: failing)
+    opt.zero_grad()
+    loss_of(model, 4).backward()
+    with pytest.raises(RuntimeError, match="no compiler"):
+        opt.step()  # a steady step; update_impl="compiled": no fall-back, the failure is raised
+    assert _compiler_settings() == before
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("fused", [False, True])
 def test_no_host_sync_in_the_steady_step_on_cuda(fused):
