@@ -37,5 +37,5 @@ def message(d: Damage, offset: int = 0) -> str:
         a, b = d.last_step + offset, d.resumed_step + offset
         text += f"; nothing was read between step {a:,} and step {b:,}"
     elif d.last_step is not None:
-        text += f"; anything logged after step {d.last_step + offset:,} is lost"
+        text += f"; what was written after the record of step {d.last_step + offset:,} is lost"
     return text

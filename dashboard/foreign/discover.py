@@ -146,7 +146,9 @@ def discover(root: Path, names: MetricNames | None = None) -> Found:
         rel = _rel(path, root) or "."
         if path.is_file():  # a store: listed as an unreadable run, its problem beside it
             source = {"kind": "mlflow", "path": str(path), "rel": rel}
-            problem = f"`{rel}`: damaged: `{path.name}` is not read: {reason}."
+            damaged, why = reason.startswith("damaged: "), reason.removeprefix("damaged: ")
+            word = "damaged: " if damaged else ""
+            problem = f"`{rel}`: {word}`{path.name}` is not read: {why}."
             runs.append(ForeignRun(path, rel, {"source": source}, (problem,), readable=False))
         else:
             messages.append(f"`{rel}` is not read: {reason}.")

@@ -62,10 +62,10 @@ def _sqlite_tables(f: Path) -> set[str] | str:
 
 
 def not_a_store_reason(f: Path) -> str | None:
-    """Why a database file that looks like an MLflow store is not read (None: it is a store,
-    or nothing says it was meant to be one). Named like one (`mlflow.db`, `mlruns.sqlite`):
-    any failure is said; any other `*.db`: only a damaged SQLite file (a database of another
-    program is none of ours)."""
+    """Why a database file that looks like an MLflow store is not read ("damaged: ..." when it
+    is not a readable database; None: it is a store, or nothing says it was meant to be one).
+    Named like one (`mlflow.db`, `mlruns.sqlite`): any failure is said; any other `*.db`: only
+    a damaged SQLite file (a database of another program is none of ours)."""
     if f.suffix.lower() not in SQLITE_SUFFIXES or not f.is_file():
         return None
     named = any(w in f.name.lower() for w in ("mlflow", "mlruns"))
@@ -75,12 +75,8 @@ def not_a_store_reason(f: Path) -> str | None:
             return None
         return "it is an SQLite database without MLflow's tables (runs, metrics, experiments)"
     if tables.startswith("its first bytes"):
-        return (
-            f"it is not an SQLite database ({tables}): damaged, or not an MLflow store"
-            if named
-            else None
-        )
-    return f"{tables}: damaged, or not an MLflow store"
+        return f"damaged: it is not an SQLite database ({tables})" if named else None
+    return f"damaged: {tables}"
 
 
 def store_uri(store: Path) -> str:

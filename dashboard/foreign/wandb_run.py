@@ -258,7 +258,10 @@ def _damage(
     if log.damaged:
         spans = ", ".join(f"{a:,}-{b - 1:,}" for a, b in log.damaged[:3])
         more = f" and {len(log.damaged) - 3} more" if len(log.damaged) > 3 else ""
-        parts.append(f"bytes {spans}{more} of {len(data):,} fail their checksums")
+        parts.append(
+            f"bytes {spans}{more} of {len(data):,} could not be read (a record there fails "
+            "its checksum; the rest of its 32 KiB block is skipped)"
+        )
     if torn:
         parts.append(
             f"it ends in the middle of a record (byte {log.torn_at:,} of {len(data):,}), "
