@@ -310,11 +310,14 @@ def alr_note(at_ceiling: float, ceiling: float, hi: float) -> str:
     )
 
 
-def reference_note(name: str, drawn: bool, layer: str) -> str:
-    """The AdamW run's whole-layer histogram: drawn, or why not."""
-    if drawn:
-        return f"Dashed black: {name}, the whole layer (AdamW, no groups)."
-    return (
-        f"{name} (AdamW, no groups): its whole-layer histogram of {layer} is not recorded "
-        "in this run, so it is not drawn."
-    )
+def reference_note(name: str, drawn: list[str], missing: list[str], layer: str) -> str:
+    """The AdamW run's whole-layer histograms: which are drawn, and which are not recorded."""
+    if not drawn:
+        return (
+            f"{name} (AdamW, no groups): its whole-layer histogram of {layer} is not recorded "
+            "in this run, so it is not drawn."
+        )
+    text = f"Dashed black: {name}, the whole layer (AdamW, no groups)"
+    if missing:
+        text += f"; its {' and '.join(missing)} of this layer is not recorded in this run"
+    return text + "."

@@ -330,10 +330,10 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
     ref_name = ctx.labels[ref_rel] if ref_rel else ""
     st.markdown(f"#### Inside the layer at step {step:,}")
     a, b = st.columns(2)
-    drawn = False
-    for col, qty, label, log_x in (
-        (a, "momentum", "Momentum", False),
-        (b, "adaptive_lr", "Adaptive learning rate (log)", True),
+    drawn, missing = [], []
+    for col, qty, label, what, log_x in (
+        (a, "momentum", "Momentum", "momentum", False),
+        (b, "adaptive_lr", "Adaptive learning rate (log)", "adaptive learning rate", True),
     ):
         h = prepare.histogram_at(hist, layer, qty, step)
         r = (
@@ -341,7 +341,7 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
             if ref is not None
             else None
         )
-        drawn = drawn or (r is not None and not r.empty)
+        (drawn if r is not None and not r.empty else missing).append(what)
         rng, note = None, ""
         if qty == "adaptive_lr" and not h.empty:
             ceiling = _ceiling(ctx, rel, step)
@@ -360,7 +360,7 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
         "How the values inside this layer are distributed, per group (each curve adds up to 1, "
         "so small groups stay visible). The adaptive learning rate is the step size AdamW "
         "gives each weight before SGG's factor."
-        + (f" {words.reference_note(ref_name, drawn, layer)}" if ref_rel else "")
+        + (f" {words.reference_note(ref_name, drawn, missing, layer)}" if ref_rel else "")
     )
 
 

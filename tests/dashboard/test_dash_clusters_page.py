@@ -79,12 +79,16 @@ def test_sample_page_answers_the_manager_with_the_metrics_numbers(demo_root, mon
     assert any("NOT APPLIED" in t for t in titles), titles
 
 
-def _drop_layer_histograms(run: Path, layer: str) -> None:
-    """Rewrite a run's histograms without one layer's rows (through runformat)."""
+def _drop_layer_histograms(run: Path, layer: str, quantity: str | None = None) -> None:
+    """Rewrite a run's histograms without one layer's rows (of one quantity, or all), through
+    runformat."""
     root = run.parent
     r = {x.rel: x for x in loader.discover_runs(root).runs}[run.name]
     df = loader.read_table(r, "histograms", root).df
-    df = df[df["layer"] != layer]
+    drop = df["layer"] == layer
+    if quantity:
+        drop &= df["quantity"] == quantity
+    df = df[~drop]
     data = {c: df[c].to_numpy(dtype=object if c in ("layer", "quantity") else None)
             for c in schema.HISTOGRAMS.names}  # fmt: skip
     d = chunks.table_dir(run, "histograms")
@@ -105,6 +109,12 @@ def test_reference_histogram_is_drawn_or_said_not_recorded(tmp_path, monkeypatch
     assert "Dashed black: adamw-plain, the whole layer" in text
     names = [t.get("name") for s in specs(at) for t in s["data"]]
     assert "adamw-plain: whole layer" in names
+    _drop_layer_histograms(plain, layer, "adaptive_lr")
+    text = texts(render(tmp_path, monkeypatch, baseline="adamw-plain", compare=["sgg"]))
+    assert (
+        "Dashed black: adamw-plain, the whole layer (AdamW, no groups); its adaptive "
+        "learning rate of this layer is not recorded in this run" in text
+    )
     _drop_layer_histograms(plain, layer)
     at = render(tmp_path, monkeypatch, baseline="adamw-plain", compare=["sgg"])
     text = texts(at)
