@@ -549,9 +549,16 @@ def _warmup(r: _Reader, path: str, v: Any, steps: int | None) -> int | None:
 
 
 def _precision(r: _Reader, cfg: _Settings) -> str | None:
-    name = cfg.find(
-        PRECISION_KEYS, lambda p, v: precision_name(t) if (t := r.text(p, v)) else None
-    )[0]
+    """ "bf16", "fp32", ...: a precision setting (Lightning's 32 or "bf16-mixed", a dtype), else
+    the HF Trainer's bf16 / fp16 flags."""
+
+    def check(path: str, v: Any) -> str | None:
+        if isinstance(v, int | float) and not isinstance(v, bool):  # Lightning's precision=32
+            v = f"{v:g}"
+        t = r.text(path, v)
+        return precision_name(t) if t else None
+
+    name = cfg.find(PRECISION_KEYS, check)[0]
     if name is not None:
         return name
     for _, layer in cfg.layers:  # the HF Trainer's flags
