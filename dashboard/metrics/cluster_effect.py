@@ -50,21 +50,21 @@ def weight_rows(clusters: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
     if clusters is None or clusters.empty:
         return pd.DataFrame(columns=cols)
     c = clusters[["step", "layer", "cluster", "size", "factor"]].rename(columns={"size": "weights"})
-    c = c.assign(factor=c["factor"].astype(float), weights=c["weights"].astype(float))
+    c = c.assign(
+        factor=c["factor"].astype(float),
+        weights=c["weights"].astype(float),
+        layer=c["layer"].astype(object),
+    )
     parts = [c]
-    for step, g in c.groupby("step", sort=True):
-        rest = [n for n in sizes if n not in set(g["layer"])]
-        if rest:
+    if sizes:
+        # every (step, layer of the model) that the step's rows lack: one unscaled group
+        steps = np.sort(c["step"].unique())
+        grid = pd.MultiIndex.from_product([steps, list(sizes)], names=["step", "layer"])
+        have = pd.MultiIndex.from_frame(c[["step", "layer"]].drop_duplicates())
+        rest = grid.difference(have).to_frame(index=False)
+        if not rest.empty:
             parts.append(
-                pd.DataFrame(
-                    {
-                        "step": step,
-                        "layer": rest,
-                        "cluster": -1,
-                        "weights": [float(sizes[n]) for n in rest],
-                        "factor": 1.0,
-                    }
-                )
+                rest.assign(cluster=-1, weights=rest["layer"].map(sizes).astype(float), factor=1.0)
             )
     rows = pd.concat(parts, ignore_index=True)
     rows["effect"] = factor_class(rows["factor"])
@@ -76,18 +76,13 @@ def weight_rows(clusters: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
 def _class_table(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Per `by`: weights, share_<class> and factor_<class> (weighted mean factor)."""
     r = rows.assign(wf=rows["weights"] * rows["factor"])
-    tot = r.groupby(by, sort=True)["weights"].sum().rename("weights")
-    out = tot.to_frame()
-    per = r.groupby([*by, "effect"], sort=True)[["weights", "wf"]].sum()
+    g = r.groupby([*by, "effect"], sort=True)[["weights", "wf"]].sum().unstack("effect")
+    w, wf = g["weights"].fillna(0.0), g["wf"].fillna(0.0)
+    out = pd.DataFrame({"weights": w.sum(axis=1)})
     for cls in CLASSES:
-        w = (
-            per["weights"].xs(cls, level="effect")
-            if cls in per.index.get_level_values(-1)
-            else None
-        )
-        wf = per["wf"].xs(cls, level="effect") if w is not None else None
-        out[f"share_{cls}"] = (w.reindex(tot.index).fillna(0) / tot) if w is not None else 0.0
-        out[f"factor_{cls}"] = (wf / w).reindex(tot.index) if w is not None else np.nan
+        cw = w[cls] if cls in w else pd.Series(0.0, index=w.index)
+        out[f"share_{cls}"] = cw / out["weights"]
+        out[f"factor_{cls}"] = (wf[cls] / cw.where(cw > 0)) if cls in wf else np.nan
     return out.reset_index()
 
 
@@ -172,17 +167,41 @@ def _effect(over: pd.DataFrame, types: pd.DataFrame, step: int, **kw) -> Effect:
     )
 
 
-def run_effect(clusters: pd.DataFrame, meta: dict, at_step: int | None = None) -> Effect | None:
-    """The Effect at the re-cluster `at_step` (default: the last one), None without clusters."""
+@dataclass(frozen=True)
+class RunTables:
+    """One run's weight rows and shares over time, computed once for every question asked."""
+
+    rows: pd.DataFrame
+    over: pd.DataFrame
+    whole_model: bool
+    applied: bool
+
+    def step_at(self, at_step: int | None = None) -> int:
+        """The last re-cluster at or before `at_step` (default: the last one)."""
+        steps = self.over["step"].to_numpy()
+        return int(steps[steps <= at_step].max()) if at_step is not None else int(steps.max())
+
+    def effect(self, at_step: int | None = None, types: pd.DataFrame | None = None) -> Effect:
+        """The Effect at the re-cluster `at_step` (`types`: its `by_type`, when known)."""
+        step = self.step_at(at_step)
+        typ = by_type(self.rows, step) if types is None else types
+        return _effect(self.over, typ, step, whole_model=self.whole_model, applied=self.applied)
+
+
+def run_tables(clusters: pd.DataFrame, meta: dict) -> RunTables | None:
+    """A run's RunTables (None without clusters)."""
     sizes = layer_sizes(meta)
     rows = weight_rows(clusters, sizes)
     if rows.empty:
         return None
-    t = over_time(rows)
-    steps = t["step"].to_numpy()
-    step = int(steps[steps <= at_step].max()) if at_step is not None else int(steps.max())
     whole = bool(sizes) and set(clusters["layer"]) <= set(sizes)
-    return _effect(t, by_type(rows, step), step, whole_model=whole, applied=applied(clusters))
+    return RunTables(rows, over_time(rows), whole, applied(clusters))
+
+
+def run_effect(clusters: pd.DataFrame, meta: dict, at_step: int | None = None) -> Effect | None:
+    """The Effect at the re-cluster `at_step` (default: the last one), None without clusters."""
+    t = run_tables(clusters, meta)
+    return t.effect(at_step) if t is not None else None
 
 
 def mean_interval(pairs: list[tuple[object, float]]) -> Difference:
@@ -220,20 +239,31 @@ class GroupEffect:
         return max((d.n for d in self.share.values()), default=0)
 
 
+def _prepared(runs: list[tuple[object, pd.DataFrame, dict]]) -> list[tuple[object, RunTables]]:
+    return [
+        (seed, t)
+        for seed, c, meta in runs
+        if c is not None and not c.empty and (t := run_tables(c, meta)) is not None
+    ]
+
+
 def group_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> GroupEffect | None:
     """(seed, clusters, meta) per run of a seed group -> the group's shares across seeds, all
     taken at the last re-cluster every run reached (like for like)."""
-    lasts = [int(c["step"].max()) for _, c, _ in runs if c is not None and not c.empty]
-    if not lasts:
+    return _group_effect(_prepared(runs))
+
+
+def _group_effect(tables: list[tuple[object, RunTables]]) -> GroupEffect | None:
+    if not tables:
         return None
-    step = min(lasts)
-    effects = [
-        (seed, e)
-        for seed, c, meta in runs
-        if c is not None and not c.empty and (e := run_effect(c, meta, step)) is not None
-    ]
-    if not effects:
-        return None
+    step = min(int(t.over["step"].max()) for _, t in tables)
+    return _group_effect_at(tables, step, [by_type(t.rows, t.step_at(step)) for _, t in tables])
+
+
+def _group_effect_at(
+    tables: list[tuple[object, RunTables]], step: int, types: list[pd.DataFrame]
+) -> GroupEffect:
+    effects = [(seed, t.effect(step, ty)) for (seed, t), ty in zip(tables, types, strict=True)]
     share, spread, factor = {}, {}, {}
     for cls in CLASSES:
         vals = [(s, e.share[cls]) for s, e in effects]
@@ -269,16 +299,13 @@ class SeriesEffect:
 
 def series_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> SeriesEffect | None:
     """(seed, clusters, meta) per run -> the SeriesEffect (None without clusters)."""
-    seeds = group_effect(runs)
-    if seeds is None:
+    tables = _prepared(runs)
+    if not tables:
         return None
-    overs, types = [], []
-    for _, c, meta in runs:
-        rows = weight_rows(c, layer_sizes(meta))
-        if rows.empty:
-            continue
-        overs.append(over_time(rows))
-        types.append(by_type(rows, seeds.step))
+    step = min(int(t.over["step"].max()) for _, t in tables)
+    types = [by_type(t.rows, t.step_at(step)) for _, t in tables]
+    seeds = _group_effect_at(tables, step, types)
+    overs = [t.over for _, t in tables]
     over = _mean_tables(overs, "step").sort_values("step", kind="stable").reset_index(drop=True)
     typ = _mean_tables(types, "type")
     typ["share_of_model"] = typ["weights"] / typ["weights"].sum()

@@ -87,18 +87,23 @@ class Stays:
     open_spells: float  # share of those spells still going at the last re-cluster
 
 
-def _spells(up: np.ndarray, weight: float) -> list[tuple[int, bool, float]]:
-    """(length, still going at the end, weight) of each run of consecutive True values."""
-    out, n = [], 0
-    for u in up:
-        if u:
-            n += 1
-        elif n:
-            out.append((n, False, weight))
-            n = 0
-    if n:
-        out.append((n, True, weight))
-    return out
+def _spells(h: pd.DataFrame) -> pd.DataFrame:
+    """Each run of consecutive sped-up re-clusters of one sampled weight (rows of `h` ordered
+    by layer, position, step): its length, whether it was still going at the weight's last
+    re-cluster, and the weights it stands for."""
+    up = (h["effect"] == UP).to_numpy()
+    key = pd.MultiIndex.from_frame(h[["layer", "position"]]).codes
+    weight_id = key[0].astype(np.int64) * (int(key[1].max()) + 1) + key[1]
+    new_weight = np.r_[True, weight_id[1:] != weight_id[:-1]]
+    start = up & (new_weight | ~np.r_[False, up[:-1]])
+    spell = np.cumsum(start)
+    last_of_weight = np.r_[weight_id[1:] != weight_id[:-1], True]
+    df = pd.DataFrame({"spell": spell[up], "last": last_of_weight[up],
+                       "weight": h["weight"].to_numpy()[up]})  # fmt: skip
+    g = df.groupby("spell")
+    return pd.DataFrame(
+        {"length": g.size(), "open": g["last"].any(), "weight": g["weight"].first()}
+    )
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -123,20 +128,15 @@ def stays(history: pd.DataFrame, layer: str | None = None) -> Stays | None:
         if not was_up.empty
         else float("nan")
     )
-    spells = []
-    first = h.groupby(["layer", "position"], sort=False)
-    ever, total = 0.0, 0.0
-    for _, g in first:
-        up = (g["effect"] == UP).to_numpy()
-        w = float(g["weight"].iloc[0])
-        total += w
-        ever += w * bool(up.any())
-        spells += _spells(up, w)
-    lengths = np.array([s[0] for s in spells], dtype=float)
-    weights = np.array([s[2] for s in spells], dtype=float)
-    open_w = sum(s[2] for s in spells if s[1])
+    per_weight = h.assign(up=h["effect"] == UP).groupby(["layer", "position"], sort=False)
+    first = per_weight["weight"].first()
+    ever = float((per_weight["up"].any() * first).sum())
+    total = float(first.sum())
+    sp = _spells(h)
+    lengths, weights = sp["length"].to_numpy(float), sp["weight"].to_numpy(float)
+    open_w = float(sp.loc[sp["open"], "weight"].sum())
     return Stays(
-        sampled=int(first.ngroups),
+        sampled=int(per_weight.ngroups),
         reclusters=len(steps),
         interval=float(np.median(np.diff(steps))) if len(steps) > 1 else float("nan"),
         changed_group=float(c["changed_group"].median()) if not c.empty else float("nan"),
