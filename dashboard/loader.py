@@ -512,15 +512,30 @@ def verify_runs(runs: list[Run], root: Path, max_bytes: int = VERIFY_BYTES) -> t
     return total - len(todo) + len(batch), total
 
 
+KEEP_VERIFIED = ("steps", "evals")  # every view reads these next: kept, not decoded twice
+
+
 def _verify_chunk(sig: ChunkSig, table: str) -> None:
     try:
-        integrity.read_chunk(sig[0], table)
+        t = integrity.read_chunk(sig[0], table)
     except integrity.DamagedChunk as e:
         _damaged(sig, table, e.reason)
         return
     except Exception:
         return  # gone meanwhile: not damage
     _remember(_VERIFIED, sig, None)
+    if table in KEEP_VERIFIED:
+        _CHUNKS.put((sig, None), t, float(t.nbytes))
+
+
+def _cached_chunk(sig: ChunkSig, columns: tuple[str, ...] | None) -> pa.Table | None:
+    """The chunk from the cache: read with these `columns`, or read whole (then projected)."""
+    hit = _CHUNKS.get((sig, columns))
+    if hit is None and columns is not None:
+        whole = _CHUNKS.get((sig, None))
+        if whole is not None:
+            hit = whole.select([c for c in columns if c in whole.column_names])
+    return hit
 
 
 def with_damage(run: Run, root: Path) -> Run:
@@ -543,7 +558,7 @@ def _read_chunk(
     """The chunk (only `columns` when given) as an Arrow table, page checksums verified; or the
     sentence naming its damage (remembered: a damaged file is not re-read at every refresh), or
     why it could not be read now."""
-    hit = _CHUNKS.get((sig, columns))
+    hit = _cached_chunk(sig, columns)
     if hit is not None:
         return hit
     known = _DAMAGE.get(sig)
@@ -596,7 +611,7 @@ def _read_chunks(
     """Every chunk (cached or read now). Many unread chunks are read together by one
     multi-threaded dataset scan (far less per-file overhead) and split back into chunks; if
     that scan fails (a damaged chunk) they are read one by one so the others still load."""
-    missing = [s for s in sigs if _CHUNKS.get((s, columns)) is None and s not in _DAMAGE]
+    missing = [s for s in sigs if _cached_chunk(s, columns) is None and s not in _DAMAGE]
     if len(missing) >= BULK_MIN_CHUNKS:
         with contextlib.suppress(Exception):  # per-file reads below report which is bad
             _bulk_read(missing, table, columns)
