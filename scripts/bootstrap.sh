@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install the project with everything its tests and dashboard need.
-# Idempotent: a second run only checks. torch is pinned first because a bare `torch`
-# requirement with no torch present would pull a multi-GB CUDA build.
+# Idempotent: a second run only checks. torch comes with the `sgg` extra (which `dev` includes;
+# the base package and the `dashboard` extra need none); it is pinned first because a bare
+# `torch` requirement with no torch present would pull a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
