@@ -356,8 +356,10 @@ def _bound_lines(fig: go.Figure, bounds: tuple[float, float], col: int, cols: in
 def _explain_axes(fig: go.Figure, steps: pd.DataFrame, bounds: tuple[float, float]) -> None:
     """Readable ticks: powers of ten for spreads, 1-2-5 for targets, the factors' own range."""
     fig.update_yaxes(type="log", exponentformat="power", dtick=1, row=1)
-    lo = min(float(steps["target"].min()), bounds[0]) / 1.5
-    hi = max(float(steps["target"].max()), bounds[1]) * 1.5
+    t = steps["target"].to_numpy(float)
+    t = t[np.isfinite(t) & (t > 0)]
+    lo = min(float(t.min()) if t.size else bounds[0], bounds[0]) / 1.5
+    hi = max(float(t.max()) if t.size else bounds[1], bounds[1]) * 1.5
     ticks = [
         t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= t <= hi
     ]

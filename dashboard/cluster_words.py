@@ -231,6 +231,12 @@ def fall_sentence(falls: list[Fall], reclusters: int, ema: float, lower: float) 
         else f"at {len(falls)} of its {reclusters} re-clusters"
     )
     rate = f"{ema:.0%}" if math.isfinite(ema) else "(1 - beta3)"
+    if not (math.isfinite(f.target_low) and math.isfinite(f.spread_ratio_low)):
+        return (
+            f"All {f.groups} of this layer's factors fell together {how_often} "
+            f"({_steps_list([x.step for x in falls])}); this run did not record the targets "
+            "and spreads, so why cannot be told here."
+        )
     text = (
         f"All {f.groups} of this layer's factors fell together {how_often} "
         f"({_steps_list([x.step for x in falls])}). Why, at step {f.step:,}: every group's "
@@ -275,6 +281,10 @@ def step_lines(steps, step: int, lower: float, upper: float) -> list[str]:
             else ""
         )
         way = "down" if r.move < 0 else "up" if r.move > 0 else "nowhere"
+        if not math.isfinite(r.target):
+            out.append(f"group {r.cluster}: factor {r.prev:.4g} -> {r.factor:.4g} ({rel:+.2%}); "
+                       "its target was not recorded")  # fmt: skip
+            continue
         out.append(
             f"group {r.cluster}: factor {r.prev:.4g} -> {r.factor:.4g} ({rel:+.2%}), pulled "
             f"{way} toward its target {r.target:.3g}{clamp}; its spread is {ratio(spread)} the "

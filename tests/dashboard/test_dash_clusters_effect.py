@@ -196,3 +196,13 @@ def test_unclustered_layers_count_as_unchanged(tmp_path):
     assert list(norm["factor"]) == [1.0] and list(norm["effect"]) == [ce.SAME]
     assert set(last.loc[last["layer"] == FC, "effect"]) == {ce.SAME}
     assert set(last.loc[last["layer"] == PROJ, "type"]) == {"attention"}
+
+
+def test_without_model_layers_the_clustered_weights_are_counted(tmp_path):
+    """A run.json without `model.layers` (a foreign run): shares of the clustered weights."""
+    pinned_run(tmp_path, "sgg")
+    ((_, cl, _),) = _runs(tmp_path, ["sgg"])
+    e = ce.run_effect(cl, {})
+    assert not e.whole_model and e.weights == TOTAL - 256  # the 1-D norm is not known
+    assert e.share[ce.UP] == pytest.approx(131_072 / (TOTAL - 256))
+    assert "of the clustered weights" in cluster_words.effect_sentence(e)

@@ -172,3 +172,16 @@ def test_ema_and_bounds_come_from_run_json():
     shadow = {"optimizer": {"sgg": None, "shadow": {"scale_decay": 0.9}}}
     assert cf.ema_rate(shadow) == pytest.approx(0.1) and cf.bounds(shadow) == (0.1, 10.0)
     assert cf.ema_rate({}) != cf.ema_rate({})  # NaN: not recorded
+
+
+def test_missing_targets_and_spreads_still_draw():
+    """A foreign clustering that logged factors only (targets and spreads null)."""
+    df = _falling_layer().assign(raw_factor=float("nan"), mda=float("nan"))
+    steps = cf.factor_steps(df, "l")
+    fig = cluster_figures.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
+                                                rate=float("nan"))  # fmt: skip
+    assert fig.to_json()  # serialisable: no NaN axis range
+    assert [f.step for f in cf.falls_together(steps)] == [20, 30]
+    text = cluster_words.fall_sentence(cf.falls_together(steps), 3, float("nan"), 0.1)
+    assert "did not record the targets and spreads, so why cannot be told here" in text
+    assert "target was not recorded" in cluster_words.step_lines(steps, 20, 0.1, 10.0)[0]
