@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ENV = "SGG_FOREIGN_CACHE"
-VERSION = 2  # bump when the mapping changes what an entry holds
+VERSION = 3  # bump when the mapping changes what an entry holds (3: null for not logged)
 MAX_ENTRIES = 256
 
 
