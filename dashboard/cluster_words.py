@@ -115,9 +115,13 @@ def effect_sentence(e: Effect, ema: float = float("nan"), seeds: GroupEffect | N
     up = _clause(e, UP, "sped up", whose, seeds)
     down = _clause(e, DOWN, "slowed down", "them", seeds)
     ci = _seed_interval(seeds, SAME)
+    band = (
+        f"every factor between {times(e.low)} and {times(e.high)}"
+        if e.share[UP] <= 0 and e.share[DOWN] <= 0
+        else f"factors between {SLOWED:.2f}x and {SPED_UP:g}x"
+    )
     same = (
-        f"left **{share(e.share[SAME])}** about unchanged ({ci[2:-1] + '; ' if ci else ''}"
-        f"factors between {SLOWED:.2f}x and {SPED_UP:g}x"
+        f"left **{share(e.share[SAME])}** about unchanged ({ci[2:-1] + '; ' if ci else ''}{band}"
         + (", the 1-D weights, which SGG does not scale, included)" if e.whole_model else ")")
     )
     these = "these runs" if seeds is not None and seeds.n > 1 else "this run"
@@ -155,6 +159,24 @@ def moved_sentence(e: Effect, ema: float = float("nan")) -> str:
     return text
 
 
+def _stay_text(s: Stays) -> str:
+    """How long sped-up weights stay sped up (or why that cannot be told)."""
+    if not s.ever_up > 0:
+        return "none of them was sped up at any re-cluster"
+    if not math.isfinite(s.persistence):
+        return (
+            f"{share(s.ever_up)} were sped up, all first at the last re-cluster, so "
+            f"{CANNOT_TELL} yet how long a weight stays sped up"
+        )
+    steps = f", {s.median_spell * s.interval:,.0f} steps" if math.isfinite(s.interval) else ""
+    return (
+        f"{share(s.ever_up)} were sped up at one re-cluster or more; of the weights sped up at "
+        f"one re-cluster, {share(s.persistence)} still were at the next; a sped-up spell lasted "
+        f"a median {s.median_spell:g} re-clusters{steps} ({share(s.open_spells)} of the spells "
+        "were still going at the last re-cluster, so those last at least that long)"
+    )
+
+
 def stays_sentence(s: Stays | None, per_layer: int | None = None) -> str:
     """What the recorded sample of weights did through the re-clusters."""
     if s is None:
@@ -162,26 +184,12 @@ def stays_sentence(s: Stays | None, per_layer: int | None = None) -> str:
     if s.reclusters < 2:
         return "One re-cluster so far: weights cannot be followed from one to the next yet."
     each = f" ({per_layer} a layer)" if per_layer else ""
-    steps = f", {s.median_spell * s.interval:,.0f} steps" if math.isfinite(s.interval) else ""
-    spell = (
-        f"a sped-up spell lasted a median {s.median_spell:g} re-clusters{steps} "
-        f"({share(s.open_spells)} of the spells were still going at the last re-cluster, so "
-        "those last at least that long)"
-        if math.isfinite(s.median_spell)
-        else "no sampled weight was ever sped up"
-    )
-    persist = (
-        f"of the weights sped up at one re-cluster, {share(s.persistence)} still were at the next"
-        if math.isfinite(s.persistence)
-        else f"{CANNOT_TELL} how long a sped-up weight stays sped up (none was sped up before "
-        "the last re-cluster)"
-    )
+    stay = _stay_text(s)
     return (
         f"Following the {s.sampled:,} weights recorded{each} through {s.reclusters} re-clusters: "
         f"at a typical re-cluster (the median) **{share(s.changed_group)} changed group**, but "
         f"only **{share(s.changed_effect)} changed between sped up, about unchanged and slowed "
-        f"down**. {share(s.ever_up)} were sped up at one re-cluster or more; {persist}; {spell}. "
-        "Shares are weighted by parameter count."
+        f"down**. {stay[0].upper() + stay[1:]}. Shares are weighted by parameter count."
     )
 
 
