@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,7 +411,8 @@ _DAMAGE: dict[ChunkSig, str] = {}  # damaged chunks met so far: the sentence nam
 _CUT_SHORT: dict[ChunkSig, str | None] = {}  # `integrity.cut_short` of each chunk looked at
 _VERIFIED: dict[ChunkSig, None] = {}  # chunks read whole: every page's checksum matched
 MAX_REMEMBERED = 200_000
-VERIFY_BYTES = 8 * 2**20  # chunk bytes `verify_runs` reads whole per call (about 0.25 s)
+VERIFY_SECONDS = 0.3  # how long `verify_runs` reads chunks whole per call (a page run)
+VERIFY_THREADS = min(4, os.cpu_count() or 2)
 
 
 def clear_caches() -> None:
@@ -420,6 +422,7 @@ def clear_caches() -> None:
     _DAMAGE.clear()
     _CUT_SHORT.clear()
     _VERIFIED.clear()
+    _LISTED.clear()
 
 
 def _remember(cache: dict, key, value) -> None:
@@ -449,19 +452,39 @@ def known_damage(sig: ChunkSig, table: str) -> str | None:
     return None if reason is None else _damaged(sig, table, reason)
 
 
+_LISTED: dict[str, tuple[int, list[ChunkSig]]] = {}  # table folder: (its mtime, its chunks)
+
+
+def listed_chunks(run: Run, table: str, root: Path) -> list[ChunkSig]:
+    """`list_chunks`, kept while the table's folder is unchanged (a chunk written, replaced or
+    removed changes it): listing every run at every page run costs one stat per table."""
+    d = chunks.table_dir(run.path, table)
+    try:
+        mtime = d.stat().st_mtime_ns
+    except OSError:
+        return []
+    hit = _LISTED.get(str(d))
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    sigs = list_chunks(run, table, root)[0]
+    _remember(_LISTED, str(d), (mtime, sigs))
+    return sigs
+
+
 def chunk_damage(run: Run, root: Path) -> tuple[str, ...]:
-    """Sentences naming every damaged chunk of `run` known at listing time (`known_damage`),
-    whatever table it belongs to, each prefixed with the run like every loader message."""
+    """Sentences naming every damaged chunk of `run` known at listing time (`known_damage`,
+    `damage_found`), whatever table it belongs to, each prefixed with the run like every
+    loader message."""
     if not run.readable or run.meta.get("source"):
         return ()
     label = run.rel or run.name
     out = []
     for table in TABLES:
-        for sig in list_chunks(run, table, root)[0]:
+        for sig in listed_chunks(run, table, root):
             sentence = known_damage(sig, table)
             if sentence is not None:
                 out.append(f"`{label}`: {sentence}")
-    return tuple(out)
+    return tuple(dict.fromkeys([*out, *damage_found(run)]))
 
 
 def damage_found(run: Run) -> list[str]:
@@ -483,33 +506,33 @@ def _unchanged(sig: ChunkSig) -> bool:
     return (st.st_size, st.st_mtime_ns) == sig[1:]
 
 
-def verify_runs(runs: list[Run], root: Path, max_bytes: int = VERIFY_BYTES) -> tuple[int, int]:
-    """Read whole, once, the chunks of `runs` that no read has checked yet (page checksums, in
-    every column, also those no view reads), up to `max_bytes` of files per call; damage found
-    is named by every later read of the run and wherever it is listed. Returns (chunks checked
-    so far, chunks in all): a call per page run finishes a large run over a few page runs."""
+def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -> tuple[int, int]:
+    """Read whole, once, the chunks of `runs` that no read has checked yet (page checksums in
+    every column, also those no view reads), for about `budget_s` per call; damage found is
+    named by every later read of the run and wherever it is listed. Returns (chunks checked so
+    far, chunks in all): a call per page run finishes large runs over a few page runs."""
     todo: list[tuple[ChunkSig, str]] = []
     total = 0
     for run in runs:
         if not run.readable or run.meta.get("source"):
             continue
         for table in TABLES:
-            for sig in list_chunks(run, table, root)[0]:
+            for sig in listed_chunks(run, table, root):
                 total += 1
                 if sig not in _VERIFIED and known_damage(sig, table) is None:
                     todo.append((sig, table))
-    batch, size = [], 0
-    for sig, table in todo:
-        if batch and size + sig[1] > max_bytes:
-            break
-        batch.append((sig, table))
-        size += sig[1]
-    if batch:
-        from concurrent.futures import ThreadPoolExecutor
+    if not todo:
+        return total, total
+    from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(4, len(batch))) as ex:
-            list(ex.map(lambda job: _verify_chunk(*job), batch))
-    return total - len(todo) + len(batch), total
+    deadline = time.perf_counter() + budget_s
+    done = 0
+    with ThreadPoolExecutor(max_workers=VERIFY_THREADS) as ex:
+        while done < len(todo) and time.perf_counter() < deadline:
+            wave = todo[done : done + 4 * VERIFY_THREADS]
+            list(ex.map(lambda job: _verify_chunk(*job), wave))
+            done += len(wave)
+    return total - len(todo) + done, total
 
 
 KEEP_VERIFIED = ("steps", "evals")  # every view reads these next: kept, not decoded twice
