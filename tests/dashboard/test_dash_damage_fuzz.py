@@ -295,7 +295,7 @@ def test_every_view_draws_and_names_every_damaged_run_it_shows(folder, monkeypat
     names = [c.run for c in cases]  # a run whose name is nonsense is shown by its folder
     at = render(root, monkeypatch, pool=False, baseline="intact", compare=names)
     seen = page_text(at)
-    for _ in range(10):  # ~20 MB on show: checked whole over a few page runs, and said so
+    for _ in range(40):  # ~1,300 chunks on show: checked whole over a few page runs, said so
         if "Checked whole so far" not in seen:
             break
         at.run()
