@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import loader, narrative, report, verdicts
 from dashboard.cache import cached
 from dashboard.context import Ctx
-from dashboard.metrics import compare, statistics
+from dashboard.metrics import compare, groups, statistics
 from dashboard.metrics.compare import Comparison
 from dashboard.views import sweep as sweep_view
 from dashboard.views.loss import eval_figure, train_figure
@@ -108,15 +108,15 @@ def verify_ui(ctx: Ctx) -> None:
     checked, total = loader.verify_runs(runs, ctx.root)
     if checked < total:
         st.caption(
-            f"Checked whole so far: {checked:,} of the {total:,} data files of the runs on "
-            "show (the rest as the page is used); damage found is named above."
+            f"Data files checked for damage so far: {checked:,} of the {total:,} of the runs "
+            "on show (the rest as the page is used); damage found is named at the top."
         )
 
 
 def page(ctx: Ctx) -> None:
     verify_ui(ctx)
     comps = comparisons(ctx)
-    base_name = ctx.series[0][0]
+    base_name = narrative.heading_name(ctx.series[0][0])
     st.subheader(f"How do the runs compare with {base_name}?")
     st.caption(
         f"**{base_name}** is the reference. Lower loss is better; fewer steps to reach the "
@@ -167,7 +167,7 @@ def page(ctx: Ctx) -> None:
         {
             r: {
                 "name": ctx.labels[r],
-                "optimizer": ctx.by_rel[r].optimizer,
+                "optimizer": groups.optimizer_name(ctx.by_rel[r].meta),
                 "status": ctx.status(r),
                 "shadow": ctx.by_rel[r].shadow,
             }
