@@ -297,6 +297,12 @@ def reach_sentence(c: Comparison) -> str:
 STEPS_OF = "10% of the baseline's steps"
 
 
+def heading_name(name: str) -> str:
+    """A series' name as a heading says it: never empty, never a bare "?" (a run that does not
+    name its optimizer is labelled groups.UNKNOWN_OPTIMIZER; this is the last guard)."""
+    return name if name.strip(" ?") else "the baseline"
+
+
 def stability_sentence(c: Comparison) -> str:
     spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one spike per run")
     return (

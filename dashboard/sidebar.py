@@ -89,7 +89,7 @@ def run_list_frame(runs: list[loader.Run], labels: dict[str, str]) -> pd.DataFra
                 "Run": labels.get(r.rel, r.name),
                 "Seed": _fmt_hp(info.seed if r.readable else ""),
                 "Folder": r.rel or ".",
-                "Optimizer": (info.optimizer or "?")
+                "Optimizer": (groups.optimizer_name(r.meta) if r.readable else "")
                 + (
                     " (also computed SGG's grouping, not applied)"
                     if groups.shadow_of(r.meta)
@@ -305,7 +305,7 @@ def selection_ui(
     # never a default: a foreign run with no loss (an empty mirror), nor, while another run
     # names its optimizer, one that does not
     usable = [r for r in runs if has_loss(r.meta)] or runs
-    usable = [r for r in usable if groups.optimizer_name(r.meta) != "?"] or usable
+    usable = [r for r in usable if groups.names_optimizer(r.meta)] or usable
     first_choice = {r.rel for r in usable}
     pair = groups.default_pair({r.rel: r.meta for r in usable})
     for key in ("baseline", "compare"):  # a stale selection (another folder) is dropped
@@ -323,14 +323,18 @@ def selection_ui(
         default_base, default_cmp = labels[pair[0]], [labels[pair[1]]]
     else:  # no like-for-like SGG/AdamW pair: an AdamW run, and the SGG run closest to it
         adamw = sorted(
-            (r for r in usable if r.optimizer.lower() == "adamw" and labels[r.rel] in options),
+            (
+                r
+                for r in usable
+                if groups.optimizer_name(r.meta) == "adamw" and labels[r.rel] in options
+            ),
             key=lambda r: (not r.shadow, r.rel.count("/"), r.rel),
         )
         fine = [n for n in options if rel_of[n] in first_choice] or options
         default_base = labels[adamw[0].rel] if adamw else fine[0]
         rest = [n for n in fine if n != default_base]
         sgg = sorted(
-            (n for n in rest if by[rel_of[n]].optimizer.lower() == "sgg"),
+            (n for n in rest if groups.optimizer_name(by[rel_of[n]].meta) == "sgg"),
             key=lambda n: (
                 groups.n_differences(by[rel_of[n]].meta, by[rel_of[default_base]].meta),
                 rel_of[n],

@@ -24,9 +24,19 @@ HOST_KEYS = ("hostname", "cpu", "device", "cpu_count", "torch_threads")
 __all__ = ["SGG_ONLY", "sgg_only"]  # re-exported: part of what "like for like" means
 
 
+UNKNOWN_OPTIMIZER = "unknown optimizer"  # what a person reads for a run that does not say
+
+
 def optimizer_name(meta: dict) -> str:
-    """The optimizer's name, lower case ("?" when the run does not say)."""
-    return info_of(meta).optimizer or "?"
+    """The optimizer's name, lower case; UNKNOWN_OPTIMIZER when the run does not say (a
+    foreign run logged without its settings): every label, heading and table shows this."""
+    name = info_of(meta).optimizer
+    return name if name and name.strip("? ") else UNKNOWN_OPTIMIZER
+
+
+def names_optimizer(meta: dict) -> bool:
+    """Whether the run says which optimizer it ran."""
+    return optimizer_name(meta) != UNKNOWN_OPTIMIZER
 
 
 def settings(meta: dict) -> dict[str, object]:

@@ -99,7 +99,7 @@ def test_an_empty_mlflow_mirror_is_never_the_default_baseline(tmp_path, monkeypa
     found = foreign.discover(tmp_path.resolve())
     assert len(found.runs) == 2
     assert all(not foreign.has_loss(r.meta) for r in found.runs)
-    assert all(groups.optimizer_name(r.meta) == "?" for r in found.runs)  # it does not say
+    assert all(groups.optimizer_name(r.meta) == groups.UNKNOWN_OPTIMIZER for r in found.runs)
     assert all("logged no metrics" in " ".join(r.problems) for r in found.runs)
     monkeypatch.setenv(ENV_ROOT, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=120)
