@@ -88,11 +88,14 @@ def steps_table(
         "reclustered": np.zeros(len(index), dtype=bool),  # no SGG clustering in a foreign run
     }
     for c in chosen:
+        # a step at which this metric was not logged (lr every step, loss every 10th; an
+        # evaluation-only step) is null, "not logged"; a logged NaN stays NaN: it diverged
+        not_logged = ~index.isin(parts[c].index)
         values = parts[c]["value"].reindex(index).to_numpy(np.float64)
         if c == "tokens":
             cols[c] = pd.array(np.round(values), dtype="Int64")
         else:
-            cols[c] = values
+            cols[c] = pd.arrays.FloatingArray(values, not_logged)
     return _build("steps", cols), chosen
 
 

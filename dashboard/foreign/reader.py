@@ -30,6 +30,7 @@ from dashboard.foreign import disk_cache, mapping
 from dashboard.foreign.damage import STOPPED
 from dashboard.foreign.damage import message as damage_message
 from dashboard.foreign.names import MetricNames
+from dashboard.metrics.logged import note_nonfinite_loss
 
 KINDS = ("tensorboard", "wandb", "mlflow", "csv")
 LABELS = {
@@ -335,4 +336,7 @@ def read_table(
         return None, list(loaded.messages), loaded.signature
     if columns is not None:
         t = t.select([c for c in dict.fromkeys(("step", *columns)) if c in t.column_names])
-    return t.to_pandas(), list(loaded.messages), loaded.signature
+    df = t.to_pandas()
+    if table == "steps":  # pandas reads a null loss (not logged) as NaN too: note which were
+        note_nonfinite_loss(df, t)  # really logged NaN/inf, as the loader does for ours
+    return df, list(loaded.messages), loaded.signature
