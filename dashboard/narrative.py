@@ -13,7 +13,7 @@ import pandas as pd
 from dashboard import verdicts
 from dashboard.metrics import groups
 from dashboard.metrics.cluster_effect import SLOWED, SPED_UP
-from dashboard.metrics.compare import STALL_SECONDS, Comparison
+from dashboard.metrics.compare import STALL_SECONDS, Comparison, RunFacts, grad_norm_mismatch
 from dashboard.metrics.intervals import PAIRED, POWER
 from dashboard.metrics.spikes import (
     GRAD_SPIKE_FACTOR,
@@ -304,6 +304,16 @@ def heading_name(name: str) -> str:
 
 
 def stability_sentence(c: Comparison) -> str:
+    """Spikes and gradient-size variation. Gradient norms one side measured before clipping
+    and the other after (`Comparison.grad_mismatch`) are not compared: neither their spikes nor
+    their variation; the loss spikes still are."""
+    if c.grad_mismatch:
+        spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one loss spike per run")
+        return (
+            f"Loss spikes per run (mean over seeds): {num(c.spikes)} vs {num(c.base_spikes)}: "
+            f"{spikes}. Gradient spikes and gradient-size variation ({pct(c.cv)} vs "
+            f"{pct(c.base_cv)}): {CANNOT_TELL}: {c.grad_mismatch}."
+        )
     spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one spike per run")
     return (
         f"Spikes per run (loss and gradient, mean over seeds): {num(c.spikes)} vs "
@@ -311,6 +321,36 @@ def stability_sentence(c: Comparison) -> str:
         f"Gradient-size variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
         f"{claim(c.cv_diff, 'steadier', 'less steady', points, size=0.05)}."
     )
+
+
+GRAD_NORMS_APART = (
+    f"{CANNOT_TELL}: one run's gradient norm is before clipping, the other's after"  # the prefix
+)
+
+
+def grad_norms_apart(series: list[tuple[str, list[dict]]]) -> str:
+    """For a chart of several series' gradient norms ({name: its runs' run.json}): why two of
+    them cannot be compared (one's norm before clipping, the other's after, as
+    `compare.grad_norm_mismatch` says for the Summary), '' when they can."""
+    sides = [(name, [RunFacts(name, None, m, "") for m in metas]) for name, metas in series]
+    for i, (a, facts_a) in enumerate(sides):
+        for b, facts_b in sides[i + 1 :]:
+            why = grad_norm_mismatch(facts_a, facts_b, a, b)
+            if why:
+                return (
+                    f"Gradient spikes and sizes of these lines are not compared: {CANNOT_TELL}: "
+                    f"{why}. Each line's spikes count against its own typical level only."
+                )
+    return ""
+
+
+def spikes_cell(c: Comparison, base: bool = False) -> str:
+    """A table's spikes per run: loss + gradient, or the loss's alone where the gradient norms
+    are not comparable (said in the cell)."""
+    if base:
+        return count(c.base_spikes) + (" (loss only)" if c.grad_mismatch else "")
+    text = f"{count(c.spikes)} vs {count(c.base_spikes)}"
+    return f"{text} (loss only; gradient: {GRAD_NORMS_APART})" if c.grad_mismatch else text
 
 
 TIME_HOW = (
@@ -544,8 +584,10 @@ OPTIMIZER_TIME = "Optimizer time per step (re-clusters included)"
 COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Baseline's time", "Optimizer time vs baseline"]
 SPIKES_LABEL = "Spikes per run (loss + gradient)"
 SPIKES_NOTE = (
-    "Spikes per run: loss spikes plus gradient spikes of each run, averaged over the seeds; "
-    "the Gradient stability view marks the gradient spikes alone, every seed's."
+    "Spikes per run: loss spikes plus gradient spikes of each run, averaged over the seeds "
+    "(the loss spikes alone where one side's gradient norm is before clipping and the other's "
+    "after: those are not compared); the Gradient stability view marks the gradient spikes "
+    "alone, every seed's."
 )
 DETAIL_COLUMNS = [
     "Group",
@@ -681,14 +723,15 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
     baseline's value over the steps that row compares (the baseline row only when those are
     the same for every row)."""
     rows = []
-    same_span = len({c.at_step for c in comparisons}) <= 1
+    # the baseline's own row only when every row counts its spikes over the same steps alike
+    same_span = len({(c.at_step, bool(c.grad_mismatch)) for c in comparisons}) <= 1
     if base is not None:
         rows.append(
             {
                 "Group": f"{base.base_name} (baseline)",
                 "Steps to the baseline's loss": "",
                 "Speed": "",
-                SPIKES_LABEL: count(base.base_spikes) if same_span else "see each row",
+                SPIKES_LABEL: spikes_cell(base, base=True) if same_span else "see each row",
                 "Spikes": "",
                 "Gradient CV": pct(base.base_cv) if same_span else "see each row",
                 "Steadiness": "",
@@ -700,7 +743,7 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
                 "Group": c.name,
                 "Steps to the baseline's loss": _steps_cell(c),
                 "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached_k else "",
-                SPIKES_LABEL: f"{count(c.spikes)} vs {count(c.base_spikes)}",
+                SPIKES_LABEL: spikes_cell(c),
                 "Spikes": verdict_word(c.spikes_diff, "fewer", "more"),
                 "Gradient CV": f"{pct(c.cv)} vs {pct(c.base_cv)}",
                 "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady"),

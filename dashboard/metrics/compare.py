@@ -294,6 +294,9 @@ class Comparison:
     base_fused: bool | None = None  # the baseline's torch AdamW ran with fused=True
     # typed settings only one side records: (plain name, the side's name that does not)
     not_recorded: tuple[tuple[str, str], ...] = ()
+    # why the gradient norms are not compared (`grad_norm_mismatch`); then `spikes` counts
+    # loss spikes alone
+    grad_mismatch: str = ""
 
     @property
     def speedup(self) -> float:
@@ -450,10 +453,13 @@ def _cv_until(f: RunFacts, last: int) -> float:
     return coefficient_of_variation(f.grad[f.train_step <= last])
 
 
-def _spikes_until(f: RunFacts, last: int) -> float:
+def _spikes_until(f: RunFacts, last: int, grad: bool = True) -> float:
+    """Spikes up to step `last`: loss and gradient, or the loss's alone (`grad` False: the
+    first `loss_spikes` entries of `spike_steps` are the loss's)."""
     if last >= f.last_step or not f.spike_steps.size:
-        return float(f.loss_spikes + f.grad_spikes)
-    return float(np.count_nonzero(f.spike_steps <= last))
+        return float(f.loss_spikes + (f.grad_spikes if grad else 0))
+    steps = f.spike_steps if grad else f.spike_steps[: f.loss_spikes]
+    return float(np.count_nonzero(steps <= last))
 
 
 def _mean_point(points: list[tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -523,10 +529,11 @@ def compare(
     # after its warm-up, and more chances to spike
     last = min(f.last_step for f in everyone)
     cv_a, cv_b = [_cv_until(f, last) for f in run_side], [_cv_until(f, last) for f in base_side]
-    sp_a = [_spikes_until(f, last) for f in run_side]
-    sp_b = [_spikes_until(f, last) for f in base_side]
     cv_diff = diff_by_seed(run_side, cv_a, base_side, cv_b)
     mismatch = grad_norm_mismatch(run_side, base_side, name, base_name)
+    # gradient spikes of norms before and after clipping are not compared: loss spikes only
+    sp_a = [_spikes_until(f, last, grad=not mismatch) for f in run_side]
+    sp_b = [_spikes_until(f, last, grad=not mismatch) for f in base_side]
     if mismatch:  # no verdict on norms measured before and after clipping
         cv_diff = Difference(
             cv_diff.estimate, mean=cv_diff.mean, base_mean=cv_diff.base_mean, reason=mismatch
@@ -602,4 +609,5 @@ def compare(
             (k, name if who == "a" else base_name)
             for k, who in groups.unrecorded_settings(run_side[0].meta, base_side[0].meta)
         ),
+        grad_mismatch=mismatch,
     )

@@ -41,6 +41,11 @@ def page(ctx: Ctx) -> None:
     missing = runs_without({ctx.labels[r]: ctx.df(r, "steps") for r in rels}, "grad_norm")
     if missing:
         st.info(not_recorded_note(missing, "gradient norm"))
+    apart = narrative.grad_norms_apart(
+        [(name, [ctx.by_rel[r].meta for r in members]) for name, members in ctx.series]
+    )
+    if apart:  # norms before and after clipping: the same rule as the Summary's
+        st.warning(apart)
     o = ctx.opts
     col, xlabel = prepare.X_AXES[o["x"]]
     key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"])

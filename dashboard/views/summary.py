@@ -78,11 +78,15 @@ def cards(c: Comparison) -> None:
             delta_arrow="off",
             border=True,
         )
+    # gradient norms before and after clipping: the card counts (and compares) loss spikes only
+    apart = (
+        f" Gradient spikes: {narrative.CANNOT_TELL}: {c.grad_mismatch}." if c.grad_mismatch else ""
+    )
     c3.metric(
-        "Spikes per run",
+        "Loss spikes per run" if c.grad_mismatch else "Spikes per run",
         narrative.count(c.spikes),
         **_delta(c.spikes_diff, "fewer", "more", narrative.count(c.base_spikes)),
-        help=narrative.definition("spike"),
+        help=narrative.definition("spike") + apart,
         border=True,
     )
     c4.metric(
@@ -187,6 +191,11 @@ def page(ctx: Ctx) -> None:
                 if per_run[c].dtype.kind == "f"
             },
         )
+        apart = narrative.grad_norms_apart(
+            [(name, [ctx.by_rel[r].meta for r in members]) for name, members in ctx.series]
+        )
+        if apart:  # each run's own count, side by side: not a comparison
+            st.caption(apart)
 
     def make_report() -> str:
         sections = []
