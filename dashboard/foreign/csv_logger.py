@@ -66,7 +66,8 @@ def not_read_reason(d: Path, filenames: list[str]) -> str | None:
 
 def read(run_dir: Path) -> dict[str, Any]:
     """{"scalars": long-form DataFrame, "config": dict, "messages": [...]} of one folder."""
-    wide = pd.read_csv(run_dir / METRICS_CSV, on_bad_lines="skip")
+    # only an empty cell is "not logged"; a logged NaN ("nan") is kept: it diverged
+    wide = pd.read_csv(run_dir / METRICS_CSV, on_bad_lines="skip", dtype=str, keep_default_na=False)
     messages: list[str] = []
     if STEP_COLUMN not in wide:
         raise ValueError(f"{METRICS_CSV} has no `{STEP_COLUMN}` column")
@@ -78,6 +79,7 @@ def read(run_dir: Path) -> dict[str, Any]:
             continue
         values = pd.to_numeric(wide[col], errors="coerce")
         ok = keep & values.notna().to_numpy()
+        ok |= keep & (wide[col].str.strip().str.lower() == "nan").to_numpy()
         n = int(ok.sum())
         if not n:
             continue

@@ -41,7 +41,7 @@ def write_sparse_loss(run_dir: Path, nan_at: int | None = None) -> None:
     w.close()
 
 
-def tb_meta(run_dir: Path) -> dict:
+def found_meta(run_dir: Path) -> dict:
     found = foreign.discover(run_dir.parent)
     (run,) = [r for r in found.runs if Path(r.meta["source"]["path"]) == run_dir]
     return run.meta
@@ -68,7 +68,7 @@ def test_mapping_writes_null_where_not_logged_and_keeps_a_logged_nan():
 def test_loss_every_ten_steps_is_not_diverged(tmp_path):
     run_dir = tmp_path / "tb-every10"
     write_sparse_loss(run_dir)
-    steps, msgs, _ = foreign.read_table(tb_meta(run_dir), "steps")
+    steps, msgs, _ = foreign.read_table(found_meta(run_dir), "steps")
     assert msgs == []
     assert len(steps) == STEPS and steps["lr"].notna().all()  # lr every step
     logged = steps[steps["loss"].notna()]
@@ -78,14 +78,14 @@ def test_loss_every_ten_steps_is_not_diverged(tmp_path):
     s = summarize("tb", "adamw", "finished", steps, None)
     assert s.nan_steps == 0 and s.first_nan_step is None
     assert s.final_train_loss == pytest.approx(np.mean(logged["loss"]), rel=1e-6)
-    lrs, _, _ = foreign.read_table(tb_meta(run_dir), "lrs")
+    lrs, _, _ = foreign.read_table(found_meta(run_dir), "lrs")
     assert len(lrs) == STEPS and lrs["lr"].notna().all()
 
 
 def test_a_logged_nan_loss_is_diverged(tmp_path):
     run_dir = tmp_path / "tb-nan"
     write_sparse_loss(run_dir, nan_at=NAN_AT)
-    steps, _, _ = foreign.read_table(tb_meta(run_dir), "steps")
+    steps, _, _ = foreign.read_table(found_meta(run_dir), "steps")
     # steps 40, 50, 60 logged NaN; the other steps without a loss do not count
     assert nonfinite_loss(steps) == (3, NAN_AT)
     s = summarize("tb", "adamw", "finished", steps, None)
@@ -100,11 +100,11 @@ def test_a_second_read_from_the_disk_cache_keeps_the_rule(tmp_path):
     for f in [*every10.iterdir(), *nan.iterdir()]:
         age(f)  # finished long ago: kept on disk (a live run is not)
     for d in (every10, nan):
-        foreign.read_table(tb_meta(d), "steps")
+        foreign.read_table(found_meta(d), "steps")
     foreign.clear_cache()  # memory cache gone: the next read comes from the disk cache
     before = reader.loads()
-    assert nonfinite_loss(foreign.read_table(tb_meta(every10), "steps")[0]) == (0, None)
-    assert nonfinite_loss(foreign.read_table(tb_meta(nan), "steps")[0]) == (3, NAN_AT)
+    assert nonfinite_loss(foreign.read_table(found_meta(every10), "steps")[0]) == (0, None)
+    assert nonfinite_loss(foreign.read_table(found_meta(nan), "steps")[0]) == (3, NAN_AT)
     assert reader.loads() == before  # not read by TensorBoard's library again
 
 
@@ -129,3 +129,26 @@ def test_page_calls_only_the_logged_nan_run_diverged(tmp_path, monkeypatch):
     (table,) = [d.value for d in at.dataframe if "Steps with NaN loss" in d.value.columns]
     nan_steps = dict(zip(table["Run"], table["Steps with NaN loss"], strict=True))
     assert nan_steps == {"tb-every10": 0, "tb-nan": 3}
+
+
+def test_lightning_csv_logger_keeps_a_logged_nan_apart_from_an_empty_cell(tmp_path):
+    """Lightning's CSVLogger writes an empty cell where a call did not log a metric and "nan"
+    where it logged a NaN: the first is not logged, the second diverged."""
+    pytest.importorskip("lightning")
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(str(tmp_path / "runs"), name="csv")
+    logger.log_hyperparams({"lr": 1e-3, "seed": 0})
+    for s in range(STEPS):  # Lightning's steps count from 0
+        logger.log_metrics({"lr-AdamW": lr_at(s + 1)}, step=s)
+        if (s + 1) % LOSS_EVERY == 0:
+            diverged = s + 1 >= NAN_AT
+            logger.log_metrics({"train_loss": float("nan") if diverged else loss_at(s + 1)}, step=s)
+    logger.finalize("success")
+    run_dir = Path(logger.log_dir)
+    assert ",nan" in (run_dir / "metrics.csv").read_text()  # what the writer wrote
+    steps, msgs, _ = foreign.read_table(found_meta(run_dir), "steps")
+    assert msgs == []
+    logged = steps[steps["step"] % LOSS_EVERY == 0]  # counted from 1 again, as the user does
+    assert len(logged) == STEPS // LOSS_EVERY and steps["lr"].notna().all()
+    assert nonfinite_loss(steps) == (3, NAN_AT)  # 40, 50, 60; none of the 54 empty cells
