@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 # what a build of the project reads (the packages as pyproject.toml's packages.find includes them)
 PACKAGE_PATTERN = re.compile(r"^include = \[(.*)\]$", re.MULTILINE)
 # pip's words when it cannot reach a package index (then the test cannot tell, and is skipped)
-OFFLINE = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable",
-           "No matching distribution found")  # fmt: skip
+OFFLINE = (
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+)
 
 RENDER = textwrap.dedent(
     """
