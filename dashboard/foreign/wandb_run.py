@@ -329,6 +329,9 @@ def _long_form(
     if not rows:
         return mapping.empty_scalars(), np.array([], dtype=np.float64), False
     wide = pd.DataFrame(rows)
+    # (row, metric) where the run logged a NaN: kept (it diverged); a metric absent from a
+    # row was not logged there and is dropped
+    nan_cells = {(i, k) for i, r in enumerate(rows) for k, v in r.items() if v != v}
     logged = [c for c in wide.columns if not c.startswith("_")]
     default = names.pick("step", logged) or "_step"
     wall = wide["_timestamp"] if "_timestamp" in wide else pd.Series(np.nan, index=wide.index)
@@ -349,9 +352,13 @@ def _long_form(
         long = (
             wide.loc[keep, tags]
             .assign(_x=step[keep].astype(np.int64), _w=wall[keep])
-            .melt(id_vars=["_x", "_w"], var_name="tag", value_name="value")
-            .dropna(subset=["value"])
+            .melt(id_vars=["_x", "_w"], var_name="tag", value_name="value", ignore_index=False)
         )
+        written = long["value"].notna().to_numpy()
+        if nan_cells:
+            cells = zip(long.index, long["tag"], strict=True)
+            written = written | np.fromiter((c in nan_cells for c in cells), bool, len(long))
+        long = long[written]
         frames.append(
             pd.DataFrame(
                 {

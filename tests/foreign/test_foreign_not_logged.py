@@ -152,3 +152,27 @@ def test_lightning_csv_logger_keeps_a_logged_nan_apart_from_an_empty_cell(tmp_pa
     logged = steps[steps["step"] % LOSS_EVERY == 0]  # counted from 1 again, as the user does
     assert len(logged) == STEPS // LOSS_EVERY and steps["lr"].notna().all()
     assert nonfinite_loss(steps) == (3, NAN_AT)  # 40, 50, 60; none of the 54 empty cells
+
+
+def test_wandb_keeps_a_logged_nan_apart_from_a_metric_a_row_did_not_log(wandb_env):
+    """`wandb.log` rows with the learning rate every step and the loss every LOSS_EVERY steps,
+    NaN from NAN_AT on: the rows without a loss are not logged, the NaN ones diverged."""
+    import wandb
+    from foreign_writers import wait_for_wandb_exit
+
+    run = wandb.init(project="sparse", dir=str(wandb_env), config={"lr": 1e-3, "seed": 0})
+    for s in range(1, STEPS + 1):
+        row = {"lr": lr_at(s)}
+        if s % LOSS_EVERY == 0:
+            row["loss"] = float("nan") if s >= NAN_AT else loss_at(s)
+        run.log(row, step=s)
+    run.finish()
+    (d,) = [p for p in (wandb_env / "wandb").iterdir() if p.name.endswith(run.id)]
+    wait_for_wandb_exit(d)
+    (found,) = foreign.discover(wandb_env).runs
+    steps, msgs, _ = foreign.read_table(found.meta, "steps")
+    assert msgs == []
+    assert len(steps) == STEPS and steps["lr"].notna().all()
+    logged = steps[steps["step"] % LOSS_EVERY == 0].set_index("step")["loss"]
+    assert logged[10] == pytest.approx(loss_at(10)) and np.isnan(logged[NAN_AT])
+    assert nonfinite_loss(steps) == (3, NAN_AT)  # 40, 50, 60; none of the 54 rows without
