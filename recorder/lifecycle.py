@@ -2,7 +2,9 @@
 
 The step a run starts from is the optimizer's step count (`optimizer_step_count`), restored
 with the optimizer's checkpoint: a resume continues at that step and drops every row after it,
-so the record always matches the training it describes.
+so the record always matches the training it describes. A run directory is a local folder or
+a prefix on an object store (`runformat.storage`): every check and removal here goes through
+`storage`, which is the os call it always was for a local path.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +21,8 @@ import torch
 from recorder import run_meta
 from recorder.sharding import local
 from recorder.writer import RecorderError, RunExistsError, make_dirs, read_table, truncate_after
-from runformat import schema
+from runformat import schema, storage
+from runformat.storage import Where
 
 MODES = ("new", "resume", "overwrite")
 
@@ -105,24 +106,56 @@ class RunStart:
 
 
 def open_run(
-    run_dir: Path,
+    run_dir: Where,
     mode: str,
     *,
     new_meta: Callable[[], dict[str, Any]],
     refresh: dict[str, Any],
     optimizer_steps: int | None,
     resume_step: int | None,
-    created: list[Path],
+    created: list[Where],
 ) -> RunStart:
     """Start writing `run_dir`: a new run at step `optimizer_steps or 0`, or a resumed one at
     the optimizer's step (`refresh`: run.json keys a resume replaces). `optimizer_steps` is
     None when the recorder has no optimizer (then `resume_step` or the last flushed step).
     Paths this start creates are appended to `created` at once (`undo_start` removes them)."""
-    if run_dir.exists() and not run_dir.is_dir():
+    try:
+        return _open_run(
+            run_dir,
+            mode,
+            new_meta=new_meta,
+            refresh=refresh,
+            optimizer_steps=optimizer_steps,
+            resume_step=resume_step,
+            created=created,
+        )
+    except RecorderError:
+        raise
+    except storage.StorageError as exc:  # a store that refuses: named, endpoint scrubbed
+        raise RecorderError(
+            exc.errno or 5, f"cannot open run {run_dir}: {exc}", str(run_dir)
+        ) from exc
+
+
+def _open_run(
+    run_dir: Where,
+    mode: str,
+    *,
+    new_meta: Callable[[], dict[str, Any]],
+    refresh: dict[str, Any],
+    optimizer_steps: int | None,
+    resume_step: int | None,
+    created: list[Where],
+) -> RunStart:
+    if storage.is_store(run_dir):
+        not_a_folder = storage.is_file(run_dir)  # an object where the run's prefix would be
+    else:
+        not_a_folder = run_dir.exists() and not run_dir.is_dir()
+    if not_a_folder:
         raise RecorderError(
             20, f"run directory {run_dir} exists and is not a directory", str(run_dir)
         )
-    has_run = (run_dir / schema.RUN_JSON).is_file()
+    has_run = storage.is_file(run_dir / schema.RUN_JSON)
     if mode == "resume":
         if not has_run:
             raise RecorderError(
@@ -138,20 +171,23 @@ def open_run(
         )
     if has_run and mode == "overwrite":
         try:
-            shutil.rmtree(run_dir)
+            storage.delete_tree(run_dir)
         except OSError as exc:
             raise RecorderError(
                 exc.errno or 5, f"cannot overwrite {run_dir}: {exc}", str(run_dir)
             ) from exc
-    elif run_dir.is_dir() and any(not p.name.startswith(".") for p in run_dir.iterdir()):
+    elif any(not name.startswith(".") for name in storage.list_dir(run_dir)):
         raise RunExistsError(
             17,
             f"run directory {run_dir} exists, is not empty and holds no run; refusing to write "
             "into it",
             str(run_dir),
         )
-    paths = (run_dir, run_dir / schema.TABLES_DIR, run_dir / schema.RUN_JSON)
-    created += [p for p in paths if not p.exists()]
+    if storage.is_store(run_dir):  # a prefix: nothing is under it (checked above)
+        created.append(run_dir)
+    else:
+        paths = (run_dir, run_dir / schema.TABLES_DIR, run_dir / schema.RUN_JSON)
+        created += [p for p in paths if not p.exists()]
     start = new_start(new_meta(), optimizer_steps)
     # run.json before tables/: a start killed in between leaves a run (resumable, overwritable)
     # or an empty folder, never a folder that holds "no run" but is not empty
@@ -170,7 +206,7 @@ def new_start(meta: dict[str, Any], optimizer_steps: int | None) -> RunStart:
 
 
 def _resume(
-    run_dir: Path, refresh: dict[str, Any], optimizer_steps: int | None, resume_step: int | None
+    run_dir: Where, refresh: dict[str, Any], optimizer_steps: int | None, resume_step: int | None
 ) -> RunStart:
     meta = run_meta.read_run_json(run_dir)
     _check_resumable(run_dir, meta)
@@ -222,7 +258,7 @@ def _resume(
     return RunStart(meta=meta, segment=segment, step=step, time_offset=time_offset, tokens=tokens)
 
 
-def _check_resumable(run_dir: Path, meta: dict[str, Any]) -> None:
+def _check_resumable(run_dir: Where, meta: dict[str, Any]) -> None:
     """The run.json fields a resume continues from, of the right type, or a `RecorderError`
     naming the field (an edited run.json is not resumed from a guess)."""
     last = meta.get("last_flushed_step")
@@ -242,14 +278,11 @@ def _check_resumable(run_dir: Path, meta: dict[str, Any]) -> None:
         )
 
 
-def undo_start(created: list[Path]) -> None:
+def undo_start(created: list[Where]) -> None:
     """Remove what a failed start created (a new or overwritten run; a resumed run is left)."""
     for path in reversed(created):
         with contextlib.suppress(OSError):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            storage.delete_tree(path)
     created.clear()
 
 

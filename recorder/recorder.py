@@ -27,7 +27,6 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,7 @@ from recorder.lifecycle import MODES, optimizer_step_count, unwrap_optimizer
 from recorder.options import RecorderOptions
 from recorder.sinks import ScalarSink
 from recorder.writer import ChunkWriter, RecorderError, compact
-from runformat import schema
+from runformat import schema, storage
 
 RECORDING_SOURCES = ("recorded", "hf", "lightning")  # who records: run.json's description.source
 
@@ -71,7 +70,9 @@ class Recorder(StepHooks):
     """Writes one run directory (see docs/run-format.md) for one training run.
 
     Args:
-        run_dir: the run directory.
+        run_dir: the run directory: a local path, or a URI on an object store
+            (`s3://bucket/prefix/run`, `gs://...`; credentials and endpoint from the
+            environment: `runformat.storage`).
         optimizer: any torch optimizer; an `sgg.SGG` is recognised and its clustering recorded.
             A wrapper such as accelerate's `AcceleratedOptimizer` is unwrapped.
         model: the module whose `named_parameters()` name the layers (optional; a
@@ -134,7 +135,7 @@ class Recorder(StepHooks):
                 raise ValueError(f"sinks: {sink!r} lacks log_scalars(step, scalars) / close()")
         self.sinks: tuple[ScalarSink, ...] = tuple(sinks)
         self.options = dataclasses.replace(options or RecorderOptions(), **kwargs)
-        self.run_dir = Path(run_dir)
+        self.run_dir = storage.locate(run_dir)  # a Path, or an ObjectPath for s3:// and gs://
         self.optimizer = optimizer
         self.model = model
         self.seed = seed
@@ -161,7 +162,7 @@ class Recorder(StepHooks):
         # Sharded (FSDP2) parameters: every rank records (the statistics are collectives), only
         # global rank 0 writes. Without DTensors nothing changes and no collective runs.
         self._writes = not self._sharding.active or lifecycle.global_rank() == 0
-        self._created: list[Path] = []
+        self._created: list[storage.Where] = []
         error: BaseException | None = None
         try:
             # Hooks first: an optimizer that cannot be hooked fails before anything is on disk.

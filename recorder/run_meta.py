@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.writer import RecorderError, atomic_write_json
-from runformat import run_info, run_json, schema
+from runformat import run_info, run_json, schema, storage
 
 
 def utc_now() -> str:
@@ -39,7 +39,7 @@ def jsonable(obj: Any) -> Any:
         return obj if math.isfinite(obj) else str(obj)
     if hasattr(obj, "item") and getattr(obj, "numel", lambda: 2)() == 1:
         return jsonable(obj.item())  # 0-d tensor or numpy scalar
-    if isinstance(obj, Path):
+    if isinstance(obj, Path | storage.ObjectPath):
         return str(obj)
     return repr(obj)
 
@@ -172,10 +172,10 @@ def describe(
     return info.to_json()
 
 
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    """The run.json of `run_dir`, validated; a `RecorderError` when this recorder cannot
-    continue it (FileNotFoundError when there is none)."""
-    path = Path(run_dir) / schema.RUN_JSON
+def read_run_json(run_dir: storage.Where) -> dict[str, Any]:
+    """The run.json of `run_dir` (a folder or a store prefix), validated; a `RecorderError`
+    when this recorder cannot continue it (FileNotFoundError when there is none)."""
+    path = storage.locate(run_dir) / schema.RUN_JSON
     try:
         meta = run_json.read(run_dir)
     except FileNotFoundError:
@@ -195,6 +195,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
+def write_run_json(run_dir: storage.Where, meta: dict[str, Any]) -> None:
+    """Replace run.json whole (a temp file and a rename on disk, one object on a store)."""
     meta["updated_at"] = utc_now()
-    atomic_write_json(Path(run_dir) / schema.RUN_JSON, meta)
+    atomic_write_json(storage.locate(run_dir) / schema.RUN_JSON, meta)

@@ -1,26 +1,32 @@
 """Chunk writer: complete Parquet chunks of one run segment, written through `runformat`.
 
-File names, the supersede rule and atomic writes are `runformat`'s; this module adds the
-recorder's bookkeeping (sequence numbers, truncation on resume, compaction) and turns any
-OSError on the way (disk full, unwritable directory) into a `RecorderError` naming the path.
-Knows nothing about torch.
+File names, the supersede rule, atomic writes and where a run lives (a local folder or an
+object store: `runformat.storage`) are `runformat`'s; this module adds the recorder's
+bookkeeping (sequence numbers, truncation on resume, compaction) and turns any OSError on the
+way (disk full, unwritable directory, a store that refuses) into a `RecorderError` naming the
+path. Knows nothing about torch.
+
+Every function takes a run directory as a `pathlib.Path` or a `storage.ObjectPath` (what
+`storage.locate` returns) and returns chunk paths of the same kind; names and signatures are
+stable for the recorder's background writer, which calls `ChunkWriter.write`, `compact` and
+`atomic_write_json` off the training thread (none holds state shared with another call but
+the `ChunkWriter`'s sequence numbers).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno as errno_mod
 import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runformat import atomic, chunks, integrity, schema
+from runformat import atomic, chunks, integrity, schema, storage
+from runformat.storage import Where
 
 
 class RecorderError(OSError):
@@ -31,34 +37,37 @@ class RunExistsError(RecorderError, FileExistsError):
     """The run directory already holds a run and neither resume nor overwrite was asked for."""
 
 
-def _as_recorder_error(exc: OSError, path: Path, what: str) -> RecorderError:
+def _as_recorder_error(exc: OSError, path: Where, what: str) -> RecorderError:
     code = exc.errno if exc.errno is not None else errno_mod.EIO
     reason = os.strerror(code) if exc.errno is not None else str(exc)
     if code == errno_mod.ENOSPC:
         reason = "no space left on device"
-    return RecorderError(code, f"recorder cannot {what} {path}: {reason} ({exc})", str(path))
+    text = storage.scrub(f"recorder cannot {what} {path}: {reason} ({exc})")
+    return RecorderError(code, text, str(path))
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """`runformat.atomic.atomic_write`, failing with a `RecorderError`."""
+def atomic_write(path: Where, write: Callable[[IO[bytes]], Any]) -> int:
+    """`runformat.atomic.atomic_write` (a local path or an object), failing with a
+    `RecorderError`; returns the bytes written."""
     try:
-        atomic.atomic_write(path, write)
+        return atomic.atomic_write(path, write)
     except OSError as exc:
-        raise _as_recorder_error(exc, Path(path), "write") from exc
+        raise _as_recorder_error(exc, storage.locate(path), "write") from exc
 
 
-def atomic_write_json(path: Path, obj: Mapping[str, Any]) -> None:
+def atomic_write_json(path: Where, obj: Mapping[str, Any]) -> None:
     try:
         atomic.atomic_write_json(path, obj)
     except OSError as exc:
-        raise _as_recorder_error(exc, Path(path), "write") from exc
+        raise _as_recorder_error(exc, storage.locate(path), "write") from exc
 
 
-def make_dirs(path: Path) -> None:
+def make_dirs(path: Where) -> None:
+    """A local folder (nothing on a store: a key prefix needs no object)."""
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        storage.make_dirs(storage.locate(path))
     except OSError as exc:
-        raise _as_recorder_error(exc, Path(path), "create directory") from exc
+        raise _as_recorder_error(exc, storage.locate(path), "create directory") from exc
 
 
 def to_arrow(table: str, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
@@ -66,20 +75,25 @@ def to_arrow(table: str, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
     return schema.build_table(table, columns)
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
+def write_parquet(path: Where, table: pa.Table) -> int:
+    """One whole chunk (`runformat.atomic.write_parquet`); returns its size in bytes."""
     try:
-        atomic.write_parquet(path, table)
+        return atomic.write_parquet(path, table)
     except OSError as exc:
-        raise _as_recorder_error(exc, Path(path), "write") from exc
+        raise _as_recorder_error(exc, storage.locate(path), "write") from exc
 
 
-def list_chunks(run_dir: Path, table: str, *, superseded: bool = False) -> list[Path]:
+def list_chunks(run_dir: Where, table: str, *, superseded: bool = False) -> list[Where]:
     """The table's live chunk files in write order (`runformat.chunks.live_chunks`); with
-    `superseded=True` every `part-*` and `compact-*` file, live or not."""
+    `superseded=True` every `part-*` and `compact-*` file, live or not. One listing (a
+    request on a store)."""
     d = chunks.table_dir(run_dir, table)
-    if not d.is_dir():
+    try:
+        names = list(storage.list_dir(d))
+    except OSError as exc:
+        raise _as_recorder_error(exc, d, "list") from exc
+    if not names:
         return []
-    names = [p.name for p in d.iterdir()]
     if superseded:
         keep = [n for n in names if chunks.chunk_key(n) is not None]
         return sorted((d / n for n in keep), key=lambda p: _key(p.name))
@@ -92,15 +106,14 @@ def _key(name: str) -> tuple[int, int, int]:
     return key
 
 
-def remove_superseded(run_dir: Path, table: str) -> int:
+def remove_superseded(run_dir: Where, table: str) -> int:
     """Delete the chunks a compacted file supersedes (left by a crash); return how many."""
-    live = set(list_chunks(run_dir, table))
-    gone = [p for p in list_chunks(run_dir, table, superseded=True) if p not in live]
+    every = list_chunks(run_dir, table, superseded=True)
+    live = set(chunks.live_chunks([p.name for p in every]))
+    gone = [p for p in every if p.name not in live]
     for p in gone:
         try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+            storage.delete(p)
         except OSError as exc:
             raise _as_recorder_error(exc, p, "remove") from exc
     if gone:
@@ -108,19 +121,19 @@ def remove_superseded(run_dir: Path, table: str) -> int:
     return len(gone)
 
 
-def damage_warning(run_dir: Path, table: str, error: integrity.DamagedChunk, what: str) -> str:
+def damage_warning(run_dir: Where, table: str, error: integrity.DamagedChunk, what: str) -> str:
     """The sentence for a damaged chunk met by the recorder (`what` it does about it)."""
     what_held = integrity.held(error.path)
     sentence = integrity.damage_sentence(table, error.path.name, error.reason, what_held)
     return f"{run_dir}: {sentence}; {what}"
 
 
-def read_chunk(path: Path, table: str) -> pa.Table:
+def read_chunk(path: Where, table: str) -> pa.Table:
     """One chunk as the table's schema, page checksums verified (`integrity.DamagedChunk`)."""
     return integrity.read_chunk(path, table, whole_schema=True)
 
 
-def read_table(run_dir: Path, table: str, *, damaged: str = "skip") -> pa.Table:
+def read_table(run_dir: Where, table: str, *, damaged: str = "skip") -> pa.Table:
     """All chunks of one table concatenated, page checksums verified. A damaged chunk is
     left out with a warning naming it (`damaged="skip"`), or raised (`"raise"`)."""
     parts = []
@@ -141,14 +154,14 @@ def read_table(run_dir: Path, table: str, *, damaged: str = "skip") -> pa.Table:
 class ChunkWriter:
     """Writes chunks `tables/<table>/part-<segment>-<seq>.parquet` of one segment of a run."""
 
-    def __init__(self, run_dir: Path, segment: int) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Where, segment: int) -> None:
+        self.run_dir = storage.locate(run_dir)
         self.segment = segment
         self._seq: dict[str, int] = {}
         self.bytes_written = 0
         self.chunks_written = 0
 
-    def _next_path(self, table: str) -> Path:
+    def _next_path(self, table: str) -> Where:
         d = chunks.table_dir(self.run_dir, table)
         if table not in self._seq:
             make_dirs(d)
@@ -159,24 +172,22 @@ class ChunkWriter:
         self._seq[table] += 1
         return d / chunks.chunk_name(self.segment, seq)
 
-    def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> Path | None:
-        """Write one complete chunk; nothing is written for zero rows."""
+    def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> Where | None:
+        """Write one complete chunk; nothing is written for zero rows. Returns its path."""
         tbl = to_arrow(table, columns)
         if tbl.num_rows == 0:
             return None
         path = self._next_path(table)
-        write_parquet(path, tbl)
+        self.bytes_written += write_parquet(path, tbl)
         self.chunks_written += 1
-        with contextlib.suppress(OSError):
-            self.bytes_written += path.stat().st_size
         return path
 
 
-def _max_step(path: Path) -> float:
+def _max_step(path: Where) -> float:
     """The largest `step` in a chunk from its Parquet statistics (inf when they are missing or
     the file is unreadable: the caller then reads it)."""
     try:
-        meta = pq.ParquetFile(path).metadata
+        meta = pq.read_metadata(storage.open_input(path))
         column = meta.schema.to_arrow_schema().get_field_index("step")
         highest = -math.inf
         for g in range(meta.num_row_groups):
@@ -189,7 +200,7 @@ def _max_step(path: Path) -> float:
         return math.inf
 
 
-def truncate_after(run_dir: Path, step: int) -> int:
+def truncate_after(run_dir: Where, step: int) -> int:
     """Rewrite (atomically) every chunk holding rows with `step > step`; return rows dropped."""
     dropped = 0
     for table in schema.TABLES:
@@ -213,13 +224,13 @@ def truncate_after(run_dir: Path, step: int) -> int:
                 write_parquet(path, tbl.filter(pa.array(keep)))
             else:
                 try:
-                    path.unlink()
+                    storage.delete(path)
                 except OSError as exc:
                     raise _as_recorder_error(exc, path, "remove") from exc
     return dropped
 
 
-def compact(run_dir: Path, table: str, segment: int) -> bool:
+def compact(run_dir: Where, table: str, segment: int) -> bool:
     """Replace a table's chunks by one sorted file; return whether anything was compacted.
 
     Crash-safe without a rename of several files: the merged rows go to

@@ -1,13 +1,17 @@
 """Atomic writes: a reader (or a crash) only ever sees whole files.
 
-Every file goes to `.<name>.tmp` beside its target, is fsynced, then `os.replace`d onto the
-target and the folder is fsynced. Errors are the plain `OSError` of the failing call (the temp
-file removed); callers turn them into their own messages.
+On disk every file goes to `.<name>.tmp` beside its target, is fsynced, then `os.replace`d onto
+the target and the folder is fsynced. On an object store (`runformat.storage`) the bytes are
+built in memory and sent as one object (one PUT, or a multipart upload the store shows only
+once completed): the store never shows a part of it, and a rewrite (run.json) replaces the
+previous object whole. Errors are the plain `OSError` of the failing call (the temp file
+removed); callers turn them into their own messages.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -16,7 +20,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from runformat import integrity
+from runformat import integrity, storage
 
 
 def temp_path(path: Path) -> Path:
@@ -25,7 +29,10 @@ def temp_path(path: Path) -> Path:
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable (best effort: not every filesystem allows it)."""
+    """Make a rename inside `path` durable (best effort: not every filesystem allows it;
+    nothing to do on an object store)."""
+    if storage.is_store(path):
+        return
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -34,30 +41,43 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
-    """Call `write(binary_file)` on the temp file, fsync, then `os.replace` it onto `path`."""
-    path = Path(path)
-    tmp = temp_path(path)
+def atomic_write(
+    path: str | os.PathLike[str] | storage.ObjectPath, write: Callable[[IO[bytes]], Any]
+) -> int:
+    """Call `write(binary_file)`, then make the result appear at `path` whole (on disk: a temp
+    file, fsync, `os.replace`; on a store: one object). Returns the bytes written."""
+    where = storage.locate(path)
+    if storage.is_store(where):
+        buf = io.BytesIO()
+        write(buf)  # everything first: a failure here sends nothing
+        data = buf.getvalue()
+        storage.put(where, data)
+        return len(data)
+    tmp = temp_path(where)
     try:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            size = f.tell()
+        os.replace(tmp, where)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    fsync_dir(where.parent)
+    return size
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Mapping[str, Any]) -> None:
+def atomic_write_json(
+    path: str | os.PathLike[str] | storage.ObjectPath, obj: Mapping[str, Any]
+) -> int:
     """Write `obj` as indented JSON (NaN refused: run.json must be valid JSON)."""
     data = (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()
-    atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
-def write_parquet(path: str | os.PathLike[str], table: pa.Table) -> None:
+def write_parquet(path: str | os.PathLike[str] | storage.ObjectPath, table: pa.Table) -> int:
     """Write one complete Parquet chunk atomically (the format's compression, and a checksum
-    on every page: `runformat.integrity`)."""
-    atomic_write(path, lambda f: integrity.write_chunk(table, f))
+    on every page: `runformat.integrity`); returns its size in bytes."""
+    return atomic_write(path, lambda f: integrity.write_chunk(table, f))

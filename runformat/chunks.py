@@ -9,8 +9,8 @@ writing a compacted file and removing what it replaces never doubles a row.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from runformat import storage
 from runformat.schema import TABLES_DIR
 
 PART = "part"
@@ -72,6 +72,7 @@ def superseded(names: list[str]) -> set[str]:
     return {n for n in names if chunk_key(n) is not None and n not in live}
 
 
-def table_dir(run_dir: str | os.PathLike[str], table: str) -> Path:
-    """`<run_dir>/tables/<table>`: the folder of one table's chunks."""
-    return Path(run_dir) / TABLES_DIR / table
+def table_dir(run_dir: str | os.PathLike[str] | storage.ObjectPath, table: str) -> storage.Where:
+    """`<run_dir>/tables/<table>`: the folder of one table's chunks (a key prefix on a
+    store)."""
+    return storage.locate(run_dir) / TABLES_DIR / table

@@ -6,6 +6,7 @@ flipped bit instead of decoding a gradient norm of 29.2 that was 2.05. A chunk t
 check is *damaged*: readers leave it out and say so in one sentence (`damage_sentence`), never
 show its values. Chunks written before checksums still read (a page without a CRC is not
 verified); a cut-short file is found without reading its data (`cut_short`: its last bytes).
+Chunks are read from a local path or an object store alike (`runformat.storage`).
 
 Needs pyarrow and the standard library only.
 """
@@ -15,11 +16,11 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runformat import storage
 from runformat.schema import PARQUET_COMPRESSION, TABLES
 
 WRITE_OPTIONS = {"compression": PARQUET_COMPRESSION, "write_page_checksum": True}
@@ -32,9 +33,9 @@ CUT_SHORT = "corrupt or half-written: it does not end with a Parquet footer"
 class DamagedChunk(ValueError):
     """A chunk that cannot be read whole; `reason` says why in words."""
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        super().__init__(f"{Path(path).name}: {reason}")
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | storage.ObjectPath, reason: str) -> None:
+        self.path = storage.locate(path)
+        super().__init__(f"{self.path.name}: {reason}")
         self.reason = reason
 
 
@@ -54,20 +55,16 @@ def scan_format():
     )
 
 
-def cut_short(path: str | os.PathLike[str]) -> str | None:
+def cut_short(path: str | os.PathLike[str] | storage.ObjectPath) -> str | None:
     """Why the file cannot be a whole Parquet file, from its size and last 8 bytes (a footer
     length and the magic), or None when it looks whole. One small read: cheap enough for
-    every chunk of every run at listing time."""
+    every chunk of every run at listing time on disk (on a store, a request)."""
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 12:
-                return CUT_SHORT
-            head = f.read(4)
-            f.seek(size - 8)
-            tail = f.read(8)
+        size, head, tail = storage.read_tail(storage.locate(path), 8)
     except OSError:
         return None  # gone (a compaction removed it) or not allowed: a read says which
+    if size < 12:
+        return CUT_SHORT
     (footer_len,) = struct.unpack("<I", tail[:4])
     if head != MAGIC or tail[4:] != MAGIC or footer_len + 12 > size:
         return CUT_SHORT
@@ -108,17 +105,19 @@ def unexpected_columns(table: str, names: list[str]) -> str | None:
 
 
 def read_chunk(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | storage.ObjectPath,
     table: str,
     columns: list[str] | tuple[str, ...] | None = None,
     *,
     whole_schema: bool = False,
+    size: int | None = None,
 ) -> pa.Table:
     """One chunk, page checksums verified: only `columns` that it holds when given; with
     `whole_schema`, exactly the table's schema (columns it lacks as nulls). Raises
-    `DamagedChunk` for any damage; OSError when the file is gone or may not be read."""
+    `DamagedChunk` for any damage; OSError when the file is gone or may not be read. `size`:
+    the object's size when a listing gave it (a store reads a small object by one GET)."""
     try:
-        pf = pq.ParquetFile(path, **VERIFY)
+        pf = pq.ParquetFile(storage.open_input(path, size), **VERIFY)
     except Exception as e:
         raise _damaged(e, path, "footer") from e
     with pf:
@@ -163,10 +162,10 @@ class Held:
     last_step: int | None
 
 
-def held(path: str | os.PathLike[str]) -> Held | None:
+def held(path: str | os.PathLike[str] | storage.ObjectPath) -> Held | None:
     """Rows and step range from the footer (None when the footer itself is unreadable)."""
     try:
-        meta = pq.read_metadata(path)
+        meta = pq.read_metadata(storage.open_input(path))
         first = last = None
         index = meta.schema.to_arrow_schema().get_field_index("step")
         for g in range(meta.num_row_groups):

@@ -11,9 +11,9 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from runformat import storage
 from runformat.schema import FORMAT_NAME, FORMAT_VERSION, RUN_JSON, STATUS_FAILED, STATUSES
 
 MAX_BYTES = 20_000_000  # a run.json larger than this is not real
@@ -56,13 +56,16 @@ def validate(meta: Any, *, reader: str = "this reader") -> Validation:
     return Validation(None, tuple(problems), version)
 
 
-def read(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parsed run.json of `run_dir`: FileNotFoundError when there is none, ValueError when
-    it is too large, not JSON or not an object. (Validation is `validate`'s job.)"""
-    path = Path(run_dir) / RUN_JSON
-    if path.stat().st_size > MAX_BYTES:
-        raise ValueError(f"{path} is too large to be a run.json")
-    meta = json.loads(path.read_text(encoding="utf-8"))
+def read(run_dir: str | os.PathLike[str] | storage.ObjectPath) -> dict[str, Any]:
+    """The parsed run.json of `run_dir` (a folder or a store prefix): FileNotFoundError when
+    there is none, ValueError when it is too large, not JSON or not an object. (Validation is
+    `validate`'s job.)"""
+    path = storage.locate(run_dir) / RUN_JSON
+    try:
+        data = storage.read_bytes(path, max_bytes=MAX_BYTES)
+    except ValueError:
+        raise ValueError(f"{path} is too large to be a run.json") from None
+    meta = json.loads(data.decode("utf-8"))
     if not isinstance(meta, dict):
         raise ValueError(f"{path} is not a JSON object")
     return meta
