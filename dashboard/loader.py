@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from dashboard.metrics.health import live_status, note_nonfinite_loss
+from dashboard.metrics.settings import applies_sgg, optimizer_of, shadow_of
 from runformat import chunks, integrity, run_json, schema
 
 KNOWN_FORMAT_VERSION = schema.FORMAT_VERSION
@@ -78,8 +79,14 @@ class Run:
 
     @property
     def optimizer(self) -> str:
-        opt = self.meta.get("optimizer")
-        return str(opt.get("name") or "?") if isinstance(opt, dict) else "?"
+        """Lower case, "unknown optimizer" when the run does not say (the typed description's,
+        as every page names it)."""
+        return optimizer_of(self.meta)
+
+    @property
+    def is_sgg(self) -> bool:
+        """Trained with SGG: its factors were applied (a shadow clustering is not)."""
+        return applies_sgg(self.meta)
 
     @property
     def hyperparameters(self) -> dict:
@@ -99,8 +106,8 @@ class Run:
 
     @property
     def shadow(self) -> bool:
-        opt = self.meta.get("optimizer")
-        return isinstance(opt, dict) and bool(opt.get("shadow"))
+        """Another optimizer that computed SGG's grouping only to show it (not applied)."""
+        return shadow_of(self.meta)
 
     @property
     def status(self) -> str:

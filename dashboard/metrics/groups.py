@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import hashlib
 
-from dashboard.metrics.settings import SGG_ONLY, TYPED_KEYS, canonical, info_of, sgg_only
+from dashboard.metrics.settings import (
+    SGG_ONLY,
+    TYPED_KEYS,
+    UNKNOWN_OPTIMIZER,
+    applies_sgg,
+    canonical,
+    info_of,
+    is_adamw,
+    names_sgg,
+    optimizer_of,
+    sgg_only,
+    shadow_of,
+)
 from dashboard.metrics.sweep import (
     IGNORED_FOR_SWEEP,
     RECORDING_KEYS,
@@ -21,17 +33,15 @@ from dashboard.metrics.sweep import (
 )
 
 HOST_KEYS = ("hostname", "cpu", "device", "cpu_count", "torch_threads")
-__all__ = ["SGG_ONLY", "sgg_only"]  # re-exported: part of what "like for like" means
-
-
-UNKNOWN_OPTIMIZER = "unknown optimizer"  # what a person reads for a run that does not say
+# re-exported: part of what "like for like" means, and the one optimizer test
+__all__ = ["SGG_ONLY", "UNKNOWN_OPTIMIZER", "applies_sgg", "is_adamw", "sgg_only", "shadow_of"]
 
 
 def optimizer_name(meta: dict) -> str:
     """The optimizer's name, lower case; UNKNOWN_OPTIMIZER when the run does not say (a
-    foreign run logged without its settings): every label, heading and table shows this."""
-    name = info_of(meta).optimizer
-    return name if name and name.strip("? ") else UNKNOWN_OPTIMIZER
+    foreign run logged without its settings): every label, heading and table shows this
+    (`settings.optimizer_of`, which `loader.Run.optimizer` gives too)."""
+    return optimizer_of(meta)
 
 
 def names_optimizer(meta: dict) -> bool:
@@ -53,12 +63,6 @@ def seed_of(meta: dict) -> int | None:
     """The run's seed (the typed description's: config.seed, else run.json's seed), or None
     when it is not recorded or not an integer (run_info says so among its problems)."""
     return info_of(meta).seed
-
-
-def shadow_of(meta: dict) -> bool:
-    """Whether the run computed SGG's grouping only to show it (an observe-only shadow)."""
-    sgg = info_of(meta).sgg
-    return sgg is not None and not sgg.applied
 
 
 def group_id(meta: dict) -> str:
@@ -175,7 +179,7 @@ def group_label(meta: dict, varying: list[str], n: int | list[object]) -> str:
     which lr it speaks of) and the other settings that vary between the groups on show (never
     a setting only SGG reads for another optimizer)."""
     s = settings(meta)
-    if s["optimizer"] != "sgg":  # settings only SGG reads say nothing about another optimizer
+    if not names_sgg(s["optimizer"]):  # settings only SGG reads say nothing about another optimizer
         varying = [k for k in varying if not sgg_only(k)]
     lr = lr_key(meta)
     keys = ([lr] if lr else []) + [k for k in varying if k != lr]
@@ -217,8 +221,8 @@ def default_pair(metas: dict[str, dict]) -> tuple[str, str] | None:
     seed stands for its group. None when no such pair exists."""
     by_group = seed_groups(metas)
     first = {g: m[0] for g, m in by_group.items()}
-    sgg = [g for g in by_group if settings(metas[first[g]])["optimizer"] == "sgg"]
-    adamw = [g for g in by_group if settings(metas[first[g]])["optimizer"] == "adamw"]
+    sgg = [g for g in by_group if applies_sgg(metas[first[g]])]
+    adamw = [g for g in by_group if is_adamw(metas[first[g]])]
     variants: dict[tuple, int] = {}
     for g in sgg:
         v = _sgg_variant(metas[first[g]])

@@ -147,6 +147,47 @@ def info_of(meta: Mapping) -> RunInfo:
     return info
 
 
+# the optimizer names the pages tell apart; `applies_sgg` and `is_adamw` are the one place a
+# name is compared with them
+SGG = "sgg"
+ADAMW = "adamw"
+UNKNOWN_OPTIMIZER = "unknown optimizer"  # what a person reads for a run that does not say
+
+
+def optimizer_of(meta: Mapping) -> str:
+    """The optimizer's name, lower case, from the typed description; UNKNOWN_OPTIMIZER when
+    the run does not say (a foreign run logged without its settings)."""
+    name = info_of(meta).optimizer
+    return name if name and name.strip("? ") else UNKNOWN_OPTIMIZER
+
+
+def names_sgg(optimizer: str) -> bool:
+    """Whether an optimizer name (as `optimizer_of` gives it) is SGG."""
+    return optimizer == SGG
+
+
+def names_adamw(optimizer: str) -> bool:
+    """Whether an optimizer name (as `optimizer_of` gives it) is AdamW."""
+    return optimizer == ADAMW
+
+
+def applies_sgg(meta: Mapping) -> bool:
+    """The run trained with SGG: its factors were applied (a shadow clustering of another
+    optimizer is not)."""
+    return names_sgg(optimizer_of(meta))
+
+
+def is_adamw(meta: Mapping) -> bool:
+    """The run trained with AdamW (with or without a shadow clustering)."""
+    return names_adamw(optimizer_of(meta))
+
+
+def shadow_of(meta: Mapping) -> bool:
+    """Whether the run computed SGG's grouping only to show it (an observe-only shadow)."""
+    sgg = info_of(meta).sgg
+    return sgg is not None and not sgg.applied
+
+
 def tool_option(key: str) -> bool:
     """Another tool's option about logging, saving or devices (by its leaf name)."""
     leaf = key.rsplit(".", 1)[-1]

@@ -132,7 +132,7 @@ def test_run_json_missing_fields_are_tolerated(tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "run.json").write_text(json.dumps({"status": "finished"}))
     run = loader.discover_runs(tmp_path).runs[0]
-    assert run.readable and run.optimizer == "?" and run.name == "r"
+    assert run.readable and run.optimizer == "unknown optimizer" and run.name == "r"
     assert any("format_version" in p for p in run.problems)
 
 
