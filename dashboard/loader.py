@@ -13,6 +13,14 @@ is left out and named, never read as numbers. Listing a run looks at the last by
 its chunks (a cut-short file is found without reading it) and recalls every chunk a read found
 damaged: `Run.damage` names them all, whatever table, wherever the run is listed. Reads of a
 few columns check only those columns' pages: `verify_runs` reads the runs on show whole, once.
+
+Runs on an object store (`--runs s3://bucket/prefix`, `runformat.storage`): one listing of the
+prefix finds every run.json and every chunk with its (size, mtime), which stand in for the
+file signatures (`dashboard.store_runs`); a `Run` found there carries its chunk listing, so
+reading it costs no further listing, and a live refresh lists the prefix again. Chunks are
+read by one GET each, concurrently; a cut-short object is named by the first read of it
+rather than at listing (objects are written whole, one PUT each: a short one was copied in
+from a broken file, and a tail read per chunk would cost a request per chunk at listing).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import pyarrow as pa
 
 from dashboard.metrics.health import live_status, note_nonfinite_loss
 from dashboard.metrics.settings import applies_sgg, optimizer_of, shadow_of
-from runformat import chunks, integrity, run_json, schema
+from runformat import chunks, integrity, run_json, schema, storage
 
 KNOWN_FORMAT_VERSION = schema.FORMAT_VERSION
 TABLES = tuple(schema.TABLES)
@@ -65,12 +73,16 @@ def is_within(path: Path, root: Path) -> bool:
 class Run:
     """One run directory: its metadata (run.json) and what was wrong with it, if anything."""
 
-    path: Path  # resolved
+    path: Path | storage.ObjectPath  # resolved (a prefix on an object store)
     rel: str  # path relative to the root, "/"-separated: the run's id in the URL
     meta: dict = field(default_factory=dict, compare=False, hash=False)
     problems: tuple[str, ...] = ()  # everything wrong, `damage` included
     readable: bool = True  # False: run.json unusable, tables are not read
     damage: tuple[str, ...] = field(default=(), compare=False)  # damaged chunks, any table
+    # on an object store: each table's live chunks as the discovery's listing found them
+    listing: dict[str, tuple[ChunkSig, ...]] | None = field(
+        default=None, compare=False, hash=False, repr=False
+    )
 
     @property
     def name(self) -> str:
@@ -147,8 +159,19 @@ def read_run_json(path: Path, root: Path, rel: str) -> Run:
     try:
         if path.stat().st_size > MAX_RUN_JSON_BYTES:
             return Run(run_dir, rel, {}, (f"`{label}`: run.json is too large to be real.",), False)
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
+        data = path.read_bytes()
+    except OSError as e:
+        return Run(run_dir, rel, {}, (f"`{label}`: run.json could not be read ({e}).",), False)
+    return parse_run_json(data, run_dir, rel)
+
+
+def parse_run_json(data: bytes, run_dir: Path | storage.ObjectPath, rel: str) -> Run:
+    """The `Run` of a run.json's bytes, wherever they were read from: problems collected, only
+    fatal ones make the run unreadable."""
+    label = rel or "."
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
         return Run(run_dir, rel, {}, (f"`{label}`: run.json could not be read ({e}).",), False)
     except json.JSONDecodeError as e:
         return Run(
@@ -272,8 +295,13 @@ class Discovery:
     messages: list[str]
 
 
-def discover_runs(root: str | Path) -> Discovery:
-    """Every directory under `root` that contains run.json (symlinked folders not followed)."""
+def discover_runs(root: str | Path | storage.ObjectPath) -> Discovery:
+    """Every directory under `root` that contains run.json (symlinked folders not followed);
+    `root` may be an object store prefix (`s3://bucket/prefix`: `dashboard.store_runs`)."""
+    if storage.is_uri(root) or storage.is_store(root):
+        from dashboard import store_runs
+
+        return store_runs.discover(root)
     try:
         root_path = Path(root).expanduser().resolve()
     except (OSError, RuntimeError) as e:
@@ -334,7 +362,17 @@ def _cached_run_json(path: Path, root: Path, rel: str) -> Run:
 # --------------------------------------------------------------------------- chunks
 
 
-ChunkSig = tuple[str, int, int]  # (path, size, mtime_ns)
+ChunkSig = tuple[str, int, int]  # (path, or an object's URI; size; mtime_ns)
+STORE_THREADS = 16  # concurrent GETs of one table's chunks on an object store
+
+
+def _on_store(sig: ChunkSig) -> bool:
+    return "://" in sig[0]
+
+
+def chunk_name(sig: ChunkSig) -> str:
+    """The chunk's file name (its key's last part on a store)."""
+    return sig[0].rsplit("/", 1)[-1] if _on_store(sig) else os.path.basename(sig[0])
 
 
 def superseded(names: list[str]) -> set[str]:
@@ -344,7 +382,10 @@ def superseded(names: list[str]) -> set[str]:
 
 
 def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[str]]:
-    """The table's chunk files in write order, with their signatures; refused paths reported."""
+    """The table's chunk files in write order, with their signatures; refused paths reported.
+    A run on an object store answers from its discovery's listing."""
+    if run.listing is not None:
+        return list(run.listing.get(table, ())), []
     d = chunks.table_dir(run.path, table)
     if not d.is_dir():
         return [], []
@@ -430,6 +471,9 @@ def clear_caches() -> None:
     _CUT_SHORT.clear()
     _VERIFIED.clear()
     _LISTED.clear()
+    from dashboard import store_runs
+
+    store_runs.clear_cache()
 
 
 def _remember(cache: dict, key, value) -> None:
@@ -443,16 +487,19 @@ def _damaged(sig: ChunkSig, table: str, reason: str) -> str:
     known = _DAMAGE.get(sig)
     if known is None:
         what = integrity.held(sig[0])
-        known = integrity.damage_sentence(table, Path(sig[0]).name, reason, what)
+        known = integrity.damage_sentence(table, chunk_name(sig), reason, what)
         _remember(_DAMAGE, sig, known)
     return known
 
 
 def known_damage(sig: ChunkSig, table: str) -> str | None:
     """The damage known of one chunk without decoding it: a read found it earlier, or the file
-    is cut short (its last bytes, one small read per file version)."""
+    is cut short (its last bytes, one small read per file version; on a store, the first read
+    of the object says it)."""
     if sig in _DAMAGE:
         return _DAMAGE[sig]
+    if _on_store(sig):
+        return None
     if sig not in _CUT_SHORT:
         _remember(_CUT_SHORT, sig, integrity.cut_short(sig[0]))
     reason = _CUT_SHORT[sig]
@@ -465,6 +512,8 @@ _LISTED: dict[str, tuple[int, list[ChunkSig]]] = {}  # table folder: (its mtime,
 def listed_chunks(run: Run, table: str, root: Path) -> list[ChunkSig]:
     """`list_chunks`, kept while the table's folder is unchanged (a chunk written, replaced or
     removed changes it): listing every run at every page run costs one stat per table."""
+    if run.listing is not None:
+        return list(run.listing.get(table, ()))
     d = chunks.table_dir(run.path, table)
     try:
         mtime = d.stat().st_mtime_ns
@@ -497,15 +546,20 @@ def chunk_damage(run: Run, root: Path) -> tuple[str, ...]:
 def damage_found(run: Run) -> list[str]:
     """The damage reads have found in `run`'s chunks so far (files still as they were), each
     prefixed with the run: a view names what another view's read found."""
-    tables_dir = str(run.path / schema.TABLES_DIR) + os.sep
+    on_store = run.listing is not None
+    tables_dir = str(run.path / schema.TABLES_DIR) + ("/" if on_store else os.sep)
+    listed = {s for sigs in run.listing.values() for s in sigs} if on_store else None
     out = []
     for sig, sentence in list(_DAMAGE.items()):
-        if sig[0].startswith(tables_dir) and _unchanged(sig):
+        if sig[0].startswith(tables_dir) and _unchanged(sig, listed):
             out.append(f"`{run.rel or run.name}`: {sentence}")
     return out
 
 
-def _unchanged(sig: ChunkSig) -> bool:
+def _unchanged(sig: ChunkSig, listed: set[ChunkSig] | None = None) -> bool:
+    """Whether the chunk is still as it was (on a store: still in the run's listing)."""
+    if listed is not None:
+        return sig in listed
     try:
         st = os.stat(sig[0])
     except OSError:
@@ -534,9 +588,10 @@ def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -
 
     deadline = time.perf_counter() + budget_s
     done = 0
-    with ThreadPoolExecutor(max_workers=VERIFY_THREADS) as ex:
+    threads = STORE_THREADS if _on_store(todo[0][0]) else VERIFY_THREADS  # GETs wait, not work
+    with ThreadPoolExecutor(max_workers=threads) as ex:
         while done < len(todo) and time.perf_counter() < deadline:
-            wave = todo[done : done + 4 * VERIFY_THREADS]
+            wave = todo[done : done + 4 * threads]
             list(ex.map(lambda job: _verify_chunk(*job), wave))
             done += len(wave)
     return total - len(todo) + done, total
@@ -547,7 +602,7 @@ KEEP_VERIFIED = ("steps", "evals")  # every view reads these next: kept, not dec
 
 def _verify_chunk(sig: ChunkSig, table: str) -> None:
     try:
-        t = integrity.read_chunk(sig[0], table)
+        t = integrity.read_chunk(sig[0], table, size=sig[1])
     except integrity.DamagedChunk as e:
         _damaged(sig, table, e.reason)
         return
@@ -596,11 +651,11 @@ def _read_chunk(
         return known
     _STATS["chunk_reads"] += 1
     try:
-        t = integrity.read_chunk(sig[0], table, columns)
+        t = integrity.read_chunk(sig[0], table, columns, size=sig[1])
     except integrity.DamagedChunk as e:
         return _damaged(sig, table, e.reason)
     except Exception as e:  # gone (compaction) or not allowed: not damage, said as it is
-        return f"{table} chunk {Path(sig[0]).name} could not be read ({type(e).__name__}: {e})"
+        return f"{table} chunk {chunk_name(sig)} could not be read ({type(e).__name__}: {e})"
     if columns is None:  # every page read: verified
         _remember(_VERIFIED, sig, None)
     _CHUNKS.put((sig, columns), t, float(t.nbytes))
@@ -642,7 +697,12 @@ def _read_chunks(
     multi-threaded dataset scan (far less per-file overhead) and split back into chunks; if
     that scan fails (a damaged chunk) they are read one by one so the others still load."""
     missing = [s for s in sigs if _cached_chunk(s, columns) is None and s not in _DAMAGE]
-    if len(missing) >= BULK_MIN_CHUNKS:
+    if len(missing) > 1 and _on_store(missing[0]):  # one GET each, side by side
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(STORE_THREADS, len(missing))) as ex:
+            list(ex.map(lambda s: _read_chunk(s, table, columns), missing))
+    elif len(missing) >= BULK_MIN_CHUNKS:
         with contextlib.suppress(Exception):  # per-file reads below report which is bad
             _bulk_read(missing, table, columns)
     return [_read_chunk(s, table, columns) for s in sigs]
@@ -731,7 +791,7 @@ def read_table(
             parts.append(c)
         except Exception as e:
             msgs.append(
-                f"`{run.rel or run.name}`: chunk {table}/{Path(sig[0]).name} has an "
+                f"`{run.rel or run.name}`: chunk {table}/{chunk_name(sig)} has an "
                 f"unexpected layout and was skipped ({type(e).__name__})."
             )
     df = None

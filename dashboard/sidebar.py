@@ -24,12 +24,13 @@ X_LABELS = {"step": "Step", "tokens": "Tokens", "wall_time": "Wall time"}
 
 
 def default_root() -> str:
-    """`--runs DIR` after `--` on the command line, else $SGG_DASHBOARD_RUNS, else sample_runs/."""
+    """`--runs DIR` after `--` on the command line, else $SGG_DASHBOARD_RUNS, else sample_runs/.
+    DIR may be an object store prefix, `s3://bucket/prefix` (kept as written)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs", default=None)
     args, _ = parser.parse_known_args(sys.argv[1:])
     if args.runs:
-        return str(Path(args.runs).expanduser())
+        return args.runs if "://" in args.runs else str(Path(args.runs).expanduser())
     return os.environ.get(ENV_ROOT) or str(DEFAULT_ROOT)
 
 
@@ -39,7 +40,8 @@ def root_ui() -> str:
     return st.sidebar.text_input(
         "Folder with runs",
         key="runs_root",
-        help="Every folder below this one that contains a run.json is a run.",
+        help="Every folder below this one that contains a run.json is a run. A prefix on an "
+        "object store works too: s3://bucket/prefix (credentials from the AWS environment).",
     )
 
 

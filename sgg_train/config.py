@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runformat import storage
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -77,10 +79,17 @@ class TrainConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.out:
+            try:
+                storage.locate(self.out)
+            except ValueError as e:
+                raise ValueError(f"out: {e}") from None  # the message never echoes a secret
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.out or f"runs/{self.optimizer}-lr{self.lr:g}")
+    def run_dir(self) -> Path | storage.ObjectPath:
+        """The run directory: a local path, or an object store prefix for `--out s3://...`
+        (`runformat.storage.locate`; a URI with credentials or an endpoint is a ValueError)."""
+        return storage.locate(self.out or f"runs/{self.optimizer}-lr{self.lr:g}")
 
 
 # TrainConfig fields that `sgg-train sweep` sets per run (or per sweep) itself.

@@ -81,7 +81,8 @@ def _load_checkpoint(cfg: TrainConfig, mode: str) -> dict[str, Any] | None:
         raise RecorderError(
             2, f"cannot resume {run_dir}: no {schema.CHECKPOINT} in it", str(ckpt_path)
         )
-    return torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    with ckpt_path.open("rb") as f:  # a local file or an object (--out s3://...)
+        return torch.load(f, map_location="cpu", weights_only=False)
 
 
 def _session(cfg: TrainConfig, ckpt: dict[str, Any] | None) -> _Session:
