@@ -449,7 +449,7 @@ def time_sentence(c: Comparison) -> str:
         out.append("Wall times are not compared: the runs do not record which machine ran them.")
     if c.base_shadow:
         out.append(SHADOW_NOTE)
-    if c.base_fused is False and "adamw" in c.base_name.lower():
+    if c.base_fused is False and c.base_adamw:
         out.append(UNFUSED_NOTE)
     return " ".join(out)
 

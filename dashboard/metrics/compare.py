@@ -16,7 +16,7 @@ import pandas as pd
 from dashboard.metrics import groups, intervals
 from dashboard.metrics.intervals import Difference
 from dashboard.metrics.logged import nonfinite_loss
-from dashboard.metrics.settings import info_of
+from dashboard.metrics.settings import info_of, is_adamw
 from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike_mask
 from dashboard.metrics.statistics import (
     FINAL_WINDOW,
@@ -292,6 +292,7 @@ class Comparison:
     seeds: tuple[frozenset, frozenset] = (frozenset(), frozenset())  # distinct seeds per side
     concurrent: bool | None = None  # the two sides were trained at the same time
     base_fused: bool | None = None  # the baseline's torch AdamW ran with fused=True
+    base_adamw: bool = False  # the baseline trained with AdamW (what `base_fused` is about)
     # typed settings only one side records: (plain name, the side's name that does not)
     not_recorded: tuple[tuple[str, str], ...] = ()
     # why the gradient norms are not compared (`grad_norm_mismatch`); then `spikes` counts
@@ -493,121 +494,154 @@ def compare(
     kind = loss_kind(everyone)
     healthy = [f for f in everyone if f.first_nan_step is None]
     at = common_step(healthy or everyone, kind)  # a diverged run must not shorten the others
-    a_loss = [loss_at(f, at, kind) for f in run_side]
-    b_loss = [loss_at(f, at, kind) for f in base_side]
     same = groups.group_id(run_side[0].meta) == groups.group_id(base_side[0].meta)
-    n_a, n_b = n_seeds(run_side), n_seeds(base_side)
+    loss = _loss_fields(run_side, base_side, kind, at, same)
+    reach, reach_notes = _reach_fields(run_side, base_side, kind, loss["target"])
+    nan_a = [f.first_nan_step for f in run_side if f.first_nan_step is not None]
+    nan_b = [f.first_nan_step for f in base_side if f.first_nan_step is not None]
+    return Comparison(
+        name=name,
+        base_name=base_name,
+        n=n_seeds(run_side),
+        n_base=n_seeds(base_side),
+        kind=kind,
+        at_step=at,
+        lengths=(max(f.last_step for f in run_side), max(f.last_step for f in base_side)),
+        not_like_for_like=groups.differing_settings(run_side[0].meta, base_side[0].meta),
+        **loss,
+        **reach,
+        **_steadiness_fields(run_side, base_side, name, base_name),
+        **_time_fields(run_side, base_side),
+        base_shadow=any(f.shadow for f in base_side),
+        diverged_at=min(nan_a) if nan_a else None,
+        base_diverged_at=min(nan_b) if nan_b else None,
+        same_settings=same,
+        notes=tuple(dict.fromkeys(loss["loss_diff"].notes + reach_notes)),  # steps: reach notes
+        stalls=tuple((f.name, *x) for f in everyone for x in f.stalls),
+        runs=(len(run_side), len(base_side)),
+        seeds=(
+            frozenset(_by_seed(run_side, [0.0] * len(run_side), "")[0]),
+            frozenset(_by_seed(base_side, [0.0] * len(base_side), "")[0]),
+        ),
+        base_fused=base_side[0].fused,
+        base_adamw=is_adamw(base_side[0].meta),
+        not_recorded=tuple(
+            (k, name if who == "a" else base_name)
+            for k, who in groups.unrecorded_settings(run_side[0].meta, base_side[0].meta)
+        ),
+    )
+
+
+def _loss_fields(
+    a: list[RunFacts], b: list[RunFacts], kind: str, at: int, same: bool
+) -> dict[str, object]:
+    """The loss at step `at`: each side's mean over seeds, the difference, and the target (the
+    baseline's loss there) that steps-to-match reads against."""
+    a_loss = [loss_at(f, at, kind) for f in a]
+    b_loss = [loss_at(f, at, kind) for f in b]
     # the per-batch spread measures evaluation noise, not the seed's luck: it cannot separate
     # two seeds of one setting, so such a pair gets no interval
-    if n_a == 1 and n_b == 1 and kind == "validation":  # repeats of the seed: their mean
+    if n_seeds(a) == 1 and n_seeds(b) == 1 and kind == "validation":  # repeats: their mean
         (la, sa, na), (lb, sb, nb) = _mean_point(a_loss), _mean_point(b_loss)
         loss_diff = (
             intervals.from_spread(la, sa, na, lb, sb, nb)
             if not same
             else Difference(la - lb, mean=la, base_mean=lb, reason=intervals.ONE_EACH)
         )
-        notes = _by_seed(run_side, [x[0] for x in a_loss], "compared")[1]
-        notes += _by_seed(base_side, [x[0] for x in b_loss], "baseline")[1]
+        notes = _by_seed(a, [x[0] for x in a_loss], "compared")[1]
+        notes += _by_seed(b, [x[0] for x in b_loss], "baseline")[1]
         loss_diff = dataclasses.replace(loss_diff, notes=notes)
     else:
-        loss_diff = diff_by_seed(
-            run_side, [x[0] for x in a_loss], base_side, [x[0] for x in b_loss]
-        )
-    target = side_mean(base_side, [x[0] for x in b_loss])
-    a_steps = [first_step_at_or_below(f, target, kind) for f in run_side]
-    b_steps = [first_step_at_or_below(f, target, kind) for f in base_side]
-    res = resolution(everyone, kind)
-    steps_diff = diff_by_seed(run_side, a_steps, base_side, b_steps, resolution=res)
-    reach_notes = _reach_notes(run_side, a_steps, "compared") + _reach_notes(
-        base_side, b_steps, "baseline"
-    )
-    k_a, k_b = _reached(run_side, a_steps), _reached(base_side, b_steps)
+        loss_diff = diff_by_seed(a, [x[0] for x in a_loss], b, [x[0] for x in b_loss])
+    return {
+        "loss": loss_diff.mean,
+        "base_loss": loss_diff.base_mean,
+        "loss_diff": loss_diff,
+        "target": side_mean(b, [x[0] for x in b_loss]),
+    }
+
+
+def _reach_fields(
+    a: list[RunFacts], b: list[RunFacts], kind: str, target: float
+) -> tuple[dict[str, object], tuple[str, ...]]:
+    """Steps to reach the baseline's loss on each side, the difference, how many seeds
+    reached it, and where the run side ends relative to it; the notes on seeds left out."""
+    a_steps = [first_step_at_or_below(f, target, kind) for f in a]
+    b_steps = [first_step_at_or_below(f, target, kind) for f in b]
+    res = resolution(a + b, kind)
+    steps_diff = diff_by_seed(a, a_steps, b, b_steps, resolution=res)
+    notes = _reach_notes(a, a_steps, "compared") + _reach_notes(b, b_steps, "baseline")
+    k_a = _reached(a, a_steps)
     # where the run stands at its own last comparable point, relative to the target
-    own_end = [loss_at(f, f.last_step if kind == "training" else np.inf, kind)[0] for f in run_side]
-    end_gap = side_mean(run_side, own_end) / target - 1 if math.isfinite(target) and target else NAN
-    # steadiness over the same steps on both sides: a run three times longer has more steps
-    # after its warm-up, and more chances to spike
-    last = min(f.last_step for f in everyone)
-    cv_a, cv_b = [_cv_until(f, last) for f in run_side], [_cv_until(f, last) for f in base_side]
-    cv_diff = diff_by_seed(run_side, cv_a, base_side, cv_b)
-    mismatch = grad_norm_mismatch(run_side, base_side, name, base_name)
+    own_end = [loss_at(f, f.last_step if kind == "training" else np.inf, kind)[0] for f in a]
+    end_gap = side_mean(a, own_end) / target - 1 if math.isfinite(target) and target else NAN
+    fields = {
+        "steps_to_target": steps_diff.mean,
+        "base_steps_to_target": steps_diff.base_mean,
+        "steps_diff": steps_diff,
+        "reached": k_a == n_seeds(a),
+        "end_gap": end_gap,
+        "reached_k": k_a,
+        "base_reached_k": _reached(b, b_steps),
+        "resolution": res,
+    }
+    return fields, notes
+
+
+def _steadiness_fields(
+    a: list[RunFacts], b: list[RunFacts], name: str, base_name: str
+) -> dict[str, object]:
+    """Gradient-size variation and spikes per run, over the steps both sides reached (a run
+    three times longer has more steps after its warm-up, and more chances to spike)."""
+    last = min(f.last_step for f in a + b)
+    cv_a, cv_b = [_cv_until(f, last) for f in a], [_cv_until(f, last) for f in b]
+    cv_diff = diff_by_seed(a, cv_a, b, cv_b)
+    mismatch = grad_norm_mismatch(a, b, name, base_name)
     # gradient spikes of norms before and after clipping are not compared: loss spikes only
-    sp_a = [_spikes_until(f, last, grad=not mismatch) for f in run_side]
-    sp_b = [_spikes_until(f, last, grad=not mismatch) for f in base_side]
+    sp_a = [_spikes_until(f, last, grad=not mismatch) for f in a]
+    sp_b = [_spikes_until(f, last, grad=not mismatch) for f in b]
     if mismatch:  # no verdict on norms measured before and after clipping
         cv_diff = Difference(
             cv_diff.estimate, mean=cv_diff.mean, base_mean=cv_diff.base_mean, reason=mismatch
         )
-    hw = _hardware(run_side, base_side)
-    ot_a, ot_b, ot_d = _time_diff(run_side, base_side, "optimizer_time")
-    st_a, st_b, st_d = _time_diff(run_side, base_side, "step_time")
+    return {
+        "cv": side_mean(a, cv_a),
+        "base_cv": side_mean(b, cv_b),
+        "cv_diff": cv_diff,
+        "spikes": side_mean(a, sp_a),
+        "base_spikes": side_mean(b, sp_b),
+        "spikes_diff": diff_by_seed(a, sp_a, b, sp_b),
+        "grad_mismatch": mismatch,
+    }
+
+
+def _time_fields(a: list[RunFacts], b: list[RunFacts]) -> dict[str, object]:
+    """Optimizer and wall time per step, compared only on one machine at one time; the
+    one-off steps (the first, the re-clusters) apart."""
+    hw = _hardware(a, b)
+    ot_a, ot_b, ot_d = _time_diff(a, b, "optimizer_time")
+    st_a, st_b, st_d = _time_diff(a, b, "step_time")
     if hw != "same":  # wall times of different machines say nothing about the optimizer
         ot_d = Difference(ot_a - ot_b) if hw == "unknown" else Difference(NAN)
         st_d = Difference(NAN)
-    together = concurrent(run_side, base_side)
+    together = concurrent(a, b)
     if hw == "same" and together is False:  # one machine, other loads: no verdict
         ot_d = Difference(ot_a - ot_b, mean=ot_a, base_mean=ot_b, reason=NOT_TOGETHER)
         st_d = Difference(st_a - st_b, mean=st_a, base_mean=st_b, reason=NOT_TOGETHER)
-    cost_a, cost_b = _costs(run_side, "optimizer_time"), _costs(base_side, "optimizer_time")
-    nan_a = [f.first_nan_step for f in run_side if f.first_nan_step is not None]
-    nan_b = [f.first_nan_step for f in base_side if f.first_nan_step is not None]
-    notes = tuple(dict.fromkeys(loss_diff.notes + reach_notes))  # steps: reach notes
-    return Comparison(
-        name=name,
-        base_name=base_name,
-        n=n_a,
-        n_base=n_b,
-        kind=kind,
-        at_step=at,
-        lengths=(max(f.last_step for f in run_side), max(f.last_step for f in base_side)),
-        not_like_for_like=groups.differing_settings(run_side[0].meta, base_side[0].meta),
-        loss=loss_diff.mean,
-        base_loss=loss_diff.base_mean,
-        loss_diff=loss_diff,
-        target=target,
-        steps_to_target=steps_diff.mean,
-        base_steps_to_target=steps_diff.base_mean,
-        steps_diff=steps_diff,
-        reached=k_a == n_a,
-        end_gap=end_gap,
-        cv=side_mean(run_side, cv_a),
-        base_cv=side_mean(base_side, cv_b),
-        cv_diff=cv_diff,
-        spikes=side_mean(run_side, sp_a),
-        base_spikes=side_mean(base_side, sp_b),
-        spikes_diff=diff_by_seed(run_side, sp_a, base_side, sp_b),
-        hardware=hw,
-        optimizer_time=ot_a,
-        base_optimizer_time=ot_b,
-        optimizer_time_diff=ot_d,
-        step_time=st_a,
-        base_step_time=st_b,
-        step_time_diff=st_d,
-        base_shadow=any(f.shadow for f in base_side),
-        diverged_at=min(nan_a) if nan_a else None,
-        base_diverged_at=min(nan_b) if nan_b else None,
-        same_settings=same,
-        first_step_time=_mean([c.first for c in cost_a]),
-        base_first_step_time=_mean([c.first for c in cost_b]),
-        recluster_time=_mean([c.recluster for c in cost_a]),
-        base_recluster_time=_mean([c.recluster for c in cost_b]),
-        n_recluster=_mean([c.n_recluster for c in cost_a]),
-        base_n_recluster=_mean([c.n_recluster for c in cost_b]),
-        reached_k=k_a,
-        base_reached_k=k_b,
-        resolution=res,
-        notes=notes,
-        stalls=tuple((f.name, *x) for f in everyone for x in f.stalls),
-        runs=(len(run_side), len(base_side)),
-        concurrent=together,
-        seeds=(
-            frozenset(_by_seed(run_side, [0.0] * len(run_side), "")[0]),
-            frozenset(_by_seed(base_side, [0.0] * len(base_side), "")[0]),
-        ),
-        base_fused=base_side[0].fused,
-        not_recorded=tuple(
-            (k, name if who == "a" else base_name)
-            for k, who in groups.unrecorded_settings(run_side[0].meta, base_side[0].meta)
-        ),
-        grad_mismatch=mismatch,
-    )
+    cost_a, cost_b = _costs(a, "optimizer_time"), _costs(b, "optimizer_time")
+    return {
+        "hardware": hw,
+        "optimizer_time": ot_a,
+        "base_optimizer_time": ot_b,
+        "optimizer_time_diff": ot_d,
+        "step_time": st_a,
+        "base_step_time": st_b,
+        "step_time_diff": st_d,
+        "concurrent": together,
+        "first_step_time": _mean([c.first for c in cost_a]),
+        "base_first_step_time": _mean([c.first for c in cost_b]),
+        "recluster_time": _mean([c.recluster for c in cost_a]),
+        "base_recluster_time": _mean([c.recluster for c in cost_b]),
+        "n_recluster": _mean([c.n_recluster for c in cost_a]),
+        "base_n_recluster": _mean([c.n_recluster for c in cost_b]),
+    }

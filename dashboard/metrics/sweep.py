@@ -14,6 +14,7 @@ from dashboard.metrics.settings import (
     IGNORED_FOR_SWEEP,
     RECORDING_KEYS,
     SEED_KEYS,
+    applies_sgg,
     canonical,
     flatten,
     info_of,
@@ -129,7 +130,7 @@ def typed_rows(meta: dict) -> dict[str, object]:
     rows: dict[str, object] = {
         "run.source": SOURCE_WORDS.get(info.source, info.source),
         "run.optimizer": info.optimizer,
-        "run.base": info.base if info.optimizer == "sgg" else "",
+        "run.base": info.base if applies_sgg(meta) else "",
         "run.lr": info.lr,
         "run.lr_schedule": s.kind,
         "run.warmup_steps": s.warmup_steps,
@@ -299,7 +300,7 @@ def sweep_members(metas: dict[str, dict], key: str) -> list[str]:
         flat = {k: canonical(v) for k, v in sweepable_settings(meta).items() if k not in skip}
         sig = tuple(sorted((k, v) for k, v in flat.items() if not sgg_only(k)))
         variant = tuple(sorted((k, v) for k, v in flat.items() if sgg_only(k)))
-        is_sgg = info_of(meta).optimizer == "sgg"
+        is_sgg = applies_sgg(meta)
         groups.setdefault(sig, []).append((rid, variant if is_sgg else None))
     if not groups:
         return []

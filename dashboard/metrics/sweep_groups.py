@@ -24,6 +24,7 @@ from dashboard.metrics.compare import (
     n_seeds,
     side_mean,
 )
+from dashboard.metrics.settings import ADAMW, SGG, names_sgg
 from dashboard.metrics.sweep import hyperparameter_value
 
 
@@ -34,7 +35,7 @@ def _optimizer(f: RunFacts) -> str:
 def applies(key: str, optimizer: str) -> bool:
     """Whether `key` is a setting of `optimizer`'s training: SGG's own options (K, T, beta3)
     in an AdamW run only configured an observe-only shadow clustering."""
-    return optimizer == "sgg" or not groups.sgg_only(key)
+    return names_sgg(optimizer) or not groups.sgg_only(key)
 
 
 def sweep_points(facts: dict[str, RunFacts], key: str) -> dict[tuple[str, float], list[str]]:
@@ -91,7 +92,7 @@ def sweep_frame(facts: dict[str, RunFacts], key: str) -> pd.DataFrame:
 
 
 def head_to_head(
-    facts: dict[str, RunFacts], key: str, challenger: str = "sgg", baseline: str = "adamw"
+    facts: dict[str, RunFacts], key: str, challenger: str = SGG, baseline: str = ADAMW
 ) -> list[tuple[float, Comparison]]:
     """(value, challenger group compared with the baseline group) at every value both ran."""
     points = sweep_points(facts, key)
