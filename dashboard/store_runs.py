@@ -39,9 +39,11 @@ def discover(root: str | storage.ObjectPath) -> loader.Discovery:
     try:
         where = storage.locate(root)
     except ValueError as e:
-        return loader.Discovery(None, [], [f"Cannot open `{root}`: {e}"])
+        return loader.Discovery(None, [], [f"Cannot open the {e}"])  # never echoes a secret
     try:
         objects, cut = storage.walk(where, limit=MAX_OBJECTS_LISTED)
+        if not objects and not storage.bucket_exists(where):
+            return loader.Discovery(None, [], [f"The bucket of `{where}` does not exist."])
     except OSError as e:
         return loader.Discovery(None, [], [f"Cannot open `{where}` ({storage.scrub(str(e))})."])
     keys = {k: st for k, st in objects if not any(p.startswith(".") for p in k.split("/"))}

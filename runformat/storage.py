@@ -152,7 +152,11 @@ Where = Path | ObjectPath
 
 
 class StorageError(OSError):
-    """A failed operation on an object store, its message scrubbed of the endpoint."""
+    """A failed operation on an object store, its message scrubbed of the endpoint (the
+    object's URI is `filename`; callers name it in their own words)."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 # --------------------------------------------------------------------------- locating
@@ -213,9 +217,7 @@ def filesystem(scheme: str, bucket: str) -> pafs.FileSystem:
             try:
                 fs, _ = pafs.FileSystem.from_uri(f"{scheme}://{bucket}{options}")
             except (OSError, pa.ArrowException) as e:
-                raise StorageError(
-                    5, f"cannot open {scheme}://{bucket}: {scrub(str(e))}", f"{scheme}://{bucket}"
-                ) from e
+                raise StorageError(5, scrub(str(e)), f"{scheme}://{bucket}") from e
             _FILESYSTEMS[key] = fs
     return fs
 
@@ -248,7 +250,7 @@ def _store_errors(where: ObjectPath) -> Iterator[None]:
         raise
     except (OSError, pa.ArrowException) as e:
         code = getattr(e, "errno", None) or 5
-        raise StorageError(code, f"{where}: {scrub(str(e))}", str(where)) from e
+        raise StorageError(code, scrub(str(e)), str(where)) from e
 
 
 # --------------------------------------------------------------------------- looking
@@ -312,6 +314,12 @@ def _info_stat(info: pafs.FileInfo) -> Stat | None:
     if info.type != pafs.FileType.File:
         return None
     return Stat(info.size, info.mtime_ns or 0)
+
+
+def bucket_exists(where: ObjectPath) -> bool:
+    """Whether the bucket of `where` exists (and these credentials may see it)."""
+    with _store_errors(where):
+        return where.fs.get_file_info(where.bucket).type != pafs.FileType.NotFound
 
 
 def walk(where: ObjectPath, limit: int | None = None) -> tuple[list[tuple[str, Stat]], bool]:
