@@ -198,14 +198,7 @@ def read(
         elif kind == "config":
             _config_update(config, rec.config)
         elif kind == "history":
-            row: dict[str, float] = {}
-            for item in rec.history.item:
-                v = _json(item.value_json)
-                if isinstance(v, int | float) and not isinstance(v, bool):
-                    row[_key(item)] = float(v)
-            if rec.history.HasField("step") and "_step" not in row:
-                row["_step"] = float(rec.history.step.num)
-            rows.append(row)
+            rows.append(_history_row(rec.history))
             row_at.append(at)
         elif kind == "metric" and rec.metric.step_metric:
             step_metrics[rec.metric.name or rec.metric.glob_name] = rec.metric.step_metric
@@ -216,13 +209,7 @@ def read(
     # (`log(row, step=s)`), it is the user's own count and is kept as it is.
     offset = int(auto_offset and not explicit)
     scalars, x, on_step = _long_form(rows, names, step_metrics, offset)
-    rule = None
-    if on_step:  # some metrics are charted against `_step`
-        rule = (
-            "`_step` as logged (wandb.log was given step=)"
-            if explicit
-            else ("`_step` + 1 (wandb counts log calls from 0)")
-        )
+    rule = _step_rule(explicit) if on_step else None  # some metrics charted against `_step`
     damage = _damage(path, data, log, rows, row_at, x, live=live and status is None)
     if status is None and not live:  # no exit record, and no longer written: it never ended
         status = STOPPED
@@ -237,6 +224,25 @@ def read(
         "step_offset": offset if on_step else 0,
         "step_rule": rule,
     }
+
+
+def _history_row(history: Any) -> dict[str, float]:
+    """A history record's numbers by metric name, with wandb's `_step`."""
+    row: dict[str, float] = {}
+    for item in history.item:
+        v = _json(item.value_json)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            row[_key(item)] = float(v)
+    if history.HasField("step") and "_step" not in row:
+        row["_step"] = float(history.step.num)
+    return row
+
+
+def _step_rule(explicit: bool) -> str:
+    """How the run's `_step` became the page's step."""
+    if explicit:
+        return "`_step` as logged (wandb.log was given step=)"
+    return "`_step` + 1 (wandb counts log calls from 0)"
 
 
 def _damage(
