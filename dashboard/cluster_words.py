@@ -1,56 +1,61 @@
 """The Clusters tab's sentences, each built from the numbers its chart shows (never apart).
 
 `metrics.cluster_effect`, `metrics.cluster_population` and `metrics.cluster_factors` compute; this
-module only phrases. A sentence says "cannot tell" with the reason when its numbers cannot tell.
+module only phrases. The words say what SGG *set* (a bigger or smaller step than AdamW's), never
+an outcome; a number from several seeds carries its 95% interval, one seed says "cannot tell" how
+much it moves; a shadow clustering says "would have" and "not applied" in every sentence.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
+
 from dashboard.layer_names import ATTENTION, EMBEDDINGS, HEAD, MLP, NORMS
 from dashboard.metrics.cluster_effect import (
+    BIGGER,
     DOWN,
     SAME,
-    SLOWED,
-    SPED_UP,
+    SMALLER,
     UP,
     Effect,
     GroupEffect,
 )
-from dashboard.metrics.cluster_factors import Fall, MeanMove
-from dashboard.metrics.cluster_population import Stays
-from dashboard.metrics.clusters import CEILING_NEAR
-from dashboard.metrics.intervals import LEVEL
-from dashboard.verdicts import CANNOT_TELL
+from dashboard.metrics.cluster_factors import Fall, MeanMove, Reach
+from dashboard.metrics.cluster_population import StaysAcross
+from dashboard.metrics.clusters import CEILING_NEAR, AlrView
+from dashboard.metrics.intervals import LEVEL, Difference
+from dashboard.verdicts import CANNOT_TELL, claim
 
 NOT_APPLIED = "not applied"
 THRESHOLDS = (
-    f"sped up: factor above {SPED_UP:g}x; slowed down: below {SLOWED:.2f}x (= 1/{SPED_UP:g}); "
-    "about unchanged: in between"
+    f"bigger steps: a factor above {BIGGER:g}x AdamW's step size; smaller steps: below "
+    f"{SMALLER:.2f}x (= 1/{BIGGER:g}); about AdamW's step: in between"
 )
 TYPE_WORDS = {
     EMBEDDINGS: "the embeddings",
     ATTENTION: "the attention weights",
     MLP: "the MLP weights",
-    NORMS: "the norm weights",
+    NORMS: "the norm layers",
     HEAD: "the output head",
 }
-INTRO = (
-    "SGG sorts the weights of every layer into a few groups by their momentum (the running "
-    "average of their gradients) and multiplies the step AdamW would take for each weight by its "
-    "group's factor. A group's factor is pulled toward the whole model's spread of momentum "
-    "divided by the group's own spread: a group less spread out than the model's typical weight "
-    "is pulled above 1 (sped up), a more spread-out group below 1 (slowed down). The groups and "
-    "the pull are recomputed every T steps (a 're-cluster'), and each pull moves a factor only "
-    "(1 - beta3) of the way (1% with the default beta3 = 0.99), so factors change slowly."
+SCOPE = (
+    "**This tab shows the step sizes SGG set, not whether they helped.** SGG multiplies the "
+    "step AdamW would take for each weight by a factor: above 1 a bigger step than AdamW's, "
+    "below 1 a smaller one. Whether that trained the model better or faster is on the "
+    "**Summary** and **Loss** tabs."
 )
 GROUPS_ARE_RANKS = (
-    "**Group numbers are ranks, not fixed sets of weights**: at every re-cluster k-means sorts "
-    "each layer's weights again by their momentum, and group 0 is always the lowest momentum "
-    "(the largest negative values), the last group the highest. A 'group 2' line follows a "
-    "position in that order, while the weights in it come and go."
+    "**Group numbers are ranks, not fixed sets of weights.** At every re-cluster each layer's "
+    "weights are sorted again by their momentum: group 0 always holds the lowest momentum (the "
+    "largest negative values), the last group the highest. A 'group 2' line follows a place in "
+    "that order while the weights in it come and go."
 )
+
+
+# --------------------------------------------------------------------------- numbers
 
 
 def share(v: float) -> str:
@@ -69,133 +74,53 @@ def times(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:#.3g}x"
 
 
-def _where(items: list[tuple[str, float]], limit: int = 3) -> str:
-    parts = [f"{share(s)} of {TYPE_WORDS.get(t, 'the other weights')}" for t, s in items[:limit]]
-    parts = [p for p, (_, s) in zip(parts, items, strict=False) if s >= 0.01]
-    return ", ".join(parts)
+def ratio(v: float) -> str:
+    """'1.57x', '66x', '2,430x' (no exponent notation for a reader)."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:,.0f}x" if v >= 100 else f"{v:.3g}x"
 
 
-def _seed_interval(seeds: GroupEffect | None, cls: str) -> str:
-    """' (95% interval 27% to 32% over 10 seeds)' or why there is none ('' for one seed: the
-    sentence says that once)."""
-    if seeds is None or seeds.n < 2:
-        return ""
-    d = seeds.share[cls]
-    if d.has_interval:
-        lo, hi = share(max(d.low, 0.0)), share(min(d.high, 1.0))
-        return f" ({LEVEL:.0%} interval {lo} to {hi})"
-    return f" ({CANNOT_TELL} how sure: {d.reason})"
+def plain(v: float) -> str:
+    """A positive number without exponent notation: '371,000', '4,840', '0.00371', '12.5'."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.3g}" if abs(v) >= 1e-4 else f"{v:.2e}"
 
 
-def _clause(e: Effect, cls: str, verb: str, whose: str, seeds: GroupEffect | None) -> str:
-    s = e.share[cls]
-    if s <= 0 and (seeds is None or seeds.spread[cls][1] <= 0):
-        return f"{verb} none of {whose}"
-    how = {
-        UP: f"to {times(e.factor[UP])} AdamW's step size on average (up to {times(e.high)})",
-        DOWN: f"to {times(e.factor[DOWN])} AdamW's step size on average (down to {times(e.low)})",
-    }[cls]
-    where = _where(e.where.get(cls, []))
-    return f"{verb} **{share(s)}** of {whose}{_seed_interval(seeds, cls)}, {how}" + (
-        f": {where}" if where else ""
-    )
+def sci(v: float) -> str:
+    """'1e-8', '2.5e-7' (not Python's '1e-08')."""
+    if v is None or not math.isfinite(v) or v <= 0:
+        return "n/a"
+    e = math.floor(math.log10(v))
+    m = v / 10**e
+    return f"{m:.3g}e{e}" if round(m, 3) != 1 else f"1e{e}"
 
 
-def effect_sentence(e: Effect, ema: float = float("nan"), seeds: GroupEffect | None = None) -> str:
-    """The manager's answer for a run or a seed group (`seeds`: the shares across its seeds):
-    what share was sped up, slowed, left alone, by how much, where, and how it moved; for a
-    shadow clustering, what SGG *would* have done."""
-    whose = "the model's weights" if e.whole_model else "the clustered weights"
-    if seeds is not None and seeds.n >= 2:
-        when = (
-            f"on average over {seeds.n} seeds at step {e.step:,} (the last re-cluster all reached)"
-        )
-    else:
-        when = f"at step {e.step:,} (re-cluster {e.reclusters})"
-    up = _clause(e, UP, "sped up", whose, seeds)
-    down = _clause(e, DOWN, "slowed down", "them", seeds)
-    ci = _seed_interval(seeds, SAME)
-    band = (
-        f"every factor between {times(e.low)} and {times(e.high)}"
-        if e.share[UP] <= 0 and e.share[DOWN] <= 0
-        else f"factors between {SLOWED:.2f}x and {SPED_UP:g}x"
-    )
-    same = (
-        f"left **{share(e.share[SAME])}** about unchanged ({ci[2:-1] + '; ' if ci else ''}{band}"
-        + (", the 1-D weights, which SGG does not scale, included)" if e.whole_model else ")")
-    )
-    these = "these runs" if seeds is not None and seeds.n > 1 else "this run"
-    if e.applied:
-        head = f"SGG, {when}: {up}; {down}; {same}."
-    else:
-        head = (
-            f"**What SGG would have done ({NOT_APPLIED})**: {these} trained with plain AdamW "
-            f"and only observed SGG's clustering. Had the factors been applied, {when} SGG "
-            f"would have {up}; {down}; {same}. In {these} every weight took AdamW's own step."
-        )
-    one = (
-        f" One seed, so {CANNOT_TELL} how much these shares move from seed to seed."
-        if seeds is not None and seeds.n < 2
-        else ""
-    )
-    return f"{head} {moved_sentence(e, ema)}{one}"
-
-
-def moved_sentence(e: Effect, ema: float = float("nan")) -> str:
-    """How the shares moved from the first re-cluster to `e.step`."""
-    if e.reclusters < 2:
-        return "One re-cluster so far: how the shares move over training cannot be told yet."
-    up, down = ("sped-up", "slowed-down") if e.applied else ("would-be sped-up", "slowed-down")
-    text = (
-        f"Over training the {up} share went from {share(e.first_share[UP])} at the first "
-        f"re-cluster (step {e.first_step:,}) to {share(e.share[UP])}, the {down} share "
-        f"from {share(e.first_share[DOWN])} to {share(e.share[DOWN])}."
-    )
-    if math.isfinite(ema) and ema > 0:
-        text += (
-            f" Each re-cluster moves a factor {ema:.0%} of the way to its target "
-            f"(beta3 = {1 - ema:g}), so the shares change slowly."
-        )
-    return text
-
-
-def _stay_text(s: Stays) -> str:
-    """How long sped-up weights stay sped up (or why that cannot be told)."""
-    if not s.ever_up > 0:
-        return "none of them was sped up at any re-cluster"
-    if not math.isfinite(s.persistence):
-        return (
-            f"{share(s.ever_up)} were sped up, all first at the last re-cluster, so "
-            f"{CANNOT_TELL} yet how long a weight stays sped up"
-        )
-    steps = f", {s.median_spell * s.interval:,.0f} steps" if math.isfinite(s.interval) else ""
-    return (
-        f"{share(s.ever_up)} were sped up at one re-cluster or more; of the weights sped up at "
-        f"one re-cluster, {share(s.persistence)} still were at the next; a sped-up spell lasted "
-        f"a median {s.median_spell:g} re-clusters{steps} ({share(s.open_spells)} of the spells "
-        "were still going at the last re-cluster, so those last at least that long)"
-    )
-
-
-def stays_sentence(s: Stays | None, per_layer: int | None = None) -> str:
-    """What the recorded sample of weights did through the re-clusters."""
-    if s is None:
-        return "No membership sample was recorded in this run, so weights cannot be followed."
-    if s.reclusters < 2:
-        return "One re-cluster so far: weights cannot be followed from one to the next yet."
-    each = f" ({per_layer} a layer)" if per_layer else ""
-    stay = _stay_text(s)
-    return (
-        f"Following the {s.sampled:,} weights recorded{each} through {s.reclusters} re-clusters: "
-        f"at a typical re-cluster (the median) **{share(s.changed_group)} changed group**, but "
-        f"only **{share(s.changed_effect)} changed between sped up, about unchanged and slowed "
-        f"down**. {stay[0].upper() + stay[1:]}. Shares are weighted by parameter count."
-    )
-
-
-def _pct_range(lo: float, hi: float) -> str:
-    a, b = f"{abs(lo):.2g}%", f"{abs(hi):.2g}%"
+def span(lo: float, hi: float, fmt) -> str:
+    """'27% to 32%', one value when both print alike."""
+    a, b = fmt(lo), fmt(hi)
     return a if a == b else f"{a} to {b}"
+
+
+def _range(d: Difference | None, fmt, clip01: bool = False) -> str:
+    """' (27% to 32%)': a 95% interval in brackets, '' without one."""
+    if d is None or not d.has_interval:
+        return ""
+    lo, hi = (max(d.low, 0.0), min(d.high, 1.0)) if clip01 else (d.low, d.high)
+    return f" ({span(lo, hi, fmt)})"
+
+
+def interval_of(row, col: str, fmt, clip01: bool = False) -> str:
+    """' (27% to 32%)' from a `seed_stats` row's `col_low`, `col_high` ('' when NaN)."""
+    lo, hi = row.get(f"{col}_low", np.nan), row.get(f"{col}_high", np.nan)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    if clip01:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return f" ({span(lo, hi, fmt)})"
 
 
 def _steps_list(steps: list[int], limit: int = 6) -> str:
@@ -208,76 +133,462 @@ def _steps_list(steps: list[int], limit: int = 6) -> str:
     return f"steps {', '.join(shown[:-1])} and {shown[-1]}"
 
 
-def ratio(v: float) -> str:
-    """'1.57x', '66x', '2,430x' (no exponent notation for a reader)."""
-    if v is None or not math.isfinite(v):
-        return "n/a"
-    return f"{v:,.0f}x" if v >= 100 else f"{v:.3g}x"
-
-
-def _span(lo: float, hi: float, fmt) -> str:
-    a, b = fmt(lo), fmt(hi)
+def _pct_range(lo: float, hi: float) -> str:
+    a, b = f"{abs(lo):.2g}%", f"{abs(hi):.2g}%"
     return a if a == b else f"{a} to {b}"
 
 
-def fall_sentence(falls: list[Fall], reclusters: int, ema: float, lower: float) -> str:
-    """When all of a layer's factors fell together: how often, and why the last time (the
-    fall that made the factors what they are now)."""
-    if not falls:
-        return "At no re-cluster did all of this layer's factors fall together."
-    f = falls[-1]
-    every = "all" if f.at_lower_bound == f.groups else str(f.at_lower_bound)
-    bound = (
-        f"; {every} of them clamped at the lower bound {lower:g}, where a group's spread is "
-        f"more than {1 / lower:g}x the model's"
-        if f.at_lower_bound
-        else ""
+# --------------------------------------------------------------------------- the manager's answer
+
+
+def _where(types: pd.DataFrame | None, e: Effect, cls: str, limit: int = 3) -> str:
+    """'96% (95% to 97%) of the embeddings, 94% of the output head' - the types a class
+    reached, largest share first, each with its interval across seeds."""
+    items = [(t, s) for t, s in e.where.get(cls, []) if s >= 0.01][:limit]
+    rows = {} if types is None else {r["type"]: r for _, r in types.iterrows()}
+    parts = []
+    for t, s in items:
+        ci = interval_of(rows[t], f"share_{cls}", share, clip01=True) if t in rows else ""
+        parts.append(f"{share(s)}{ci} of {TYPE_WORDS.get(t, 'the other weights')}")
+    return ", ".join(parts)
+
+
+def _class_bullet(e: Effect, g: GroupEffect | None, types, cls: str, whose: str) -> str:
+    """One class of the answer: its share of `whose` weights, mean factor, extreme factor and
+    where."""
+    label = {UP: "bigger steps", DOWN: "smaller steps", SAME: "about AdamW's step"}[cls]
+    label = label if e.applied else f"would have had {label}"
+    bound = {
+        UP: f"than AdamW's (factor above {BIGGER:g}x)",
+        DOWN: f"than AdamW's (factor below {SMALLER:.2f}x)",
+        SAME: f"({SMALLER:.2f}x to {BIGGER:g}x)",
+    }[cls]
+    head = f"**{label[0].upper() + label[1:]}** {bound}"
+    d = g.share[cls] if g is not None and g.n >= 2 else None
+    text = f"{head}: **{share(e.share[cls])}**{_range(d, share, clip01=True)}"
+    if cls == SAME:
+        return text + f" of the {whose}, biases and norm weights (1-D: not scaled) included."
+    if e.share[cls] <= 0:
+        return text + f" of the {whose}"
+    f = g.factor[cls] if g is not None and g.n >= 2 else None
+    extreme = (f"the largest factor {times(e.high)}" if cls == UP
+               else f"the smallest factor {times(e.low)}")  # fmt: skip
+    anywhere = " in any seed" if g is not None and g.n >= 2 else ""
+    text += (
+        f" of the {whose}, on average **{times(e.factor[cls])}** AdamW's step size"
+        f"{_range(f, times)}; {extreme}{anywhere}"
     )
+    where = _where(types, e, cls)
+    return text + (f". Where: {where}." if where else ".")
+
+
+def effect_heading(e: Effect, seeds: GroupEffect | None) -> str:
+    """What the bullets below describe: which step, how many seeds, what the brackets hold."""
+    if seeds is not None and seeds.n >= 2:
+        when = (
+            f"at step {e.step:,}, the last re-cluster all {seeds.n} seeds reached (the mean over "
+            f"seeds; in brackets its {LEVEL:.0%} interval)"
+        )
+    else:
+        when = f"at step {e.step:,} (re-cluster {e.reclusters}), one seed"
+    if e.applied:
+        return f"**SGG {when}:**"
+    return (
+        f"**What SGG would have done ({NOT_APPLIED})**: these runs trained with plain AdamW, and "
+        f"every weight took AdamW's own step. SGG's groups and factors were only computed "
+        f"alongside. Had they been applied, {when}:"
+    )
+
+
+def effect_bullets(
+    e: Effect,
+    seeds: GroupEffect | None = None,
+    types: pd.DataFrame | None = None,
+    *,
+    reach: Reach | None = None,
+    barely: dict[str, Difference] | None = None,
+) -> str:
+    """The manager's answer for a run or a seed group, as a heading and short bullets: the
+    share given bigger, about AdamW's and smaller steps, by how much and where (each with its
+    interval across seeds), how that moved, which weights and why the answer is lopsided."""
+    whose = "model's weights" if e.whole_model else "clustered weights"
+    bullets = [_class_bullet(e, seeds, types, c, whose) for c in (UP, DOWN, SAME)]
+    bullets.append(moved_sentence(e))
+    bullets.append(which_weights(barely or {}, e.applied))
+    if reach is not None:
+        bullets.append(lopsided_sentence(reach, e))
+    if seeds is not None and seeds.n < 2:
+        bullets.append(f"One seed, so {CANNOT_TELL} how much these shares move from seed to seed.")
+    return effect_heading(e, seeds) + "\n" + "\n".join(f"- {b}" for b in bullets if b)
+
+
+def moved_sentence(e: Effect) -> str:
+    """How the shares moved from the first re-cluster to `e.step`."""
+    if e.reclusters < 2:
+        return "One re-cluster so far: how the shares move over training cannot be told yet."
+    would = "" if e.applied else "would-be "
+    return (
+        f"**Over training**: the {would}bigger-step share went from {share(e.first_share[UP])} "
+        f"at the first re-cluster (step {e.first_step:,}) to {share(e.share[UP])}, the "
+        f"smaller-step share from {share(e.first_share[DOWN])} to {share(e.share[DOWN])}."
+    )
+
+
+def which_weights(barely: dict[str, Difference], applied: bool = True) -> str:
+    """Which weights get the bigger steps, and how many of them barely train (`barely`: type ->
+    the share of its weights whose step size sits near lr / eps, over seeds)."""
+    get, get_pl = ("gets", "get") if applied else ("would get", "would get")
+    text = (
+        f"**Which weights**: in each layer the group whose momentum lies nearest the layer's "
+        f"mean (weights training pushes little) {get} the bigger steps; the groups far from it "
+        f"(pushed hardest, either way) {get_pl} the smaller ones."
+    )
+    parts = [
+        f"{share(d.estimate)}{_range(d, share, clip01=True)} of {TYPE_WORDS.get(t, t)}"
+        for t, d in barely.items()
+        if math.isfinite(d.estimate) and d.estimate >= 0.05
+    ]
+    if parts:
+        text += (
+            f" Many of those barely train: {' and '.join(parts)} have had a gradient of about "
+            f"zero so far (their AdamW step size is within {CEILING_NEAR:g}x of its largest, "
+            "lr / eps; e.g. bytes the text does not contain)."
+        )
+    return text
+
+
+def lopsided_sentence(r: Reach, e: Effect) -> str:
+    """Why there are far more bigger than smaller steps: the clamp and the EMA's rate."""
+    text = (
+        f"**Why far more bigger than smaller steps**: targets are clamped to [{r.lower:g}, "
+        f"{r.upper:g}] and a factor moves {r.rate:.0%} of the way to its target per re-cluster, "
+        f"so from 1 it can rise up to {r.rise:.0%} at one re-cluster but fall at most "
+        f"{r.fall:.1%}. After {r.reclusters} re-clusters no factor can be above "
+        f"{times(r.highest)} or below {times(r.lowest)}; here they span {times(e.low)} to "
+        f"{times(e.high)}."
+    )
+    if math.isfinite(e.low) and e.low <= r.lowest * (1 + 1e-3):
+        text += " The smallest factors are as small as the rule allows by now."
+    return text
+
+
+def shadow_verdict(
+    applied_name: str, shadow_name: str, up: Difference, down: Difference, step: int
+) -> str:
+    """SGG against the AdamW seeds that only recorded what SGG would have set: does applying
+    the factors change which share of the model gets bigger or smaller steps? A verdict with
+    its interval (`verdicts.claim`), 'no detectable difference' never read as equal."""
+
+    def pts(v: float) -> str:
+        return "n/a" if not math.isfinite(v) else f"{v * 100:.1f} points"
+
+    def one(d: Difference, what: str) -> str:
+        return (
+            f"{what}: {share(d.mean)} with SGG against {share(d.base_mean)} in its shadow, "
+            f"{claim(d, 'smaller', 'larger', pts)}"
+        )
+
+    text = (
+        f"**SGG against its shadow**, at step {step:,}: **{applied_name}** applied the factors; "
+        f"**{shadow_name}** trained with AdamW and only recorded what SGG would have set.\n"
+        f"- {one(up, 'Share with bigger steps')}.\n- {one(down, 'Share with smaller steps')}."
+    )
+    if not up.detected and not down.detected and up.has_interval and down.has_interval:
+        text += (
+            "\n\nApplying the factors did not detectably change how much of the model SGG picks "
+            "for bigger or smaller steps."
+        )
+    return text
+
+
+def possessive(name: str) -> str:
+    """ "the token embeddings'", "the attention output's"."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
+def _first_crossing(kinds: pd.DataFrame, applied: bool) -> str:
+    """When smaller steps first appear, which kinds of layer crossed the threshold then, and
+    how long their mean factor had been falling before: a slow cut, not an event."""
+    down = f"share_{DOWN}"
+    if down not in kinds:
+        return ""
+    hit = kinds[kinds[down] >= 0.01].sort_values(["step", down], ascending=[True, False])
+    steps = sorted(kinds["step"].unique())
+    if hit.empty or int(hit["step"].iloc[0]) == steps[0]:
+        return ""
+    s1 = int(hit["step"].iloc[0])
+    at = hit[hit["step"] == s1].head(3)
+    pairs = zip(at["kind"], at[down], strict=True)
+    names = ", ".join(f"the {k} ({share(v)} of its weights)" for k, v in pairs)
+    top = at["kind"].iloc[0]
+    line = kinds[(kinds["kind"] == top) & (kinds["step"] <= s1)].sort_values("step")
+    f = line["factor"].to_numpy(float)
+    fell = int((np.diff(f) < 0).sum()) + int(f[0] < 1)
+    crossed, mean = (
+        ("crossed", "mean factor") if applied else ("would have crossed", "would-be mean factor")
+    )
+    return (
+        f"Smaller steps first appear at step {s1:,}, in {names}: groups of them {crossed} "
+        f"{SMALLER:.2f}x then. "
+        f"The {possessive(top)} {mean} had fallen at {fell} of the {len(f)} re-clusters up "
+        f"to then, from {times(f[0])} at step {int(line['step'].iloc[0]):,} to {times(f[-1])}: "
+        "a slow, steady cut, which the smaller-step share counts only from the step it crosses."
+    )
+
+
+def kinds_sentence(kinds: pd.DataFrame, order: list[str], applied: bool = True) -> str:
+    """The slow, steady moves the class shares hide (rows of `cluster_effect.seed_stats` of
+    `kind_over_time`): when smaller steps first appeared and why, the kind of layer with the
+    lowest mean factor at the last step (how often it fell, the cut the shares call 'about
+    AdamW's step') and the highest, each with its interval across seeds."""
+    if kinds is None or kinds.empty:
+        return ""
+    step = int(kinds["step"].max())
+    last = kinds[kinds["step"] == step].set_index("kind")
+    low, high = last["factor"].idxmin(), last["factor"].idxmax()
+    what = "mean factor" if applied else "mean factor SGG would have applied"
+    line = kinds[kinds["kind"] == low].sort_values("step")
+    f = line["factor"].to_numpy(float)
+    fell = int((np.diff(f) < 0).sum()) + int(f[0] < 1)
+    lo = last.loc[low]
+    crossing = _first_crossing(kinds, applied)
+    text = (
+        f"At step {step:,} the lowest {what} is the {possessive(low)}, "
+        f"{times(lo['factor'])}{interval_of(lo, 'factor', times)}"
+    )
+    if f"The {possessive(low)} " not in crossing:
+        text += (
+            f". It fell at {fell} of {len(f)} re-clusters, from {times(f[0])} at step "
+            f"{int(line['step'].iloc[0]):,}"
+        )
+    cut = 1 - float(lo["factor"])
+    if float(lo["factor"]) >= SMALLER and cut > 0.01:
+        text += (
+            f": a {cut:.0%} cut, but above {SMALLER:.2f}x, so the shares above count these "
+            "weights as 'about AdamW's step'."
+        )
+    else:
+        text += "."
+    hi = last.loc[high]
+    bullets = [
+        crossing,
+        text,
+        f"The highest: the {possessive(high)}, {times(hi['factor'])}"
+        f"{interval_of(hi, 'factor', times)}.",
+    ]
+    head = "**Slow moves the class shares hide** (each kind of layer, all blocks together):"
+    return head + "\n" + "\n".join(f"- {b}" for b in bullets if b)
+
+
+# --------------------------------------------------------------------------- the same weights
+
+
+def stays_sentence(s: StaysAcross | None, per_layer: int | None = None, shown: str = "") -> str:
+    """What the recorded sample of weights did through the re-clusters, pooled over the seeds
+    (each number its mean over seeds with its interval), or said to be one seed."""
+    if s is None:
+        return "No membership sample was recorded in this run, so weights cannot be followed."
+    if s.reclusters < 2:
+        return "One re-cluster so far: weights cannot be followed from one to the next yet."
+    each = f" ({per_layer} per layer)" if per_layer else ""
+    who = (
+        f"in each of {s.n} seeds (the mean over seeds, its {LEVEL:.0%} interval in brackets)"
+        if s.n >= 2
+        else f"in one seed, so {CANNOT_TELL} how much these numbers move from seed to seed"
+    )
+
+    def v(d: Difference, fmt=share) -> str:
+        return fmt(d.estimate) + _range(d, fmt, clip01=fmt is share)
+
+    head = (
+        f"Following the same {s.sampled:,} sampled weights{each} through {s.reclusters} "
+        f"re-clusters, {who}:"
+    )
+    spell = s.median_spell.estimate * s.interval
+    steps = f" ({spell:,.0f} steps)" if math.isfinite(spell) else ""
+    bullets = [
+        f"at a typical re-cluster (the median) **{v(s.changed_group)} changed group**, but only "
+        f"**{v(s.changed_effect)} changed between bigger, about AdamW's and smaller steps**;",
+        f"{v(s.ever_up)} had a bigger step at one re-cluster or more;",
+    ]
+    if math.isfinite(s.persistence.estimate):
+        bullets.append(
+            f"of those with a bigger step at one re-cluster, {v(s.persistence)} still had it at "
+            f"the next; a spell of bigger steps lasted a median "
+            f"{v(s.median_spell, lambda x: f'{x:.3g}')} re-clusters{steps}."
+        )
+    tail = "Shares are weighted by parameter count."
+    if shown:
+        tail += f" The two charts below show {shown}."
+    return head + "\n" + "\n".join(f"- {b}" for b in bullets) + "\n\n" + tail
+
+
+def spike_note(step: int, value: float, who: str, moves: pd.DataFrame) -> str:
+    """Why a churn point is off the axis: its value and the class moves behind it."""
+    text = f"Off the axis: {who}, {share(value)} at step {step:,}"
+    if moves is not None and not moves.empty:
+        m = moves.iloc[0]
+        text += (
+            f"; most of them ({share(m['share'])} of the sampled weights) moved from "
+            f"'{m['from']}' to '{m['to']}' at once: their group's factor crossed a threshold "
+            f"({SMALLER:.2f}x or {BIGGER:g}x), so all its weights changed class together"
+        )
+    return text + "."
+
+
+# --------------------------------------------------------------------------- why factors move
+
+
+def how_it_works(
+    k: int | None, interval: int | None, rate: float, lower: float, upper: float
+) -> str:
+    """How SGG sets a factor, with this run's numbers (bullets)."""
+    every = f"Every {interval:,} steps" if interval else "Every T steps"
+    groups = f"{k} groups" if k else "a few groups"
+    pct = f"{rate:.0%}" if math.isfinite(rate) else "(1 - beta3)"
+    return "\n".join(
+        f"- {b}"
+        for b in (
+            f"{every} (a *re-cluster*) SGG sorts each layer's weights into {groups} by their "
+            "momentum (which way, and how hard, training pushes each weight).",
+            "A group's **spread** (MDA) is the median distance of its weights' momentum from "
+            "their layer's mean momentum. The whole model's spread is the same median over "
+            "every weight SGG groups.",
+            f"Each group's **target** is the whole model's spread divided by the group's, "
+            f"clamped to [{lower:g}, {upper:g}]: a group nearer its layer's mean than the "
+            "model's typical weight gets a target above 1; a group farther away, below 1.",
+            f"The **factor** moves {pct} of the way from where it is to its target at each "
+            "re-cluster (a moving average); between re-clusters groups and factors stay fixed.",
+        )
+    )
+
+
+def fall_summary(falls: list[Fall], reclusters: int, applied: bool = True) -> str:
+    """How often all of a layer's factors fell together (independent of the chosen step)."""
+    which = "factors" if applied else "would-be factors"
+    if not falls:
+        return f"At no re-cluster did all of this layer's {which} fall together."
     how_often = (
         f"at every one of its {reclusters} re-clusters"
         if len(falls) == reclusters
         else f"at {len(falls)} of its {reclusters} re-clusters"
     )
-    rate = f"{ema:.0%}" if math.isfinite(ema) else "(1 - beta3)"
-    if not (math.isfinite(f.target_low) and math.isfinite(f.spread_ratio_low)):
-        return (
-            f"All {f.groups} of this layer's factors fell together {how_often} "
-            f"({_steps_list([x.step for x in falls])}); this run did not record the targets "
-            "and spreads, so why cannot be told here."
-        )
-    text = (
-        f"All {f.groups} of this layer's factors fell together {how_often} "
-        f"({_steps_list([x.step for x in falls])}). Why, at step {f.step:,}: every group's "
-        "target (the whole model's spread / the group's spread) was below the factor in force. "
-        f"The groups' momentum was {_span(f.spread_ratio_low, f.spread_ratio_high, ratio)} as "
-        f"spread out as the model's, so their targets were "
-        f"{_span(f.target_low, f.target_high, lambda v: f'{v:.3g}')}{bound}. The EMA moves each "
-        f"factor {rate} of the way to its target, so each fell by "
-        f"{_pct_range(100 * f.highest_move, 100 * f.lowest_move)}."
-    )
-    if f.target_fell and f.prev_step is not None:
-        text += " " + target_change(f)
-    return text
-
-
-def target_change(f: Fall) -> str:
-    """Why the targets themselves fell since the re-cluster before."""
-    m, (g0, g1) = f.model_spread_change, f.group_spread_change
-    model = f"{'rose' if m > 0 else 'fell'} {abs(m):.0%}" if math.isfinite(m) else "changed"
-    if math.isfinite(g0):
-        grp = f"{'rose' if g0 > 0 else 'changed'} {g0:+.0%} to {g1:+.0%}"
-    else:
-        grp = "changed"
     return (
-        f"The targets themselves fell since step {f.prev_step:,}: the model's spread {model} "
-        f"while the groups' spreads {grp}."
+        f"All {falls[-1].groups} of this layer's {which} fell together {how_often} "
+        f"({_steps_list([x.step for x in falls])})."
     )
 
 
-def step_lines(steps, step: int, lower: float, upper: float) -> list[str]:
+def fall_bullets(f: Fall, ema: float, lower: float) -> list[str]:
+    """Why every factor fell at the re-cluster `f.step` (the step the slider shows)."""
+    if not (math.isfinite(f.target_low) and math.isfinite(f.spread_ratio_low)):
+        return [
+            f"Every factor fell at step {f.step:,}; this run did not record the targets and "
+            "spreads, so why cannot be told here."
+        ]
+    every = "all" if f.at_lower_bound == f.groups else str(f.at_lower_bound)
+    bound = (
+        f"; {every} of them clamped at the lower bound {lower:g} (a group more than "
+        f"{1 / lower:g}x as far from its layer's mean as the model's typical weight)"
+        if f.at_lower_bound
+        else ""
+    )
+    rate = f"{ema:.0%}" if math.isfinite(ema) else "(1 - beta3)"
+    spreads = span(f.spread_ratio_low, f.spread_ratio_high, ratio)
+    targets = span(f.target_low, f.target_high, lambda v: f"{v:.3g}")
+    return [
+        "Every factor fell because every group's target was below the factor in force.",
+        f"The groups' spreads were {spreads} the whole model's, so their targets were "
+        f"{targets}{bound}.",
+        f"Each factor moves {rate} of the way to its target, so each fell by "
+        f"{_pct_range(100 * f.highest_move, 100 * f.lowest_move)}.",
+    ]
+
+
+def step_why(steps: pd.DataFrame, step: int, falls: list[Fall], ema: float, lower: float,
+             applied: bool = True) -> str:  # fmt: skip
+    """Why the factors moved as they did at the slider's re-cluster `step` (a heading and
+    bullets: what moved, the targets behind it, what moved the targets, the layer against the
+    model)."""
+    now = steps[steps["step"] == step]
+    if now.empty:
+        return ""
+    fall = next((f for f in falls if f.step == step), None)
+    if fall is not None:
+        bullets = fall_bullets(fall, ema, lower)
+    else:
+        up, down = int((now["move"] > 0).sum()), int((now["move"] < 0).sum())
+        which = "factors" if applied else "would-be factors"
+        bullets = [
+            f"{up} of the {len(now)} {which} rose and {down} fell: each moves toward its "
+            "target, so it rose where the target was above it and fell where below."
+        ]
+    bullets += [target_moves(now), far_from_model(now)]
+    if not applied:
+        bullets.append(
+            f"None of these factors was applied ({NOT_APPLIED}): SGG would have set them."
+        )
+    return f"**Why, at step {step:,}:**\n" + "\n".join(f"- {b}" for b in bullets if b)
+
+
+def _fold(r: float) -> str:
+    """'grew 9.19-fold', 'shrank 2.1-fold', 'stayed about the same'."""
+    if not math.isfinite(r) or r <= 0:
+        return "changed"
+    if abs(r - 1) < 0.05:
+        return "stayed about the same"
+    return f"grew {r:.3g}-fold" if r > 1 else f"shrank {1 / r:.3g}-fold"
+
+
+TARGET_MOVE = 0.25  # a target that moved by more than this (relatively) is traced to its causes
+
+
+def target_moves(now: pd.DataFrame) -> str:
+    """Groups whose target moved a lot since the re-cluster before, traced to what moved under
+    it: the group's size, its own spread and the model's spread."""
+    parts = []
+    for r in now.itertuples():
+        if not (math.isfinite(r.prev_target) and math.isfinite(r.target) and r.prev_target > 0):
+            continue
+        if abs(r.target / r.prev_target - 1) <= TARGET_MOVE:
+            continue
+        way = "fell" if r.target < r.prev_target else "rose"
+        grp, mod = _fold(r.mda / r.prev_mda), _fold(r.global_mda / r.prev_global_mda)
+        size = (
+            f"it went from {share(r.prev_share)} to {share(r.share)} of the layer's weights, and "
+            if math.isfinite(r.prev_share) and abs(r.share - r.prev_share) >= 0.02
+            else ""
+        )
+        parts.append(
+            f"group {r.cluster}'s target {way} from {r.prev_target:.3g} to {r.target:.3g}: "
+            f"{size}its spread {grp} while the model's {mod} "
+            f"(from {ratio(r.prev_mda / r.prev_global_mda)} to {ratio(r.mda / r.global_mda)} "
+            "the model's)"
+        )
+    return ("Since the re-cluster before, " + "; ".join(parts) + ".") if parts else ""
+
+
+def far_from_model(now: pd.DataFrame) -> str:
+    """Why a layer's targets all lie below 1: every group farther from its layer's mean than
+    the model's typical weight (the whole model's spread is a median over all grouped
+    weights, so the largest layers set it)."""
+    r = (now["mda"] / now["global_mda"]).to_numpy(float)
+    r = r[np.isfinite(r)]
+    if r.size == 0 or r.min() <= 1:
+        return ""
+    return (
+        f"Every group of this layer lies at least {ratio(float(r.min()))} as far from its "
+        "layer's mean as the model's typical weight does: this layer's momentum is larger than "
+        "most of the model's (the whole model's spread is a median over all its grouped "
+        "weights, so its largest layers set it), so all its targets are below 1."
+    )
+
+
+def step_lines(steps, step: int, lower: float, upper: float, applied: bool = True) -> list[str]:
     """Per group at one re-cluster: factor before -> after, the target and why it is there
     (rows of `metrics.cluster_factors.factor_steps`)."""
     out = []
+    what = "factor" if applied else "would-be factor"
     for r in steps[steps["step"] == step].itertuples():
         rel = r.factor / r.prev - 1 if r.prev else float("nan")
         spread = r.mda / r.global_mda if r.global_mda else float("nan")
@@ -289,53 +600,79 @@ def step_lines(steps, step: int, lower: float, upper: float) -> list[str]:
             else ""
         )
         way = "down" if r.move < 0 else "up" if r.move > 0 else "nowhere"
+        size = f" ({share(r.share)} of the layer)" if math.isfinite(r.share) else ""
         if not math.isfinite(r.target):
-            out.append(f"group {r.cluster}: factor {r.prev:.4g} -> {r.factor:.4g} ({rel:+.2%}); "
-                       "its target was not recorded")  # fmt: skip
+            out.append(f"group {r.cluster}{size}: {what} {r.prev:.4g} -> {r.factor:.4g} "
+                       f"({rel:+.2%}); its target was not recorded")  # fmt: skip
             continue
         out.append(
-            f"group {r.cluster}: factor {r.prev:.4g} -> {r.factor:.4g} ({rel:+.2%}), pulled "
-            f"{way} toward its target {r.target:.3g}{clamp}; its spread is {ratio(spread)} the "
-            "model's"
+            f"group {r.cluster}{size}: {what} {r.prev:.4g} -> {r.factor:.4g} ({rel:+.2%}), "
+            f"pulled {way} toward its target {r.target:.3g}{clamp}; its spread is "
+            f"{ratio(spread)} the model's"
         )
     return out
 
 
-def mean_move_sentence(m: MeanMove | None) -> str:
-    """'At step 150 the layer's mean factor went from 0.9911 to 0.9823 (-0.89%): -0.90 points
-    of it from the groups' factors, +0.01 from weights changing groups.'"""
+def mean_move_sentence(m: MeanMove | None, applied: bool = True) -> str:
+    """'At step 150 the layer's mean factor went from 0.9911 to 0.9823 (-0.89%): -0.0090 from
+    the groups' factors moving, +0.0001 from weights changing groups.'"""
     if m is None:
         return ""
     rel = m.after / m.before - 1 if m.before else float("nan")
+    what = "mean factor" if applied else "would-be mean factor (not applied)"
     return (
-        f"At step {m.step:,} the layer's mean factor (weighted by group size) went from "
+        f"At step {m.step:,} the layer's {what} (weighted by group size) went from "
         f"{m.before:.4g} to {m.after:.4g} ({rel:+.2%}): {m.from_factors:+.4f} from the groups' "
         f"factors moving, {m.from_groups:+.4f} from weights changing groups."
     )
 
 
-def alr_note(at_ceiling: float, ceiling: float, hi: float) -> str:
-    """Why the adaptive-learning-rate axis stops where it does (from `clusters.alr_view`)."""
-    if not (math.isfinite(at_ceiling) and at_ceiling > 0):
-        return ""
-    where = f"lr / eps = {ceiling:.3g}" if math.isfinite(ceiling) else "the right edge"
+def typical_sentence(d: Difference, this: float, seed_name: str, layer: str, step: int) -> str:
+    """How typical the seed shown is: the layer's mean factor over seeds against this seed's."""
+    if d.n < 2:
+        return f"One seed: {CANNOT_TELL} how typical its {layer} is."
     return (
-        f"The axis stops at {hi:.3g}, where the other weights end: {share(at_ceiling)} of this "
-        f"layer's weights sit within {CEILING_NEAR:g}x of {where}, the largest step AdamW can "
-        "give, which a weight gets when its gradient has been zero (or nearly) so far, e.g. the "
-        "embedding of a byte the text does not contain. Off the axis, not lost: the curves' "
-        "shares count them."
+        f"How typical this seed ({seed_name}) is: at step {step:,} the {possessive(layer)} mean "
+        f"factor is "
+        f"{times(this)} in this seed, {times(d.estimate)}{_range(d, times)} on average over the "
+        f"{d.n} seeds."
     )
 
 
-def reference_note(name: str, drawn: list[str], missing: list[str], layer: str) -> str:
-    """The AdamW run's whole-layer histograms: which are drawn, and which are not recorded."""
+# --------------------------------------------------------------------------- histograms
+
+
+def alr_note(v: AlrView, ceiling: float, lr: float, eps: float, step: int, peak: float) -> str:
+    """What the adaptive-learning-rate axis leaves off (from `clusters.alr_view`), with the
+    arithmetic of lr / eps at this step said out."""
+    if not (math.isfinite(v.pile) and v.pile > 0):
+        return ""
+    if math.isfinite(ceiling) and math.isfinite(lr):
+        peak_text = f"; its peak is {plain(peak)}" if math.isfinite(peak) and peak != lr else ""
+        where = (
+            f"lr / eps = {plain(lr)} / {sci(eps)} = {plain(ceiling)} (lr is the learning rate at "
+            f"step {step:,}, after the schedule{peak_text})"
+        )
+    else:
+        where = "the right edge"
+    start = f" at {plain(v.pile_from)} or above" if math.isfinite(v.pile_from) else ""
+    return (
+        f"Off the axis to the right: **{share(v.pile)}** of this layer's weights, {start.strip()}"
+        f", within {CEILING_NEAR:g}x of the largest step size AdamW can give, {where}. A weight "
+        "gets it when its gradient has been zero, or nearly, so far (e.g. the embedding of a "
+        "byte the text does not contain). Each curve's shares add up to 1 with these weights."
+    ).replace(", ,", ",")
+
+
+def reference_note(name: str, drawn: list[str], missing: list[str], why: str) -> str:
+    """The reference drawn behind the groups (grey area): whose whole layer, and why it is the
+    reference; or that it is not recorded."""
     if not drawn:
         return (
-            f"{name} (AdamW, no groups): its whole-layer histogram of {layer} is not recorded "
-            "in this run, so it is not drawn."
+            f"{name}: its whole-layer histogram of this layer is not recorded, so no reference "
+            "is drawn."
         )
-    text = f"Dashed black: {name}, the whole layer (AdamW, no groups)"
+    text = f"Grey area: {name}, the whole layer ({why})"
     if missing:
-        text += f"; its {' and '.join(missing)} of this layer is not recorded in this run"
+        text += f"; its {' and '.join(missing)} of this layer is not recorded"
     return text + "."

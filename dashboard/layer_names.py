@@ -14,7 +14,7 @@ EMBEDDINGS, ATTENTION, MLP, NORMS, HEAD, OTHER = (
     "embeddings",
     "attention",
     "MLP",
-    "norms",
+    "norm layers",
     "output head",
     "other",
 )
@@ -103,6 +103,16 @@ def humane_name(name: str) -> str:
         text = role[0]
         if block:
             text = f"layer {block.group(1)} {text}"
+    return f"{text} (bias)" if suffix == "bias" else text
+
+
+def layer_kind(name: str) -> str:
+    """What a layer is without its block number ('attention value' for layer 3's value
+    projection): the layers of one kind across blocks are compared as one line; a name it does
+    not know falls back to its type."""
+    module, suffix = _parts(name)
+    role = _role(module)
+    text = role[0] if role else layer_type(name)
     return f"{text} (bias)" if suffix == "bias" else text
 
 

@@ -752,6 +752,14 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
     return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
 
 
+NOT_RECORDED_NOTE = "{run}: {what} not recorded in this run."
+
+
+def not_recorded_note(runs: list[str], what: str) -> str:
+    """One line per run: "<run>: gradient norm not recorded in this run." """
+    return "\n\n".join(NOT_RECORDED_NOTE.format(run=r, what=what) for r in runs)
+
+
 def pileup_note(share: float) -> str:
     """Why the adaptive learning rate piles up at the right edge (when it does)."""
     if not np.isfinite(share) or share < 0.2:

@@ -55,8 +55,13 @@ SYMBOLS = [
     "triangle-left",
     "hourglass",
 ]
-# what a factor did to a weight's step: sped up, about unchanged, slowed down
-EFFECT_COLORS = {"sped up": "#2166AC", "about unchanged": "#BDBDBD", "slowed down": "#B2182B"}
+# what a factor set for a weight's step: bigger than AdamW's (blue), about AdamW's (grey),
+# smaller (red); keyed by `metrics.cluster_effect`'s class names
+EFFECT_COLORS = {
+    "bigger steps": "#2166AC",
+    "about AdamW's step": "#BDBDBD",
+    "smaller steps": "#B2182B",
+}
 
 
 def group_color(c: int) -> str:

@@ -1,11 +1,14 @@
-"""What SGG's factors did to the model, whatever the groups are called: shares of weights.
+"""What SGG set for the model's step sizes, whatever the groups are called: shares of weights.
 
 SGG multiplies the step AdamW would take for each weight by its group's factor. A manager's
 question is not "what did group 2 do" (group numbers are ranks of the momentum and their members
-change at every re-cluster) but "how much of the model trained faster or slower, by how much,
-where". So every weight is classed by the factor in force on it: sped up (factor above SPED_UP),
-slowed down (below SLOWED), about unchanged; shares are weighted by parameter count (group sizes
-from the `clusters` table, 1-D weights SGG never scales from run.json's `model.layers`).
+change at every re-cluster) but "how much of the model got a bigger or a smaller step than AdamW
+would have given it, by how much, where". So every weight is classed by the factor in force on
+it: bigger steps (factor above BIGGER), smaller steps (below SMALLER), about AdamW's step; shares
+are weighted by parameter count (group sizes from the `clusters` table, 1-D weights SGG never
+scales from run.json's `model.layers`). These are settings, not outcomes: whether they helped is
+the loss's question (the Summary). A seed group's numbers carry their spread across seeds
+(`seed_stats`): the mean, min, max, standard deviation and a 95% t-interval per row.
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dashboard.layer_names import TYPES, layer_type
-from dashboard.metrics.intervals import LEVEL, NO_SPREAD, UNPAIRED, Difference, seed_values
+from dashboard.layer_names import TYPES, layer_kind, layer_type
+from dashboard.metrics.intervals import (
+    LEVEL,
+    NO_SPREAD,
+    UNPAIRED,
+    Difference,
+    across_seeds,
+    seed_values,
+)
 
-SPED_UP = 1.1  # a factor above this speeds a weight's step up noticeably
-SLOWED = 1 / 1.1  # below this (0.909...) slows it down: the same distance from 1 on a log scale
-UP, SAME, DOWN = "sped up", "about unchanged", "slowed down"
+BIGGER = 1.1  # a factor above this gives a noticeably bigger step than AdamW's
+SMALLER = 1 / 1.1  # below this (0.909...): the same distance from 1 on a log scale
+UP, SAME, DOWN = "bigger steps", "about AdamW's step", "smaller steps"
 CLASSES = (UP, SAME, DOWN)
 ONE_SEED = "one seed, so how much this moves from seed to seed cannot be measured"
+NO_SEED = "(no seed)"  # the key of runs without a recorded seed in `seed_stats`
 
 
 def layer_sizes(meta: dict) -> dict[str, int]:
@@ -40,13 +51,14 @@ def layer_sizes(meta: dict) -> dict[str, int]:
 def factor_class(factor) -> np.ndarray:
     """UP / SAME / DOWN for each factor (NaN counts as unchanged: nothing was applied)."""
     f = np.asarray(factor, dtype=float)
-    return np.select([f > SPED_UP, f < SLOWED], [UP, DOWN], SAME).astype(object)
+    return np.select([f > BIGGER, f < SMALLER], [UP, DOWN], SAME).astype(object)
 
 
 def weight_rows(clusters: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
-    """Per (step, layer, group): weights, factor, effect class and layer type; the layers SGG
-    does not cluster (in `sizes`, not in the step's rows) as one group with factor 1."""
-    cols = ["step", "layer", "cluster", "weights", "factor", "effect", "type"]
+    """Per (step, layer, group): weights, factor, effect class, layer type and kind (the layer
+    without its block number); the layers SGG does not cluster (in `sizes`, not in the step's
+    rows) as one group (-1) with factor 1."""
+    cols = ["step", "layer", "cluster", "weights", "factor", "effect", "type", "kind"]
     if clusters is None or clusters.empty:
         return pd.DataFrame(columns=cols)
     c = clusters[["step", "layer", "cluster", "size", "factor"]].rename(columns={"size": "weights"})
@@ -68,8 +80,9 @@ def weight_rows(clusters: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
             )
     rows = pd.concat(parts, ignore_index=True)
     rows["effect"] = factor_class(rows["factor"])
-    kinds = {n: layer_type(n) for n in rows["layer"].unique()}
-    rows["type"] = rows["layer"].map(kinds)
+    names = rows["layer"].unique()
+    rows["type"] = rows["layer"].map({n: layer_type(n) for n in names})
+    rows["kind"] = rows["layer"].map({n: layer_kind(n) for n in names})
     return rows[cols]
 
 
@@ -87,17 +100,17 @@ def _class_table(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def over_time(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per re-cluster step: each class's share of the weights and mean factor, the smallest,
-    largest and mean factor over all weights."""
+    """Per re-cluster step: each class's share of the weights and mean factor, the smallest
+    (`lowest`), largest (`highest`) and mean factor over all weights."""
     if rows is None or rows.empty:
-        cols = ["step", "weights", "low", "high", "mean"]
+        cols = ["step", "weights", "lowest", "highest", "mean"]
         return pd.DataFrame(
             columns=cols + [f"{p}_{c}" for c in CLASSES for p in ("share", "factor")]
         )
     out = _class_table(rows, ["step"])
     g = rows.assign(wf=rows["weights"] * rows["factor"]).groupby("step", sort=True)
-    out["low"] = g["factor"].min().to_numpy()
-    out["high"] = g["factor"].max().to_numpy()
+    out["lowest"] = g["factor"].min().to_numpy()
+    out["highest"] = g["factor"].max().to_numpy()
     out["mean"] = (g["wf"].sum() / g["weights"].sum()).to_numpy()
     return out
 
@@ -110,8 +123,96 @@ def by_type(rows: pd.DataFrame, step: int) -> pd.DataFrame:
         return pd.DataFrame(columns=["type", "weights", "share_of_model"])
     out = _class_table(r, ["type"])
     out["share_of_model"] = out["weights"] / out["weights"].sum()
-    out["order"] = out["type"].map({t: i for i, t in enumerate(TYPES)})
-    return out.sort_values("order").drop(columns="order").reset_index(drop=True)
+    return _type_order(out)
+
+
+def _type_order(t: pd.DataFrame) -> pd.DataFrame:
+    order = t["type"].map({k: i for i, k in enumerate(TYPES)})
+    return (
+        t.assign(_o=order)
+        .sort_values("_o", kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
+
+
+def kind_over_time(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (re-cluster step, kind of layer SGG scales): the mean factor over its weights
+    (weighted by parameter count), the shares of its weights given bigger and smaller steps,
+    its weights and its type. A slow, steady fall that stays inside the "about AdamW's step"
+    band is visible here, not in the class shares."""
+    cols = ["step", "kind", "type", "weights", "factor", f"share_{UP}", f"share_{DOWN}"]
+    r = rows[rows["cluster"] >= 0] if rows is not None and not rows.empty else None
+    if r is None or r.empty:
+        return pd.DataFrame(columns=cols)
+    r = r.assign(
+        wf=r["weights"] * r["factor"],
+        wu=r["weights"] * (r["effect"] == UP),
+        wd=r["weights"] * (r["effect"] == DOWN),
+    )
+    out = r.groupby(["step", "kind"], sort=False)[["weights", "wf", "wu", "wd"]].sum()
+    out = out.reset_index()
+    out["factor"] = out["wf"] / out["weights"]
+    out[f"share_{UP}"] = out["wu"] / out["weights"]
+    out[f"share_{DOWN}"] = out["wd"] / out["weights"]
+    out["type"] = out["kind"].map(r.drop_duplicates("kind").set_index("kind")["type"])
+    return out[cols]
+
+
+def kind_order(kinds: pd.DataFrame) -> list[str]:
+    """Kinds in model order: by type (embeddings, attention, MLP, ...), then first seen."""
+    if kinds is None or kinds.empty:
+        return []
+    first = kinds.drop_duplicates("kind").reset_index(drop=True)
+    rank = {k: i for i, k in enumerate(TYPES)}
+    first["_r"] = first["type"].map(rank).fillna(len(TYPES))
+    return list(first.sort_values("_r", kind="stable")["kind"])
+
+
+def _seed_key(seed: object) -> str:
+    return NO_SEED if seed is None else str(seed)
+
+
+def seed_stats(
+    frames: list[tuple[object, pd.DataFrame]], by: list[str], cols: list[str]
+) -> pd.DataFrame:
+    """Per `by`: for each of `cols` the mean over distinct seeds (`col`), `col_min`, `col_max`,
+    `col_sd` and the 95% t-interval `col_low`, `col_high` (NaN for one seed or no spread: no
+    interval is not certainty); `n` seeds. Repeats of a seed count once (their mean); runs
+    without a seed are left out beside runs with one (the intervals' seed rule)."""
+    parts = [df[[*by, *cols]].assign(_seed=_seed_key(seed))
+             for seed, df in frames if df is not None and not df.empty]  # fmt: skip
+    if not parts:
+        return pd.DataFrame(columns=[*by, *cols, "n"])
+    t = pd.concat(parts, ignore_index=True)
+    if (t["_seed"] != NO_SEED).any():
+        t = t[t["_seed"] != NO_SEED]
+    per = t.groupby([*by, "_seed"], sort=False)[cols].mean()
+    g = per.groupby(level=list(range(len(by))), sort=False)
+    mean, sd, cnt = g.mean(), g.std(ddof=1), g.count()
+    lo, hi = g.min(), g.max()
+    out = mean.copy()
+    for c in cols:
+        n = cnt[c].to_numpy(dtype=float)
+        s = sd[c].to_numpy(dtype=float)
+        m = mean[c].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = stats.t.ppf(0.5 + LEVEL / 2, np.maximum(n - 1, 1)) * s / np.sqrt(n)
+        ok = (n >= 2) & np.isfinite(s) & (s > 1e-9 * np.maximum(1.0, np.abs(m)))
+        out[f"{c}_min"], out[f"{c}_max"], out[f"{c}_sd"] = lo[c], hi[c], sd[c]
+        out[f"{c}_low"] = np.where(ok, m - half, np.nan)
+        out[f"{c}_high"] = np.where(ok, m + half, np.nan)
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+def band(df: pd.DataFrame, col: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The band drawn around `col`'s mean: 'minmax' (min to max over seeds) or 'sd' (mean
+    ± 1 standard deviation), the sidebar's choice; NaN where one seed."""
+    if kind == "sd":
+        m, s = df[col].to_numpy(float), df[f"{col}_sd"].to_numpy(float)
+        return m - s, m + s
+    return df[f"{col}_min"].to_numpy(float), df[f"{col}_max"].to_numpy(float)
 
 
 @dataclass(frozen=True)
@@ -158,10 +259,10 @@ def _effect(over: pd.DataFrame, types: pd.DataFrame, step: int, **kw) -> Effect:
         share={c: float(last[f"share_{c}"]) for c in CLASSES},
         first_share={c: float(first[f"share_{c}"]) for c in CLASSES},
         factor={c: float(last[f"factor_{c}"]) for c in CLASSES},
-        low=float(last["low"]),
-        high=float(last["high"]),
+        low=float(last["lowest"]),
+        high=float(last["highest"]),
         where=_where(types),
-        weights=int(last["weights"]),
+        weights=round(float(last["weights"])),
         reclusters=int((over["step"] <= step).sum()),
         **kw,
     )
@@ -230,7 +331,7 @@ class GroupEffect:
     step: int
     share: dict[str, Difference]  # the mean share over seeds with its 95% interval
     spread: dict[str, tuple[float, float]]  # min and max over seeds
-    factor: dict[str, float]  # mean over seeds of each class's mean factor
+    factor: dict[str, Difference]  # each class's mean factor: the mean over seeds, its interval
     effects: list[tuple[object, Effect]] = field(default_factory=list)  # (seed, at `step`)
 
     @property
@@ -250,10 +351,7 @@ def _prepared(runs: list[tuple[object, pd.DataFrame, dict]]) -> list[tuple[objec
 def group_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> GroupEffect | None:
     """(seed, clusters, meta) per run of a seed group -> the group's shares across seeds, all
     taken at the last re-cluster every run reached (like for like)."""
-    return _group_effect(_prepared(runs))
-
-
-def _group_effect(tables: list[tuple[object, RunTables]]) -> GroupEffect | None:
+    tables = _prepared(runs)
     if not tables:
         return None
     step = min(int(t.over["step"].max()) for _, t in tables)
@@ -269,32 +367,35 @@ def _group_effect_at(
         vals = [(s, e.share[cls]) for s, e in effects]
         share[cls] = mean_interval(vals)
         spread[cls] = (min(v for _, v in vals), max(v for _, v in vals))
-        f = [e.factor[cls] for _, e in effects if math.isfinite(e.factor[cls])]
-        factor[cls] = float(np.mean(f)) if f else float("nan")
+        factor[cls] = mean_interval([(s, e.factor[cls]) for s, e in effects
+                                     if math.isfinite(e.factor[cls])])  # fmt: skip
     return GroupEffect(step, share, spread, factor, effects)
 
 
-def _mean_tables(tables: list[pd.DataFrame], by: str) -> pd.DataFrame:
-    t = pd.concat([x for x in tables if x is not None and not x.empty], ignore_index=True)
-    if t.empty:
-        return t
-    g = t.groupby(by, sort=False)
-    out = g[[c for c in t.columns if c != by and pd.api.types.is_numeric_dtype(t[c])]].mean()
-    if "low" in out:
-        out["low"], out["high"] = g["low"].min(), g["high"].max()
-    out["n"] = g.size()
-    return out.reset_index()
+def compare_share(a: GroupEffect, b: GroupEffect, cls: str = UP) -> Difference:
+    """`a`'s share of `cls` minus `b`'s, seed by seed where both ran the same seeds (e.g. SGG
+    against the AdamW seeds that only recorded what SGG would have done), with its 95%
+    interval (`intervals.across_seeds`)."""
+    side = {}
+    for g, name in ((a, "a"), (b, "b")):
+        side[name] = {seed: e.share[cls] for seed, e in g.effects}
+    return across_seeds(side["a"], side["b"])
 
 
 @dataclass(frozen=True)
 class SeriesEffect:
     """What one run or seed group shows: the mean Effect over its runs at the last re-cluster
-    all reached (the sentence), the spread across seeds, and the two tables of the figure."""
+    all reached (the sentence), the spread across seeds, and the tables of the figures, each
+    with its spread across seeds (`seed_stats` columns)."""
 
     effect: Effect
     seeds: GroupEffect
-    over: pd.DataFrame  # mean shares per re-cluster step, with `n` runs
-    types: pd.DataFrame  # mean shares per layer type at `effect.step`
+    over: pd.DataFrame  # per re-cluster step: shares and factors over seeds, `n` seeds
+    types: pd.DataFrame  # per layer type at `effect.step`
+    kinds: pd.DataFrame  # per (re-cluster step, kind of layer): the mean factor over seeds
+
+
+OVER_COLS = [f"{p}_{c}" for c in CLASSES for p in ("share", "factor")] + ["weights", "mean"]
 
 
 def series_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> SeriesEffect | None:
@@ -305,11 +406,19 @@ def series_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> SeriesEffect
     step = min(int(t.over["step"].max()) for _, t in tables)
     types = [by_type(t.rows, t.step_at(step)) for _, t in tables]
     seeds = _group_effect_at(tables, step, types)
-    overs = [t.over for _, t in tables]
-    over = _mean_tables(overs, "step").sort_values("step", kind="stable").reset_index(drop=True)
-    typ = _mean_tables(types, "type")
+    over = seed_stats([(s, t.over) for s, t in tables], ["step"], [*OVER_COLS, "lowest", "highest"])
+    over = over.sort_values("step", kind="stable").reset_index(drop=True)
+    over["lowest"], over["highest"] = over["lowest_min"], over["highest_max"]
+    tcols = [f"{p}_{c}" for c in CLASSES for p in ("share", "factor")] + ["weights"]
+    typ = _type_order(seed_stats([(s, t) for (s, _), t in zip(tables, types, strict=True)],
+                                 ["type"], tcols))  # fmt: skip
     typ["share_of_model"] = typ["weights"] / typ["weights"].sum()
+    kinds = seed_stats([(s, kind_over_time(t.rows)) for s, t in tables], ["step", "kind"],
+                       ["factor", f"share_{UP}", f"share_{DOWN}"])  # fmt: skip
+    if not kinds.empty:
+        first = kind_over_time(tables[0][1].rows).drop_duplicates("kind").set_index("kind")
+        kinds["type"] = kinds["kind"].map(first["type"])
     eff = _effect(over[over["step"] <= seeds.step], typ, seeds.step,
                   whole_model=all(e.whole_model for _, e in seeds.effects),
                   applied=seeds.effects[0][1].applied)  # fmt: skip
-    return SeriesEffect(eff, seeds, over, typ)
+    return SeriesEffect(eff, seeds, over, typ, kinds)

@@ -1,14 +1,18 @@
 """Why a layer's factors move: the spread rule, the EMA's pull and the bounds, step by step.
 
-At a re-cluster SGG sets each group's target r = D / D_c (the whole model's spread of the momentum
-over the group's, clamped to the bounds) and moves the factor S a fraction (1 - beta3) of the way
-toward it: S_new - S_old = (1 - beta3) * (r - S_old). So a factor falls exactly when its target is
-below it, and all of a layer's factors fall together when every group's momentum is more spread
-out than the model's typical weight (relative to the factor already in force).
+The spread (MDA, METHOD.md) of a group is the median distance of its weights' momentum from the
+mean momentum of their layer; the whole model's spread D is the same median over every clustered
+weight. At a re-cluster SGG sets each group's target r = D / D_c, clamped to the bounds, and moves
+the factor S a fraction (1 - beta3) of the way toward it: S_new - S_old = (1 - beta3) * (r -
+S_old). So a factor falls exactly when its target is below it, and all of a layer's factors fall
+together when every group lies farther from its layer's mean than the model's typical weight does
+(relative to the factor already in force). With the clamp, a factor near 1 has far more room to
+rise than to fall (`reach`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,26 +40,62 @@ def bounds(meta: dict) -> tuple[float, float]:
     return DEFAULT_BOUNDS
 
 
+@dataclass(frozen=True)
+class Reach:
+    """How far the EMA and the clamp let a factor move from 1: the most it can rise or fall at
+    one re-cluster (`rate` of the way to a bound), and where it can be after `reclusters`."""
+
+    rate: float
+    lower: float
+    upper: float
+    reclusters: int
+    rise: float  # the largest rise from 1 at one re-cluster: rate * (upper - 1)
+    fall: float  # the largest fall from 1: rate * (1 - lower)
+    highest: float  # the largest factor after `reclusters` re-clusters: upper - (upper - 1) q^n
+    lowest: float  # the smallest: lower + (1 - lower) q^n, q = 1 - rate
+
+
+def reach(rate: float, lower: float, upper: float, reclusters: int) -> Reach | None:
+    """Why the factors are lopsided: with targets clamped to [lower, upper] and the EMA moving a
+    factor `rate` of the way at each re-cluster, a factor at 1 can rise by up to rate * (upper
+    - 1) but fall by at most rate * (1 - lower) (1% of the way: +9% against -0.9% with [0.1,
+    10]). None when the rate is not recorded."""
+    if not (math.isfinite(rate) and 0 < rate <= 1 and 0 < lower <= 1 <= upper):
+        return None
+    q = (1 - rate) ** max(reclusters, 0)
+    return Reach(rate, lower, upper, reclusters, rate * (upper - 1), rate * (1 - lower),
+                 upper - (upper - 1) * q, lower + (1 - lower) * q)  # fmt: skip
+
+
+STEP_COLS = ["step", "cluster", "prev", "factor", "target", "mda", "global_mda", "move", "pull",
+             "share", "prev_share", "prev_target", "prev_mda", "prev_global_mda"]  # fmt: skip
+
+
 def factor_steps(clusters: pd.DataFrame, layer: str) -> pd.DataFrame:
     """One layer's groups per re-cluster: the factor before (`prev`, 1 before the first
     re-cluster) and after, the target, the group's and the model's spread, the move and the
-    pull (target - prev: the direction the EMA moves the factor)."""
-    cols = ["step", "cluster", "prev", "factor", "target", "mda", "global_mda", "move", "pull"]
+    pull (target - prev: the direction the EMA moves the factor), the group's share of the
+    layer's weights, and the same group's share, target and spreads at the re-cluster before
+    (NaN at the first): a target that moved is traced to what moved under it."""
     if clusters is None or clusters.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=STEP_COLS)
     c = clusters[clusters["layer"] == layer].sort_values(["cluster", "step"])
     if c.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=STEP_COLS)
     c = c.assign(
         factor=c["factor"].astype(float),
         target=c["raw_factor"].astype(float),
         mda=c["mda"].astype(float),
         global_mda=c["global_mda"].astype(float),
+        share=c["size"].astype(float) / c.groupby("step")["size"].transform("sum").astype(float),
     )
-    c["prev"] = c.groupby("cluster")["factor"].shift().fillna(1.0)
+    g = c.groupby("cluster")
+    c["prev"] = g["factor"].shift().fillna(1.0)
+    for col in ("share", "target", "mda", "global_mda"):
+        c[f"prev_{col}"] = g[col].shift()
     c["move"] = c["factor"] - c["prev"]
     c["pull"] = c["target"] - c["prev"]
-    return c[cols].sort_values(["step", "cluster"]).reset_index(drop=True)
+    return c[STEP_COLS].sort_values(["step", "cluster"]).reset_index(drop=True)
 
 
 @dataclass(frozen=True)

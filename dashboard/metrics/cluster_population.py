@@ -4,9 +4,10 @@ Group numbers are ranks of the momentum (group 0 holds the lowest momentum of it
 "group 2" line follows a position, not a set of weights: at every re-cluster k-means sorts every
 weight again. The `membership` table records a fixed random sample of positions per layer; joined
 with the factors in `clusters`, it tells what happened to the same weights over time: how many
-changed group (churn), how many changed between sped up / unchanged / slowed down, and how long
-a weight, once sped up, stays sped up. Each sampled weight stands for its layer's parameter count
-divided by the layer's sample size, so the model-wide numbers are weighted by parameter count.
+changed group (churn), how many changed between bigger, about AdamW's and smaller steps, and how
+long a weight, once given a bigger step, keeps it. Each sampled weight stands for its layer's
+parameter count divided by the layer's sample size, so the model-wide numbers are weighted by
+parameter count.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.metrics.cluster_effect import UP, factor_class
+from dashboard.metrics.cluster_effect import UP, factor_class, mean_interval
+from dashboard.metrics.intervals import Difference
 
 HISTORY = ["layer", "position", "step", "cluster", "factor", "effect", "weight"]
 
@@ -163,3 +165,59 @@ def raster(history: pd.DataFrame, layer: str) -> pd.DataFrame:
     )
     rows = {p: i for i, p in enumerate(order)}
     return h.assign(row=h["position"].map(rows)).sort_values(["row", "step"])
+
+
+@dataclass(frozen=True)
+class StaysAcross:
+    """`Stays` over the seeds of a group: each number's mean over seeds with its 95% interval
+    (one seed: no interval, with the reason)."""
+
+    n: int  # seeds
+    sampled: int  # sampled weights per run (the first seed's)
+    reclusters: int
+    interval: float
+    changed_group: Difference
+    changed_effect: Difference
+    ever_up: Difference
+    persistence: Difference
+    median_spell: Difference
+
+
+STAY_FIELDS = ("changed_group", "changed_effect", "ever_up", "persistence", "median_spell")
+
+
+def stays_across(per_seed: list[tuple[object, Stays | None]]) -> StaysAcross | None:
+    """(seed, `stays` of that seed's sample) -> the StaysAcross (None when no seed has one)."""
+    have = [(seed, s) for seed, s in per_seed if s is not None]
+    if not have:
+        return None
+    d = {f: mean_interval([(seed, getattr(s, f)) for seed, s in have]) for f in STAY_FIELDS}
+    first = have[0][1]
+    return StaysAcross(
+        n=max(x.n for x in d.values()),
+        sampled=first.sampled,
+        reclusters=min(s.reclusters for _, s in have),
+        interval=first.interval,
+        **d,
+    )
+
+
+def class_moves(history: pd.DataFrame, layer: str | None, step: int) -> pd.DataFrame:
+    """At one re-cluster: the sampled weights (of `layer`, or all) that changed class, by
+    (from, to), as a share of the sampled weights (weighted by parameter count), largest
+    first: what a spike of the churn chart was."""
+    h = history if layer is None else history[history["layer"] == layer]
+    p = _with_previous(h) if not h.empty else h
+    if p.empty or step not in set(p["step"]):
+        return pd.DataFrame(columns=["from", "to", "share"])
+    p = p[p["step"] == step]
+    total = float(p["weight"].sum())
+    moved = p[p["effect"] != p["prev_effect"]]
+    out = moved.groupby(["prev_effect", "effect"])["weight"].sum() / total
+    return (
+        out.rename("share")
+        .reset_index()
+        .rename(columns={"prev_effect": "from", "effect": "to"})
+        .sort_values("share", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -111,22 +113,110 @@ def _pile(b: pd.DataFrame, ceiling: float) -> np.ndarray:
     return near
 
 
-def alr_view(h: pd.DataFrame, ceiling: float = float("nan")) -> tuple[float, float, float]:
-    """(lo, hi, share left off) for an adaptive-learning-rate histogram (columns bin_left,
-    bin_right, count; all groups share the edges): the range of the weights whose step is not
-    within CEILING_NEAR of `ceiling` (lr / eps, the step AdamW gives a weight whose gradient has
-    been zero), so that a pile at lr / eps does not stretch the axis to 1e5; the share of that
-    pile is said beside the chart."""
+@dataclass(frozen=True)
+class AlrView:
+    """What an adaptive-learning-rate axis shows: [lo, hi] holds the weights not piled near
+    lr / eps; `pile` is the share of the layer's weights left off to the right, all at
+    `pile_from` or above (within CEILING_NEAR of lr / eps: hi <= pile_from, bins do not overlap)."""
+
+    lo: float
+    hi: float
+    pile: float
+    pile_from: float
+
+
+def alr_view(h: pd.DataFrame, ceiling: float = float("nan")) -> AlrView:
+    """The AlrView of an adaptive-learning-rate histogram (columns bin_left, bin_right, count;
+    all groups share the edges): the range of the weights whose step is not within
+    CEILING_NEAR of `ceiling` (lr / eps, the step AdamW gives a weight whose gradient has been
+    zero), so that a pile at lr / eps does not stretch the axis to 1e5; the share of that pile
+    and where it starts are said beside the chart."""
     nan = float("nan")
     if h is None or h.empty:
-        return nan, nan, 0.0
+        return AlrView(nan, nan, 0.0, nan)
     b = h.groupby(["bin_left", "bin_right"], sort=True)["count"].sum().reset_index()
     total = float(b["count"].sum())
     if total <= 0:
-        return nan, nan, 0.0
+        return AlrView(nan, nan, 0.0, nan)
     near = _pile(b, ceiling)
     rest = b[~near & (b["count"] > 0)]
     if rest.empty:  # everything at the ceiling: show it all
-        return float(b["bin_left"].min()), float(b["bin_right"].max()), 0.0
-    pile = float(b.loc[near, "count"].sum()) / total
-    return float(rest["bin_left"].min()), float(rest["bin_right"].max()), pile
+        return AlrView(float(b["bin_left"].min()), float(b["bin_right"].max()), 0.0, nan)
+    piled = b[near & (b["count"] > 0)]
+    pile = float(piled["count"].sum()) / total
+    start = float(piled["bin_left"].min()) if not piled.empty else nan
+    return AlrView(float(rest["bin_left"].min()), float(rest["bin_right"].max()), pile, start)
+
+
+def lr_at(steps: pd.DataFrame | None, step: int) -> float:
+    """The learning rate in force at `step` (the last logged at or before it; NaN if none)."""
+    if steps is None or steps.empty or "lr" not in steps:
+        return float("nan")
+    at = steps.loc[steps["step"] <= step, "lr"].dropna()
+    return float(at.iloc[-1]) if not at.empty else float("nan")
+
+
+def whole_layer_counts(hist: pd.DataFrame | None, layer: str, quantity: str, step: int):
+    """One layer's histogram (bin_left, bin_right, count) at the last recorded step at or
+    before `step`: the whole-layer rows (cluster -1) when recorded, else the groups' summed
+    (they share the edges); (DataFrame, the step) or (None, None)."""
+    if hist is None or hist.empty:
+        return None, None
+    sub = hist[(hist["layer"] == layer) & (hist["quantity"] == quantity) & (hist["step"] <= step)]
+    if sub.empty:
+        return None, None
+    at = int(sub["step"].max())
+    sub = sub[sub["step"] == at]
+    whole = sub[sub["cluster"] < 0]
+    part = whole if not whole.empty else sub
+    b = part.groupby(["bin_left", "bin_right"], sort=True)["count"].sum().reset_index()
+    return b, at
+
+
+def barely_training(
+    hist: pd.DataFrame | None,
+    layers: list[str],
+    step: int,
+    steps: pd.DataFrame | None,
+    eps: float,
+) -> tuple[float, int | None]:
+    """The share of the weights of `layers` that barely train at the last histogram at or
+    before `step`: their AdamW step size lies within CEILING_NEAR of lr / eps (lr from the
+    `steps` table at that step), i.e. the square root of their second moment stayed below about
+    CEILING_NEAR x eps: a gradient of zero, or nearly, so far (e.g. an embedding row of a byte
+    the text does not contain). (share, the histogram step); (NaN, None) when not recorded."""
+    nan = float("nan"), None
+    if hist is None or hist.empty or not (isinstance(eps, int | float) and eps > 0):
+        return nan
+    recorded = hist.loc[(hist["quantity"] == "adaptive_lr") & (hist["step"] <= step), "step"]
+    if recorded.empty:
+        return nan
+    at = int(recorded.max())
+    ceiling = lr_at(steps, at) / eps
+    if not (np.isfinite(ceiling) and ceiling > 0):
+        return nan
+    pile = total = 0.0
+    for layer in layers:
+        b, _ = whole_layer_counts(hist, layer, "adaptive_lr", at)
+        if b is None:
+            continue
+        total += float(b["count"].sum())
+        pile += float(b.loc[_pile(b, ceiling), "count"].sum())
+    return (pile / total, at) if total > 0 else nan
+
+
+def transition_shares(matrix: pd.DataFrame | None) -> pd.DataFrame:
+    """From one re-cluster's transitions (from_cluster, to_cluster, count): every (from, to)
+    pair of the groups with the share of the layer's weights that made that move, and each
+    group's share before (`from_share`) and after (`to_share`)."""
+    cols = ["from_cluster", "to_cluster", "share", "from_share", "to_share"]
+    if matrix is None or matrix.empty or matrix["count"].sum() <= 0:
+        return pd.DataFrame(columns=cols)
+    total = float(matrix["count"].sum())
+    ks = sorted(set(matrix["from_cluster"]) | set(matrix["to_cluster"]))
+    grid = pd.MultiIndex.from_product([ks, ks], names=["from_cluster", "to_cluster"])
+    m = matrix.groupby(["from_cluster", "to_cluster"])["count"].sum().reindex(grid, fill_value=0)
+    out = (m / total).rename("share").reset_index()
+    out["from_share"] = out["from_cluster"].map(out.groupby("from_cluster")["share"].sum())
+    out["to_share"] = out["to_cluster"].map(out.groupby("to_cluster")["share"].sum())
+    return out[cols]

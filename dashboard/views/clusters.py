@@ -1,7 +1,7 @@
-"""The Clusters page: what SGG's factors did to the model (a manager's answer first), then the
-same weights followed through the re-clusters, why a layer's factors move, and what groups look
-like inside a layer. Numbers from `metrics.cluster_*`, words from `cluster_words`, figures from
-`cluster_figures`."""
+"""The Clusters page: what SGG set for the model's step sizes (a manager's answer first, said to
+be a setting and not an outcome), SGG against its shadow, then the same weights followed through
+the re-clusters, why a layer's factors move, and what groups look like inside a layer. Numbers
+from `metrics.cluster_*`, words from `cluster_words`, figures from `cluster_figures`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from dashboard import cluster_words as words
 from dashboard import narrative, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
-from dashboard.layer_names import humane_names
-from dashboard.loader import Run
-from dashboard.metrics import cluster_effect, cluster_factors, cluster_population, clusters
-from dashboard.metrics.groups import optimizer_name, seed_of
+from dashboard.layer_names import EMBEDDINGS, HEAD, humane_names, layer_type
+from dashboard.metrics import cluster_effect, cluster_factors, cluster_population, clusters, groups
+from dashboard.metrics.groups import seed_of
 
 GLOSSARY = (
     "momentum",
@@ -30,53 +29,51 @@ GLOSSARY = (
     "eps",
     "shadow clustering",
 )
-
-
-def applies_sgg(run: Run) -> bool:
-    """The one test of "this run trained with SGG" (its factors were applied)."""
-    return optimizer_name(run.meta).lower() == "sgg"
+BARELY_TYPES = (EMBEDDINGS, HEAD)  # where weights that barely train take the bigger steps
 
 
 def page(ctx: Ctx) -> None:
-    st.caption(words.INTRO)
+    st.markdown(words.SCOPE)
+    _glossary()
     series = _clustered_series(ctx)
     if not series:
         st.info(
             "None of the selected runs has groups to show. Select an SGG run (or an AdamW "
             "run recorded with shadow clustering)."
         )
-        _glossary()
         return
-    names = [n for n, _ in series]
-    name = st.selectbox("Run or seed group", names, key="cl_series", bind="query-params")
+    shadow = {n for n, m in series if not ctx.by_rel[m[0]].is_sgg}
+    name = st.selectbox(
+        "Run or seed group", [n for n, _ in series], key="cl_series", bind="query-params",
+        format_func=lambda n: f"{n} ({words.NOT_APPLIED})" if n in shadow else n,
+    )  # fmt: skip
     members = dict(series)[name]
-    _effect_ui(ctx, name, members)
+    se = _series_effect(ctx, members)
+    if se is None:
+        st.info(f"**{name}**: its cluster table is empty.")
+        return
+    _effect_ui(ctx, name, members, se)
     if len(series) > 1:
         _comparison_ui(ctx, series)
-    st.subheader("Layer by layer")
-    rel = members[0]
-    if len(members) > 1:
-        rel = st.selectbox(
-            "Seed shown below",
-            members,
-            format_func=ctx.labels.get,
-            key="cl_run",
-            bind="query-params",
-            help="The charts below show one run: pick any seed of the group.",
-        )
-    cl = ctx.df(rel, "clusters")
-    names_of = humane_names(_layers(ctx, rel, cl))
-    _overview_ui(cl, names_of)
-    layer = st.selectbox(
-        "Layer", list(names_of), format_func=names_of.get, key="cl_layer", bind="query-params",
-        help="Humane names; the parameter's own name is shown under the charts.",
-    )  # fmt: skip
-    st.caption(f"Parameter: `{layer}`")
-    _population_ui(ctx, rel, layer, names_of[layer])
-    step = _factors_ui(ctx, rel, layer, names_of[layer])
-    if step is not None:
-        _histograms_ui(ctx, rel, layer, step)
-    _glossary()
+    _layers_ui(ctx, members, se)
+
+
+def _band(ctx: Ctx) -> str:
+    """The sidebar's band around a group's mean ('minmax' or 'sd'): `ctx.options` (typed chart
+    options) where the Ctx has them, else the options dict it held before."""
+    options = getattr(ctx, "options", None)
+    if options is not None:
+        return options.band
+    return getattr(ctx, "opts", {}).get("band", "minmax")
+
+
+def run_words(ctx: Ctx, rel: str) -> str:
+    """A run as the rest of the app names a group, with its seed: 'sgg, lr 4e-3, seed 0'."""
+    meta = ctx.by_rel[rel].meta
+    varying = groups.varying_settings([ctx.by_rel[r].meta for r in ctx.series_rels()])
+    head = groups.group_label(meta, varying, 1).rsplit(" (", 1)[0]
+    seed = seed_of(meta)
+    return f"{head}, seed {seed}" if seed is not None else head
 
 
 def _clustered_series(ctx: Ctx) -> list[tuple[str, list[str]]]:
@@ -88,17 +85,18 @@ def _clustered_series(ctx: Ctx) -> list[tuple[str, list[str]]]:
         for r in members:
             if r not in have:
                 run = ctx.by_rel[r]
-                (missing if run.has_clustering or applies_sgg(run) else plain).append(r)
+                (missing if run.has_clustering or run.is_sgg else plain).append(r)
         if have:
             out.append((name, have))
     if plain:
         st.info(
-            f"**{', '.join(ctx.labels[r] for r in plain)}**: plain AdamW, recorded without "
+            f"**{', '.join(run_words(ctx, r) for r in plain)}**: plain AdamW, recorded without "
             "shadow clustering, so no groups. Their histograms, if any, are the reference below."
         )
     if missing:
-        st.info(f"**{', '.join(ctx.labels[r] for r in missing)}**: no cluster table was recorded.")
-    return sorted(out, key=lambda s: not applies_sgg(ctx.by_rel[s[1][0]]))
+        st.info(f"**{', '.join(run_words(ctx, r) for r in missing)}**: no cluster table was "
+                "recorded.")  # fmt: skip
+    return sorted(out, key=lambda s: not ctx.by_rel[s[1][0]].is_sgg)
 
 
 def _runs(ctx: Ctx, members: list[str]) -> list[tuple[object, pd.DataFrame, dict]]:
@@ -110,84 +108,202 @@ def _series_effect(ctx: Ctx, members: list[str]) -> cluster_effect.SeriesEffect 
     return cached(cluster_effect.series_effect, ctx.key("clusters", members), _runs(ctx, members))
 
 
-def _effect_ui(ctx: Ctx, name: str, members: list[str]) -> None:
-    """Item 1: one sentence and one figure, the same numbers."""
-    se = _series_effect(ctx, members)
-    if se is None:
-        st.info(f"**{name}**: its cluster table is empty.")
-        return
+def _options(meta: dict, reclusters: int) -> tuple[float, float, float, cluster_factors.Reach]:
+    rate = cluster_factors.ema_rate(meta)
+    lower, upper = cluster_factors.bounds(meta)
+    return rate, lower, upper, cluster_factors.reach(rate, lower, upper, reclusters)
+
+
+def _barely(ctx: Ctx, members: list[str], step: int) -> dict:
+    """{layer type: the share of its weights that barely train, over seeds} for the types
+    whose bigger steps they explain."""
+    out = {}
+    for t in BARELY_TYPES:
+        vals = []
+        for r in members:
+            run = ctx.by_rel[r]
+            layers = [n for n in cluster_effect.layer_sizes(run.meta) if layer_type(n) == t]
+            if not layers:
+                continue
+            share, _ = clusters.barely_training(
+                ctx.df(r, "histograms"), layers, step, ctx.table(r, "steps", full=True).df,
+                run.hyperparameters.get("eps"),
+            )  # fmt: skip
+            if math.isfinite(share):
+                vals.append((seed_of(run.meta), share))
+        if vals:
+            out[t] = cluster_effect.mean_interval(vals)
+    return out
+
+
+def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.SeriesEffect) -> None:
+    """The manager's answer: bullets and figures from the same numbers."""
     e = se.effect
-    ema = cluster_factors.ema_rate(ctx.by_rel[members[0]].meta)
+    meta = ctx.by_rel[members[0]].meta
+    *_, reach = _options(meta, e.reclusters)
+    na = "" if e.applied else f" ({words.NOT_APPLIED})"
     if e.applied:
-        st.subheader("What SGG did to this model")
-        title = f"What SGG did: {name}"
+        st.subheader("What SGG set for this model's step sizes")
     else:
-        st.subheader(f"What SGG would have done ({words.NOT_APPLIED})")
+        st.subheader(f"What SGG would have set{na}")
         st.warning(
             f"**{name}** trained with plain AdamW and recorded a *shadow* clustering: SGG's "
             "groups and factors computed alongside, not applied. Everything below is what "
             "SGG would have done, not what happened."
         )
-        title = f"What SGG would have done, NOT APPLIED: {name}"
-    st.markdown(words.effect_sentence(e, ema, se.seeds))
+    key = (ctx.key(("histograms", "steps"), members), e.step)
+    barely = cached(_barely, key, ctx, members, e.step)
+    st.markdown(words.effect_bullets(e, se.seeds, se.types, reach=reach, barely=barely))
+    band = _band(ctx)
     st.plotly_chart(
-        cfig.effect_figure(se.over, se.types, title=title, applied=e.applied, step=e.step),
+        cfig.type_bars_figure(se.types, title=f"Where, at step {e.step:,}: each layer type's "
+                              f"weights{na}", applied=e.applied),
+        key="cl_types",
+    )  # fmt: skip
+    order = cluster_effect.kind_order(se.kinds)
+    st.plotly_chart(
+        cfig.kind_factor_figure(se.kinds, order, band_kind=band, applied=e.applied,
+                                title=f"Mean factor per kind of layer, over training{na}"),
+        key="cl_kinds",
+    )  # fmt: skip
+    st.markdown(words.kinds_sentence(se.kinds, order, e.applied))
+    st.plotly_chart(
+        cfig.effect_figure(se.over, title=f"Share of the model's weights at each re-cluster{na}",
+                           applied=e.applied),
         key="cl_effect",
+    )  # fmt: skip
+    st.caption(_effect_caption(se, band))
+
+
+def _effect_caption(se: cluster_effect.SeriesEffect, band: str) -> str:
+    e, n = se.effect, se.seeds.n
+    seeds = (
+        f"Numbers are the mean over {n} seeds; brackets and the bars' labels hold their 95% "
+        f"interval; the panels' band is the {prepare.BANDS.get(band, band)} (sidebar)."
+        if n > 1
+        else "One seed: no interval or band can be drawn."
     )
-    n = int(se.over["n"].max()) if "n" in se.over else 1
-    st.caption(
+    return (
         f"Each weight is classed by the factor SGG {'applied to' if e.applied else 'computed for'}"
-        f" its step ({words.THRESHOLDS}); shares are weighted by parameter count (group sizes "
-        "from the cluster table; 1-D weights, not scaled, count as unchanged). 'x AdamW's step "
-        "size': the step divided by the one AdamW would take from the same state. Before the "
-        "first re-cluster every factor is 1."
-        + (f" The mean of {n} seeds at each re-cluster." if n > 1 else "")
+        f" its step ({words.THRESHOLDS}); shares are weighted by parameter count. 'x AdamW's "
+        "step size': the step divided by the one AdamW would take from the same state. A kind "
+        "of layer is every block's layer of that kind together (e.g. all attention values); the "
+        f"grey zone is about AdamW's step. Before the first re-cluster every factor is 1. {seeds}"
         + ("" if e.applied else f" Hatched: {words.NOT_APPLIED}.")
     )
 
 
 def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
-    """Every run / seed group on show, side by side: a table and the shares over training."""
-    rows, lines, ended = [], {}, {}
-    last = 0
+    """Every run / seed group on show, side by side: SGG against its shadow, a table and the
+    shares over training."""
+    effects, lines, ended, rows = {}, {}, {}, []
     for name, members in series:
         se = _series_effect(ctx, members)
         if se is None:
             continue
+        effects[name] = (se, ctx.by_rel[members[0]].meta)
         label = name if se.effect.applied else f"{name} ({words.NOT_APPLIED})"
         lines[label] = se.over
-        last = max(last, int(se.over["step"].max()))
         rows.append(_comparison_row(label, se))
+    last = max((int(t["step"].max()) for t in lines.values()), default=0)
     for label, t in lines.items():
         if int(t["step"].max()) < last:
             ended[label] = f"no re-cluster after step {int(t['step'].max()):,}"
+    st.subheader("All runs on show")
+    for text in _shadow_verdicts(effects):
+        st.markdown(text)
     st.markdown(
-        "**All runs on show**: the share of the model's weights in each class (mean over "
-        "seeds, its 95% interval) and their mean factor"
+        "The share of the model's weights in each class (mean over seeds, its 95% interval) "
+        "and their mean factor (its 95% interval):"
     )
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="cl_table", height=38 + 35 * len(rows))
+    band = _band(ctx)
     st.plotly_chart(
-        cfig.effect_lines_figure(
-            lines, ended=ended, title="Sped up and slowed down, over training"
-        ),
+        cfig.effect_lines_figure(lines, ended=ended, title="Bigger and smaller steps, over "
+                                 "training", band_kind=band),
         key="cl_lines",
+    )  # fmt: skip
+    st.caption(
+        f"Lines: the mean over each group's seeds; band: the {prepare.BANDS.get(band, band)} "
+        "(sidebar). An X marks a line that stops early."
     )
+
+
+def _shadow_verdicts(effects: dict) -> list[str]:
+    """SGG against the shadow clustering of the AdamW group with the same settings."""
+    out = []
+    applied = [(n, se, m) for n, (se, m) in effects.items() if se.effect.applied]
+    shadow = [(n, se, m) for n, (se, m) in effects.items() if not se.effect.applied]
+    for an, a, am in applied:
+        match = next((x for x in shadow if not groups.differing_settings(am, x[2])), None)
+        if match is None:
+            continue
+        sn, s, _ = match
+        up = cluster_effect.compare_share(a.seeds, s.seeds, cluster_effect.UP)
+        down = cluster_effect.compare_share(a.seeds, s.seeds, cluster_effect.DOWN)
+        out.append(words.shadow_verdict(an, sn, up, down, min(a.effect.step, s.effect.step)))
+    return out
 
 
 def _comparison_row(label: str, se: cluster_effect.SeriesEffect) -> dict:
-    """'30% (27% to 32%) at 1.31x': the mean share over seeds, its 95% interval, and the mean
-    factor of those weights."""
+    """'30% (27% to 32%) at 1.31x (1.28x to 1.34x)': the mean share over seeds, its 95%
+    interval, and the mean factor of those weights with its interval."""
     e, g = se.effect, se.seeds
     row = {"Run or seed group": label, "Seeds": g.n, "At step": e.step}
     for cls in cluster_effect.CLASSES:
         d = g.share[cls]
         text = words.share(d.estimate)
         if d.has_interval:
-            text += f" ({words.share(max(d.low, 0))} to {words.share(min(d.high, 1))})"
-        if cls != cluster_effect.SAME and d.estimate > 0:
-            text += f" at {words.times(g.factor[cls])}"
-        row[cls.capitalize()] = text
+            text += f" ({words.span(max(d.low, 0), min(d.high, 1), words.share)})"
+        f = g.factor[cls]
+        if cls != cluster_effect.SAME and d.estimate > 0 and math.isfinite(f.estimate):
+            text += f" at {words.times(f.estimate)}"
+            if f.has_interval:
+                text += f" ({words.span(f.low, f.high, words.times)})"
+        row[cls[0].upper() + cls[1:]] = text
     return row
+
+
+def _layers_ui(ctx: Ctx, members: list[str], se: cluster_effect.SeriesEffect) -> None:
+    """One seed, layer by layer, with how typical it is of its group."""
+    st.subheader("Layer by layer")
+    applied = se.effect.applied
+    rel = members[0]
+    if len(members) > 1:
+        rel = st.selectbox(
+            "Seed shown below", members, format_func=lambda r: run_words(ctx, r), key="cl_run",
+            bind="query-params", help="The charts below show one run: pick any seed of the group.",
+        )  # fmt: skip
+    st.caption(f"raw name: `{rel}`")
+    cl = ctx.df(rel, "clusters")
+    names_of = humane_names(_layers(ctx, rel, cl))
+    _overview_ui(cl, names_of, applied)
+    layer = st.selectbox(
+        "Layer", list(names_of), format_func=names_of.get, key="cl_layer", bind="query-params",
+        help="Humane names; the parameter's own name is shown under this box.",
+    )  # fmt: skip
+    st.caption(f"raw name: `{layer}`")
+    st.markdown(_typical(ctx, members, rel, layer, names_of[layer], se.effect.step))
+    _population_ui(ctx, members, rel, layer, names_of[layer], applied)
+    step = _factors_ui(ctx, rel, layer, names_of[layer], applied)
+    if step is not None:
+        _histograms_ui(ctx, rel, layer, step, applied)
+
+
+def _typical(ctx: Ctx, members: list[str], rel: str, layer: str, shown: str, step: int) -> str:
+    """How this seed's layer compares with the other seeds' (its mean factor at `step`)."""
+    vals, this = [], float("nan")
+    for r in members:
+        f = clusters.size_weighted_factor(ctx.df(r, "clusters"))
+        at = f[(f["layer"] == layer) & (f["step"] <= step)]
+        if at.empty:
+            continue
+        v = float(at.loc[at["step"].idxmax(), "factor"])
+        vals.append((seed_of(ctx.by_rel[r].meta), v))
+        if r == rel:
+            this = v
+    d = cluster_effect.mean_interval(vals)
+    return words.typical_sentence(d, this, run_words(ctx, rel), shown, step)
 
 
 def _layers(ctx: Ctx, rel: str, cl: pd.DataFrame) -> list[str]:
@@ -196,50 +312,67 @@ def _layers(ctx: Ctx, rel: str, cl: pd.DataFrame) -> list[str]:
     return [n for n in order if n in set(have)] + [n for n in have if n not in set(order)]
 
 
-def _overview_ui(cl: pd.DataFrame, names_of: dict[str, str]) -> None:
+def _overview_ui(cl: pd.DataFrame, names_of: dict[str, str], applied: bool) -> None:
     piv = clusters.factor_overview(cl, list(names_of))
-    applied = cluster_effect.applied(cl)
     title = "All layers: the mean factor of each layer's weights" + (
         "" if applied else f" ({words.NOT_APPLIED})"
     )
     st.plotly_chart(cfig.overview_heatmap(piv, names_of, title=title), key="cl_overview")
     st.caption(
-        "Blue: sped up, red: slowed down, white: unchanged (x1); each cell is the layer's "
-        "factor averaged over its weights after that re-cluster. Hover for the parameter's name."
+        "Blue: bigger steps than AdamW's, red: smaller, white: AdamW's own (x1); each cell is "
+        "the layer's factor averaged over its weights after that re-cluster. The colours are "
+        "symmetric around 1 on a log scale (0.5x as red as 2x is blue), stretched near 1 so "
+        "that 0.95x and 1.05x show; the colour bar's ends are this seed's lowest and highest "
+        "factor. Hover for the parameter's raw name."
     )
 
 
-def _population_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> None:
-    """Item 2: the recorded sample of weights, followed through the re-clusters."""
+def _population_ui(ctx: Ctx, members, rel: str, layer: str, shown: str, applied: bool) -> None:
+    """The recorded sample of weights, followed through the re-clusters, pooled over seeds."""
     st.markdown("#### The same weights through the re-clusters")
     st.markdown(words.GROUPS_ARE_RANKS)
-    run = ctx.by_rel[rel]
-    key = ctx.key(("clusters", "membership"), [rel])
-    hist = cached(
-        cluster_population.sampled_history, key, ctx.df(rel, "membership"),
-        ctx.df(rel, "clusters"), cluster_effect.layer_sizes(run.meta),
-    )  # fmt: skip
-    per_layer = (run.meta.get("recording") or {}).get("membership_sample")
-    st.markdown(words.stays_sentence(cluster_population.stays(hist), per_layer))
+    hists = {r: _history(ctx, r) for r in members}
+    per = [(seed_of(ctx.by_rel[r].meta), cluster_population.stays(h)) for r, h in hists.items()]
+    pooled = cluster_population.stays_across(per)
+    per_layer = (ctx.by_rel[rel].meta.get("recording") or {}).get("membership_sample")
+    seed_name = run_words(ctx, rel) if len(members) > 1 else ""
+    st.markdown(words.stays_sentence(pooled, per_layer, shown=seed_name))
+    hist = hists[rel]
+    model_c, layer_c = cluster_population.churn(hist), cluster_population.churn(hist, layer)
+    na = "" if applied else f" ({words.NOT_APPLIED})"
     a, b = st.columns(2)
-    a.plotly_chart(
-        cfig.churn_figure(cluster_population.churn(hist), cluster_population.churn(hist, layer),
-                          shown),
-        key="cl_churn",
-    )  # fmt: skip
+    a.plotly_chart(cfig.churn_figure(model_c, layer_c, shown, title=f"Changed at each "
+                                     f"re-cluster{na}"), key="cl_churn")  # fmt: skip
     b.plotly_chart(
-        cfig.raster_figure(cluster_population.raster(hist, layer), shown), key="cl_raster"
-    )
+        cfig.raster_figure(cluster_population.raster(hist, layer), shown,
+                           title=f"The same weights, re-cluster by re-cluster{na}"),
+        key="cl_raster",
+    )  # fmt: skip
+    spike = cfig.churn_spike(model_c, layer_c, shown)
+    note = ""
+    if spike is not None:
+        step, value, line, who = spike
+        moves = cluster_population.class_moves(hist, layer if who == "layer" else None, step)
+        note = " " + words.spike_note(step, value, line, moves)
     st.caption(
-        "Left: of the recorded weights, the share that changed group (a new rank of momentum) "
-        "and the share that changed what the factor did to them. Right: each row is one "
-        "recorded weight of this layer, most often sped up first; hover a cell for its group "
-        "and factor."
+        "Left: of the sampled weights, the share that changed group (a new rank of momentum) "
+        "and the share that changed step class (bigger / about AdamW's / smaller). Right: each "
+        "row is one sampled weight of this layer, those most often given a bigger step first; "
+        "hover a cell for its group and factor." + note
     )
 
 
-def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
-    """Item 3: spread, target, EMA and bounds for each group of the layer; why factors fell."""
+def _history(ctx: Ctx, rel: str) -> pd.DataFrame:
+    run = ctx.by_rel[rel]
+    return cached(
+        cluster_population.sampled_history, ctx.key(("clusters", "membership"), [rel]),
+        ctx.df(rel, "membership"), ctx.df(rel, "clusters"), cluster_effect.layer_sizes(run.meta),
+    )  # fmt: skip
+
+
+def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> int | None:
+    """Spread, target, EMA and bounds for each group of the layer; why factors moved at the
+    step the slider shows."""
     st.markdown("#### Why the factors move")
     meta = ctx.by_rel[rel].meta
     cl = ctx.df(rel, "clusters")
@@ -247,121 +380,136 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str) -> int | None:
     if steps.empty:
         st.info("No clustering recorded for this layer.")
         return None
-    lower, upper = cluster_factors.bounds(meta)
-    rate = cluster_factors.ema_rate(meta)
+    rate, lower, upper, _ = _options(meta, 0)
+    sgg = (meta.get("optimizer") or {}).get("sgg") or (meta.get("optimizer") or {}).get("shadow")
+    sgg = sgg if isinstance(sgg, dict) else {}
+    st.markdown(words.how_it_works(sgg.get("n_clusters"), sgg.get("recluster_interval"), rate,
+                                   lower, upper))  # fmt: skip
+    name = shown if applied else f"{shown} ({words.NOT_APPLIED})"
     st.plotly_chart(
-        cfig.factor_explain_figure(
-            steps,
-            layer_name=shown if cluster_effect.applied(cl) else f"{shown} ({words.NOT_APPLIED})",
-            bounds=(lower, upper),
-            rate=rate,
-        ),
+        cfig.factor_explain_figure(steps, layer_name=name, bounds=(lower, upper), rate=rate,
+                                   applied=applied),
         key="cl_explain",
-    )
+    )  # fmt: skip
     st.caption(
-        "Read top to bottom. 1: each group's spread of momentum (MDA) against the whole "
-        "model's (dashed black). 2: the target they give, model / group, clamped to the "
-        f"bounds [{lower:g}, {upper:g}] (dotted lines): a group less spread out than the model "
-        "gets a target above 1. 3: the factor in force, which moves "
+        "Read top to bottom. 1: each group's spread as a multiple of the whole model's (1, "
+        "dashed: as far from its layer's mean as the model's typical weight). 2: the target "
+        f"that gives, model / group, clamped to [{lower:g}, {upper:g}] (dotted lines): a group "
+        "nearer its layer's mean than the model's typical weight gets a target above 1. 3: the "
+        f"factor {'in force' if applied else 'SGG would have applied'}, which moves "
         + (f"{rate:.0%}" if math.isfinite(rate) else "(1 - beta3)")
         + " of the way to its target at each re-cluster: a triangle down where the target was "
-        "below the factor (the EMA pulled it down), up where above."
+        "below the factor, up where above."
     )
     falls = cluster_factors.falls_together(steps, lower)
-    st.markdown(words.fall_sentence(falls, int(steps["step"].nunique()), rate, lower))
+    st.markdown(words.fall_summary(falls, int(steps["step"].nunique()), applied))
     options = sorted(steps["step"].unique().tolist())
     default = falls[-1].step if falls else options[-1]
-    step = st.select_slider(
+    step = int(st.select_slider(
         "Re-cluster step", options, value=default, key="cl_step", bind="query-params",
-        help="Which re-cluster the lines below and the histograms explain.",
-    )  # fmt: skip
-    lines = words.step_lines(steps, step, lower, upper)
-    head = words.mean_move_sentence(cluster_factors.mean_move(cl, layer, int(step)))
+        help="Which re-cluster the sentences below and the histograms explain.",
+    ))  # fmt: skip
+    st.markdown(words.step_why(steps, step, falls, rate, lower, applied))
+    lines = words.step_lines(steps, step, lower, upper, applied)
+    head = words.mean_move_sentence(cluster_factors.mean_move(cl, layer, step), applied)
     st.markdown(head + "\n" + "\n".join(f"- {t}" for t in lines))
+    _groups_ui(ctx, rel, layer, cl, step, applied)
+    return step
 
-    _groups_ui(ctx, rel, layer, cl, step)
-    return int(step)
 
-
-def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int) -> None:
+def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int, applied: bool) -> None:
     """The layer's groups: their sizes over time and where the weights went at `step`."""
     c, _ = clusters.layer_groups(cl, layer)
+    na = "" if applied else f" ({words.NOT_APPLIED})"
     a, b = st.columns(2)
     a.plotly_chart(
-        cfig.cluster_lines(c, "share", title="Share of the layer's weights in each group",
-                           y_title="share", stacked=True),
+        cfig.cluster_lines(c, "share", title=f"Share of the layer in each group{na}",
+                           y_title="share of the layer's weights", stacked=True),
         key="cl_share",
     )  # fmt: skip
     tr = ctx.df(rel, "transitions")
     mat = tr[(tr["layer"] == layer) & (tr["step"] == step)] if tr is not None else None
     before = max((s for s in sorted(c["step"].unique()) if s < step), default=None)
-    span = f"from step {before:,} to step {step:,}" if before is not None else f"at step {step:,}"
+    span = f"step {before:,} → {step:,}" if before is not None else f"step {step:,}"
     first = "First re-cluster: no groups before it."
     b.plotly_chart(
-        cfig.transition_sankey(
-            mat,
-            title=f"Where the weights went, {span}",
-            **({"empty": first} if before is None else {}),
-        ),
-        key="cl_sankey",
-    )
-
-
-def _ceiling(ctx: Ctx, rel: str, step: int) -> float:
-    """lr / eps at `step`: the largest step AdamW gives (a weight whose gradient is zero)."""
-    eps = ctx.by_rel[rel].hyperparameters.get("eps")
-    s = ctx.table(rel, "steps", full=True).df
-    if not isinstance(eps, int | float) or eps <= 0 or s is None or "lr" not in s:
-        return float("nan")
-    at = s[s["step"] <= step]
-    return float(at["lr"].iloc[-1]) / eps if not at.empty else float("nan")
-
-
-def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int) -> None:
-    """Momentum and adaptive learning rate per group at `step`, against an AdamW run's whole
-    layer when one on show recorded it (drawn, or said not recorded)."""
-    hist = ctx.df(rel, "histograms")
-    ref_rel = next(
-        (r for r in ctx.series_rels() if r != rel and not applies_sgg(ctx.by_rel[r])
-         and ctx.df(r, "histograms") is not None),
-        None,
+        cfig.transition_figure(clusters.transition_shares(mat),
+                               title=f"Where the weights went, {span}{na}",
+                               **({"empty": first} if before is None else {})),
+        key="cl_moves",
     )  # fmt: skip
+
+
+def _reference(ctx: Ctx, rel: str, applied: bool) -> tuple[str | None, str, str]:
+    """(run whose whole layer is the reference, its name, why it is the reference): for SGG an
+    AdamW run on show, the same seed first; for a shadow clustering, the run itself (its groups
+    trained with AdamW's own steps)."""
+    if not applied:
+        return rel, "this run", "all its groups together: every weight took AdamW's own step"
+    seed = seed_of(ctx.by_rel[rel].meta)
+    cands = [r for r in ctx.series_rels() if r != rel and not ctx.by_rel[r].is_sgg
+             and ctx.df(r, "histograms") is not None]  # fmt: skip
+    same = [r for r in cands if seed is not None and seed_of(ctx.by_rel[r].meta) == seed]
+    ref = (same or cands or [None])[0]
+    if ref is None:
+        return None, "", ""
+    why = "AdamW without SGG, " + ("the same seed" if same else "another seed: none ran this one")
+    return ref, run_words(ctx, ref), why
+
+
+def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int, applied: bool) -> None:
+    """Momentum and adaptive learning rate per group at `step`, one panel per group, over a
+    reference whole layer (drawn, or said not recorded)."""
+    hist = ctx.df(rel, "histograms")
+    ref_rel, ref_name, why = _reference(ctx, rel, applied)
     ref = ctx.df(ref_rel, "histograms") if ref_rel else None
-    ref_name = ctx.labels[ref_rel] if ref_rel else ""
+    na = "" if applied else f" (groups {words.NOT_APPLIED})"
     st.markdown(f"#### Inside the layer at step {step:,}")
-    a, b = st.columns(2)
     drawn, missing = [], []
-    for col, qty, label, what, log_x in (
-        (a, "momentum", "Momentum", "momentum", False),
-        (b, "adaptive_lr", "Adaptive learning rate (log)", "adaptive learning rate", True),
-    ):
+    for qty, label, x_title, log_x in (
+        ("momentum", "Momentum", "momentum (running average of the gradient)", False),
+        ("adaptive_lr", "Adaptive learning rate", "lr / (√v + eps): step per unit of momentum "
+         "(log)", True),
+    ):  # fmt: skip
         h = prepare.histogram_at(hist, layer, qty, step)
         r = (
             prepare.histogram_at(ref, layer, qty, step, whole_layer=True)
             if ref is not None
             else None
         )
-        (drawn if r is not None and not r.empty else missing).append(what)
+        (drawn if r is not None and not r.empty else missing).append(label.lower())
         rng, note = None, ""
         if qty == "adaptive_lr" and not h.empty:
-            ceiling = _ceiling(ctx, rel, step)
-            lo, hi, pile = clusters.alr_view(h, ceiling)
-            rng, note = (lo, hi), words.alr_note(pile, ceiling, hi)
-        col.plotly_chart(
-            cfig.histogram_compare_figure(
-                h, title=f"{label} per group at step {step:,}", x_title=label, log_x=log_x,
-                reference=r, reference_name=f"{ref_name}: whole layer", x_range=rng,
-            ),
+            rng, note = _alr_range(ctx, rel, h, step)
+        st.plotly_chart(
+            cfig.histogram_panels(h, title=f"{label} per group at step {step:,}{na}",
+                                  x_title=x_title, log_x=log_x, reference=r,
+                                  reference_name=f"{ref_name}: whole layer", x_range=rng),
             key=f"cl_hist_{qty}",
         )  # fmt: skip
         if note:
-            col.caption(note)
+            st.caption(note)
     st.caption(
-        "How the values inside this layer are distributed, per group (each curve adds up to 1, "
-        "so small groups stay visible). The adaptive learning rate is the step size AdamW "
-        "gives each weight before SGG's factor."
-        + (f" {words.reference_note(ref_name, drawn, missing, layer)}" if ref_rel else "")
+        "How the values inside this layer are distributed, per group: each group's shares add "
+        "up to 1, so small groups stay visible. The adaptive learning rate is the step size "
+        "AdamW gives each weight per unit of momentum, before SGG's factor."
+        + (f" {words.reference_note(ref_name, drawn, missing, why)}" if ref_rel else "")
     )
+
+
+def _alr_range(ctx: Ctx, rel: str, h: pd.DataFrame, step: int):
+    """The adaptive-lr axis without the pile at lr / eps, and the note saying what is off it."""
+    run = ctx.by_rel[rel]
+    eps = run.hyperparameters.get("eps")
+    lr = clusters.lr_at(ctx.table(rel, "steps", full=True).df, step)
+    ok = isinstance(eps, int | float) and eps > 0 and math.isfinite(lr)
+    ceiling = lr / eps if ok else float("nan")
+    key = groups.lr_key(run.meta)
+    peak = groups.settings(run.meta).get(key) if key else None
+    peak = float(peak) if isinstance(peak, int | float) else float("nan")
+    v = clusters.alr_view(h, ceiling)
+    note = words.alr_note(v, ceiling, lr, eps if ok else float("nan"), step, peak)
+    return (v.lo, v.hi), note
 
 
 def _glossary() -> None:

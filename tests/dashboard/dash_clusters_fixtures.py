@@ -27,7 +27,7 @@ QKV, PROJ, FC, LN = (
 )
 SIZES = {QKV: 196_608, PROJ: 65_536, FC: 262_144, LN: 256}
 TOTAL = sum(SIZES.values())
-# at the last re-cluster: qkv 2/3 sped up x1.5, proj half slowed x0.5, fc unchanged
+# at the last re-cluster: qkv 2/3 bigger steps x1.5, proj half smaller steps x0.5, fc x1
 PINNED = {
     QKV: [(65_536, 1.5), (65_536, 1.5), (65_536, 1.0)],
     PROJ: [(16_384, 0.5), (32_768, 1.0), (16_384, 0.5)],
@@ -69,15 +69,17 @@ def pinned_run(
     optimizer: str = "sgg",
     seed: int = 0,
     first_unchanged: bool = True,
+    pin: Callable[[int], Groups] | None = None,
 ) -> Path:
     """A run whose re-clusters (steps 100..600) have every factor 1 at step 100 (when
-    `first_unchanged`) and the `last` groups (default PINNED) from step 200 on."""
+    `first_unchanged`) and the `last` groups (default PINNED) from step 200 on; or, with
+    `pin`, the groups `pin(step)` gives at each step."""
     shadow = optimizer != "sgg"
     run = small_run(root, name, optimizer=optimizer, shadow=shadow, seed=seed)
     groups = last or PINNED
     write_clusters(
         run,
-        lambda s: unchanged(groups) if first_unchanged and s == 100 else groups,
+        pin or (lambda s: unchanged(groups) if first_unchanged and s == 100 else groups),
         list(range(100, 601, 100)),
         shadow,
     )
@@ -87,8 +89,8 @@ def pinned_run(
 
 
 def expected_shares(groups: Groups) -> dict[str, float]:
-    """The shares of the whole model, computed by hand (1-D weights unchanged)."""
+    """The shares of the whole model, computed by hand (1-D weights at AdamW's step)."""
     up = sum(s for v in groups.values() for s, f in v if f > 1.1)
     down = sum(s for v in groups.values() for s, f in v if f < 1 / 1.1)
-    return {"sped up": up / TOTAL, "slowed down": down / TOTAL,
-            "about unchanged": 1 - (up + down) / TOTAL}  # fmt: skip
+    return {"bigger steps": up / TOTAL, "smaller steps": down / TOTAL,
+            "about AdamW's step": 1 - (up + down) / TOTAL}  # fmt: skip

@@ -6,6 +6,7 @@ whole-layer histogram."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import cluster_words, loader
 from dashboard.app import ENV_ROOT
-from dashboard.metrics import cluster_effect, cluster_factors
+from dashboard.metrics import cluster_effect, groups
 from dashboard.metrics.groups import optimizer_name, seed_of
 from runformat import atomic, chunks, schema
 
@@ -43,40 +44,81 @@ def specs(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+OUTCOME = re.compile(r"\b(sped up|slowed( down)?|speeds? up)\b", re.I)
+
+
 def test_sample_page_answers_the_manager_with_the_metrics_numbers(demo_root, monkeypatch):
     runs = [r for r in loader.discover_runs(demo_root).runs if r.has_clustering]
-    sgg = next(r for r in runs if optimizer_name(r.meta) == "sgg")
-    shadow = next(r for r in runs if optimizer_name(r.meta) != "sgg")
+    sgg, shadow = next(
+        (a, b)
+        for a in runs
+        if optimizer_name(a.meta) == "sgg"
+        for b in runs
+        if optimizer_name(b.meta) != "sgg" and not groups.differing_settings(a.meta, b.meta)
+    )  # SGG and the AdamW shadow with the same settings: the verdict compares them
     at = render(demo_root, monkeypatch, pool=False, baseline=shadow.rel, compare=[sgg.rel])
     se = cluster_effect.series_effect(
         [(seed_of(sgg.meta), loader.read_table(sgg, "clusters", demo_root).df, sgg.meta)]
     )
-    want = cluster_words.effect_sentence(se.effect, cluster_factors.ema_rate(sgg.meta), se.seeds)
+    want = cluster_words.effect_bullets(se.effect, se.seeds, se.types).split("\n- **Which")[0]
     said = [str(m.value) for m in at.markdown]
-    assert want in said  # the page's sentence is the metrics' numbers, word for word
+    assert any(m.startswith(want) for m in said)  # the metrics' numbers, word for word
+    assert cluster_words.SCOPE in said  # a setting, not an outcome: Summary / Loss for that
     text = texts(at)
-    assert "What SGG did to this model" in [str(h.value) for h in at.subheader]
+    assert not OUTCOME.search(text)
+    assert "What SGG set for this model's step sizes" in [str(h.value) for h in at.subheader]
     assert "Group numbers are ranks, not fixed sets of weights" in text
-    assert "changed group" in text
-    assert "fell together" in text or "At no re-cluster" in text
-    table = next(df.value for df in at.dataframe if "Sped up" in df.value.columns)
+    assert "changed group" in text and "**Why, at step" in text
+    assert "**SGG against its shadow**" in text  # a verdict for SGG against its shadow
+    table = next(df.value for df in at.dataframe if "Bigger steps" in df.value.columns)
     assert len(table) == 2 and any("(not applied)" in n for n in table["Run or seed group"])
     box = next(e for e in at.expander if e.label == "Words used on this tab")
     words = "\n".join(str(m.value) for m in box.markdown)
     for term in ("momentum", "re-cluster", "eps", "spread (MDA)", "scale factor",
                  "shadow clustering"):  # fmt: skip
         assert f"**{term}**:" in words, term
-    # layer picker: humane names, the raw name beside
+    # pickers: humane names, the raw name in a small caption; a shadow entry says not applied
     layer = at.selectbox(key="cl_layer")
     assert "." not in layer.format_func(layer.value)
-    assert f"`{layer.value}`" in text
+    assert f"raw name: `{layer.value}`" in text
+    series = at.selectbox(key="cl_series")
+    shown = [o for o in series.options if o.endswith(" (not applied)")]
+    assert len(shown) == 1
     # the shadow AdamW run: "would have", not applied, everywhere it shows
-    at.selectbox(key="cl_series").set_value(shadow.rel).run()
+    series.set_value(shown[0].removesuffix(" (not applied)")).run()
     assert not at.exception and not at.error
-    assert "What SGG would have done (not applied)" in [str(h.value) for h in at.subheader]
+    assert "What SGG would have set (not applied)" in [str(h.value) for h in at.subheader]
     assert "shadow" in texts(at, ("warning",))
     titles = [s["layout"]["title"]["text"] for s in specs(at) if s["layout"].get("title")]
-    assert any("NOT APPLIED" in t for t in titles), titles
+    alone = [t for t in titles if not t.startswith("Bigger and smaller steps")]
+    assert alone and all("not applied" in t.lower() for t in alone), titles
+    text = texts(at)
+    assert "would-be factor" in text and "would-be mean factor" in text
+    assert "Grey area: this run, the whole layer (all its groups together" in text
+
+
+def test_seed_group_page_pools_the_seeds_and_names_runs_humanely(demo_root, monkeypatch):
+    runs = [r for r in loader.discover_runs(demo_root).runs if r.has_clustering]
+    sgg = [r for r in runs if optimizer_name(r.meta) == "sgg"]
+    base = sgg[0].rel.rsplit("-s", 1)[0]
+    group = [r for r in sgg if r.rel.startswith(base + "-s")]
+    if len(group) < 2:
+        pytest.skip("no seed group among the sample runs")
+    at = render(demo_root, monkeypatch, baseline=group[0].rel, compare=[])
+    seed = at.selectbox(key="cl_run")
+    assert all("/" not in o and ", seed " in o for o in seed.options)
+    text = texts(at)
+    assert f"raw name: `{seed.value}`" in text
+    assert f"in each of {len(group)} seeds (the mean over seeds" in text  # pooled, intervals
+    assert "How typical this seed" in text and f"over the {len(group)} seeds" in text
+    names = [t.get("name") for s in specs(at) for t in s["data"]]
+    assert not any("/" in str(n) for n in names)  # no raw run names in legends
+    # the "why" follows the slider
+    slider = at.select_slider(key="cl_step")
+    other = next(o for o in slider.options if str(o) != str(slider.value))
+    slider.set_value(int(other)).run()
+    assert not at.exception and not at.error
+    assert f"**Why, at step {int(other):,}:**" in texts(at)
 
 
 def _drop_layer_histograms(run: Path, layer: str, quantity: str | None = None) -> None:
@@ -106,21 +148,23 @@ def test_reference_histogram_is_drawn_or_said_not_recorded(tmp_path, monkeypatch
     assert "without shadow clustering" in text
     layer = at.selectbox(key="cl_layer").value
     assert layer == "blocks.0.attn.qkv.weight"
-    assert "Dashed black: adamw-plain, the whole layer" in text
-    names = [t.get("name") for s in specs(at) for t in s["data"]]
-    assert "adamw-plain: whole layer" in names
+    name = re.search(r"Grey area: (adamw, [^,]+, seed 1), the whole layer \(AdamW without SGG, "
+                     r"the same seed\)", text)  # fmt: skip
+    assert name, text
+    refs = [t for s in specs(at) for t in s["data"] if t.get("name") == f"{name[1]}: whole layer"]
+    assert refs and all(t.get("fill") == "tozeroy" for t in refs)  # a grey area in each panel
     _drop_layer_histograms(plain, layer, "adaptive_lr")
     text = texts(render(tmp_path, monkeypatch, baseline="adamw-plain", compare=["sgg"]))
     assert (
-        "Dashed black: adamw-plain, the whole layer (AdamW, no groups); its adaptive "
-        "learning rate of this layer is not recorded in this run" in text
+        f"Grey area: {name[1]}, the whole layer (AdamW without SGG, the same seed); its adaptive "
+        "learning rate of this layer is not recorded." in text
     )
     _drop_layer_histograms(plain, layer)
     at = render(tmp_path, monkeypatch, baseline="adamw-plain", compare=["sgg"])
     text = texts(at)
-    assert "its whole-layer histogram of blocks.0.attn.qkv.weight is not recorded" in text
-    assert "Dashed black" not in text
-    assert "adamw-plain: whole layer" not in [t.get("name") for s in specs(at) for t in s["data"]]
+    assert f"{name[1]}: its whole-layer histogram of this layer is not recorded" in text
+    assert "Grey area" not in text
+    assert f"{name[1]}: whole layer" not in [t.get("name") for s in specs(at) for t in s["data"]]
 
 
 def test_adaptive_lr_axis_is_clipped_on_the_sample_embedding(demo_root, monkeypatch):
@@ -134,5 +178,9 @@ def test_adaptive_lr_axis_is_clipped_on_the_sample_embedding(demo_root, monkeypa
     alr = next(s for s in specs(at) if "Adaptive learning rate" in s["layout"]["title"]["text"])
     lo, hi = alr["layout"]["xaxis"]["range"]
     assert 10**hi < 1e4  # not 1e5 (lr / eps)
-    assert "lr / eps" in texts(at, ("caption",))
+    assert alr["layout"]["xaxis3"]["range"] == [lo, hi]  # every group's panel
+    caption = texts(at, ("caption",))
+    assert "lr / eps = " in caption and "after the schedule" in caption
+    note = re.search(r"at ([\d,]+) or above", caption)
+    assert note and float(note[1].replace(",", "")) >= 10**hi * 0.999  # the pile is off the axis
     assert np.isfinite(lo)
