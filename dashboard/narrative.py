@@ -12,7 +12,7 @@ import pandas as pd
 
 from dashboard import verdicts
 from dashboard.metrics import groups
-from dashboard.metrics.cluster_effect import SLOWED, SPED_UP
+from dashboard.metrics.cluster_effect import BIGGER, SMALLER
 from dashboard.metrics.compare import STALL_SECONDS, Comparison, RunFacts, grad_norm_mismatch
 from dashboard.metrics.intervals import PAIRED, POWER
 from dashboard.metrics.spikes import (
@@ -159,8 +159,9 @@ DEFINITIONS: list[tuple[str, str]] = [
     (
         "re-cluster",
         "every T steps (the run's re-cluster interval) SGG sorts each layer's weights into K "
-        "groups again by their momentum (k-means) and updates each group's factor; between "
-        "re-clusters groups and factors stay fixed.",
+        "groups again by their momentum (with k-means, a standard way to split values into "
+        "groups) and moves each group's factor toward its target; between re-clusters groups "
+        "and factors stay fixed.",
     ),
     (
         "group",
@@ -170,28 +171,34 @@ DEFINITIONS: list[tuple[str, str]] = [
     ),
     (
         "spread (MDA)",
-        "how far a group's momentum lies from its layer's mean: the median of |momentum - the "
-        "layer's mean momentum| over the group (the paper's MDA). The whole model's spread is "
-        "the same median over every clustered weight.",
+        "how far a group's momentum lies from its layer's mean: the median, over the group's "
+        "weights, of |momentum - the layer's mean momentum| (the paper's MDA). The whole "
+        "model's spread is the same median over every weight SGG groups. A group with a "
+        "smaller spread than the model's gets a target above 1 (bigger steps); a larger "
+        "spread, a target below 1 (smaller steps).",
     ),
     (
         "scale factor",
-        "the multiplier SGG applies to the step AdamW would take for each weight of a group "
-        "(x2: twice AdamW's step size). Its target is the whole model's spread / the group's, "
-        "clamped to [0.1, 10]; at each re-cluster the factor moves (1 - beta3) of the way to it "
-        f"(1% with beta3 = 0.99). Sped up: a factor above {SPED_UP:g}x; slowed down: below "
-        f"{SLOWED:.2f}x (1/{SPED_UP:g}); about unchanged in between.",
+        "the multiplier SGG sets on the step AdamW would take for each weight of a group "
+        "(x2: twice AdamW's step size): a setting, not a result. Its target is the whole "
+        "model's spread / the group's, clamped to [0.1, 10]; at each re-cluster the factor "
+        "moves (1 - beta3) of the way to it (1% with beta3 = 0.99), so from 1 it can rise up "
+        f"to 9% at one re-cluster but fall at most 0.9%. Bigger steps: a factor above "
+        f"{BIGGER:g}x; smaller steps: below {SMALLER:.2f}x (1/{BIGGER:g}); about AdamW's step "
+        "in between.",
     ),
     (
         "adaptive learning rate",
-        "the step size AdamW gives each weight: the learning rate / (the square root of its "
-        "second moment + eps), before SGG's factor.",
+        "the step size AdamW gives each weight per unit of momentum: the learning rate / (the "
+        "square root of its second moment + eps); AdamW's step is it times the momentum, "
+        "before SGG's factor.",
     ),
     (
         "eps",
         "AdamW's small constant (typically 1e-8) added under the division so that it does not "
-        "divide by zero; a weight whose gradient has been zero gets the largest step, the "
-        "learning rate / eps (e.g. 4e-3 / 1e-8 = 4e5).",
+        "divide by zero; a weight whose gradient has been zero gets the largest step size, the "
+        "learning rate / eps (e.g. 4e-3 / 1e-8 = 4e5 at a peak learning rate of 4e-3; less "
+        "later, as the schedule lowers the learning rate).",
     ),
     (
         "shadow clustering",
