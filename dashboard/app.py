@@ -37,8 +37,9 @@ def views_ui(ctx: Ctx) -> None:
 
 def problems_ui(box, ctx: Ctx) -> None:
     """Data problems of the runs on show, at the top of the page, each next to its run."""
-    for text, rels in ctx.problems().items():
-        box.warning(f"**{', '.join(ctx.labels[r] for r in rels)}**: {text}.")
+    labels = ctx.selection.labels
+    for text, rels in ctx.reader.problems().items():
+        box.warning(f"**{', '.join(labels[r] for r in rels)}**: {text}.")
 
 
 def main() -> None:
@@ -86,12 +87,13 @@ def main() -> None:
     with st.sidebar.expander("Words used on this page"):
         st.markdown(narrative.definitions_markdown())
     ctx = Ctx(disc.root, runs, labels, sel.baseline, sel.compare, opts)
-    words = sidebar.series_words(ctx.series, sidebar.full_labels(runs, labels), labels)
+    words = sidebar.series_words(ctx.selection.series, sidebar.full_labels(runs, labels), labels)
     on_show.caption(sidebar.selection_markdown(words))
     if sel.url_missing or sel.url_unreadable:
         notice.warning(sidebar.missing_notice(sel.url_missing, sel.url_unreadable, words))
     drawn = page_state(disc.runs, ctx.series_rels())
-    st.fragment(run_every=LIVE_REFRESH_SECONDS if ctx.live else None)(live_views)(ctx, drawn)
+    live = ctx.selection.live
+    st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)(live_views)(ctx, drawn)
     watch(disc.root, drawn, tuple(ctx.series_rels()))
 
 
@@ -110,7 +112,7 @@ def watch(root: Path, drawn: tuple, shown: tuple[str, ...] = ()) -> None:
 def live_banner(ctx: Ctx) -> str:
     """The live notice, from the same statuses the views show (drawn inside the refreshed
     fragment, so it goes as soon as the page shows the run stopped)."""
-    live = ctx.live_runs()
+    live = ctx.selection.live_runs()
     if not live:
         return ""
     return (
@@ -123,8 +125,8 @@ def live_views(ctx: Ctx, drawn: tuple) -> None:
     """The live notice, problems, then the views; while a run is live, re-read run.json and
     new chunks at every refresh, and redraw the whole page when the runs folder or a run's
     status changed since the page was drawn (to stop refreshing, or to list a new run)."""
-    if ctx.live:
-        fresh = loader.discover_runs(ctx.root).runs  # newest heartbeat
+    if ctx.selection.live:
+        fresh = loader.discover_runs(ctx.selection.root).runs  # newest heartbeat
         ctx.refresh(fresh)
         if page_state(fresh, ctx.series_rels()) != drawn:
             st.rerun(scope="app")

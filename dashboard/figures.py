@@ -1,8 +1,8 @@
 """Pure Plotly figure builders: long-form DataFrames in, `go.Figure` out, nothing rendered.
 
-Colours are fixed per run for the whole page (`run_colors`): the baseline is blue, the first
-compared run orange, then red, green, purple... The Clusters tab's figures (groups, layers) live in
-`cluster_figures`.
+Colours and dashes come in with the data ({line name: colour}, from `styles`, the same on every
+chart of the page); `run_colors` colours runs in order when there is no page (the baseline blue,
+then palette order). The Clusters tab's figures (groups, layers) live in `cluster_figures`.
 """
 
 from __future__ import annotations
@@ -11,22 +11,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-BASELINE_COLOR = "#4E79A7"  # blue
-PALETTE = [
-    "#F28E2B",
-    "#E15759",
-    "#59A14F",
-    "#B07AA1",
-    "#9C755F",
-    "#EDC948",
-    "#76B7B2",
-    "#FF9DA7",
-    "#79706E",
-]
+from dashboard import palette
+from dashboard.metrics.settings import ADAMW, SGG
+
+# the page's 24 series colours (`palette`): the baseline's first; `styles` gives each series its
+# colour, by setting, for every chart of the page
+BASELINE_COLOR = palette.SERIES_COLORS[0]  # blue
+PALETTE = palette.SERIES_COLORS[1:]
 TEMPLATE = "plotly_white"
 HOVER_Y = ".4g"  # hover values at 4 significant figures
 HOVER_X = ",.4~r"
-OPTIMIZER_DASHES = {"adamw": "solid", "sgg": "dash"}
+OPTIMIZER_DASHES = {ADAMW: "solid", SGG: "dash"}
 # a second cue besides the dash, so that two optimizers at one setting (one colour) never hide
 # each other: SGG's lines are wider
 OPTIMIZER_WIDTHS = {"solid": 2.0, "dash": 3.0}
@@ -34,7 +29,7 @@ HEIGHT = 420
 
 
 def run_colors(names: list[str], baseline: str | None) -> dict[str, str]:
-    """Baseline blue, the others in selection order from PALETTE (orange first)."""
+    """Baseline blue, the others in selection order from PALETTE."""
     out: dict[str, str] = {}
     if baseline is not None:
         out[baseline] = BASELINE_COLOR
@@ -175,56 +170,62 @@ def line_figure(
         c = colors.get(name, "#333")
         r = raw[raw[color] == name] if raw is not None and not raw.empty else None
         if r is not None and not r.empty:
-            fig.add_trace(
-                go.Scatter(
-                    x=r[x],
-                    y=r[y],
-                    mode="lines",
-                    line={"color": c, "width": 1},
-                    opacity=0.25,
-                    name=f"{name} (raw)",
-                    legendgroup=str(name),
-                    showlegend=False,
-                    hoverinfo="skip",
-                )
-            )
+            fig.add_trace(_raw_trace(r[x], r[y], c, str(name)))
         b = bands[bands[color] == name] if bands is not None and not bands.empty else None
         if b is not None and not b.empty:
             _band(fig, b, x, c, str(name))
-        fig.add_trace(
-            go.Scatter(
-                x=g[x],
-                y=g[y],
-                mode="lines+markers" if markers else "lines",
-                line={
-                    "color": c,
-                    "width": OPTIMIZER_WIDTHS.get((dashes or {}).get(name, "solid"), 2.0),
-                    "dash": (dashes or {}).get(name, "solid"),
-                },
-                marker={
-                    "size": 6,
-                    "symbol": "diamond" if (dashes or {}).get(name) == "dash" else "circle",
-                },
-                name=str(name),
-                legendgroup=str(name),
-            )
-        )
+        fig.add_trace(_line_trace(g[x], g[y], c, str(name), (dashes or {}).get(name), markers))
         if ended and name in ended and len(g):
-            fig.add_trace(
-                go.Scatter(
-                    x=[g[x].iloc[-1]],
-                    y=[g[y].iloc[-1]],
-                    mode="markers+text",
-                    marker={"symbol": "square", "size": 10, "color": c},
-                    text=[ended[name]],
-                    textposition="top left",
-                    name=f"{name}: {ended[name]}",
-                    legendgroup=str(name),
-                    showlegend=False,
-                )
-            )
+            fig.add_trace(_end_trace(g[x].iloc[-1], g[y].iloc[-1], c, str(name), ended[name]))
     fig = _layout(fig, title, x_title, y_title, log_y=log_y)
     return apply_log_ticks(fig) if log_y else fig
+
+
+def _raw_trace(x, y, c: str, name: str) -> go.Scatter:
+    """A line's raw values, faint, without a legend entry or hover."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        line={"color": c, "width": 1},
+        opacity=0.25,
+        name=f"{name} (raw)",
+        legendgroup=name,
+        showlegend=False,
+        hoverinfo="skip",
+    )
+
+
+def _line_trace(x, y, c: str, name: str, dash: str | None, markers: bool) -> go.Scatter:
+    """The line itself: its optimizer's dash and width, diamonds for SGG's markers."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines+markers" if markers else "lines",
+        line={
+            "color": c,
+            "width": OPTIMIZER_WIDTHS.get(dash or "solid", 2.0),
+            "dash": dash or "solid",
+        },
+        marker={"size": 6, "symbol": "diamond" if dash == "dash" else "circle"},
+        name=name,
+        legendgroup=name,
+    )
+
+
+def _end_trace(x, y, c: str, name: str, text: str) -> go.Scatter:
+    """A square where a curve that stopped early ends, with `text` beside it."""
+    return go.Scatter(
+        x=[x],
+        y=[y],
+        mode="markers+text",
+        marker={"symbol": "square", "size": 10, "color": c},
+        text=[text],
+        textposition="top left",
+        name=f"{name}: {text}",
+        legendgroup=name,
+        showlegend=False,
+    )
 
 
 def _band(fig: go.Figure, b: pd.DataFrame, x: str, c: str, name: str) -> None:

@@ -13,13 +13,36 @@ import pandas as pd
 
 from dashboard import metrics
 from dashboard.downsample import DEFAULT_POINTS, bin_max, downsample_frame
-from dashboard.metrics import intervals
+from dashboard.metrics import health, intervals
 
 X_AXES = {
     "step": ("step", "Step"),
     "tokens": ("tokens", "Tokens seen"),
     "wall_time": ("wall_time_h", "Wall time (hours)"),
 }
+
+
+def ended_marks(series: list[tuple[str, list[str]]], statuses: dict[str, str]) -> dict[str, str]:
+    """{series name: 'stopped' or 'failed'} for the series drawn as one run that ended without
+    finishing (`statuses`: {run id: status}); a group's runs are said apart, not marked."""
+    out = {}
+    for name, members in series:
+        states = {statuses.get(r) for r in members}
+        if len(members) == 1 and states & {health.STOPPED, health.FAILED}:
+            out[name] = "stopped" if health.STOPPED in states else "failed"
+    return out
+
+
+def runs_without(tables: dict[str, pd.DataFrame | None], column: str | None = None) -> list[str]:
+    """The runs (display names) whose table is missing, or holds no value of `column`: what
+    a page says is "not recorded in this run" rather than leaving the run out silently."""
+
+    def lacks(df: pd.DataFrame | None) -> bool:
+        if df is None or df.empty:
+            return True
+        return column is not None and (column not in df or not df[column].notna().any())
+
+    return [name for name, df in tables.items() if lacks(df)]
 
 
 def with_x(df: pd.DataFrame, x: str) -> pd.DataFrame:
@@ -105,6 +128,28 @@ def grad_lines(
         cat(bands, ["run", col, "lo", "hi"]),
         cat(spikes, ["run", col, "grad_norm"]),
     )
+
+
+def grad_chart(
+    means: dict[str, pd.DataFrame | None],
+    tables: dict[str, list[pd.DataFrame]],
+    pooled: list[str],
+    x: str,
+    band: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(lines, bands, spikes) of the gradient norm per series (`grad_lines` of `means`, each
+    series' table); for a seed group (named in `pooled`, its runs' tables in `tables`) the band
+    is the spread over its seeds (`band`) and the markers are every seed's own spikes."""
+    lines, bands, spikes = grad_lines(means, x)
+    if not pooled:
+        return lines, bands, spikes
+    seed_bands = group_bands(tables, x, "grad_norm", 0.0, band)
+    bands = pd.concat([bands[~bands["run"].isin(pooled)], seed_bands], ignore_index=True)
+    per_run = {f"{n}\x00{i}": df for n in pooled for i, df in enumerate(tables[n])}
+    _, _, member_spikes = grad_lines(per_run, x)
+    member_spikes = member_spikes.assign(run=member_spikes["run"].str.split("\x00").str[0])
+    spikes = pd.concat([spikes[~spikes["run"].isin(pooled)], member_spikes], ignore_index=True)
+    return lines, bands, spikes
 
 
 def block_band(

@@ -14,8 +14,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import loader
+from dashboard.chart_options import ChartOptions
 from dashboard.metrics import groups, health
-from dashboard.metrics.settings import info_of
+from dashboard.metrics.settings import info_of, is_adamw, names_sgg
 from dashboard.prepare import BANDS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -163,7 +164,7 @@ def picker_group_labels(metas: dict[str, dict]) -> dict[str, str]:
     for rep in members:
         s = groups.settings(metas[rep])
         for k in varying:
-            if k in s and (s["optimizer"] == "sgg" or not groups.sgg_only(k)):
+            if k in s and (names_sgg(s["optimizer"]) or not groups.sgg_only(k)):
                 counts[k][repr(s[k])] += 1
     common = {}
     for k, c in counts.items():
@@ -192,7 +193,7 @@ def _picker_label(meta: dict, keys: list[str], seeds: list[object], lr_first: bo
     shown = [
         k
         for k in keys
-        if k in s and k != lr and (s["optimizer"] == "sgg" or not groups.sgg_only(k))
+        if k in s and k != lr and (names_sgg(s["optimizer"]) or not groups.sgg_only(k))
     ]
     parts = [f"{_short(k)} {_fmt_hp(s[k])}" for k in shown]
     if lr and lr in s:
@@ -245,7 +246,7 @@ def picker_options(
 
 
 @dataclass
-class Selection:
+class Picked:
     """What the pickers chose (run ids) and what the opening URL named that is not here."""
 
     baseline: str
@@ -294,59 +295,76 @@ def _url_notice(base_name: str, compare: list[str]) -> tuple[list[str], list[str
 
 def selection_ui(
     runs: list[loader.Run], labels: dict[str, str], pool: bool, unreadable: set[str] = frozenset()
-) -> Selection:
+) -> Picked:
     """Baseline and compared runs (folder paths), kept in the URL by their display names. With
-    seeds pooled the pickers list seed groups; the default answers "does SGG help?": standard
-    SGG against AdamW with the same settings, the pair with the most seeds. `unreadable`: names
-    of runs here that cannot be read (a URL naming one is told so)."""
-    by = {r.rel: r for r in runs}
+    seeds pooled the pickers list seed groups; the default answers "does SGG help?"
+    (`default_choice`). `unreadable`: names of runs here that cannot be read (a URL naming one
+    is told so)."""
     rel_of = {labels[r.rel]: r.rel for r in runs}
-    names = list(rel_of)
-    from dashboard.foreign import has_loss
-
-    # never a default: a foreign run with no loss (an empty mirror), nor, while another run
-    # names its optimizer, one that does not
-    usable = [r for r in runs if has_loss(r.meta)] or runs
-    usable = [r for r in usable if groups.names_optimizer(r.meta)] or usable
-    first_choice = {r.rel for r in usable}
-    pair = groups.default_pair({r.rel: r.meta for r in usable})
-    for key in ("baseline", "compare"):  # a stale selection (another folder) is dropped
-        v = st.session_state.get(key)
-        if key == "baseline" and v is not None and v not in rel_of:
-            del st.session_state[key]
-        if key == "compare" and isinstance(v, list) and any(x not in rel_of for x in v):
-            st.session_state[key] = [x for x in v if x in rel_of]
+    _drop_stale(rel_of)
     # the pickers show groups, so they are synced with the URL by hand (a bound widget would
     # put the group's label in the URL)
     _url_selection(rel_of, set(unreadable))
     keep = set(st.session_state.get("compare") or []) | {st.session_state.get("baseline")}
-    options, shown = picker_options(runs, labels, pool, keep & set(names))
-    if pair:
-        default_base, default_cmp = labels[pair[0]], [labels[pair[1]]]
-    else:  # no like-for-like SGG/AdamW pair: an AdamW run, and the SGG run closest to it
-        adamw = sorted(
-            (
-                r
-                for r in usable
-                if groups.optimizer_name(r.meta) == "adamw" and labels[r.rel] in options
-            ),
-            key=lambda r: (not r.shadow, r.rel.count("/"), r.rel),
-        )
-        fine = [n for n in options if rel_of[n] in first_choice] or options
-        default_base = labels[adamw[0].rel] if adamw else fine[0]
-        rest = [n for n in fine if n != default_base]
-        sgg = sorted(
-            (n for n in rest if groups.optimizer_name(by[rel_of[n]].meta) == "sgg"),
-            key=lambda n: (
-                groups.n_differences(by[rel_of[n]].meta, by[rel_of[default_base]].meta),
-                rel_of[n],
-            ),
-        )
-        default_cmp = sgg[:1] or rest[:1]
+    options, shown = picker_options(runs, labels, pool, keep & set(rel_of))
+    default_base, default_cmp = default_choice(runs, labels, options)
     # the default first: index 0 (a non-zero default beside a value set from the URL would
     # make Streamlit warn)
     options = [default_base, *(n for n in options if n != default_base)]
     shown.setdefault(default_base, default_base)
+    base_name = _baseline_ui(options, shown)
+    others = [n for n in options if n != base_name]
+    compare = _compare_ui(others, [n for n in default_cmp if n in others], shown, pool)
+    st.query_params["baseline"] = base_name
+    st.query_params["compare"] = list(compare)
+    missing, unread = _url_notice(base_name, list(compare))
+    return Picked(rel_of[base_name], [rel_of[n] for n in compare], missing, unread)
+
+
+def _drop_stale(rel_of: dict[str, str]) -> None:
+    """A selection kept in the session that names runs not in this folder (another folder's)
+    is dropped."""
+    v = st.session_state.get("baseline")
+    if v is not None and v not in rel_of:
+        del st.session_state["baseline"]
+    v = st.session_state.get("compare")
+    if isinstance(v, list) and any(x not in rel_of for x in v):
+        st.session_state["compare"] = [x for x in v if x in rel_of]
+
+
+def default_choice(
+    runs: list[loader.Run], labels: dict[str, str], options: list[str]
+) -> tuple[str, list[str]]:
+    """(baseline name, compared names) when nothing is chosen: standard SGG against AdamW with
+    the same settings, the pair with the most seeds (`groups.default_pair`); else an AdamW run
+    and the SGG run closest to it. Never a foreign run with no loss (an empty mirror), nor,
+    while another run names its optimizer, one that does not."""
+    from dashboard.foreign import has_loss
+
+    usable = [r for r in runs if has_loss(r.meta)] or runs
+    usable = [r for r in usable if groups.names_optimizer(r.meta)] or usable
+    pair = groups.default_pair({r.rel: r.meta for r in usable})
+    if pair:
+        return labels[pair[0]], [labels[pair[1]]]
+    by = {r.rel: r for r in runs}
+    rel_of = {labels[r.rel]: r.rel for r in runs}
+    first_choice = {r.rel for r in usable}
+    adamw = sorted(
+        (r for r in usable if is_adamw(r.meta) and labels[r.rel] in options),
+        key=lambda r: (not r.shadow, r.rel.count("/"), r.rel),
+    )
+    fine = [n for n in options if rel_of[n] in first_choice] or options
+    base = labels[adamw[0].rel] if adamw else fine[0]
+    rest = [n for n in fine if n != base]
+    sgg = sorted(
+        (n for n in rest if by[rel_of[n]].is_sgg),
+        key=lambda n: (groups.n_differences(by[rel_of[n]].meta, by[rel_of[base]].meta), rel_of[n]),
+    )
+    return base, sgg[:1] or rest[:1]
+
+
+def _baseline_ui(options: list[str], shown: dict[str, str]) -> str:
+    """The baseline picker; the name of the run picked."""
     current = st.session_state.get("baseline")
     if current in shown and st.session_state.get("_baseline_label") not in (None, shown[current]):
         # same run, new label (seeds pooled or not, a seed added): the browser keeps showing
@@ -364,16 +382,20 @@ def selection_ui(
         "full names of what is on show are below the pickers.",
     )
     st.session_state["_baseline_label"] = shown.get(base_name, base_name)
-    baseline = rel_of[base_name]
-    others = [n for n in options if n != base_name]
-    default_cmp = [n for n in default_cmp if n in others]
+    return base_name
+
+
+def _compare_ui(
+    others: list[str], default: list[str], shown: dict[str, str], pool: bool
+) -> list[str]:
+    """The picker of compared runs or seed groups; the names picked."""
     if "compare" in st.session_state:
         st.session_state["compare"] = [n for n in st.session_state["compare"] if n in others]
-        default_cmp = None
-    compare = st.sidebar.multiselect(
+        default = None
+    return st.sidebar.multiselect(
         "Seed groups to compare" if pool else "Runs to compare",
         others,
-        default=default_cmp,
+        default=default,
         format_func=lambda n: shown.get(n, n),
         key="compare",
         help="Each entry is a seed group (all its seeds are compared); turn off 'Pool seeds "
@@ -381,10 +403,6 @@ def selection_ui(
         if pool
         else None,
     )
-    st.query_params["baseline"] = base_name
-    st.query_params["compare"] = list(compare)
-    missing, unread = _url_notice(base_name, list(compare))
-    return Selection(baseline, [rel_of[n] for n in compare], missing, unread)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")
@@ -432,7 +450,7 @@ def missing_notice(missing: list[str], unreadable: list[str], names: list[str]) 
     return md_escape("; ".join(parts) + f". Showing {shown} instead.")
 
 
-def chart_options_ui(pool: bool) -> dict:
+def chart_options_ui(pool: bool) -> ChartOptions:
     """How the charts draw what is selected (`pool` comes from `pool_ui`, above the pickers)."""
     st.sidebar.markdown("**Chart options**")
     x = st.sidebar.radio(
@@ -462,10 +480,4 @@ def chart_options_ui(pool: bool) -> dict:
         bind="query-params",
         disabled=not pool,
     )
-    return {
-        "x": x,
-        "smoothing": float(smooth),
-        "log_y": bool(log_y),
-        "pool": bool(pool),
-        "band": band,
-    }
+    return ChartOptions(x=x, smoothing=float(smooth), log_y=bool(log_y), pool=bool(pool), band=band)

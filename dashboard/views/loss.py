@@ -3,390 +3,82 @@ to the baseline, stacked on one shared step axis (zooming one chart zooms all)."
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import figures, narrative, prepare
 from dashboard.cache import cached
+from dashboard.charts import STEP_COLUMNS, eval_figure, series_means, train_figure
 from dashboard.context import Ctx
-from dashboard.metrics import groups, health, intervals
-from dashboard.metrics.statistics import eval_series
-
-STEP_COLUMNS = ("wall_time", "loss", "tokens", "grad_norm")
-EVAL_COLUMNS = ("wall_time", "loss", "tokens")
-
-
-def ended_marks(ctx: Ctx) -> dict[str, str]:
-    """{series name: 'stopped' or 'failed'} for single runs that ended without finishing."""
-    out = {}
-    for name, members in ctx.series:
-        states = {ctx.status(r) for r in members}
-        if len(members) == 1 and states & {health.STOPPED, health.FAILED}:
-            out[name] = "stopped" if health.STOPPED in states else "failed"
-    return out
-
-
-def series_means(ctx: Ctx, tables: dict[str, list], columns: tuple[str, ...], key) -> dict:
-    """{series name: its table} with a group's table the mean over its seeds (cached); a
-    single run's table is passed through as it is (no copy)."""
-    groups = {n: dfs for n, dfs in tables.items() if len(dfs) > 1}
-    means = cached(prepare.group_mean_tables, key, groups, columns) if groups else {}
-    return {n: means.get(n, dfs[0] if dfs else None) for n, dfs in tables.items()}
-
-
-def evals_by_series(ctx: Ctx) -> dict[str, list]:
-    return {
-        name: [e for df in dfs if (e := eval_series(df)) is not None]
-        for name, dfs in ctx.series_tables("evals").items()
-    }
-
-
-def loss_figures(ctx: Ctx, smoothing: float | None = None) -> tuple[go.Figure, go.Figure]:
-    """(training loss, validation loss) of every series: the mean of a seed group with its
-    band, a single run with its raw curve faintly behind."""
-    return train_figure(ctx, smoothing), eval_figure(ctx)
-
-
-def train_figure(ctx: Ctx, smoothing: float | None = None) -> go.Figure:
-    o = ctx.opts
-    sm = o["smoothing"] if smoothing is None else smoothing
-    col, xlabel = prepare.X_AXES[o["x"]]
-    key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
-    steps = ctx.series_tables("steps")
-    means = series_means(ctx, steps, STEP_COLUMNS, key)
-    smooth, raw = cached(prepare.loss_lines, key, means, o["x"], sm)
-    raw = raw[raw["run"].isin([n for n, m in ctx.series if len(m) == 1])]
-    bands = cached(prepare.group_bands, (key, o["band"]), steps, o["x"], "loss", sm, o["band"])
-    return figures.line_figure(
-        smooth,
-        col,
-        "loss",
-        "run",
-        ctx.colors,
-        raw=raw,
-        bands=bands,
-        dashes=ctx.dashes,
-        ended=ended_marks(ctx),
-        log_y=o["log_y"],
-        x_title=xlabel,
-        y_title="Training loss",
-        title=f"Training loss (smoothing {sm:g})",
-    )
-
-
-def eval_figure(ctx: Ctx) -> go.Figure:
-    o = ctx.opts
-    col, xlabel = prepare.X_AXES[o["x"]]
-    ekey = (ctx.key("evals", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], o["band"])
-    evals = evals_by_series(ctx)
-    emeans = series_means(ctx, evals, EVAL_COLUMNS, ekey)
-    ev = cached(prepare.eval_lines, ekey, emeans, o["x"])
-    ebands = cached(prepare.group_bands, ekey, evals, o["x"], "loss", 0.0, o["band"])
-    return figures.line_figure(
-        ev,
-        col,
-        "loss",
-        "run",
-        ctx.colors,
-        bands=ebands,
-        dashes=ctx.dashes,
-        ended=ended_marks(ctx),
-        log_y=o["log_y"],
-        markers=True,
-        x_title=xlabel,
-        y_title="Validation loss",
-        title="Validation loss (held-out data)",
-    )
-
-
-def difference_inputs(ctx: Ctx) -> tuple[dict[str, list], dict[str, list]]:
-    """({series name: each run's evaluation table}, {series name: each run's seed}), in the
-    same order, for `prepare.paired_eval_difference`."""
-    tables = {name: [ctx.df(r, "evals") for r in members] for name, members in ctx.series}
-    seeds = {
-        name: [groups.seed_of(ctx.by_rel[r].meta) for r in members] for name, members in ctx.series
-    }
-    return tables, seeds
-
-
-def _steps(values) -> str:
-    """'step 50' or 'steps 50, 75 and 100' (at most six, then 'and N more')."""
-    v = [f"{int(s):,}" for s in values]
-    if len(v) > 6:
-        v = [*v[:5], f"{len(v) - 5} more"]
-    return f"step {v[0]}" if len(v) == 1 else f"steps {', '.join(v[:-1])} and {v[-1]}"
-
-
-def _how(method: str, n: int, n_max: int) -> str:
-    """What the line and band of one series are, in plain words."""
-    if method == intervals.PAIRED:
-        return (
-            f"the mean of the per-seed differences, with its 95% band across {n} paired seeds "
-            "(each pair shares its seed: the same initial weights and batches on both sides)"
-        )
-    if method == intervals.UNPAIRED:
-        return (
-            "the difference of the mean losses, with its 95% band across seeds (Welch's "
-            f"interval; {n} and {n_max} seeds, not paired by seed)"
-        )
-    if method == intervals.ONE_VS_GROUP:
-        return (
-            f"one run against a group of {n_max}: the difference of the means, with a 95% band "
-            "from the group's spread across seeds"
-        )
-    return (
-        "one run (one seed) each: the difference line alone; no band can be drawn from one run "
-        "each, so this chart cannot tell an effect from seed noise"
-    )
-
-
-def _no_spread(g) -> pd.Series:
-    """Rows without a band because every seed gave the same value (not for lack of seeds)."""
-    return g["lo"].isna() & (g["reason"] == intervals.NO_SPREAD)
-
-
-def point_note(row) -> str:
-    """The hover note of one point of the difference line: its band and what it rests on."""
-    if np.isfinite(row.lo) and np.isfinite(row.hi):
-        what = (
-            f"{row.n} paired seeds"
-            if row.method == intervals.PAIRED
-            else f"{row.n}/{row.n_max} seeds"
-        )
-        return f" (95% band {row.lo:.4g} to {row.hi:.4g}; {what})"
-    if row.reason == intervals.NO_SPREAD:
-        return " (no spread across seeds: no band)"
-    return " (one run each: no band)"
-
-
-def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> str:
-    """The words under the validation-loss difference panel, from the frame it draws (so that
-    they cannot disagree): what each line and band is, how to read the sign, and the steps
-    where the band excludes 0. One line per series (markdown line breaks)."""
-    head = (
-        "Validation loss (held-out data) of each run minus the baseline's "
-        f"({baseline}) at the same evaluation step: below 0 the run is ahead of the baseline "
-        "(lower loss). Each band is a 95% band for the whole curve at once (every step's "
-        "interval widened for the number of steps drawn), so that a step where it excludes 0 "
-        "is not one of many steps crossing by chance; it is wider than the Summary's interval "
-        "for the last step alone."
-    )
-    if x != "step":
-        head += (
-            " The difference is taken at equal steps and drawn at the run's mean "
-            f"{prepare.X_AXES[x][1].lower()}."
-        )
-    lines = [head]
-    marks = prepare.beyond_noise(diff)
-    for name, g in diff.groupby("run", sort=False):
-        flat = _no_spread(g)
-        # a flat step of an unpaired comparison says nothing about how the line is made
-        kinds = g[~(flat & (g["method"] == intervals.NONE))]
-        kinds = kinds.groupby(["method", "n", "n_max"], sort=False).size()
-        how = [
-            _how(m, int(n), int(k)) + (f" (at {c} of {len(g)} steps)" if len(kinds) > 1 else "")
-            for (m, n, k), c in kinds.items()
-        ]
-        parts = [f"{name}: {'; '.join(how)}." if how else f"{name}:"]
-        if flat.any():
-            parts.append(
-                f"At {_steps(g.loc[flat, 'step'])} its seeds show no spread, so the noise cannot "
-                "be measured: no band is drawn there (no spread is not certainty)."
-            )
-        # a note per distinct message, not per step (the values a note quotes differ by step)
-        notes = dict.fromkeys(n.split(" (their mean)")[0] for ns in g["notes"] for n in ns)
-        if notes:
-            parts.append(f"Seeds: {'; '.join(notes)}.")
-        m = marks[marks["run"] == name]
-        for side, where in (("ahead", "below"), ("behind", "above")):
-            at = m.loc[m["side"] == side, "step"]
-            if len(at):
-                word = "ahead of" if side == "ahead" else "behind"
-                parts.append(
-                    f"At {_steps(at)} the band lies {where} 0 (ringed points): it is {word} "
-                    "the baseline beyond noise there."
-                )
-        if m.empty and g["lo"].notna().any():
-            parts.append(
-                "Its 95% band includes 0 at every step: no detectable difference, which is not "
-                "the same as equal (the band's width is what these seeds can resolve)."
-            )
-        lines.append(" ".join(parts))
-    return "  \n".join(lines)
-
-
-def difference_title(diff: pd.DataFrame) -> str:
-    """The panel's title says what is drawn: with a band only where one is drawn."""
-    if diff["lo"].notna().any():
-        return "Validation loss minus the baseline's (mean over seeds, 95% band; below 0 = ahead)"
-    return "Validation loss minus the baseline's (no band: see below; below 0 = ahead)"
-
-
-RING_HOVER = {
-    "ahead": "95% band below 0: ahead of the baseline beyond noise",
-    "behind": "95% band above 0: behind the baseline beyond noise",
-}
-
-
-def add_bands(fig: go.Figure, diff: pd.DataFrame, col: str, colors: dict[str, str]) -> None:
-    """Each series' 95% band, behind the lines, broken at steps without a band (line_figure's
-    bands would bridge such a step and draw a band where there is none); a lone banded step
-    as an error bar."""
-    outline = prepare.band_outline(diff, col)
-    lone = prepare.lone_bands(diff)
-    n_before = len(fig.data)
-    for name, g in outline.groupby("run", sort=False):
-        fig.add_trace(
-            go.Scatter(
-                x=g[col],
-                y=g["y"],
-                mode="lines",
-                fill="toself",
-                fillcolor=colors.get(name, "#333"),
-                line={"width": 0},
-                opacity=0.18,
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=str(name),
-                name=f"{name} (95% band)",
-            )
-        )
-    for name, g in lone.groupby("run", sort=False):
-        fig.add_trace(
-            go.Scatter(
-                x=g[col],
-                y=g["diff"],
-                mode="markers",
-                marker={"size": 0.1, "color": colors.get(name, "#333")},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (g["hi"] - g["diff"]).to_numpy(),
-                    "arrayminus": (g["diff"] - g["lo"]).to_numpy(),
-                    "color": colors.get(name, "#333"),
-                    "thickness": 6,
-                    "width": 0,
-                },
-                opacity=0.3,
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=str(name),
-                name=f"{name} (95% band)",
-            )
-        )
-    k = len(fig.data) - n_before
-    if k:  # behind the lines
-        fig.data = fig.data[n_before:] + fig.data[:n_before]
-
-
-def eval_difference_figure(ctx: Ctx) -> tuple[go.Figure, str] | None:
-    """The validation-loss difference to the baseline series with its 95% band across seeds,
-    steps where the band excludes 0 ringed; None when no two series share an evaluation step."""
-    o = ctx.opts
-    col, xlabel = prepare.X_AXES[o["x"]]
-    base = ctx.series[0][0]
-    key = (ctx.key("evals", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"])
-    tables, seeds = difference_inputs(ctx)
-    diff = cached(prepare.paired_eval_difference, key, tables, seeds, base, o["x"])
-    if diff.empty:
-        return None
-    fig = figures.line_figure(
-        diff,
-        col,
-        "diff",
-        "run",
-        ctx.colors,
-        dashes=ctx.dashes,
-        markers=True,
-        x_title=xlabel,
-        y_title="difference",
-        title=difference_title(diff),
-    )
-    for t in fig.data:  # the line's hover tells its band and how many runs it rests on
-        g = diff[diff["run"] == t.name]
-        if len(g) and t.mode and "lines" in t.mode:
-            t.customdata = [[point_note(r)] for r in g.itertuples()]
-            t.hovertemplate = "%{y:.4g}%{customdata[0]}<extra>%{fullData.name}</extra>"
-    add_bands(fig, diff, col, ctx.colors)
-    marks = prepare.beyond_noise(diff)
-    for name, g in marks.groupby("run", sort=False):
-        fig.add_trace(
-            go.Scatter(
-                x=g[col],
-                y=g["diff"],
-                mode="markers",
-                marker={
-                    "symbol": "circle-open",
-                    "size": 15,
-                    "line": {"width": 2},
-                    "color": ctx.colors.get(name, "#333"),
-                },
-                name=f"{name}: band excludes 0",
-                legendgroup=str(name),
-                showlegend=False,
-                hovertext=[RING_HOVER[s] for s in g["side"]],
-                hovertemplate=f"%{{hovertext}}<extra>{name}</extra>",
-            )
-        )
-    fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
-    return fig, difference_caption(diff, base, o["x"])
-
-
-def train_difference_figure(ctx: Ctx) -> go.Figure:
-    """The fallback when no evaluations can be compared: smoothed training loss minus the
-    baseline's, a difference of group means without a band."""
-    o = ctx.opts
-    col, xlabel = prepare.X_AXES[o["x"]]
-    sm = max(o["smoothing"], 0.9)
-    key = (ctx.key("steps", ctx.series_rels()), tuple(map(str, ctx.series)), o["x"], sm)
-    means = series_means(ctx, ctx.series_tables("steps"), STEP_COLUMNS, key)
-    base = ctx.series[0][0]
-    diff = cached(prepare.loss_difference, (key, base), means, base, o["x"], sm)
-    fig = figures.line_figure(
-        diff,
-        col,
-        "diff",
-        "run",
-        ctx.colors,
-        dashes=ctx.dashes,
-        x_title=xlabel,
-        y_title="difference",
-        title="Training loss minus the baseline's (no validation loss; smoothed, no band)",
-    )
-    fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
-    return fig
-
-
-TRAIN_DIFFERENCE_NOTE = (
-    "No validation loss to compare, so the difference chart falls back to the training loss: "
-    "each run's smoothed training loss (the mean over its seeds) minus the baseline's, below 0 "
-    "= ahead. It has no band, so it cannot tell an effect from noise."
+from dashboard.difference import (
+    TRAIN_DIFFERENCE_NOTE,
+    difference_caption,
+    difference_figure,
+    train_difference_figure,
 )
+from dashboard.metrics import groups
+
+__all__ = ["difference_caption", "page"]
 
 
 def page(ctx: Ctx) -> None:
-    band = prepare.BANDS[ctx.opts["band"]]
+    _intro(ctx)
+    figs = [train_figure(ctx), eval_figure(ctx)]
+    note = ""
+    if len(ctx.selection.series) > 1:
+        fig, note = _difference(ctx)
+        figs.append(fig)
+    _stack(figs, note)
+
+
+def _intro(ctx: Ctx) -> None:
     st.caption(
         "Lower is better. Colour = setting, line style = optimizer (solid AdamW, dashed SGG). "
-        f"A group of seeds is drawn as its mean with a band ({band}); a single run as its "
-        "smoothed curve with the raw values faintly behind. A square marks where a run "
-        "stopped early. The charts share one axis: zoom one and all follow."
+        f"A group of seeds is drawn as its mean with a band ({ctx.options.band_words}); a "
+        "single run as its smoothed curve with the raw values faintly behind. A square marks "
+        "where a run stopped early. The charts share one axis: zoom one and all follow."
     )
-    train, ev = loss_figures(ctx)
-    figs = [train, ev]
-    note = ""
-    if len(ctx.series) > 1:
-        made = eval_difference_figure(ctx)
-        if made is not None:
-            fig, note = made
-        else:
-            fig, note = (
-                train_difference_figure(ctx),
-                f"{TRAIN_DIFFERENCE_NOTE} {narrative.TRAIN_VS_VALIDATION}",
-            )
-        figs.append(fig)
+
+
+def _difference(ctx: Ctx) -> tuple[go.Figure, str]:
+    """The validation-loss difference to the baseline with its 95% band across seeds; the
+    training loss's, without a band, when no two series share an evaluation step."""
+    made = _eval_difference(ctx)
+    if made is not None:
+        return made
+    return (
+        _train_difference(ctx),
+        f"{TRAIN_DIFFERENCE_NOTE} {narrative.TRAIN_VS_VALIDATION}",
+    )
+
+
+def _eval_difference(ctx: Ctx) -> tuple[go.Figure, str] | None:
+    sel, o, read, style = ctx.selection, ctx.options, ctx.reader, ctx.styles
+    base = sel.series[0][0]
+    tables = {name: [read.df(r, "evals") for r in members] for name, members in sel.series}
+    seeds = {name: [groups.seed_of(sel.meta(r)) for r in members] for name, members in sel.series}
+    key = read.series_key("evals", o.x)
+    diff = cached(prepare.paired_eval_difference, key, tables, seeds, base, o.x)
+    if diff.empty:
+        return None
+    fig = difference_figure(diff, o.x_column, style.colors, style.dashes, o.x_title)
+    return fig, difference_caption(diff, base, o.x)
+
+
+def _train_difference(ctx: Ctx) -> go.Figure:
+    o, read = ctx.options, ctx.reader
+    sm = o.headline_smoothing
+    key = read.series_key("steps", o.x, sm)
+    means = series_means(read.series_tables("steps"), STEP_COLUMNS, key)
+    base = ctx.selection.series[0][0]
+    diff = cached(prepare.loss_difference, (key, base), means, base, o.x, sm)
+    return train_difference_figure(
+        diff, o.x_column, ctx.styles.colors, ctx.styles.dashes, o.x_title
+    )
+
+
+def _stack(figs: list[go.Figure], note: str) -> None:
+    """The charts that have data, on one shared axis, and the difference panel's words."""
     drawn = [f for f in figs if f.data]
     if len(drawn) < len(figs):
         st.info("Some of these runs recorded no validation loss; only what exists is drawn.")

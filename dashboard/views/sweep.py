@@ -3,132 +3,90 @@
 Loss at the end against the varied setting per optimizer (seed groups pooled, min-max bars),
 SGG against the other optimizer at every value (win / tie / loss with intervals, the same
 comparison as the Summary), the range within 5% of each optimizer's best, edge warnings.
+Numbers and words from `sweep_report` (which the Summary's report uses too).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import figures, narrative, verdicts
+from dashboard import figures, narrative, sweep_report
 from dashboard.context import Ctx
-from dashboard.metrics import groups, health, sweep, sweep_groups
-
-WITHIN = 0.05
-
-
-def _result(c, word: str) -> str:
-    """The Summary's verdict word for the same pair of groups (one vocabulary)."""
-    if c.diverged_at is not None:
-        return verdicts.failed_text(c.diverged_at, "SGG")
-    if c.base_diverged_at is not None:
-        return verdicts.failed_text(c.base_diverged_at, "AdamW")
-    return word
-
-
-def head_to_head_table(pairs, key: str = "") -> pd.DataFrame:
-    """One row per value: both groups' loss, the difference with its interval, the result."""
-    rows = []
-    for v, c in pairs:
-        word = narrative.verdict_word(c.loss_diff, "better", "worse")
-        d = c.loss_diff
-        failed = c.diverged_at is not None or c.base_diverged_at is not None
-        rows.append(
-            {
-                "setting": groups.fmt_lr(v) if key.rsplit(".", 1)[-1] == "lr" else f"{v:g}",
-                "SGG": "diverged" if c.diverged_at is not None else narrative.num(c.loss),
-                "AdamW": "diverged"
-                if c.base_diverged_at is not None
-                else narrative.num(c.base_loss),
-                "SGG - AdamW (± 95% interval)": "" if failed else narrative.diff_text(d),
-                "seeds (SGG / AdamW)": f"{c.n} / {c.n_base}",
-                "result for SGG": _result(c, word),
-                "smallest detectable (80% power)": "" if failed else verdicts.detectable_text(d),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _value_text(v: float, key: str) -> str:
-    return groups.fmt_lr(v) if key.rsplit(".", 1)[-1] == "lr" else f"{v:g}"
-
-
-def sweep_runs(ctx: Ctx, rels: list[str], hp: str) -> tuple[list[str], list[str], list[str]]:
-    """(runs compared, runs left out because they differ in more than `hp`, unfinished runs
-    left out): the one selection the page and the report use."""
-    metas = {rel: ctx.by_rel[rel].meta for rel in rels}
-    members = sweep.sweep_members(metas, hp)
-    left_out = [r for r in rels if r not in members]
-    unfinished = [r for r in members if ctx.status(r) in (health.RUNNING, health.STOPPED)]
-    return [r for r in members if r not in unfinished], left_out, unfinished
-
-
-def answer(ctx: Ctx, hp: str | None = None) -> tuple[str, pd.DataFrame, list[str]]:
-    """The Sweep's answer for the report: (heading, SGG vs AdamW per value, tolerance
-    sentences) over every readable run, for `hp` (default: the first varied setting)."""
-    rels = [r.rel for r in ctx.all_runs if r.readable]
-    keys = sweep.varying_hyperparameters({r: ctx.by_rel[r].meta for r in rels})
-    hp = hp or (keys[0] if keys else None)
-    if hp is None:
-        return "", pd.DataFrame(), []
-    rels, _, _ = sweep_runs(ctx, rels, hp)
-    facts = {r: ctx.facts(r) for r in rels}
-    table = head_to_head_table(sweep_groups.head_to_head(facts, hp), hp)
-    lines = narrative.tolerance_sentences(
-        sweep_groups.tolerance_claims(facts, hp, within=WITHIN), hp, within=WITHIN
-    )
-    return f"Sweep: SGG against AdamW at each {sweep.plain_name(hp)}", table, lines
+from dashboard.metrics import sweep, sweep_groups
+from dashboard.styles import OPTIMIZER_COLORS
 
 
 def page(ctx: Ctx) -> None:
+    picked = _pick_setting(ctx)
+    if picked is None:
+        return
+    rels, hp = picked
+    ctx.reader.prefetch(("steps", "evals"), rels)
+    facts = {r: ctx.reader.facts(r) for r in rels}
+    df = sweep_groups.sweep_frame(facts, hp)
+    _chart(df, hp)
+    _head_to_head(facts, hp)
+    _tolerance(facts, df, hp)
+    _points(df, hp)
+
+
+def _pick_setting(ctx: Ctx) -> tuple[list[str], str] | None:
+    """(runs compared, the varied setting) as the reader picks them, the runs left out said;
+    None (and why) when there is no sweep to show."""
+    sel = ctx.selection
     use_all = st.toggle(
         "Use every run in the folder (not only the selected ones)", value=True, key="sweep_all"
     )
-    rels = [r.rel for r in ctx.all_runs if r.readable] if use_all else ctx.selected
-    metas = {rel: ctx.by_rel[rel].meta for rel in rels}
-    keys = sweep.varying_hyperparameters(metas)
+    rels = [r.rel for r in sel.runs if r.readable] if use_all else sel.selected
+    keys = sweep.varying_hyperparameters({rel: sel.meta(rel) for rel in rels})
     if not keys:
         st.info(
             "These runs do not differ in any numeric setting, so there is no sweep to show. "
             "A sweep is a set of runs that differ in one setting, e.g. the learning rate."
         )
-        return
+        return None
     hp = st.selectbox(
-        "Setting that was varied",
-        keys,
-        key="sweep_key",
-        format_func=sweep.plain_name,
+        "Setting that was varied", keys, key="sweep_key", format_func=sweep.plain_name
     )
-    rels, left_out, unfinished = sweep_runs(ctx, rels, hp)
+    rels, left_out, unfinished = sweep_report.sweep_runs(sel, rels, hp)
     if left_out:
         st.caption(
             "Compared: the runs whose other settings are identical (any seed). Left out (they "
-            "differ in more than this setting): " + ", ".join(ctx.labels[r] for r in left_out)
+            "differ in more than this setting): " + ", ".join(sel.labels[r] for r in left_out)
         )
     if unfinished:
         st.caption(
             "Still training or stopped mid-way, so their loss at the end would mislead; left "
-            "out: " + ", ".join(f"{ctx.labels[r]} ({ctx.status(r)})" for r in unfinished)
+            "out: " + ", ".join(f"{sel.labels[r]} ({sel.status(r)})" for r in unfinished)
         )
-    if len({sweep.hyperparameter_value(metas[r], hp) for r in rels}) < 2:
+    if len({sweep.hyperparameter_value(sel.meta(r), hp) for r in rels}) < 2:
         st.info("No group of runs differs only in this setting.")
-        return
-    ctx.prefetch(("steps", "evals"), rels)
-    facts = {r: ctx.facts(r) for r in rels}
-    df = sweep_groups.sweep_frame(facts, hp)
+        return None
+    return rels, hp
+
+
+def _chart(df: pd.DataFrame, hp: str) -> None:
     name = sweep.plain_name(hp)
-    opt_colors = {"adamw": figures.BASELINE_COLOR, "sgg": figures.PALETTE[0]}
     kind, at = (df["kind"].iloc[0], int(df["at_step"].iloc[0])) if len(df) else ("", 0)
     fig = figures.sweep_figure(
-        df, key=name, colors_by_optimizer=opt_colors, log_x=sweep.wants_log_axis(df["value"], hp)
+        df,
+        key=name,
+        colors_by_optimizer=OPTIMIZER_COLORS,
+        log_x=sweep.wants_log_axis(df["value"], hp),
     )
     fig.update_layout(title={"text": f"{kind.capitalize()} loss at step {at:,} against {name}"})
     st.plotly_chart(fig, key="sweep_fig")
+
+
+def _head_to_head(facts: dict, hp: str) -> None:
+    """SGG against AdamW at every value both ran, and the reference groups the setting does
+    not apply to."""
+    name = sweep.plain_name(hp)
     pairs = sweep_groups.head_to_head(facts, hp)
     if pairs:
         st.markdown(f"**SGG against AdamW at each {name}**")
-        st.table(head_to_head_table(pairs, hp), hide_index=True)
+        st.table(sweep_report.head_to_head_table(pairs, hp), hide_index=True)
         st.caption(narrative.SWEEP_RESULT_NOTE)
     refs = sweep_groups.references(facts, hp)
     if refs:
@@ -137,33 +95,18 @@ def page(ctx: Ctx) -> None:
             "observe-only shadow clustering, so they are one reference group at every value, "
             "not points of the sweep."
         )
-    tol = sweep.tolerance(df, within=WITHIN)
-    for line in narrative.tolerance_sentences(
-        sweep_groups.tolerance_claims(facts, hp, within=WITHIN), hp, within=WITHIN
-    ):
+
+
+def _tolerance(facts: dict, df: pd.DataFrame, hp: str) -> None:
+    for line in sweep_report.tolerance_lines(facts, hp):
         st.markdown(f"- {line}")
-    tried = df.groupby("optimizer")["value"].nunique()
-    for opt, best in sweep.edge_warnings(tol, df["value"]):
-        if tried.get(opt, 0) < 2:  # one value tried: it is not an edge of a range
-            continue
-        st.warning(
-            f"The best {name} for **{opt}** ({_value_text(best, hp)}) is at the edge of the "
-            "range tried: a better value may lie outside it, so its best result may be "
-            "understated."
-        )
+    for warning in sweep_report.edge_warnings(df, hp):
+        st.warning(warning)
+
+
+def _points(df: pd.DataFrame, hp: str) -> None:
     st.dataframe(
-        df.assign(result=np.where(df["diverged"] > 0, "diverged", ""))
-        .drop(columns=["kind", "at_step"])
-        .rename(
-            columns={
-                "value": name,
-                "final_loss": "mean loss",
-                "lo": "min",
-                "hi": "max",
-                "n": "seeds",
-                "name": "runs",
-            }
-        ),
+        sweep_report.points_table(df, hp),
         hide_index=True,
         key="sweep_table",
         column_config={

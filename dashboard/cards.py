@@ -1,0 +1,107 @@
+"""The Summary's four cards for one comparison: loss, steps to match, spikes, gradient-size
+variation. Pure: each card is its label, value, delta and help text, from the `Comparison` the
+sentences and tables below the cards read too (so that they cannot disagree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from dashboard import narrative, verdicts
+from dashboard.metrics.compare import Comparison
+from dashboard.metrics.intervals import Difference
+
+
+@dataclass(frozen=True)
+class Card:
+    """One `st.metric`: `delta` holds its delta keywords (delta, colour, arrow, description)."""
+
+    label: str
+    value: str
+    help: str
+    delta: Mapping[str, str] = field(default_factory=dict)
+
+
+def delta(
+    d: Difference, lower: str, higher: str, base: str, fmt: Callable = verdicts.signed
+) -> dict[str, str]:
+    """The card's delta: the verdict, coloured (with an arrow) only when the interval excludes
+    zero, grey otherwise; the baseline's value beside it."""
+    word = narrative.TABLE_WORDS.get(*(2 * [narrative.verdict_word(d, lower, higher)]))
+    out = {"delta_description": f"vs {base}"}
+    if d.detected:
+        return {**out, "delta": f"{fmt(d.estimate)}: {word}", "delta_color": "inverse"}
+    # the badge is narrow at 1,280 px: its reason is in the sentences below the cards
+    return {**out, "delta": word.split(" (")[0], "delta_color": "off", "delta_arrow": "off"}
+
+
+def comparison_cards(c: Comparison) -> list[Card]:
+    """Loss, steps to match, spikes, gradient-size variation (two a row on the page)."""
+    return [_loss(c), _steps(c), _spikes(c), _variation(c)]
+
+
+def _loss(c: Comparison) -> Card:
+    return Card(
+        f"Loss at step {c.at_step:,}",
+        narrative.num(c.loss),
+        f"{c.kind.capitalize()} loss. {narrative.definition('95% interval')}",
+        delta(c.loss_diff, "better", "worse", narrative.num(c.base_loss)),
+    )
+
+
+def _steps(c: Comparison) -> Card:
+    """Steps to reach the baseline's loss; when no seed reached it, the gap at the end."""
+    if c.reached_k:
+        return Card(
+            "Steps to match",
+            narrative.steps_text(c.steps_to_target),
+            f"Steps to reach the baseline's loss: {verdicts.reached_text(c.reached_k, c.n)}; "
+            "steps over the seeds that reached it on both sides. "
+            + narrative.definition("steps to the baseline's loss"),
+            delta(
+                c.steps_diff,
+                "faster",
+                "slower",
+                narrative.steps_text(c.base_steps_to_target),
+                lambda v: f"{v:+,.0f}",
+            ),
+        )
+    gap = f"{c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else "not reached"
+    return Card(
+        "Steps to match",
+        f"> {c.lengths[0]:,}",
+        f"The baseline's loss was not reached in {c.lengths[0]:,} steps "
+        f"({verdicts.reached_text(0, c.n)}); below the value: the gap of the "
+        "run's (mean) loss at its last evaluation to the baseline's loss.",
+        {"delta": gap, "delta_color": "off", "delta_arrow": "off"},
+    )
+
+
+def _spikes(c: Comparison) -> Card:
+    """Spikes per run; loss spikes alone when the gradient norms cannot be compared (one
+    side's before clipping, the other's after)."""
+    apart = (
+        f" Gradient spikes: {narrative.CANNOT_TELL}: {c.grad_mismatch}." if c.grad_mismatch else ""
+    )
+    return Card(
+        "Loss spikes per run" if c.grad_mismatch else "Spikes per run",
+        narrative.count(c.spikes),
+        narrative.definition("spike") + apart,
+        delta(c.spikes_diff, "fewer", "more", narrative.count(c.base_spikes)),
+    )
+
+
+def _variation(c: Comparison) -> Card:
+    return Card(
+        "Gradient-size variation",
+        narrative.pct(c.cv),
+        narrative.definition("gradient-size variation (CV)"),
+        delta(
+            c.cv_diff,
+            "steadier",
+            "less steady",
+            narrative.pct(c.base_cv),
+            lambda v: f"{v * 100:+.0f} pts",
+        ),
+    )
