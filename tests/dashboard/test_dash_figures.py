@@ -41,7 +41,7 @@ def test_empty_inputs_give_a_message_not_an_error():
         figures.line_figure(pd.DataFrame(), "x", "y", "run", {}),
         figures.heatmap_figure(pd.DataFrame(), title="t", x_title="", z_title="z"),
         figures.sweep_figure(pd.DataFrame(), key="lr"),
-        cluster_figures.transition_sankey(pd.DataFrame(), title="t"),
+        cluster_figures.transition_figure(pd.DataFrame(), title="t"),
     ):
         assert isinstance(fig, go.Figure)
         assert fig.layout.annotations
@@ -142,17 +142,3 @@ def test_stacked_figures_share_one_x_axis():
     assert fig.layout.xaxis.matches == "x2" or fig.layout.xaxis2.matches == "x"
     assert fig.layout.yaxis.hoverformat == ".4g"
     assert sum(bool(t.showlegend is not False) for t in fig.data) == 1  # one legend entry per run
-
-
-def test_sankey_labels_small_groups_by_hover_only():
-    """Tiny nodes' labels printed over their neighbours' (a manager could not read either)."""
-    m = pd.DataFrame(
-        {"from_cluster": [0, 0, 1, 2], "to_cluster": [0, 1, 1, 2], "count": [970, 5, 20, 5]}
-    )
-    fig = cluster_figures.transition_sankey(m, title="t")
-    node = fig.data[0].node
-    assert node.label[0] == "group 0 · 98%"
-    assert node.label[1] == "" and node.label[2] == ""  # 2% and 0.5%: hover only
-    assert node.customdata[1] == "before: group 1, 2% of the weights"
-    assert node.label[3] == "group 0 · 97%"
-    assert {a.text for a in fig.layout.annotations} >= {"<b>before</b>", "<b>after</b>"}
