@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from runformat import schema
+from runformat import schema, storage
 from sgg_train.config import SWEPT, TrainConfig, add_training_options, config_argv
 
 # Config fields that change how a run is executed or stored, never its numbers: a finished run
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         base = TrainConfig(**ns, progress=False)
         opts, lrs, seeds = sweep["optimizers"], sweep["lr"], sweep["seeds"]
-        cfgs = sweep_configs(base, opts, lrs, seeds, Path(sweep["out"]), shadow)
+        cfgs = sweep_configs(base, opts, lrs, seeds, storage.locate(sweep["out"]), shadow)
     except ValueError as exc:
         print(f"sgg-train sweep: error: {exc}", file=sys.stderr)
         return 2
