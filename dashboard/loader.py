@@ -571,7 +571,10 @@ def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -
     """Read whole, once, the chunks of `runs` that no read has checked yet (page checksums in
     every column, also those no view reads), for about `budget_s` per call; damage found is
     named by every later read of the run and wherever it is listed. Returns (chunks checked so
-    far, chunks in all): a call per page run finishes large runs over a few page runs."""
+    far, chunks in all): a call per page run finishes large runs over a few page runs. The
+    `steps` and `evals` chunks come first and whole, whatever the budget: the views read them
+    next, and find them decoded; the other tables are checked without building their text
+    columns (`integrity.verify_chunk`), for what is left of the budget."""
     todo: list[tuple[ChunkSig, str]] = []
     total = 0
     for run in runs:
@@ -587,8 +590,13 @@ def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -
     from concurrent.futures import ThreadPoolExecutor
 
     deadline = time.perf_counter() + budget_s
+    # First what every view reads next, all runs' at once (one multi-threaded scan on disk,
+    # side-by-side GETs on a store), kept decoded: the views then read nothing again.
+    for table in KEEP_VERIFIED:
+        _read_chunks([sig for sig, t in todo if t == table], table)
+    todo = [(sig, t) for sig, t in todo if sig not in _VERIFIED and sig not in _DAMAGE]
     done = 0
-    threads = STORE_THREADS if _on_store(todo[0][0]) else VERIFY_THREADS  # GETs wait, not work
+    threads = STORE_THREADS if todo and _on_store(todo[0][0]) else VERIFY_THREADS
     with ThreadPoolExecutor(max_workers=threads) as ex:
         while done < len(todo) and time.perf_counter() < deadline:
             wave = todo[done : done + 4 * threads]
@@ -597,20 +605,19 @@ def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -
     return total - len(todo) + done, total
 
 
-KEEP_VERIFIED = ("steps", "evals")  # every view reads these next: kept, not decoded twice
+KEEP_VERIFIED = ("steps", "evals")  # every view reads these next: read first, and kept
 
 
 def _verify_chunk(sig: ChunkSig, table: str) -> None:
+    """Check one chunk whole (`integrity.verify_chunk`: nothing kept but the verdict)."""
     try:
-        t = integrity.read_chunk(sig[0], table, size=sig[1])
+        integrity.verify_chunk(sig[0], table, size=sig[1])
     except integrity.DamagedChunk as e:
         _damaged(sig, table, e.reason)
         return
     except Exception:
         return  # gone meanwhile: not damage
     _remember(_VERIFIED, sig, None)
-    if table in KEEP_VERIFIED:
-        _CHUNKS.put((sig, None), t, float(t.nbytes))
 
 
 def _cached_chunk(sig: ChunkSig, columns: tuple[str, ...] | None) -> pa.Table | None:

@@ -111,13 +111,18 @@ def read_chunk(
     *,
     whole_schema: bool = False,
     size: int | None = None,
+    text_as_dictionary: bool = False,
 ) -> pa.Table:
     """One chunk, page checksums verified: only `columns` that it holds when given; with
     `whole_schema`, exactly the table's schema (columns it lacks as nulls). Raises
     `DamagedChunk` for any damage; OSError when the file is gone or may not be read. `size`:
-    the object's size when a listing gave it (a store reads a small object by one GET)."""
+    the object's size when a listing gave it (a store reads a small object by one GET);
+    `text_as_dictionary`: text columns come back dictionary-encoded (`verify_chunk`)."""
+    options = dict(VERIFY)
+    if text_as_dictionary:
+        options["read_dictionary"] = TEXT_COLUMNS[table]
     try:
-        pf = pq.ParquetFile(storage.open_input(path, size), **VERIFY)
+        pf = pq.ParquetFile(storage.open_input(path, size), **options)
     except Exception as e:
         raise _damaged(e, path, "footer") from e
     with pf:
@@ -136,6 +141,24 @@ def read_chunk(
         return fill_schema(t, table)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise DamagedChunk(path, f"its columns have types the format does not define ({e})") from e
+
+
+# each table's text columns (layer names, quantities, splits): repeated values, which a read
+# for verification leaves dictionary-encoded
+TEXT_COLUMNS = {
+    t: [f.name for f in s if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    for t, s in TABLES.items()
+}
+
+
+def verify_chunk(
+    path: str | os.PathLike[str] | storage.ObjectPath, table: str, *, size: int | None = None
+) -> int:
+    """Check a whole chunk, every page's checksum, and return its rows; `DamagedChunk` when it
+    is damaged. Reads what `read_chunk` reads (every page, decompressed and decoded) but keeps
+    the text columns as dictionaries instead of building a string per row: the same check in
+    half the time for histograms and membership, whose layer names repeat on every row."""
+    return read_chunk(path, table, size=size, text_as_dictionary=True).num_rows
 
 
 def _damaged(error: Exception, path: str | os.PathLike[str], part: str = "pages") -> Exception:

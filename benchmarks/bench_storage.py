@@ -1,0 +1,169 @@
+"""Dashboard cold load of 100+ runs from disk and from a local S3 server:
+`python -m benchmarks.bench_storage`.
+
+Copies the sample runs (`sample_runs/`, its 21 top-level runs by default) --copies times into a
+temporary folder (126 runs at the default 6), uploads the same folder to moto's S3 server
+started on 127.0.0.1 in its own process (`python -m moto.server`), and measures, each in a fresh
+process (no cache survives but the OS's file pages), for the folder and for `s3://bench/runs`:
+
+- cold: the first AppTest run of dashboard/app.py (list the runs, read what the default page
+  shows: the Summary of the default comparison, every run on show checked for damage);
+- warm: the next rerun (what a click costs);
+- discover: `loader.discover_runs` alone, cold.
+
+Prints medians over --repeat processes beside the target: cold <= 2 s for 100+ runs, from
+disk and from the local store. The store's figure includes every request's round trip to a
+server written in Python on the same machine (moto answers a GET in a few ms); a real store
+has more latency per request and no CPU contention with the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_S = 2.0
+BUCKET = "bench"
+AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
+
+
+def make_folder(root: Path, copies: int) -> int:
+    """`copies` copies of the sample runs' top-level runs under `root`; how many runs."""
+    runs = [p for p in sorted((REPO / "sample_runs").iterdir()) if (p / "run.json").is_file()]
+    for i in range(copies):
+        for run in runs:
+            shutil.copytree(run, root / f"copy{i}" / run.name)
+    return copies * len(runs)
+
+
+def upload(root: Path, uri: str) -> int:
+    """Every file under `root` as an object under `uri`, side by side; how many objects."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runformat import storage
+
+    where = storage.locate(uri)
+    files = [p for p in root.rglob("*") if p.is_file()]
+
+    def put(p: Path) -> None:
+        storage.put(where / p.relative_to(root).as_posix(), p.read_bytes())
+
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(put, files))
+    return len(files)
+
+
+@contextlib.contextmanager
+def s3_server():
+    """moto's S3 server in its own process on a free port; yields its endpoint URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def child(root: str) -> dict:
+    """One measurement in this (fresh) process."""
+    sys.path.insert(0, str(REPO))
+    os.environ["SGG_DASHBOARD_RUNS"] = root
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import loader
+
+    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120)
+    t = time.perf_counter()
+    at.run()
+    cold = time.perf_counter() - t
+    assert not at.exception, at.exception
+    t = time.perf_counter()
+    at.run()
+    warm = time.perf_counter() - t
+    loader.clear_caches()
+    t = time.perf_counter()
+    runs = len(loader.discover_runs(root).runs)
+    discover = time.perf_counter() - t
+    return {"app_cold_s": cold, "app_warm_s": warm, "discover_cold_s": discover, "runs": runs}
+
+
+def measure(label: str, root: str, repeat: int, env: dict[str, str]) -> None:
+    results = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_storage", "--child", root],
+            cwd=REPO,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    ok = "ok" if med["app_cold_s"] <= TARGET_S else "MISSED"
+    print(f"\n== {label}: {med['runs']} runs, medians over {len(results)} fresh processes")
+    print(f"  discover (cold)          {med['discover_cold_s']:.2f} s")
+    print(f"  page cold load + summary {med['app_cold_s']:.2f} s (target <= {TARGET_S:g} s: {ok})")
+    print(f"  warm rerun               {med['app_warm_s']:.2f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--copies", type=int, default=6, help="copies of the sample runs")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child is not None:
+        print(json.dumps(child(a.child)))
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="bench-storage-"))
+    try:
+        n = make_folder(tmp / "runs", a.copies)
+        with s3_server() as endpoint:
+            env = {**AWS, "AWS_ENDPOINT_URL": endpoint}
+            os.environ.update(env)
+            import pyarrow.fs as pafs
+
+            pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True).create_dir(
+                BUCKET
+            )
+            t = time.perf_counter()
+            objects = upload(tmp / "runs", f"s3://{BUCKET}/runs")
+            print(
+                f"{n} runs ({objects} files) on disk, uploaded in {time.perf_counter() - t:.1f} s"
+            )
+            print(
+                f"load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            )
+            measure("from disk", str(tmp / "runs"), a.repeat, {})
+            measure("from the local S3 server (moto)", f"s3://{BUCKET}/runs", a.repeat, env)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
