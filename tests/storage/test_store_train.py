@@ -35,3 +35,18 @@ def test_sgg_train_out_s3_records_checkpoints_and_resumes_on_the_store(
     meta = run_json.read(run)
     assert [s["resume_step"] for s in meta["segments"]] == [None, 6]
     assert meta["config"]["out"] == out  # the URI as given: no endpoint, no credential
+
+
+@pytest.mark.slow
+def test_sgg_train_sweep_out_s3_writes_each_run_under_the_prefix(store, tmp_path, monkeypatch):
+    from sgg_train import cli
+
+    monkeypatch.chdir(tmp_path)
+    sweep = ["--optimizers", "adamw", "--lr", "1e-3", "--seeds", "0", "1", "--jobs", "2"]
+    tiny = [*TINY[:-2], "--no-checkpoint"]  # TINY ends with --checkpoint-every 3
+    assert cli.main(["sweep", *sweep, *tiny, "--steps", "2", "--out", store]) == 0
+    assert not any(tmp_path.iterdir())
+    for name in ("adamw-lr1e-3-s0", "adamw-lr1e-3-s1"):
+        meta = run_json.read(storage.locate(f"{store}/{name}"))
+        assert meta["status"] == "finished" and meta["config"]["out"] == f"{store}/{name}"
+    assert cli.main(["sweep", *sweep, *tiny, "--steps", "2", "--out", store]) == 0  # all skipped
