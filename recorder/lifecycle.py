@@ -176,7 +176,7 @@ def _open_run(
             raise RecorderError(
                 exc.errno or 5, f"cannot overwrite {run_dir}: {exc}", str(run_dir)
             ) from exc
-    elif any(not name.startswith(".") for name in storage.list_dir(run_dir)):
+    elif any(not name.startswith(".") for name in storage.list_names(run_dir)):
         raise RunExistsError(
             17,
             f"run directory {run_dir} exists, is not empty and holds no run; refusing to write "

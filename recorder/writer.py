@@ -89,7 +89,7 @@ def list_chunks(run_dir: Where, table: str, *, superseded: bool = False) -> list
     request on a store)."""
     d = chunks.table_dir(run_dir, table)
     try:
-        names = list(storage.list_dir(d))
+        names = storage.list_names(d)
     except OSError as exc:
         raise _as_recorder_error(exc, d, "list") from exc
     if not names:

@@ -279,7 +279,7 @@ def is_dir(where: Where) -> bool:
     """A local folder, or a prefix with at least one object under it."""
     if not is_store(where):
         return Path(where).is_dir()
-    return bool(list_dir(where))
+    return bool(list_names(where))
 
 
 def exists(where: Where) -> bool:
@@ -288,26 +288,17 @@ def exists(where: Where) -> bool:
     return is_file(where) or is_dir(where)
 
 
-def list_dir(where: Where) -> dict[str, Stat | None]:
-    """{name: its Stat, or None for a folder} of what lies directly in `where` (empty when
-    nothing does). One listing request on a store (more for over 1,000 names)."""
+def list_names(where: Where) -> list[str]:
+    """The names of what lies directly in `where` (files and folders; empty when nothing
+    does): `os.listdir` on disk, one listing request on a store (more for over 1,000 names)."""
     if not is_store(where):
         try:
-            with os.scandir(where) as it:
-                return {e.name: _entry_stat(e) for e in it}
+            return os.listdir(where)
         except (FileNotFoundError, NotADirectoryError):
-            return {}
+            return []
     selector = pafs.FileSelector(where.key, recursive=False, allow_not_found=True)
     with _store_errors(where):
-        infos = where.fs.get_file_info(selector)
-    return {i.base_name: _info_stat(i) for i in infos}
-
-
-def _entry_stat(entry: os.DirEntry) -> Stat | None:
-    if entry.is_dir(follow_symlinks=False):
-        return None
-    st = entry.stat()
-    return Stat(st.st_size, st.st_mtime_ns)
+        return [i.base_name for i in where.fs.get_file_info(selector)]
 
 
 def _info_stat(info: pafs.FileInfo) -> Stat | None:

@@ -48,6 +48,7 @@ def test_the_page_draws_runs_recorded_to_s3(store, monkeypatch):
 def test_a_running_remote_run_grows_on_refresh_reading_only_new_chunks(store, monkeypatch):
     run = Training(f"{store}/live", flush_every_steps=5)
     run.steps(10)
+    run.rec.flush()  # written (a flush may go on in the recorder's background writer)
     loader.clear_caches()
     at = page(store, monkeypatch)
     assert "step 10 so far" in texts(at)
@@ -60,6 +61,7 @@ def test_a_running_remote_run_grows_on_refresh_reading_only_new_chunks(store, mo
 
     monkeypatch.setattr(integrity, "read_chunk", counting)
     run.steps(5)  # a second flush appears on the store
+    run.rec.flush()
     at.run()
     assert not at.exception
     assert "step 15 so far" in texts(at) and "step 10 so far" not in texts(at)
@@ -76,6 +78,7 @@ def test_run_json_is_read_again_only_when_changed_or_live(store, monkeypatch):
     record(f"{store}/done", steps=5)
     live = Training(f"{store}/live", flush_every_steps=5)
     live.steps(5)
+    live.rec.flush()
     loader.clear_caches()
     real, reads = storage.read_bytes, []
 

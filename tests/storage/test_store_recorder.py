@@ -64,7 +64,8 @@ def test_run_json_rewrites_replace_the_object_whole(store):
     where = storage.locate(f"{store}/live")
     seen = []
     for _ in range(4):
-        run.steps(3)  # a flush: chunks, then run.json rewritten
+        run.steps(3)
+        run.rec.flush()  # chunks, then run.json rewritten (waits for a background writer)
         seen.append(run_json.read(where)["last_flushed_step"])  # always whole JSON
     run.rec.close()
     assert seen == [3, 6, 9, 12]
