@@ -9,7 +9,7 @@ clustering is deterministic), so rank 0's view is the run's view. On the other r
 
     with rank_zero_recorder("runs/ddp", optimizer=opt, model=ddp.module, config=cfg) as rec:
         ...
-        rec.log_step(step, loss=loss)
+        rec.log_step(loss=loss)
 
 Sharded parameters (FSDP2 `DTensor`s) are the exception: the recorder's statistics are combined
 across ranks, so `rank_zero_recorder` returns a `Recorder` on every rank, and only rank 0 writes.
@@ -21,9 +21,11 @@ mean (see docs/integrations.md).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from recorder.recorder import Recorder, unwrap_optimizer
 from recorder.sharding import is_sharded
@@ -58,11 +60,23 @@ class NullRecorder:
         self._step = 0
 
     def log_step(
-        self, step: int | None = None, loss: Any = None, tokens: int | None = None
+        self,
+        step: int | None = None,
+        *,
+        loss: Tensor | float | None = None,
+        tokens: int | None = None,
     ) -> None:
         self._step = self._step + 1 if step is None else max(self._step, int(step))
 
-    def log_eval(self, *args: Any, **kwargs: Any) -> None:
+    def log_eval(
+        self,
+        *,
+        loss: Tensor | float | None = None,
+        step: int | None = None,
+        split: str = "val",
+        tokens: int | None = None,
+        batch_losses: Sequence[float] | None = None,
+    ) -> None:
         pass
 
     def flush(self) -> None:

@@ -125,9 +125,9 @@ class RecorderCallback(TrainerCallback):
             rec.log_step(step, loss=float(logs["loss"]), tokens=tokens)
         for key, value in logs.items():
             if key == "eval_loss":
-                rec.log_eval(step, value, split="val")
+                rec.log_eval(loss=value, step=step, split="val")
             elif key.startswith("eval_") and key.endswith("_loss"):
-                rec.log_eval(step, value, split=key[len("eval_") : -len("_loss")])
+                rec.log_eval(loss=value, step=step, split=key[len("eval_") : -len("_loss")])
 
     def on_save(self, args, state, control, **kwargs):
         if self.recorder is not None:

@@ -1,154 +1,177 @@
 """The recorder's hooks: what it does inside `optimizer.step()`, at a re-cluster, at a checkpoint.
 
-`StepHooks` is the half of `Recorder` that the optimizer calls (the pre-/post-step hooks, SGG's
-re-cluster hook, the `state_dict` pre-hook): it counts the step, runs the probes
-(`recorder.probes`) and hands their named columns to the buffer. Nothing here reaches the host:
-the flush does (`Recorder._flush`).
+`StepHooks` receives everything it touches explicitly (the layers, the options, the optimizer
+view, the step state, the buffer and the flusher) and registers its methods on the optimizer:
+the step pre-/post-hooks (timing, norms, layer statistics), SGG's re-cluster hook (clusters,
+histograms) and the `state_dict` pre-hook (a checkpoint waits until the record reaches it).
+It counts the step, runs the probes (`recorder.probes`) and buffers their tensors. Nothing
+here reaches the host: the background writer does (`recorder.flushing`).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from recorder import probes
+from recorder.buffer import RecordBuffer
+from recorder.flushing import Flusher
+from recorder.layers import RecordedLayers
+from recorder.options import RecorderOptions
+from recorder.records import ClusterRecord
+from recorder.state import HistogramSchedule, OptimizerView, StepState, Timing, clock
+
+_NORM_COLUMNS = ("grad_norm", "param_norm", "update_norm")
 
 
 class StepHooks:
-    """Hook methods of `Recorder` (a mixin: the state they use is set by `Recorder`)."""
+    """The optimizer's view of the recorder (registered by `attach`, removed by
+    `OptimizerView.detach`)."""
 
-    # set by Recorder
-    layers: Any
-    options: Any
-    buffer: Any
-    optimizer: Any
-    closed: bool
+    def __init__(
+        self,
+        *,
+        layers: RecordedLayers,
+        options: RecorderOptions,
+        view: OptimizerView,
+        state: StepState,
+        buffer: RecordBuffer,
+        flusher: Flusher,
+    ) -> None:
+        self.layers = layers
+        self.options = options
+        self.view = view
+        self.state = state
+        self.buffer = buffer
+        self.flusher = flusher
+        self.histograms = HistogramSchedule(options.histogram_every, options.histogram_bins)
 
-    def _wall(self) -> float:
-        return self._time_offset + (time.monotonic() - self._t0)
+    def attach(self) -> None:
+        """Register on the optimizer (and on SGG or the shadow); the handles go to the view."""
+        view, opt = self.view, self.view.optimizer
+        if opt is None:
+            return
+        if view.has_step_hooks:
+            view.handles.append(opt.register_step_pre_hook(self.pre_step))
+            view.handles.append(opt.register_step_post_hook(self.post_step))
+        if hasattr(opt, "register_state_dict_pre_hook"):  # a checkpoint flushes the record
+            view.handles.append(opt.register_state_dict_pre_hook(self.on_state_dict))
+        if view.sgg is not None:
+            view.handles.append(view.sgg.register_recluster_hook(self.on_recluster))
+        if view.shadow is not None:
+            view.handles.append(view.shadow.register_recluster_hook(self.on_shadow_recluster))
 
-    def _clock(self) -> Any:
-        """A point in time: a recorded CUDA event on a CUDA run (read at flush: no sync now),
-        else `time.perf_counter()`."""
-        device = self.layers.device
-        if device is not None and device.type == "cuda":
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            return event
-        return time.perf_counter()
-
-    def _pre_step(self, *_: Any) -> None:
+    # ------------------------------------------------------------------ optimizer step
+    def pre_step(self, *_: object) -> None:
+        state = self.state
         if self.options.update_norm == "snapshot":
             with torch.no_grad():
                 params = self.layers.local_params()
-                if self._snapshot is None:
-                    self._snapshot = [p.clone() for p in params]
+                if state.snapshot is None:
+                    state.snapshot = [p.clone() for p in params]
                 else:
-                    torch._foreach_copy_(self._snapshot, params)
-        self._in_step = True
-        self._step_started = self._clock()
+                    torch._foreach_copy_(state.snapshot, params)
+        state.in_step = True
+        state.started = clock(self.layers.device)
 
-    def _post_step(self, *_: Any) -> None:
-        started, self._step_started = self._step_started, None
-        self._after_step(None if started is None else (started, self._clock()))
+    def post_step(self, *_: object) -> None:
+        started, self.state.started = self.state.started, None
+        self.after_step(None if started is None else (started, clock(self.layers.device)))
 
-    def _on_state_dict(self, *_: Any) -> None:
-        """The optimizer is being checkpointed: write everything up to its step now, so that a
-        resume from this checkpoint finds every step it restores."""
-        if not self.closed and self._broken is None:
-            self._flush(upto=None)
+    def on_state_dict(self, *_: object) -> None:
+        """The optimizer is being checkpointed: everything up to its step is written before
+        the checkpoint is, so that a resume from it finds every step it restores."""
+        if self.flusher.error is None:
+            self.flusher.flush(None, self.state.step)
+            self.flusher.wait()
 
     @torch.no_grad()
-    def _after_step(self, timing: tuple[Any, Any] | None = None) -> None:
-        if self.closed:
-            return
-        if self._shadow is not None:
-            self._shadow.observe_step()  # after the base step: same clock as an SGG run
-        self._step += 1
-        step = self._step
+    def after_step(self, timing: Timing | None = None) -> None:
+        """The step just taken: count it, measure it, buffer it."""
+        view, state = self.view, self.state
+        if view.shadow is not None:
+            view.shadow.observe_step()  # after the base step: same clock as an SGG run
+        state.step += 1
+        step = state.step
         if not self.layers.params:
             return
         layer_step = step % self.options.layer_stride == 0
-        norms = probes.gradient_norms(self.layers)
-        mode = self.options.update_norm
-        if mode == "snapshot" and self._snapshot is not None and self._in_step:
-            norms |= probes.snapshot_update_norms(self.layers, self._snapshot)
-        elif mode == "state" and layer_step:
-            norms |= probes.state_update_norms(self.layers, self.optimizer, step, self._sgg)
-        if mode == "snapshot" or layer_step:
-            norms |= probes.parameter_norms(self.layers)
-        self._in_step = False
-        reclustered = step in self._recluster_steps
-        if self._clusterer is not None:
-            reclustered = reclustered or bool(self._clusterer.reclustered_last_step)
-        self._recluster_steps.discard(step)
+        norms = self._norms(step, layer_step)
+        state.in_step = False
+        reclustered = step in state.recluster_steps
+        if view.clusterer is not None:
+            reclustered = reclustered or bool(view.clusterer.reclustered_last_step)
+        state.recluster_steps.discard(step)
         row = self.buffer.row(step)
-        row.update(
-            norms=norms,
-            lrs=[float(group["lr"]) for group in self.optimizer.param_groups],
-            reclustered=reclustered,
-            wall=self._wall(),
-            timing=timing,
-            factor=self._factor_mean,
-        )
-        self.buffer.add_tensors(list(norms.values()), rows=len(self.optimizer.param_groups))
+        row.norms = norms
+        row.lrs = [float(group["lr"]) for group in view.param_groups]
+        row.reclustered = reclustered
+        row.wall = state.wall()
+        row.timing = timing
+        row.factor = state.factor_mean
+        self.buffer.add_tensors(norms.values(), rows=len(view.param_groups))
         if layer_step:
             self._record_layers(step, norms)
-        every = self.options.histogram_every
-        if self._clusterer is None and every and step % every == 0:
+        if view.clusterer is None and self.histograms.due_without_clusters(step):
             self._record_histograms(step, shadow=False, states=None)
-        if len(self.buffer.rows) > 2 * self.options.flush_every_steps or (
-            self.options.max_buffer_rows
-            and self.buffer.pending_rows > 2 * self.options.max_buffer_rows
-        ):
-            self._flush(upto=step - 1)  # log_step(step) may still bring this step's loss
+        if self.flusher.policy.overdue(self.buffer):
+            self.flusher.flush(step - 1, step)  # log_step(step) may still bring this step's loss
+
+    def _norms(self, step: int, layer_step: bool) -> dict[str, Tensor]:
+        """{column: (L,)}: gradient norms every step; update and parameter norms per
+        `update_norm` (every step from the snapshot, or on layer steps from the state)."""
+        state, mode = self.state, self.options.update_norm
+        norms = probes.gradient_norms(self.layers)
+        if mode == "snapshot" and state.snapshot is not None and state.in_step:
+            norms |= probes.snapshot_update_norms(self.layers, state.snapshot)
+        elif mode == "state" and layer_step:
+            norms |= probes.state_update_norms(
+                self.layers, self.view.optimizer, step, self.view.sgg
+            )
+        if mode == "snapshot" or layer_step:
+            norms |= probes.parameter_norms(self.layers)
+        return norms
 
     def _record_layers(self, step: int, norms: dict[str, Tensor]) -> None:
         n = len(self.layers)
         nan = torch.full((n,), float("nan"), device=self.layers.device)
-        columns = {c: norms.get(c, nan) for c in ("grad_norm", "param_norm", "update_norm")}
+        columns = {c: norms.get(c, nan) for c in _NORM_COLUMNS}
         columns["update_to_weight"] = columns["update_norm"] / columns["param_norm"]
         columns |= probes.moment_columns(
-            self.layers, self.optimizer, step, self.options.quantile_sample
+            self.layers, self.view.optimizer, step, self.options.quantile_sample
         )
-        columns |= probes.factor_columns(self.layers, self._sgg)
+        columns |= probes.factor_columns(self.layers, self.view.sgg)
         self.buffer.add_layers(step, columns)
 
     def _record_histograms(self, step: int, shadow: bool, states: dict[int, Any] | None) -> None:
         items = probes.histograms(
-            self.layers, self.optimizer, step, self.options.histogram_bins, states
+            self.layers, self.view.optimizer, step, self.histograms.bins, states
         )
         self.buffer.add_histograms(step, shadow, items)
 
-    def _on_shadow_recluster(self, opt: Any, step: int) -> None:
-        self._on_recluster(opt, step, shadow=True)
+    # ------------------------------------------------------------------ re-cluster
+    def on_shadow_recluster(self, opt: Any, step: int) -> None:
+        self.on_recluster(opt, step, shadow=True)
 
     @torch.no_grad()
-    def _on_recluster(self, opt: Any, step: int, shadow: bool = False) -> None:
-        if self.closed:
-            return
-        # Inside optimizer.step(): this is step `self._step + 1` by the recorder's count (the
+    def on_recluster(self, opt: Any, step: int, shadow: bool = False) -> None:
+        # Inside optimizer.step(): this is step `state.step + 1` by the recorder's count (the
         # optimizer's own, restored with it), so cluster rows and step rows always agree.
-        step = self._step + 1
-        self._recluster_steps.add(step)
+        step = self.state.step + 1
+        self.state.recluster_steps.add(step)
         states, records = probes.cluster_record(self.layers, opt)
         factor = probes.model_factor_mean(records)
         if factor is not None:
-            self._factor_mean = factor
+            self.state.factor_mean = factor
         global_mda = opt.global_mda
-        rows = sum(
-            r["sizes"].numel() * (1 + r["sizes"].numel()) + r["members"].numel() for r in records
-        )
         self.buffer.add_clusters(
-            {
-                "step": step,
-                "shadow": shadow,
-                "global_mda": None if global_mda is None else global_mda.detach().clone(),
-                "layers": records,
-            },
-            rows,
+            ClusterRecord(
+                step=step,
+                shadow=shadow,
+                global_mda=None if global_mda is None else global_mda.detach().clone(),
+                layers=records,
+            )
         )
         self._record_histograms(step, shadow, states)

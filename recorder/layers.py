@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from recorder import stats
 from recorder.sharding import Sharding, local
+from recorder.state import Clusterer
 
 COMPILED_PREFIX = "_orig_mod."  # torch.compile's wrapper module inserts this in names
 
@@ -61,9 +61,9 @@ class RecordedLayers:
     @classmethod
     def build(
         cls,
-        optimizer: Any,
+        optimizer: torch.optim.Optimizer | None,
         model: torch.nn.Module | None,
-        clusterer: Any,
+        clusterer: Clusterer | None,
         *,
         quantile_sample: int,
         membership_sample: int,
@@ -143,4 +143,4 @@ class RecordedLayers:
         if i in self.quantile_local:
             slots, lidx = self.quantile_local[i]
             return self.sharding.gather_sample(i, values, slots, lidx, k).float()
-        return values.reshape(-1)[self.quantile_positions[i]].float()
+        return values.reshape(-1).index_select(0, self.quantile_positions[i]).float()

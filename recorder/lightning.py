@@ -148,7 +148,7 @@ class RecorderCallback(Callback):
         for key in self.eval_metrics:
             value = metrics.get(key)
             if value is not None:
-                rec.log_eval(float(value), step=int(trainer.global_step), split="val")
+                rec.log_eval(loss=float(value), step=int(trainer.global_step), split="val")
                 return
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:

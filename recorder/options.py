@@ -25,9 +25,12 @@ class RecorderOptions:
     #   "off": not recorded.
     update_norm: str = "state"
     compact_on_close: bool = False  # merge each table's chunks into one file at close()
+    # Flushes waiting for the background writer before training waits for it (a slow store).
+    max_queued_flushes: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("layer_stride", "flush_every_steps", "quantile_sample", "histogram_bins"):
+        positive = ("layer_stride", "flush_every_steps", "quantile_sample", "histogram_bins")
+        for name in (*positive, "max_queued_flushes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -9,17 +9,23 @@ across ranks by `recorder.sharding`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 
-from recorder import stats
+from recorder import stats, update_norms
 from recorder.layers import RecordedLayers
+from recorder.records import LayerClusters, LayerHistogram
 from recorder.sharding import local
+from recorder.state import Clusterer
+
+if TYPE_CHECKING:
+    from sgg import ClusterState
 
 
-def base_optimizer(optimizer: Any) -> Any:
+def base_optimizer(optimizer: Optimizer) -> Optimizer:
     """The optimizer holding the Adam state (SGG's base; the optimizer itself otherwise)."""
     return getattr(optimizer, "base_optimizer", optimizer)
 
@@ -55,65 +61,14 @@ def snapshot_update_norms(layers: RecordedLayers, before: list[Tensor]) -> dict[
     return {"update_norm": _norms(layers, before)}
 
 
-def _adam_kind(optimizer: Any) -> str | None:
-    """ "decoupled" (AdamW), "coupled" (Adam's L2 decay, folded into the gradient) or None for an
-    optimizer whose update cannot be read from its state."""
-    base = base_optimizer(optimizer)
-    if isinstance(base, torch.optim.AdamW):
-        return "decoupled"
-    if isinstance(base, torch.optim.Adam):
-        return "decoupled" if base.defaults.get("decoupled_weight_decay") else "coupled"
-    return None
-
-
 def state_update_norms(
-    layers: RecordedLayers, optimizer: Any, step: int, sgg: Any = None
+    layers: RecordedLayers, optimizer: Optimizer, step: int, sgg: Clusterer | None = None
 ) -> dict[str, Tensor]:
-    """{"update_norm"} of the step just taken, from the post-step Adam state: no copy of the
-    parameters is kept (memory: one layer-sized temporary at a time).
-
-    Adam's step is p <- p (1 - lr wd) - lr f d with d = m_hat / (sqrt(v_hat) + eps) (AdamW;
-    Adam folds its decay into m) and f SGG's factor of the element (1 without SGG). Given the
-    new p, the update is -(lr wd p_old + lr f d) with p_old = (p + lr f d) / (1 - lr wd), so its
-    norm follows from p, m, v alone. Empty ({}) for an optimizer that is not Adam/AdamW.
-    """
-    kind = _adam_kind(optimizer)
-    if kind is None or not layers.params or any(g.get("maximize") for g in optimizer.param_groups):
+    """{"update_norm"} of the step just taken, from the post-step Adam state (no parameter
+    copy; see `recorder.update_norms`). Empty ({}) for an optimizer that is not Adam/AdamW."""
+    norms = update_norms.update_norms(layers, optimizer, step, sgg)
+    if norms is None:
         return {}
-    base = base_optimizer(optimizer)
-    groups = optimizer.param_groups
-    scale_wd = bool(getattr(getattr(sgg, "config", None), "scale_weight_decay", False))
-    applied = sgg is not None and not getattr(sgg, "observe_only", False)
-    out = []
-    for i, p in enumerate(layers.params):
-        state = base.state.get(p)
-        if p.grad is None or not state or "exp_avg" not in state:
-            out.append(torch.zeros((), device=layers.device))  # not updated this step
-            continue
-        group = groups[layers.group_of[i]]
-        beta1, beta2 = (float(b) for b in group["betas"])
-        t = state.get("step", step)
-        t = float(local(t)) if torch.is_tensor(t) and t.device.type == "cpu" else float(step)
-        lr, eps = float(group["lr"]), float(group["eps"])
-        wd = float(group.get("weight_decay", 0.0))
-        m = local(state["exp_avg"])
-        v = local(state["max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq"])
-        with torch.no_grad():
-            d = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps)
-            scale: Tensor | float = lr
-            cluster = sgg.cluster_state(p) if applied and id(p) in layers.clustered else None
-            factor = None
-            if cluster is not None and cluster.last_recluster_step is not None:  # in force
-                scales = cluster.factors
-                factor = scales[cluster.assignments.to(scales.device).long()]
-                scale = lr * factor.view_as(m).to(m.device, m.dtype)
-            step_part = d.mul_(scale)
-            if kind == "decoupled" and wd != 0.0:
-                decay = lr * wd * (scale / lr if scale_wd and factor is not None else 1.0)
-                p_old = (local(p.detach()) + step_part) / (1 - decay)
-                step_part = step_part.add_(p_old.mul_(decay))
-            out.append(torch.linalg.vector_norm(step_part, dtype=torch.float32))
-    norms = torch.stack([n.to(layers.device, torch.float32) for n in out])
     if layers.sharding.active:
         squares = layers.sharding.reduce_rows(norms.square()[:, None], list(range(len(norms))))
         norms = squares[:, 0].sqrt()
@@ -121,7 +76,7 @@ def state_update_norms(
 
 
 def moments(
-    layers: RecordedLayers, optimizer: Any, i: int, step: int
+    layers: RecordedLayers, optimizer: Optimizer, i: int, step: int
 ) -> tuple[Tensor, Tensor, float, float, float] | None:
     """Layer i's (m, v, lr, eps, bias correction of v) from the base optimizer's state, or None
     for an optimizer without Adam moments (SGD, ...)."""
@@ -145,7 +100,7 @@ def moments(
 
 
 def moment_columns(
-    layers: RecordedLayers, optimizer: Any, step: int, sample: int
+    layers: RecordedLayers, optimizer: Optimizer, step: int, sample: int
 ) -> dict[str, Tensor]:
     """{column: (L,)} for `stats.MOMENT_COLUMNS`; NaN for layers without Adam moments."""
     n = len(layers)
@@ -201,7 +156,7 @@ def _sharded_moment_stats(
     return stats.moment_summary(sums, numel, ms_sample, vs_sample, lr, eps, bc2)
 
 
-def factor_columns(layers: RecordedLayers, sgg: Any) -> dict[str, Tensor]:
+def factor_columns(layers: RecordedLayers, sgg: Clusterer | None) -> dict[str, Tensor]:
     """{"factor_mean"}: each layer's element-weighted mean SGG factor (1 without SGG)."""
     factor = torch.ones(len(layers), device=layers.device)
     if sgg is None:
@@ -214,10 +169,12 @@ def factor_columns(layers: RecordedLayers, sgg: Any) -> dict[str, Tensor]:
     return {"factor_mean": factor}
 
 
-def cluster_record(layers: RecordedLayers, clusterer: Any) -> tuple[dict[int, Any], list[dict]]:
-    """The clustering just computed: ({row: ClusterState}, one record per clustered layer with
-    named tensors: sizes, centers, mda, raw, factors, transitions, members)."""
-    states: dict[int, Any] = {}
+def cluster_record(
+    layers: RecordedLayers, clusterer: Clusterer
+) -> tuple[dict[int, ClusterState], list[LayerClusters]]:
+    """The clustering just computed: ({row: ClusterState}, one `LayerClusters` per clustered
+    layer, its tensors cloned: the buffer keeps them past the next re-cluster)."""
+    states: dict[int, ClusterState] = {}
     records = []
     for p in clusterer.clustered_params():
         i = layers.index.get(id(p))
@@ -232,46 +189,46 @@ def cluster_record(layers: RecordedLayers, clusterer: Any) -> tuple[dict[int, An
                 i, cluster.assignments, slots, lidx, positions.numel()
             ).to(torch.int32)
         else:
-            members = cluster.assignments.reshape(-1)[positions].clone()
+            members = cluster.assignments.reshape(-1).index_select(0, positions)
         transitions = cluster.transitions
         records.append(
-            {
-                "i": i,
-                "sizes": cluster.sizes.clone(),
-                "centers": cluster.centers.clone(),
-                "mda": cluster.mda.clone(),
-                "raw": cluster.raw_factors.clone(),
-                "factors": cluster.factors.clone(),
-                "transitions": None if transitions is None else transitions.clone(),
-                "members": members,
-                "positions": layers.membership_positions[i],
-            }
+            LayerClusters(
+                row=i,
+                sizes=cluster.sizes.clone(),
+                centers=cluster.centers.clone(),
+                mda=cluster.mda.clone(),
+                raw=cluster.raw_factors.clone(),
+                factors=cluster.factors.clone(),
+                transitions=None if transitions is None else transitions.clone(),
+                members=members,
+                positions=layers.membership_positions[i],
+            )
         )
     if layers.sharding.active:
-        merged = layers.sharding.reduce([r["members"] for r in records], [r["i"] for r in records])
+        merged = layers.sharding.reduce([r.members for r in records], [r.row for r in records])
         for record, members in zip(records, merged, strict=True):
-            record["members"] = members
+            record.members = members
     return states, records
 
 
-def model_factor_mean(records: list[dict]) -> Tensor | None:
+def model_factor_mean(records: list[LayerClusters]) -> Tensor | None:
     """Element-weighted mean factor over every clustered layer of one re-cluster (0-d)."""
     if not records:
         return None
-    sizes = torch.cat([r["sizes"].to(torch.float64) for r in records])
-    factors = torch.cat([r["factors"].to(sizes.device, torch.float64) for r in records])
+    sizes = torch.cat([r.sizes.to(torch.float64) for r in records])
+    factors = torch.cat([r.factors.to(sizes.device, torch.float64) for r in records])
     return (sizes * factors).sum() / sizes.sum().clamp_min(1)
 
 
 def histograms(
     layers: RecordedLayers,
-    optimizer: Any,
+    optimizer: Optimizer,
     step: int,
     bins: int,
-    states: dict[int, Any] | None,
-) -> list[tuple[int, tuple[Tensor, ...]]]:
-    """Momentum and adaptive-lr histograms of the clustered layers: [(row, (m_edges,
-    m_counts, alr_edges, alr_counts))], per cluster when `states` (a re-cluster) is given."""
+    states: dict[int, ClusterState] | None,
+) -> list[LayerHistogram]:
+    """Momentum and adaptive-lr histograms of the clustered layers, per cluster when `states`
+    (a re-cluster: {row: ClusterState}) is given."""
     out = []
     todo = []
     for i, p in enumerate(layers.params):
@@ -287,44 +244,50 @@ def histograms(
         k = int(cluster.sizes.numel()) if cluster is not None else 0
         assign = cluster.assignments if cluster is not None else None
         if layers.sharding.active:
-            todo.append((i, m, v, lr, eps, bc2, assign, k))
+            todo.append(_ShardTodo(i, m, v, lr, eps, bc2, assign, k))
             continue
-        out.append((i, stats.layer_histograms(m, v, lr, eps, bc2, bins, assign, k)))
+        out.append(LayerHistogram(i, *stats.layer_histograms(m, v, lr, eps, bc2, bins, assign, k)))
     if todo:
         out = _sharded_histograms(layers, todo, bins)
     return out
 
 
+class _ShardTodo(NamedTuple):
+    row: int
+    m: Tensor
+    v: Tensor
+    lr: float
+    eps: float
+    bc2: float
+    assignments: Tensor | None
+    n_clusters: int
+
+
 def _sharded_histograms(
-    layers: RecordedLayers, todo: list[tuple], bins: int
-) -> list[tuple[int, tuple[Tensor, ...]]]:
+    layers: RecordedLayers, todo: list[_ShardTodo], bins: int
+) -> list[LayerHistogram]:
     """Whole-layer histograms from local shards: extremes (MAX) and counts (SUM) are
     all-reduced, one collective each for all layers."""
-    rows = [x[0] for x in todo]
+    rows = [x.row for x in todo]
     flat, alrs, extremes = [], [], []
-    for _i, m, v, lr, eps, bc2, _assign, _k in todo:
-        m = m.reshape(-1)
-        alr = stats.adaptive_lr(v.reshape(-1).float(), lr, eps, bc2)
+    for x in todo:
+        m = x.m.reshape(-1)
+        alr = stats.adaptive_lr(x.v.reshape(-1).float(), x.lr, x.eps, x.bc2)
         flat.append(m)
         alrs.append(alr)
         extremes.append(stats.histogram_extremes(m, alr))
     extremes = layers.sharding.reduce(extremes, rows, op="max")
     hists = [
-        stats.shard_histograms(m, alr, e, bins, x[6], x[7])
+        stats.shard_histograms(m, alr, e, bins, x.assignments, x.n_clusters)
         for m, alr, e, x in zip(flat, alrs, extremes, todo, strict=True)
     ]
     counts = layers.sharding.reduce(
         [t for h in hists for t in (h[1], h[3])], [i for i in rows for _ in (0, 1)]
     )
     return [
-        (i, (h[0], counts[2 * j], h[2], counts[2 * j + 1]))
+        LayerHistogram(i, h[0], counts[2 * j], h[2], counts[2 * j + 1])
         for j, (i, h) in enumerate(zip(rows, hists, strict=True))
     ]
-
-
-def histogram_rows(records: list[tuple[int, tuple[Tensor, ...]]], bins: int) -> int:
-    """How many table rows a set of histograms becomes (for the buffer's bound)."""
-    return sum(2 * h[1].shape[0] * bins for _, h in records)
 
 
 __all__ = [
@@ -332,7 +295,6 @@ __all__ = [
     "cluster_record",
     "factor_columns",
     "gradient_norms",
-    "histogram_rows",
     "histograms",
     "model_factor_mean",
     "moment_columns",

@@ -94,9 +94,15 @@ def moment_stats(
     """
     dev = ms[0].device
     numel = torch.tensor([m.numel() for m in ms], dtype=torch.float32, device=dev)
-    ms_s = torch.stack([m.reshape(-1)[i].float() for m, i in zip(ms, positions, strict=True)])
-    vs_s = torch.stack([v.reshape(-1)[i].float() for v, i in zip(vs, positions, strict=True)])
+    ms_s = torch.stack([_at(m, i) for m, i in zip(ms, positions, strict=True)])
+    vs_s = torch.stack([_at(v, i) for v, i in zip(vs, positions, strict=True)])
     return moment_summary(moment_sums(ms, vs), numel, ms_s, vs_s, lr, eps, bc2)
+
+
+def _at(x: Tensor, positions: Tensor) -> Tensor:
+    """float32 values of the flat `x` at `positions` (`index_select`: advanced indexing,
+    `x[positions]`, costs several times more per call on the CPU)."""
+    return x.reshape(-1).index_select(0, positions).float()
 
 
 def moment_sums(ms: list[Tensor], vs: list[Tensor]) -> Tensor:
@@ -150,22 +156,44 @@ def log_edges(lo: Tensor, hi: Tensor, bins: int) -> Tensor:
 def histogram_counts(
     values: Tensor, edges: Tensor, assignments: Tensor | None = None, n_clusters: int = 0
 ) -> Tensor:
-    """(1 + K, bins) int64 counts: row 0 the whole layer, row 1 + c cluster c.
+    """(1 + K, bins) int64 counts over linearly spaced `edges`: row 0 the whole layer, row
+    1 + c cluster c.
 
-    Every value lands in a bin: edges span the layer's exact minimum and maximum.
+    Every value lands in a bin (edges span the layer's exact minimum and maximum; a value
+    outside is counted in the nearest end bin). The bin is computed, not searched: a value
+    within float32 rounding of an inner edge may count in the neighbouring bin.
     """
     bins = edges.numel() - 1
-    flat = values.reshape(-1)
-    b = torch.bucketize(flat.double(), edges[1:-1].to(flat.device), right=True)
+    lo, hi = edges[0], edges[-1]
+    pos = values.reshape(-1).float() - lo.float()
+    return _binned(pos.mul_((bins / (hi - lo)).float()), bins, assignments, n_clusters)
+
+
+def log_histogram_counts(
+    values: Tensor, edges: Tensor, assignments: Tensor | None = None, n_clusters: int = 0
+) -> Tensor:
+    """`histogram_counts` over log10-spaced `edges` (see `log_edges`) of positive values."""
+    bins = edges.numel() - 1
+    llo, lhi = edges[0].log10(), edges[-1].log10()
+    pos = values.reshape(-1).float().log10().sub_(llo.float())
+    return _binned(pos.mul_((bins / (lhi - llo)).float()), bins, assignments, n_clusters)
+
+
+def _binned(pos: Tensor, bins: int, assignments: Tensor | None, n_clusters: int) -> Tensor:
+    """Counts from fractional bin positions (`pos`, float32, overwritten): bin floor(pos)."""
+    pos.clamp_(0, bins - 1)  # truncation below is floor: every position is >= 0
     if assignments is None or n_clusters == 0:
-        return _count(b, bins)[None]
-    a = assignments.reshape(-1).to(flat.device, torch.int64)
-    per = _count(a * bins + b, n_clusters * bins).view(n_clusters, bins)
+        return _count(pos.to(torch.int64), bins)[None]
+    pos.add_(assignments.reshape(-1).to(pos.device), alpha=bins)
+    per = _count(pos.to(torch.int64), n_clusters * bins).view(n_clusters, bins)
     return torch.cat([per.sum(0, keepdim=True), per])
 
 
 def _count(idx: Tensor, n: int) -> Tensor:
-    """bincount with a known length (`torch.bincount` reads the maximum back: a host sync)."""
+    """bincount with a known length; on CUDA a scatter (`torch.bincount` reads the maximum back
+    there: a host sync)."""
+    if idx.device.type == "cpu":
+        return torch.bincount(idx, minlength=n)
     out = torch.zeros(n, dtype=torch.int64, device=idx.device)
     return out.scatter_add_(0, idx, torch.ones_like(idx))
 
@@ -180,13 +208,23 @@ def layer_histograms(
     assignments: Tensor | None = None,
     n_clusters: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Momentum and adaptive-lr histograms of one layer: (m_edges, m_counts, a_edges, a_counts)."""
+    """Momentum and adaptive-lr histograms of one layer: (m_edges, m_counts, a_edges, a_counts).
+
+    The adaptive lr lr / (sqrt(v / bc2) + eps) is binned by its logarithm, computed as
+    log10(lr) - log10(sqrt(v / bc2) + eps): one layer-sized temporary, no extra pass.
+    """
     m = m.reshape(-1)
-    m_edges = linear_edges(m.min(), m.max(), bins)
+    lo, hi = m.aminmax()
+    m_edges = linear_edges(lo, hi, bins)
     m_counts = histogram_counts(m, m_edges, assignments, n_clusters)
-    alr = adaptive_lr(v.reshape(-1).float(), lr, eps, bc2)
-    a_edges = log_edges(alr.min(), alr.max(), bins)
-    a_counts = histogram_counts(alr, a_edges, assignments, n_clusters)
+    u = v.reshape(-1).float().mul(1.0 / bc2).sqrt_().add_(eps).log10_()
+    u_lo, u_hi = u.aminmax()
+    log_lr = math.log10(lr) if lr > 0 else -300.0
+    log_edges_ = linear_edges(log_lr - u_hi, log_lr - u_lo, bins)
+    a_edges = torch.pow(10.0, log_edges_)
+    scale = (bins / (log_edges_[-1] - log_edges_[0])).float()
+    pos = u.sub_((log_lr - log_edges_[0]).float()).mul_(-scale)  # (log10(alr) - low) * scale
+    a_counts = _binned(pos, bins, assignments, n_clusters)
     return m_edges, m_counts, a_edges, a_counts
 
 
@@ -212,5 +250,5 @@ def shard_histograms(
     m_edges = linear_edges(-extremes[0], extremes[1], bins)
     m_counts = histogram_counts(m, m_edges, assignments, n_clusters)
     a_edges = log_edges(-extremes[2], extremes[3], bins)
-    a_counts = histogram_counts(alr, a_edges, assignments, n_clusters)
+    a_counts = log_histogram_counts(alr, a_edges, assignments, n_clusters)
     return m_edges, m_counts, a_edges, a_counts

@@ -33,7 +33,7 @@ def record_sgg_run(run_dir: Path, steps: int = 30) -> None:
             opt.zero_grad()
             rec.log_step(step, loss=loss, tokens=16)
             if step % 10 == 0:
-                rec.log_eval(step, loss.detach() + 0.1)
+                rec.log_eval(step=step, loss=loss.detach() + 0.1)
 
 
 def test_summary_of_a_recorded_sgg_run_beside_a_tensorboard_adamw_baseline(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ def test_rank_zero_recorder_is_inert_on_other_ranks(tmp_path, monkeypatch):
         model(torch.randn(3, 4)).sum().backward()
         opt.step()
         rec.log_step(1, loss=0.5, tokens=3)
-        rec.log_eval(1, 0.4)
+        rec.log_eval(step=1, loss=0.4)
         rec.flush()
         assert rec.step == 1
     assert rec.closed

@@ -23,7 +23,7 @@ def _run(tmp_path, n=20, **kw):
     run = tmp_path / "run"
     with Recorder(run, optimizer=opt, model=model, config={"x": 1}, seed=0, **kw) as rec:
         train_steps(model, opt, n, rec)
-        rec.log_eval(n, loss=torch.tensor(0.5))
+        rec.log_eval(step=n, loss=torch.tensor(0.5))
     return run, model, rec
 
 
@@ -196,8 +196,7 @@ def test_resume_drops_later_rows_and_continues_without_duplicates(tmp_path):
     assert json.loads((run / "run.json").read_text())["last_flushed_step"] == 6  # state_dict
     train_steps(model, opt, 4, rec, start=7)
     rec.flush()  # a crash after step 10 was flushed: no close()
-    for h in rec._handles:
-        h.remove()
+    rec._view.detach()  # the crashed process's hooks are gone with it
     model.load_state_dict(checkpoint["model"])
     opt.load_state_dict(checkpoint["opt"])
     with pytest.raises(ValueError, match=r"resume_step=4 disagrees with the optimizer.* 6 steps"):
@@ -233,7 +232,8 @@ def test_disk_full_during_training_raises_recorder_error(tmp_path, monkeypatch):
     model = tiny_model()
     opt = torch.optim.AdamW(model.parameters())
     rec = Recorder(tmp_path / "r", optimizer=opt, model=model, flush_every_steps=2)
-    train_steps(model, opt, 2, rec)  # steps 1-2 flushed
+    train_steps(model, opt, 2, rec)
+    rec.flush()  # steps 1-2 on disk
     real = writer.pq.write_table
     calls = []
 
@@ -244,11 +244,12 @@ def test_disk_full_during_training_raises_recorder_error(tmp_path, monkeypatch):
         return real(table, *a, **k)
 
     monkeypatch.setattr(writer.pq, "write_table", full_after_steps)
-    with pytest.raises(RecorderError, match="no space left"):
-        train_steps(model, opt, 2, rec, start=3)
+    train_steps(model, opt, 2, rec, start=3)  # the flush of steps 3-4 fails on the writer thread
+    with pytest.raises(RecorderError, match=r"flush of steps 3-4.*no space left"):
+        rec.flush()  # waits for the writer: its failure is raised here
     monkeypatch.setattr(writer.pq, "write_table", real)  # space again: still no silent mixing
     with pytest.raises(RecorderError, match="stopped after a failed write"):
-        rec.flush()
+        train_steps(model, opt, 1, rec, start=5)  # and by every later log_step
     rec.close()
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["status"] == "failed" and meta["last_flushed_step"] == 2
@@ -280,6 +281,7 @@ def test_flush_by_seconds(tmp_path):
     opt = torch.optim.AdamW(model.parameters())
     with Recorder(tmp_path / "r", optimizer=opt, model=model, flush_every_seconds=1e-9) as rec:
         train_steps(model, opt, 3, rec)
+        rec.flush()  # waits for the writer thread (nothing is left to flush: no fourth chunk)
         assert len(writer.list_chunks(tmp_path / "r", "steps")) == 3
 
 

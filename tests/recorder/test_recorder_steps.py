@@ -155,24 +155,27 @@ def test_resume_needs_the_restored_optimizer(tmp_path):
     assert read(run, "steps")["step"].tolist() == [1, 2]
 
 
-def test_log_eval_with_batch_losses_and_the_older_form(tmp_path):
+def test_log_eval_is_keyword_only_with_batch_losses(tmp_path):
     model = tiny_model()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     run = tmp_path / "r"
     with Recorder(run, optimizer=opt, model=model) as rec:
         train_steps(model, opt, 2, rec)
         rec.log_eval(batch_losses=[1.0, 2.0, 4.0])
-        rec.log_eval(torch.tensor(0.5), split="test")
-        rec.log_eval(2, 0.25, split="old")  # log_eval(step, loss)
-        rec.log_eval(2, loss=0.125, split="old-kw")
+        rec.log_eval(loss=torch.tensor(0.5), split="test")
+        rec.log_eval(step=2, loss=0.25, split="given-step")
         with pytest.raises(ValueError, match="batch_losses"):
             rec.log_eval(batch_losses=[])
+        with pytest.raises(TypeError, match="positional"):
+            rec.log_eval(2, 0.125)  # the older positional form is gone: which is the step?
+        with pytest.raises(TypeError, match="positional"):
+            rec.log_step(3, 0.5)  # loss and tokens are keywords too
     ev = read(run, "evals").set_index("split")
     assert ev.loc["val", "loss"] == pytest.approx(7 / 3)
     assert ev.loc["val", "loss_std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
     assert ev.loc["val", "n_batches"] == 3
     assert ev.loc["test", "loss"] == 0.5 and np.isnan(ev.loc["test", "loss_std"])
-    assert ev.loc["old", "loss"] == 0.25 and ev.loc["old-kw", "loss"] == 0.125
+    assert ev.loc["given-step", "loss"] == 0.25
     assert (ev["step"] == 2).all()
 
 

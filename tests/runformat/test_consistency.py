@@ -49,7 +49,7 @@ def recorded_run(tmp_path_factory):
             opt.zero_grad()
             rec.log_step(step, loss=loss, tokens=32)
             if step % 4 == 0:
-                rec.log_eval(loss.item(), step=step)
+                rec.log_eval(loss=loss.item(), step=step)
     return run_dir
 
 
