@@ -81,43 +81,48 @@ def difference_caption(diff: pd.DataFrame, baseline: str, x: str = "step") -> st
             " The difference is taken at equal steps and drawn at the run's mean "
             f"{prepare.X_AXES[x][1].lower()}."
         )
-    lines = [head]
     marks = prepare.beyond_noise(diff)
+    lines = [head]
     for name, g in diff.groupby("run", sort=False):
-        flat = _no_spread(g)
-        # a flat step of an unpaired comparison says nothing about how the line is made
-        kinds = g[~(flat & (g["method"] == intervals.NONE))]
-        kinds = kinds.groupby(["method", "n", "n_max"], sort=False).size()
-        how = [
-            _how(m, int(n), int(k)) + (f" (at {c} of {len(g)} steps)" if len(kinds) > 1 else "")
-            for (m, n, k), c in kinds.items()
-        ]
-        parts = [f"{name}: {'; '.join(how)}." if how else f"{name}:"]
-        if flat.any():
-            parts.append(
-                f"At {_steps(g.loc[flat, 'step'])} its seeds show no spread, so the noise cannot "
-                "be measured: no band is drawn there (no spread is not certainty)."
-            )
-        # a note per distinct message, not per step (the values a note quotes differ by step)
-        notes = dict.fromkeys(n.split(" (their mean)")[0] for ns in g["notes"] for n in ns)
-        if notes:
-            parts.append(f"Seeds: {'; '.join(notes)}.")
-        m = marks[marks["run"] == name]
-        for side, where in (("ahead", "below"), ("behind", "above")):
-            at = m.loc[m["side"] == side, "step"]
-            if len(at):
-                word = "ahead of" if side == "ahead" else "behind"
-                parts.append(
-                    f"At {_steps(at)} the band lies {where} 0 (ringed points): it is {word} "
-                    "the baseline beyond noise there."
-                )
-        if m.empty and g["lo"].notna().any():
-            parts.append(
-                "Its 95% band includes 0 at every step: no detectable difference, which is not "
-                "the same as equal (the band's width is what these seeds can resolve)."
-            )
-        lines.append(" ".join(parts))
+        lines.append(_series_caption(str(name), g, marks[marks["run"] == name]))
     return "  \n".join(lines)
+
+
+def _series_caption(name: str, g: pd.DataFrame, m: pd.DataFrame) -> str:
+    """One series' line: how its line and band are made, steps without spread, its seeds'
+    notes, and where its band excludes 0 (`m`: its rows of `prepare.beyond_noise`)."""
+    flat = _no_spread(g)
+    # a flat step of an unpaired comparison says nothing about how the line is made
+    kinds = g[~(flat & (g["method"] == intervals.NONE))]
+    kinds = kinds.groupby(["method", "n", "n_max"], sort=False).size()
+    how = [
+        _how(m_, int(n), int(k)) + (f" (at {c} of {len(g)} steps)" if len(kinds) > 1 else "")
+        for (m_, n, k), c in kinds.items()
+    ]
+    parts = [f"{name}: {'; '.join(how)}." if how else f"{name}:"]
+    if flat.any():
+        parts.append(
+            f"At {_steps(g.loc[flat, 'step'])} its seeds show no spread, so the noise cannot "
+            "be measured: no band is drawn there (no spread is not certainty)."
+        )
+    # a note per distinct message, not per step (the values a note quotes differ by step)
+    notes = dict.fromkeys(n.split(" (their mean)")[0] for ns in g["notes"] for n in ns)
+    if notes:
+        parts.append(f"Seeds: {'; '.join(notes)}.")
+    for side, where in (("ahead", "below"), ("behind", "above")):
+        at = m.loc[m["side"] == side, "step"]
+        if len(at):
+            word = "ahead of" if side == "ahead" else "behind"
+            parts.append(
+                f"At {_steps(at)} the band lies {where} 0 (ringed points): it is {word} "
+                "the baseline beyond noise there."
+            )
+    if m.empty and g["lo"].notna().any():
+        parts.append(
+            "Its 95% band includes 0 at every step: no detectable difference, which is not "
+            "the same as equal (the band's width is what these seeds can resolve)."
+        )
+    return " ".join(parts)
 
 
 def difference_title(diff: pd.DataFrame) -> str:
