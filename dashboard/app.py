@@ -1,4 +1,5 @@
-"""Compare SGG and AdamW training runs: `streamlit run dashboard/app.py [-- --runs DIR]`.
+"""Compare SGG and AdamW training runs: `streamlit run dashboard/app.py [-- --runs DIR]`, where
+DIR is a folder or an object store prefix such as `s3://bucket/prefix` (docs/dashboard.md).
 
 Layout only: the sidebar comes from `sidebar`, each tab from one module in `views/`; every
 number comes from `metrics`, every sentence from `narrative`.
