@@ -54,7 +54,7 @@ def is_rank_zero() -> bool:
 class NullRecorder:
     """The `Recorder` API doing nothing: what ranks other than 0 hold. Writes no file."""
 
-    def __init__(self, run_dir: str | os.PathLike[str] | None = None, **_: Any) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str] | None = None, **_: object) -> None:
         self.run_dir = run_dir
         self.closed = False
         self._step = 0
@@ -95,7 +95,7 @@ class NullRecorder:
     def __enter__(self) -> NullRecorder:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
 
@@ -120,6 +120,6 @@ def rank_zero_recorder(
     return NullRecorder(run_dir)
 
 
-def has_sharded_params(opt: Any) -> bool:
+def has_sharded_params(opt: torch.optim.Optimizer | None) -> bool:
     groups = getattr(opt, "param_groups", None) or []
     return any(is_sharded(p) for g in groups for p in g["params"])

@@ -105,8 +105,10 @@ class Flusher:
             )
 
     # ------------------------------------------------------------------ training thread
-    def flush(self, upto: int | None, step: int) -> None:
-        """Queue the rows with step <= upto (all when None; `step`: the recorder's step)."""
+    def flush(self, upto: int | None, step: int, *, then_wait: bool = False) -> None:
+        """Queue the rows with step <= upto (all when None; `step`: the recorder's step).
+        A full queue makes this wait, with a warning unless the caller waits anyway
+        (`then_wait`: `flush()`, a checkpoint, `close()`)."""
         self.check()
         pending = self.buffer.detach(upto)
         self.taken_step = self._flushed_step(upto, pending.steps, step)
@@ -122,8 +124,8 @@ class Flusher:
             else ("a run.json heartbeat")
         )
         job = partial(self._write, pending, meta, ready)
-        done = self.background.submit(job, what, on_full=self._say_full)
-        if done.waited > 0:
+        done = self.background.submit(job, what, on_full=None if then_wait else self._say_full)
+        if done.waited > 0 and not then_wait:
             self.waited_s += done.waited
             warnings.warn(
                 f"recorder for {self.files.run_dir}: training waited {done.waited:.2f} s for the "
@@ -136,6 +138,11 @@ class Flusher:
         if self.background is not None:
             self.background.wait()
         self.check()
+
+    def flush_and_wait(self, step: int) -> None:
+        """Queue every row, then wait until it is on disk."""
+        self.flush(None, step, then_wait=True)
+        self.wait()
 
     @property
     def error(self) -> BaseException | None:
@@ -182,7 +189,7 @@ class Flusher:
             f"recorder for {self.files.run_dir}: the background writer is behind (its queue of "
             f"{self.background.max_queue} flushes is full: a slow or stalled store); training "
             "waits for it",
-            stacklevel=4,
+            stacklevel=5,  # _say_full, submit, flush, log_step: the training loop
         )
 
     # ------------------------------------------------------------------ writer thread

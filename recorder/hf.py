@@ -28,9 +28,10 @@ the run is flushed at every checkpoint so that it always covers the checkpoint's
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 from recorder.distributed import (
     NullRecorder,
@@ -56,12 +57,12 @@ class RecorderCallback(TrainerCallback):
     def __init__(
         self,
         run_dir: str | os.PathLike[str],
-        config: Any = None,
+        config: object = None,
         *,
         mode: str = "new",
         name: str | None = None,
         seed: int | None = None,
-        shadow: Any = None,
+        shadow: Mapping[str, Any] | None = None,
         options: RecorderOptions | None = None,
         **kwargs: Any,
     ) -> None:
@@ -138,7 +139,7 @@ class RecorderCallback(TrainerCallback):
             self.recorder.close()
 
 
-def _args_config(args: Any) -> dict[str, Any]:
+def _args_config(args: TrainingArguments) -> dict[str, Any]:
     try:
         return {"training_arguments": args.to_dict()}
     except Exception:  # never fail a training over its metadata

@@ -10,7 +10,7 @@ here reaches the host: the background writer does (`recorder.flushing`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -21,7 +21,10 @@ from recorder.flushing import Flusher
 from recorder.layers import RecordedLayers
 from recorder.options import RecorderOptions
 from recorder.records import ClusterRecord
-from recorder.state import HistogramSchedule, OptimizerView, StepState, Timing, clock
+from recorder.state import Clusterer, HistogramSchedule, OptimizerView, StepState, Timing, clock
+
+if TYPE_CHECKING:
+    from sgg import ClusterState
 
 _NORM_COLUMNS = ("grad_norm", "param_norm", "update_norm")
 
@@ -84,8 +87,7 @@ class StepHooks:
         """The optimizer is being checkpointed: everything up to its step is written before
         the checkpoint is, so that a resume from it finds every step it restores."""
         if self.flusher.error is None:
-            self.flusher.flush(None, self.state.step)
-            self.flusher.wait()
+            self.flusher.flush_and_wait(self.state.step)
 
     @torch.no_grad()
     def after_step(self, timing: Timing | None = None) -> None:
@@ -145,18 +147,20 @@ class StepHooks:
         columns |= probes.factor_columns(self.layers, self.view.sgg)
         self.buffer.add_layers(step, columns)
 
-    def _record_histograms(self, step: int, shadow: bool, states: dict[int, Any] | None) -> None:
+    def _record_histograms(
+        self, step: int, shadow: bool, states: dict[int, ClusterState] | None
+    ) -> None:
         items = probes.histograms(
             self.layers, self.view.optimizer, step, self.histograms.bins, states
         )
         self.buffer.add_histograms(step, shadow, items)
 
     # ------------------------------------------------------------------ re-cluster
-    def on_shadow_recluster(self, opt: Any, step: int) -> None:
+    def on_shadow_recluster(self, opt: Clusterer, step: int) -> None:
         self.on_recluster(opt, step, shadow=True)
 
     @torch.no_grad()
-    def on_recluster(self, opt: Any, step: int, shadow: bool = False) -> None:
+    def on_recluster(self, opt: Clusterer, step: int, shadow: bool = False) -> None:
         # Inside optimizer.step(): this is step `state.step + 1` by the recorder's count (the
         # optimizer's own, restored with it), so cluster rows and step rows always agree.
         step = self.state.step + 1

@@ -32,9 +32,10 @@ Multi-device (DDP, `ddp_spawn`, `ddp_fork`): every rank trains; global rank 0 wr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
@@ -63,14 +64,14 @@ class RecorderCallback(Callback):
     def __init__(
         self,
         run_dir: str | os.PathLike[str],
-        config: Any = None,
+        config: object = None,
         *,
         mode: str = "new",
         eval_metrics: Sequence[str] = EVAL_METRICS,
         tokens_per_batch: Callable[[Any], int] | None = None,
         name: str | None = None,
         seed: int | None = None,
-        shadow: Any = None,
+        shadow: Mapping[str, Any] | None = None,
         options: RecorderOptions | None = None,
         **kwargs: Any,
     ) -> None:
@@ -96,7 +97,7 @@ class RecorderCallback(Callback):
         self._logged_step = 0
 
     # ------------------------------------------------------------------ Lightning hooks
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After the checkpoint (if any) is restored: global_step is the step to resume from.
         if self.recorder is not None and not self.recorder.closed:
             self.recorder.close()
@@ -123,7 +124,12 @@ class RecorderCallback(Callback):
         self._losses, self._tokens, self._logged_step = [], 0, step
 
     def on_train_batch_end(
-        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
     ) -> None:
         rec = self.recorder
         if rec is None or rec.closed:
@@ -140,7 +146,7 @@ class RecorderCallback(Callback):
             rec.log_step(step, loss=mean, tokens=tokens)
             self._losses, self._tokens, self._logged_step = [], 0, step
 
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         rec = self.recorder
         if rec is None or rec.closed or trainer.sanity_checking:  # closed: validate() after fit
             return
@@ -151,27 +157,31 @@ class RecorderCallback(Callback):
                 rec.log_eval(loss=float(value), step=int(trainer.global_step), split="val")
                 return
 
-    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         if self.recorder is not None and not self.recorder.closed:
             self.recorder.flush()  # the run on disk reaches the checkpoint: resumable from it
 
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.recorder is not None:
             self.recorder.close()
 
-    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         if self.recorder is not None and not self.recorder.closed:
             self.recorder.close("failed", exception)
 
 
-def _hparams(pl_module: Any) -> dict[str, Any]:
+def _hparams(pl_module: pl.LightningModule) -> dict[str, Any]:
     try:
         return dict(pl_module.hparams)
     except Exception:  # never fail a training over its metadata
         return {}
 
 
-def _trainer_settings(trainer: Any) -> dict[str, Any]:
+def _trainer_settings(trainer: pl.Trainer) -> dict[str, Any]:
     """What the Trainer knows of the training (run.json's `description`): gradient clipping
     (0: none; a clip by value is no max norm), precision, planned steps, accumulation and the
     train loader's batch size."""

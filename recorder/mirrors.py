@@ -26,7 +26,7 @@ from typing import Any
 __all__ = ["MLflowSink", "TensorBoardSink", "WandbSink"]
 
 
-def _check_prefix(prefix: Any) -> str:
+def _check_prefix(prefix: object) -> str:
     if not isinstance(prefix, str):
         raise ValueError(f"prefix must be a str, got {prefix!r}")
     return prefix

@@ -343,8 +343,7 @@ class Recorder:
         """Write every buffered row now and wait until it is on disk (a checkpoint's
         `optimizer.state_dict()` does this)."""
         self._check_open()
-        self._flusher.flush(None, self._state.step)
-        self._flusher.wait()
+        self._flusher.flush_and_wait(self._state.step)
 
     def close(
         self, status: str = schema.STATUS_FINISHED, error: BaseException | None = None
@@ -359,8 +358,7 @@ class Recorder:
             status, error = schema.STATUS_FAILED, error or broken
         try:
             if broken is None:
-                self._flusher.flush(None, self._state.step)
-                self._flusher.wait()
+                self._flusher.flush_and_wait(self._state.step)
             if self.options.compact_on_close and status == schema.STATUS_FINISHED:
                 self.compact()
         except BaseException as exc:

@@ -39,7 +39,18 @@ class Clusterer(Protocol):
 
     def cluster_state(self, p: Tensor) -> ClusterState | None: ...
 
-    def register_recluster_hook(self, hook: Callable[[Any, int], None]) -> RemovableHandle: ...
+    def register_recluster_hook(
+        self, hook: Callable[[Clusterer, int], None]
+    ) -> RemovableHandle: ...
+
+
+class ShadowClusterer(Clusterer, Protocol):
+    """An observe-only `sgg.SGG` beside a non-SGG optimizer: stepped by the recorder after
+    each base step, on the optimizer's clock."""
+
+    sgg_step: int
+
+    def observe_step(self) -> None: ...
 
 
 @dataclass
@@ -48,7 +59,7 @@ class OptimizerView:
 
     optimizer: torch.optim.Optimizer | None
     sgg: Clusterer | None = None  # the optimizer itself when it is an SGG
-    shadow: Any = None  # an observe-only `sgg.SGG` over a non-SGG optimizer (`shadow=`)
+    shadow: ShadowClusterer | None = None  # observe-only clustering (`Recorder(shadow=)`)
     has_step_hooks: bool = False  # torch's step pre/post hooks (else log_step measures)
     handles: list[RemovableHandle] = field(default_factory=list)
 

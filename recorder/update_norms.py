@@ -23,6 +23,9 @@ from torch import Tensor
 
 from recorder.layers import RecordedLayers
 from recorder.sharding import local
+from recorder.state import Clusterer
+
+ParamState = dict[str, Any]  # torch's per-parameter optimizer state (exp_avg, step, ...)
 
 # Elements measured in one multi-tensor batch: bounds the two batch-sized temporaries.
 BATCH_ELEMENTS = 1 << 24
@@ -49,7 +52,7 @@ def adam_kind(base: torch.optim.Optimizer) -> str | None:
     return None
 
 
-def _hyper(group: dict[str, Any], state: dict[str, Any], step: int, kind: str) -> AdamHyper:
+def _hyper(group: dict[str, Any], state: ParamState, step: int, kind: str) -> AdamHyper:
     beta1, beta2 = (float(b) for b in group["betas"])
     t = state.get("step", step)
     t = float(local(t)) if torch.is_tensor(t) and t.device.type == "cpu" else float(step)
@@ -66,7 +69,10 @@ def _hyper(group: dict[str, Any], state: dict[str, Any], step: int, kind: str) -
 
 
 def update_norms(
-    layers: RecordedLayers, optimizer: Any, step: int, sgg: Any = None
+    layers: RecordedLayers,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    sgg: Clusterer | None = None,
 ) -> Tensor | None:
     """(L,) float32 update norms of the step just taken (0 for a layer not updated), or None
     for an optimizer whose update cannot be read from its state (not Adam/AdamW, maximize)."""
@@ -112,11 +118,11 @@ def _batches(layers: RecordedLayers, rows: list[int]) -> Iterator[list[int]]:
         yield batch
 
 
-def _moments(state: dict[str, Any], h: AdamHyper) -> tuple[Tensor, Tensor]:
+def _moments(state: ParamState, h: AdamHyper) -> tuple[Tensor, Tensor]:
     return local(state["exp_avg"]), local(state["max_exp_avg_sq" if h.amsgrad else "exp_avg_sq"])
 
 
-def _batch_norms(params: list[Tensor], states: list[dict[str, Any]], h: AdamHyper) -> list[Tensor]:
+def _batch_norms(params: list[Tensor], states: list[ParamState], h: AdamHyper) -> list[Tensor]:
     """Norms of u = (lr d + decay p) / (1 - decay) for layers sharing `h`, multi-tensor."""
     ms, vs = zip(*(_moments(s, h) for s in states), strict=True)
     denom = torch._foreach_mul(list(vs), 1.0 / h.bc2)
@@ -133,7 +139,7 @@ def _batch_norms(params: list[Tensor], states: list[dict[str, Any]], h: AdamHype
 
 def _factor_norm(
     p: Tensor,
-    state: dict[str, Any],
+    state: ParamState,
     h: AdamHyper,
     factors: Tensor,
     assignments: Tensor,
