@@ -186,19 +186,17 @@ def kind_factor_figure(
     kinds: pd.DataFrame, order: list[str], *, title: str, band_kind: str, applied: bool
 ) -> go.Figure:
     """The mean factor of each kind of layer over training, one small panel per kind (so no
-    line hides another) on one shared log axis: the mean over seeds with the sidebar's band, the
-    "about AdamW's step" zone shaded, 1 dashed, the last value and its 95% interval written at
-    the end (from `cluster_effect.seed_stats` of `kind_over_time`)."""
+    line hides another), each on its own log axis that holds at least the "about AdamW's step"
+    zone (shaded), so a slow 1-10% cut shows as a fall, not a flat line beside the embeddings'
+    1.8x: the mean over seeds with the sidebar's band, 1 dashed, the last value and its 95%
+    interval written in the corner (from `cluster_effect.seed_stats` of `kind_over_time`)."""
     if kinds is None or kinds.empty or not order:
         return empty_figure("No clustering recorded.", title)
     cols = 3
     rows = -(-len(order) // cols)
-    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=order, vertical_spacing=0.12 / max(rows - 1, 1) + 0.04,
-                        horizontal_spacing=0.04)  # fmt: skip
-    v = kinds["factor"].to_numpy(float)
-    lo_all = np.nanmin([np.nanmin(v), SMALLER * 0.98])
-    hi_all = np.nanmax([np.nanmax(v), BIGGER * 1.02])
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, subplot_titles=order,
+                        vertical_spacing=0.12 / max(rows - 1, 1) + 0.05,
+                        horizontal_spacing=0.07)  # fmt: skip
     for i, kind in enumerate(order):
         r, c = i // cols + 1, i % cols + 1
         k = kinds[kinds["kind"] == kind].sort_values("step")
@@ -221,19 +219,38 @@ def kind_factor_figure(
         if np.isfinite(last.get("factor_low", np.nan)):
             ci = f" ({last['factor_low']:.3g}–{last['factor_high']:.3g})"
         ax = "" if i == 0 else str(i + 1)
-        fig.add_annotation(text=f"step {int(last['step']):,}: {last['factor']:.3g}x{ci}",
+        fig.add_annotation(text=f"step {int(last['step']):,}: {last['factor']:#.3g}x{ci}",
                            x=0.02, xref=f"x{ax} domain", y=0.98, yref=f"y{ax} domain",
                            xanchor="left", yanchor="top", showarrow=False,
                            font={"size": 11, "color": "#1A1A1A"})  # fmt: skip
-    fig = _finish(fig, title, "", "", height=60 + 170 * rows)
-    fig.update_yaxes(type="log", range=[np.log10(lo_all / 1.03), np.log10(hi_all * 1.03)])
-    ticks = [t for t in (0.5, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10) if lo_all <= t <= hi_all]
-    fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:g}x" for t in ticks])
+        _kind_axis(fig, k, lo, hi, r, c)
+    fig = _finish(fig, title, "", "", height=60 + 190 * rows)
     fig.update_layout(hovermode="closest")
     if not applied:
         _not_applied(fig)
         fig.update_layout(margin={"t": (fig.layout.margin.t or 0) + 30})
     return fig
+
+
+KIND_TICKS = (0.5, 0.8, 0.85, 0.9, 0.95, 1, 1.05, 1.1, 1.25, 1.5, 2, 3, 5, 10)
+
+
+def _kind_axis(fig: go.Figure, k: pd.DataFrame, lo, hi, row: int, col: int) -> None:
+    """One panel's log axis: its data and band, and at least the 'about AdamW's step' zone;
+    room at the top for the corner label."""
+    v = np.concatenate([k["factor"].to_numpy(float), np.asarray(lo, float), np.asarray(hi, float),
+                        [SMALLER * 0.99, BIGGER * 1.01]])  # fmt: skip
+    v = v[np.isfinite(v) & (v > 0)]
+    a, b = float(v.min()), float(v.max())
+    top = b * (b / a) ** 0.35  # the label's room
+    gap = np.log10(top / a) / 7  # ticks at least a seventh of the axis apart: 1 first
+    ticks = [1.0]
+    for t in sorted((t for t in KIND_TICKS if a <= t <= b), key=lambda t: abs(np.log(t))):
+        if all(abs(np.log10(t / k)) >= gap for k in ticks):
+            ticks.append(t)
+    ticks.sort()
+    fig.update_yaxes(type="log", range=[np.log10(a / 1.01), np.log10(top)], tickvals=ticks,
+                     ticktext=[f"{t:g}x" for t in ticks], row=row, col=col)  # fmt: skip
 
 
 def effect_lines_figure(

@@ -105,6 +105,15 @@ def span(lo: float, hi: float, fmt) -> str:
     return a if a == b else f"{a} to {b}"
 
 
+def dash_span(lo: float, hi: float, fmt) -> str:
+    """'27–32%', '1.28–1.33x': a compact range for table cells (one unit, at the end)."""
+    a, b = fmt(lo), fmt(hi)
+    if a == b:
+        return a
+    unit = b[-1] if b[-1:] in ("%", "x") and a[-1:] == b[-1:] else ""
+    return f"{a[: len(a) - len(unit)]}–{b}"
+
+
 def _range(d: Difference | None, fmt, clip01: bool = False) -> str:
     """' (27% to 32%)': a 95% interval in brackets, '' without one."""
     if d is None or not d.has_interval:
@@ -333,6 +342,16 @@ def _first_crossing(kinds: pd.DataFrame, applied: bool) -> str:
         f"The {possessive(top)} {mean} had fallen at {fell} of the {len(f)} re-clusters up "
         f"to then, from {times(f[0])} at step {int(line['step'].iloc[0]):,} to {times(f[-1])}: "
         "a slow, steady cut, which the smaller-step share counts only from the step it crosses."
+    )
+
+
+def shadow_single(names: list[str]) -> str:
+    """SGG against its shadow with one seed on each side: no verdict, and what would give one."""
+    return (
+        f"**SGG against its shadow** ({', '.join(names)} against the AdamW run that only "
+        f"recorded what SGG would have set): one seed each, so {CANNOT_TELL} whether applying "
+        "the factors changes which weights get bigger steps. Pool the seeds (sidebar) to "
+        "compare seed groups."
     )
 
 

@@ -42,20 +42,27 @@ def page(ctx: Ctx) -> None:
             "run recorded with shadow clustering)."
         )
         return
-    shadow = {n for n, m in series if not ctx.by_rel[m[0]].is_sgg}
+    shown = {n: _series_label(ctx, n, m) for n, m in series}
     name = st.selectbox(
         "Run or seed group", [n for n, _ in series], key="cl_series", bind="query-params",
-        format_func=lambda n: f"{n} ({words.NOT_APPLIED})" if n in shadow else n,
+        format_func=shown.get,
     )  # fmt: skip
     members = dict(series)[name]
     se = _series_effect(ctx, members)
     if se is None:
         st.info(f"**{name}**: its cluster table is empty.")
         return
-    _effect_ui(ctx, name, members, se)
+    _effect_ui(ctx, shown[name].removesuffix(f" ({words.NOT_APPLIED})"), members, se)
     if len(series) > 1:
         _comparison_ui(ctx, series)
     _layers_ui(ctx, members, se)
+
+
+def _series_label(ctx: Ctx, name: str, members: list[str]) -> str:
+    """What a run or seed group is called on this tab: a group's label, one run by its words
+    ('sgg, lr 4e-3, seed 0'), '(not applied)' after a shadow clustering."""
+    label = run_words(ctx, members[0]) if len(members) == 1 else name
+    return label if ctx.by_rel[members[0]].is_sgg else f"{label} ({words.NOT_APPLIED})"
 
 
 def _band(ctx: Ctx) -> str:
@@ -201,8 +208,8 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
         se = _series_effect(ctx, members)
         if se is None:
             continue
-        effects[name] = (se, ctx.by_rel[members[0]].meta)
-        label = name if se.effect.applied else f"{name} ({words.NOT_APPLIED})"
+        label = _series_label(ctx, name, members)
+        effects[label.removesuffix(f" ({words.NOT_APPLIED})")] = (se, ctx.by_rel[members[0]].meta)
         lines[label] = se.over
         rows.append(_comparison_row(label, se))
     last = max((int(t["step"].max()) for t in lines.values()), default=0)
@@ -216,7 +223,8 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
         "The share of the model's weights in each class (mean over seeds, its 95% interval) "
         "and their mean factor (its 95% interval):"
     )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cl_table", height=38 + 35 * len(rows))
+    # a static table wraps its cells to the page's width (a data grid cut the last column)
+    st.table(pd.DataFrame(rows).set_index("Run or seed group"))
     band = _band(ctx)
     st.plotly_chart(
         cfig.effect_lines_figure(lines, ended=ended, title="Bigger and smaller steps, over "
@@ -229,19 +237,38 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
     )
 
 
+SGG_OPTIONS = ("n_clusters", "recluster_interval", "scale_decay", "scale_bounds", "cluster_on",
+               "global_mda", "clamp")  # fmt: skip
+
+
+def _sgg_options(meta: dict) -> dict:
+    """The clustering's options, whether applied (`optimizer.sgg`) or shadow."""
+    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
+    sgg = opt.get("sgg") or opt.get("shadow") or {}
+    return {k: sgg.get(k) for k in SGG_OPTIONS} if isinstance(sgg, dict) else {}
+
+
 def _shadow_verdicts(effects: dict) -> list[str]:
-    """SGG against the shadow clustering of the AdamW group with the same settings."""
-    out = []
+    """SGG against the shadow clustering of the AdamW group with the same settings and the same
+    clustering options (a decay-0.9 SGG is not compared with a decay-0.99 shadow); one line
+    when every such pair is one seed against one."""
+    out, single = [], []
     applied = [(n, se, m) for n, (se, m) in effects.items() if se.effect.applied]
     shadow = [(n, se, m) for n, (se, m) in effects.items() if not se.effect.applied]
     for an, a, am in applied:
-        match = next((x for x in shadow if not groups.differing_settings(am, x[2])), None)
+        match = next((x for x in shadow if not groups.differing_settings(am, x[2])
+                      and _sgg_options(am) == _sgg_options(x[2])), None)  # fmt: skip
         if match is None:
             continue
         sn, s, _ = match
+        if a.seeds.n < 2 and s.seeds.n < 2:
+            single.append(an)
+            continue
         up = cluster_effect.compare_share(a.seeds, s.seeds, cluster_effect.UP)
         down = cluster_effect.compare_share(a.seeds, s.seeds, cluster_effect.DOWN)
         out.append(words.shadow_verdict(an, sn, up, down, min(a.effect.step, s.effect.step)))
+    if single:
+        out.append(words.shadow_single(single))
     return out
 
 
@@ -249,17 +276,17 @@ def _comparison_row(label: str, se: cluster_effect.SeriesEffect) -> dict:
     """'30% (27% to 32%) at 1.31x (1.28x to 1.34x)': the mean share over seeds, its 95%
     interval, and the mean factor of those weights with its interval."""
     e, g = se.effect, se.seeds
-    row = {"Run or seed group": label, "Seeds": g.n, "At step": e.step}
+    row = {"Run or seed group": label, "Step": e.step}  # the label says how many seeds
     for cls in cluster_effect.CLASSES:
         d = g.share[cls]
         text = words.share(d.estimate)
         if d.has_interval:
-            text += f" ({words.span(max(d.low, 0), min(d.high, 1), words.share)})"
+            text += f" ({words.dash_span(max(d.low, 0), min(d.high, 1), words.share)})"
         f = g.factor[cls]
         if cls != cluster_effect.SAME and d.estimate > 0 and math.isfinite(f.estimate):
             text += f" at {words.times(f.estimate)}"
             if f.has_interval:
-                text += f" ({words.span(f.low, f.high, words.times)})"
+                text += f" ({words.dash_span(f.low, f.high, words.times)})"
         row[cls[0].upper() + cls[1:]] = text
     return row
 

@@ -168,6 +168,12 @@ def test_seed_group_gives_an_interval_across_seeds(tmp_path):
     row = se.types.set_index("type").loc["attention"]
     assert row[f"share_{ce.UP}_low"] == pytest.approx(lo)
     assert "One seed" not in text
+    from dashboard.views import clusters as view
+
+    cell = view._comparison_row("sgg", se)["Bigger steps"]
+    ci = stats.t.interval(0.95, len(ups) - 1, loc=ups.mean(), scale=stats.sem(ups))
+    want = cluster_words.dash_span(max(ci[0], 0), ci[1], cluster_words.share)
+    assert cell == f"25% ({want}) at 1.50x"  # compact; the factor has no spread: no interval
 
 
 def test_seed_stats_counts_a_seed_once_and_gives_no_interval_without_spread():
@@ -251,7 +257,11 @@ def test_a_slow_steady_fall_is_shown_by_kind_not_only_by_share(tmp_path):
     zones = [s for s in fig.layout.shapes if s.type == "rect"]
     assert len(zones) == len(order)  # the 'about AdamW's step' zone in every panel
     assert zones[0].y0 == pytest.approx(ce.SMALLER) and zones[0].y1 == pytest.approx(ce.BIGGER)
-    assert any("step 600: 0.82x" in (a.text or "") for a in fig.layout.annotations)
+    assert any("step 600: 0.820x" in (a.text or "") for a in fig.layout.annotations)
+    for ax in (fig.layout.yaxis, fig.layout.yaxis2, fig.layout.yaxis3):  # each its own axis
+        lo, hi = ax.range
+        assert ax.type == "log" and lo <= np.log10(ce.SMALLER) and hi >= np.log10(ce.BIGGER)
+    assert fig.layout.yaxis2.range[0] <= np.log10(0.82) < fig.layout.yaxis.range[0]
 
 
 def test_a_cut_above_the_threshold_is_said_to_count_as_adamws_step(tmp_path):
@@ -410,3 +420,28 @@ def test_without_model_layers_the_clustered_weights_are_counted(tmp_path):
     assert not e.whole_model and e.weights == TOTAL - 256  # the 1-D norm is not known
     assert e.share[ce.UP] == pytest.approx(131_072 / (TOTAL - 256))
     assert "of the clustered weights" in cluster_words.effect_bullets(e)
+
+
+def test_a_shadow_is_compared_only_with_sgg_of_the_same_options(tmp_path):
+    """A decay-0.9 SGG is not SGG's shadow at decay 0.99: no verdict pairs them; one seed on
+    each side gets one line saying 'cannot tell' (not a verdict per run)."""
+    import json
+
+    from dashboard.views import clusters as view
+
+    for s in (0, 1):
+        pinned_run(tmp_path, f"sgg-s{s}", seed=s)
+        pinned_run(tmp_path, f"adamw-s{s}", seed=s, optimizer="adamw")
+    sgg = _series(tmp_path, ["sgg-s0", "sgg-s1"])
+    shadow = _series(tmp_path, ["adamw-s0", "adamw-s1"])
+    meta = {r.rel: r.meta for r in loader.discover_runs(tmp_path).runs}
+    effects = {"sgg": (sgg, meta["sgg-s0"]), "adamw": (shadow, meta["adamw-s0"])}
+    (text,) = view._shadow_verdicts(effects)
+    assert text.startswith("**SGG against its shadow**, at step 600: **sgg**")
+    other = json.loads(json.dumps(meta["sgg-s0"]))
+    other["optimizer"]["sgg"]["scale_decay"] = 0.9
+    assert view._shadow_verdicts({"sgg": (sgg, other), "adamw": effects["adamw"]}) == []
+    one = _series(tmp_path, ["sgg-s0"]), _series(tmp_path, ["adamw-s0"])
+    (line,) = view._shadow_verdicts({"a": (one[0], meta["sgg-s0"]), "b": (one[1], meta["adamw-s0"]),
+                                     "c": (one[0], meta["sgg-s0"])})  # fmt: skip
+    assert "(a, c against the AdamW run" in line and "one seed each, so cannot tell" in line

@@ -70,8 +70,8 @@ def test_sample_page_answers_the_manager_with_the_metrics_numbers(demo_root, mon
     assert "Group numbers are ranks, not fixed sets of weights" in text
     assert "changed group" in text and "**Why, at step" in text
     assert "**SGG against its shadow**" in text  # a verdict for SGG against its shadow
-    table = next(df.value for df in at.dataframe if "Bigger steps" in df.value.columns)
-    assert len(table) == 2 and any("(not applied)" in n for n in table["Run or seed group"])
+    table = next(t.value for t in at.table if "Bigger steps" in t.value.columns)
+    assert len(table) == 2 and any("(not applied)" in n for n in table.index)
     box = next(e for e in at.expander if e.label == "Words used on this tab")
     words = "\n".join(str(m.value) for m in box.markdown)
     for term in ("momentum", "re-cluster", "eps", "spread (MDA)", "scale factor",
@@ -85,7 +85,9 @@ def test_sample_page_answers_the_manager_with_the_metrics_numbers(demo_root, mon
     shown = [o for o in series.options if o.endswith(" (not applied)")]
     assert len(shown) == 1
     # the shadow AdamW run: "would have", not applied, everywhere it shows
-    series.set_value(shown[0].removesuffix(" (not applied)")).run()
+    value = next(c for c in (shadow.rel, shadow.name) if series.format_func(c) == shown[0])
+    assert "/" not in shown[0] and ", seed " in shown[0]  # one run by its words, not its path
+    series.set_value(value).run()
     assert not at.exception and not at.error
     assert "What SGG would have set (not applied)" in [str(h.value) for h in at.subheader]
     assert "shadow" in texts(at, ("warning",))
