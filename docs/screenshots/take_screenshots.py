@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--views", default="", help="comma-separated views (default: all)")
     ap.add_argument(
         "--tall",
-        default="Clusters:6700,Gradient stability:2300",
+        default="Clusters:9900,Gradient stability:2300",
         help="per-view heights, 'View:px,...' (views longer than --height)",
     )
     ap.add_argument("--query", default="", help="extra query string, e.g. 'compare=a&compare=b'")
