@@ -473,7 +473,7 @@ def factor_explain_figure(
     """Why this layer's factors move, one column per group (rows of `cluster_factors.
     factor_steps`): 1. the group's spread as a multiple of the whole model's (1 = as far from
     its layer's mean as the model's typical weight); 2. the target that gives (model / group,
-    clamped to the bounds, drawn); 3. the factor in force (or that SGG would have applied), a
+    clamped to the bounds, drawn); 3. the factor applied (or that SGG would have applied), a
     triangle down where the moving average pulled it down toward a lower target, up where up."""
     title = f"Why the factors move: {layer_name}"
     if steps is None or steps.empty:
@@ -558,7 +558,7 @@ def _explain_axes(
     fig.update_yaxes(range=[float(f.min()) - pad, float(f.max()) + pad], row=3)
     fig.update_yaxes(title_text="1. spread ÷ model's", row=1, col=1)
     fig.update_yaxes(title_text="2. target", row=2, col=1)
-    what = "3. factor in force" if applied else "3. would-be factor (not applied)"
+    what = "3. factor applied" if applied else "3. would-be factor (not applied)"
     fig.update_yaxes(title_text=what, row=3, col=1)
     fig.update_xaxes(title_text="Re-cluster step", row=3)
     fig.update_layout(hovermode="closest")

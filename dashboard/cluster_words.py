@@ -516,7 +516,7 @@ def fall_bullets(f: Fall, ema: float, lower: float) -> list[str]:
     spreads = span(f.spread_ratio_low, f.spread_ratio_high, ratio)
     targets = span(f.target_low, f.target_high, lambda v: f"{v:.3g}")
     return [
-        "Every factor fell because every group's target was below the factor in force.",
+        "Every factor fell because every group's target was below its factor.",
         f"The groups' spreads were {spreads} the whole model's, so their targets were "
         f"{targets}{bound}.",
         f"Each factor moves {rate} of the way to its target, so each fell by "

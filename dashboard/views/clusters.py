@@ -423,7 +423,7 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> in
         "dashed: as far from its layer's mean as the model's typical weight). 2: the target "
         f"that gives, model / group, clamped to [{lower:g}, {upper:g}] (dotted lines): a group "
         "nearer its layer's mean than the model's typical weight gets a target above 1. 3: the "
-        f"factor {'in force' if applied else 'SGG would have applied'}, which moves "
+        f"factor {'SGG applied' if applied else 'SGG would have applied'}, which moves "
         + (f"{rate:.0%}" if math.isfinite(rate) else "(1 - beta3)")
         + " of the way to its target at each re-cluster: a triangle down where the target was "
         "below the factor, up where above."

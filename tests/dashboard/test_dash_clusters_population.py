@@ -262,6 +262,7 @@ def test_explained_chart_draws_spread_target_bounds_and_pull():
     spread = next(t for t in fig.data if t.name == "group 0")
     assert list(spread.y) == pytest.approx([0.5, 2.0, 5.0])  # a multiple of the model's spread
     assert fig.layout.yaxis.ticktext[0].endswith("x")  # '1x', '10x': no 10^-6 labels
+    assert fig.layout.yaxis5.title.text == "3. factor applied"  # not 'factor in force'
     bounds = sorted({s.y0 for s in fig.layout.shapes if s.y0 in (0.1, 10.0)})
     assert bounds == [0.1, 10.0]
     ones = [s for s in fig.layout.shapes if s.y0 == 1 and s.y1 == 1]
