@@ -13,7 +13,7 @@ from store_helpers import Training, record
 
 from recorder import writer
 from recorder.writer import RecorderError, RunExistsError
-from runformat import chunks, run_json, schema, storage
+from runformat import chunks, integrity, run_json, schema, storage
 
 
 def _keys(uri: str) -> set[str]:
@@ -127,3 +127,18 @@ def test_an_unreachable_store_fails_with_a_recorder_error_naming_the_uri(store, 
 
 def test_table_dirs_are_key_prefixes(store):
     assert str(chunks.table_dir(f"{store}/r", "steps")) == f"{store}/r/{schema.TABLES_DIR}/steps"
+
+
+def test_a_chunk_past_the_multipart_threshold_arrives_whole_and_reads_by_ranges(store, monkeypatch):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 1_500_000  # ~12 MB of incompressible doubles: a multipart upload
+    table = writer.to_arrow("steps", {"step": np.arange(1, n + 1), "loss": rng.random(n)})
+    path = storage.locate(f"{store}/big") / "part-000-000000.parquet"
+    size = writer.write_parquet(path, table)
+    assert size > 10 * 2**20 and storage.stat(path).size == size
+    monkeypatch.setattr(storage, "WHOLE_READ_BYTES", 2**20)  # read by ranged GETs instead
+    back = integrity.read_chunk(path, "steps", ["step", "loss"], size=size)
+    assert back.num_rows == n
+    assert back.column("loss").combine_chunks().equals(table.column("loss").combine_chunks())
