@@ -16,12 +16,16 @@ import pandas as pd
 from dashboard.layer_names import ATTENTION, EMBEDDINGS, HEAD, MLP, NORMS
 from dashboard.metrics.cluster_effect import (
     BIGGER,
+    CLASSES,
     DOWN,
     SAME,
     SMALLER,
     UP,
     Effect,
     GroupEffect,
+    SeriesEffect,
+    compare_share,
+    shadow_pairs,
 )
 from dashboard.metrics.cluster_factors import Fall, MeanMove, Reach
 from dashboard.metrics.cluster_population import StaysAcross
@@ -695,3 +699,72 @@ def reference_note(name: str, drawn: list[str], missing: list[str], why: str) ->
     if missing:
         text += f"; its {' and '.join(missing)} of this layer is not recorded"
     return text + "."
+
+
+def shadow_verdicts(effects: dict[str, tuple[SeriesEffect, dict]]) -> list[str]:
+    """SGG against the shadow clustering of the AdamW group with the same settings and the same
+    clustering options (`cluster_effect.shadow_pairs`); one line when every such pair is one
+    seed against one."""
+    out, single = [], []
+    for an, a, sn, s in shadow_pairs(effects):
+        if a.seeds.n < 2 and s.seeds.n < 2:
+            single.append(an)
+            continue
+        up = compare_share(a.seeds, s.seeds, UP)
+        down = compare_share(a.seeds, s.seeds, DOWN)
+        out.append(shadow_verdict(an, sn, up, down, min(a.effect.step, s.effect.step)))
+    if single:
+        out.append(shadow_single(single))
+    return out
+
+
+def comparison_row(label: str, se: SeriesEffect) -> dict:
+    """'30% (27% to 32%) at 1.31x (1.28x to 1.34x)': the mean share over seeds, its 95%
+    interval, and the mean factor of those weights with its interval."""
+    e, g = se.effect, se.seeds
+    row = {"Run or seed group": label, "Step": e.step}  # the label says how many seeds
+    for cls in CLASSES:
+        d = g.share[cls]
+        text = share(d.estimate)
+        if d.has_interval:
+            text += f" ({dash_span(max(d.low, 0), min(d.high, 1), share)})"
+        f = g.factor[cls]
+        if cls != SAME and d.estimate > 0 and math.isfinite(f.estimate):
+            text += f" at {times(f.estimate)}"
+            if f.has_interval:
+                text += f" ({dash_span(f.low, f.high, times)})"
+        row[cls[0].upper() + cls[1:]] = text
+    return row
+
+
+def effect_caption(se: SeriesEffect, band: str) -> str:
+    """What the effect's figures show; `band` names the panels' band in words."""
+    e, n = se.effect, se.seeds.n
+    seeds = (
+        f"Numbers are the mean over {n} seeds; brackets and the bars' labels hold their 95% "
+        f"interval; the panels' band is the {band} (sidebar)."
+        if n > 1
+        else "One seed: no interval or band can be drawn."
+    )
+    return (
+        f"Each weight is classed by the factor SGG {'applied to' if e.applied else 'computed for'}"
+        f" its step ({THRESHOLDS}); shares are weighted by parameter count. 'x AdamW's "
+        "step size': the step divided by the one AdamW would take from the same state. A kind "
+        "of layer is every block's layer of that kind together (e.g. all attention values); the "
+        f"grey zone is about AdamW's step. Before the first re-cluster every factor is 1. {seeds}"
+        + ("" if e.applied else f" Hatched: {NOT_APPLIED}.")
+    )
+
+
+def factors_caption(lower: float, upper: float, rate: float, applied: bool) -> str:
+    """How to read the spread / target / factor panels of one layer."""
+    return (
+        "Read top to bottom. 1: each group's spread as a multiple of the whole model's (1, "
+        "dashed: as far from its layer's mean as the model's typical weight). 2: the target "
+        f"that gives, model / group, clamped to [{lower:g}, {upper:g}] (dotted lines): a group "
+        "nearer its layer's mean than the model's typical weight gets a target above 1. 3: the "
+        f"factor {'SGG applied' if applied else 'SGG would have applied'}, which moves "
+        + (f"{rate:.0%}" if math.isfinite(rate) else "(1 - beta3)")
+        + " of the way to its target at each re-cluster: a triangle down where the target was "
+        "below the factor, up where above."
+    )

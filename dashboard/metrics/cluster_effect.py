@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from dashboard.layer_names import TYPES, layer_kind, layer_type
+from dashboard.metrics import cluster_factors, groups
 from dashboard.metrics.intervals import (
     LEVEL,
     NO_SPREAD,
@@ -422,3 +423,20 @@ def series_effect(runs: list[tuple[object, pd.DataFrame, dict]]) -> SeriesEffect
                   whole_model=all(e.whole_model for _, e in seeds.effects),
                   applied=seeds.effects[0][1].applied)  # fmt: skip
     return SeriesEffect(eff, seeds, over, typ, kinds)
+
+
+def shadow_pairs(
+    effects: dict[str, tuple[SeriesEffect, dict]],
+) -> list[tuple[str, SeriesEffect, str, SeriesEffect]]:
+    """(SGG's name, its effect, the shadow's name, its effect) for each SGG series and the first
+    shadow clustering of an AdamW series with the same settings and the same clustering options
+    (a decay-0.9 SGG is not compared with a decay-0.99 shadow)."""
+    out = []
+    applied = [(n, se, m) for n, (se, m) in effects.items() if se.effect.applied]
+    shadow = [(n, se, m) for n, (se, m) in effects.items() if not se.effect.applied]
+    for an, a, am in applied:
+        match = next((x for x in shadow if not groups.differing_settings(am, x[2])
+                      and cluster_factors.same_clustering(am, x[2])), None)  # fmt: skip
+        if match is not None:
+            out.append((an, a, match[0], match[1]))
+    return out

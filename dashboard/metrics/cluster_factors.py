@@ -18,26 +18,48 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.metrics.settings import info_of
+from runformat.run_info import SGGOptions
+
 DEFAULT_BOUNDS = (0.1, 10.0)
+
+
+def sgg_options(meta: dict) -> SGGOptions | None:
+    """The clustering's options, applied (`optimizer.sgg`) or a shadow's, as the run's typed
+    description reads them (None: the run recorded no clustering)."""
+    return info_of(meta).sgg if isinstance(meta, dict) else None
 
 
 def ema_rate(meta: dict) -> float:
     """1 - beta3, the share of the gap to its target a factor moves per re-cluster (NaN when
     run.json names no scale_decay)."""
-    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-    sgg = opt.get("sgg") or opt.get("shadow") or {}
-    d = sgg.get("scale_decay") if isinstance(sgg, dict) else None
+    sgg = sgg_options(meta)
+    d = sgg.scale_decay if sgg is not None else None
     return 1.0 - float(d) if isinstance(d, int | float) and 0 <= d < 1 else float("nan")
 
 
 def bounds(meta: dict) -> tuple[float, float]:
     """The clamp of the target, from run.json (the paper's [0.1, 10] when not recorded)."""
-    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-    sgg = opt.get("sgg") or opt.get("shadow") or {}
-    b = sgg.get("scale_bounds") if isinstance(sgg, dict) else None
-    if isinstance(b, list | tuple) and len(b) == 2 and all(isinstance(x, int | float) for x in b):
+    sgg = sgg_options(meta)
+    b = sgg.scale_bounds if sgg is not None else None
+    if b is not None and len(b) == 2 and all(isinstance(x, int | float) for x in b):
         return float(b[0]), float(b[1])
     return DEFAULT_BOUNDS
+
+
+def same_clustering(a: dict, b: dict) -> bool:
+    """Whether two runs clustered with the same options, applied or a shadow (a decay-0.9 SGG
+    is not the decay-0.99 shadow)."""
+    return _compared_options(a) == _compared_options(b)
+
+
+COMPARED_OPTIONS = ("n_clusters", "recluster_interval", "scale_decay", "scale_bounds",
+                    "cluster_on", "global_mda", "clamp")  # fmt: skip
+
+
+def _compared_options(meta: dict) -> dict:
+    sgg = sgg_options(meta)
+    return {k: getattr(sgg, k) for k in COMPARED_OPTIONS} if sgg is not None else {}
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,13 @@ def reach(rate: float, lower: float, upper: float, reclusters: int) -> Reach | N
     q = (1 - rate) ** max(reclusters, 0)
     return Reach(rate, lower, upper, reclusters, rate * (upper - 1), rate * (1 - lower),
                  upper - (upper - 1) * q, lower + (1 - lower) * q)  # fmt: skip
+
+
+def factor_options(meta: dict, reclusters: int) -> tuple[float, float, float, Reach | None]:
+    """(EMA rate, lower bound, upper bound, their reach after `reclusters`) from run.json."""
+    rate = ema_rate(meta)
+    lower, upper = bounds(meta)
+    return rate, lower, upper, reach(rate, lower, upper, reclusters)
 
 
 STEP_COLS = ["step", "cluster", "prev", "factor", "target", "mda", "global_mda", "move", "pull",

@@ -60,6 +60,20 @@ def layer_order(meta: dict) -> list[str]:
     return [str(x.get("name")) for x in layers if isinstance(x, dict) and x.get("name")]
 
 
+def shown_layers(meta: dict, clusters: pd.DataFrame) -> list[str]:
+    """The clustered layers in model order, then any the model's list does not name."""
+    order = layer_order(meta)
+    have = list(dict.fromkeys(clusters["layer"]))
+    return [n for n in order if n in set(have)] + [n for n in have if n not in set(order)]
+
+
+def factor_at(clusters: pd.DataFrame, layer: str, step: int) -> float | None:
+    """The layer's size-weighted mean factor at the last re-cluster up to `step` (None: none)."""
+    f = size_weighted_factor(clusters)
+    at = f[(f["layer"] == layer) & (f["step"] <= step)]
+    return None if at.empty else float(at.loc[at["step"].idxmax(), "factor"])
+
+
 def layer_groups(clusters: pd.DataFrame, layer: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One layer's groups over time with each group's `share` of the layer's weights, and the
     model-wide spread (`mda`) per re-cluster step."""

@@ -62,22 +62,15 @@ def _series_label(ctx: Ctx, name: str, members: list[str]) -> str:
     """What a run or seed group is called on this tab: a group's label, one run by its words
     ('sgg, lr 4e-3, seed 0'), '(not applied)' after a shadow clustering."""
     label = run_words(ctx, members[0]) if len(members) == 1 else name
-    return label if ctx.by_rel[members[0]].is_sgg else f"{label} ({words.NOT_APPLIED})"
-
-
-def _band(ctx: Ctx) -> str:
-    """The sidebar's band around a group's mean ('minmax' or 'sd'): `ctx.options` (typed chart
-    options) where the Ctx has them, else the options dict it held before."""
-    options = getattr(ctx, "options", None)
-    if options is not None:
-        return options.band
-    return getattr(ctx, "opts", {}).get("band", "minmax")
+    return label if ctx.selection.by_rel[members[0]].is_sgg else f"{label} ({words.NOT_APPLIED})"
 
 
 def run_words(ctx: Ctx, rel: str) -> str:
     """A run as the rest of the app names a group, with its seed: 'sgg, lr 4e-3, seed 0'."""
-    meta = ctx.by_rel[rel].meta
-    varying = groups.varying_settings([ctx.by_rel[r].meta for r in ctx.series_rels()])
+    meta = ctx.selection.by_rel[rel].meta
+    varying = groups.varying_settings(
+        [ctx.selection.by_rel[r].meta for r in ctx.selection.series_rels()]
+    )
     head = groups.group_label(meta, varying, 1).rsplit(" (", 1)[0]
     seed = seed_of(meta)
     return f"{head}, seed {seed}" if seed is not None else head
@@ -87,11 +80,11 @@ def _clustered_series(ctx: Ctx) -> list[tuple[str, list[str]]]:
     """The runs on show (seed groups pooled as the sidebar says) that recorded a clustering,
     SGG first; a note for each run that has none."""
     out, plain, missing = [], [], []
-    for name, members in ctx.series:
-        have = [r for r in members if ctx.df(r, "clusters") is not None]
+    for name, members in ctx.selection.series:
+        have = [r for r in members if ctx.reader.df(r, "clusters") is not None]
         for r in members:
             if r not in have:
-                run = ctx.by_rel[r]
+                run = ctx.selection.by_rel[r]
                 (missing if run.has_clustering or run.is_sgg else plain).append(r)
         if have:
             out.append((name, have))
@@ -103,22 +96,18 @@ def _clustered_series(ctx: Ctx) -> list[tuple[str, list[str]]]:
     if missing:
         st.info(f"**{', '.join(run_words(ctx, r) for r in missing)}**: no cluster table was "
                 "recorded.")  # fmt: skip
-    return sorted(out, key=lambda s: not ctx.by_rel[s[1][0]].is_sgg)
+    return sorted(out, key=lambda s: not ctx.selection.by_rel[s[1][0]].is_sgg)
 
 
 def _runs(ctx: Ctx, members: list[str]) -> list[tuple[object, pd.DataFrame, dict]]:
-    return [(seed_of(ctx.by_rel[r].meta), ctx.df(r, "clusters"), ctx.by_rel[r].meta)
-            for r in members]  # fmt: skip
+    metas = {r: ctx.selection.meta(r) for r in members}
+    return [(seed_of(metas[r]), ctx.reader.df(r, "clusters"), metas[r]) for r in members]
 
 
 def _series_effect(ctx: Ctx, members: list[str]) -> cluster_effect.SeriesEffect | None:
-    return cached(cluster_effect.series_effect, ctx.key("clusters", members), _runs(ctx, members))
-
-
-def _options(meta: dict, reclusters: int) -> tuple[float, float, float, cluster_factors.Reach]:
-    rate = cluster_factors.ema_rate(meta)
-    lower, upper = cluster_factors.bounds(meta)
-    return rate, lower, upper, cluster_factors.reach(rate, lower, upper, reclusters)
+    return cached(
+        cluster_effect.series_effect, ctx.reader.key("clusters", members), _runs(ctx, members)
+    )
 
 
 def _barely(ctx: Ctx, members: list[str], step: int) -> dict:
@@ -128,13 +117,13 @@ def _barely(ctx: Ctx, members: list[str], step: int) -> dict:
     for t in BARELY_TYPES:
         vals = []
         for r in members:
-            run = ctx.by_rel[r]
+            run = ctx.selection.by_rel[r]
             layers = [n for n in cluster_effect.layer_sizes(run.meta) if layer_type(n) == t]
             if not layers:
                 continue
             share, _ = clusters.barely_training(
-                ctx.df(r, "histograms"), layers, step, ctx.table(r, "steps", full=True).df,
-                run.hyperparameters.get("eps"),
+                ctx.reader.df(r, "histograms"), layers, step,
+                ctx.reader.table(r, "steps", full=True).df, run.hyperparameters.get("eps"),
             )  # fmt: skip
             if math.isfinite(share):
                 vals.append((seed_of(run.meta), share))
@@ -146,8 +135,8 @@ def _barely(ctx: Ctx, members: list[str], step: int) -> dict:
 def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.SeriesEffect) -> None:
     """The manager's answer: bullets and figures from the same numbers."""
     e = se.effect
-    meta = ctx.by_rel[members[0]].meta
-    *_, reach = _options(meta, e.reclusters)
+    meta = ctx.selection.by_rel[members[0]].meta
+    *_, reach = cluster_factors.factor_options(meta, e.reclusters)
     na = "" if e.applied else f" ({words.NOT_APPLIED})"
     if e.applied:
         st.subheader("What SGG set for this model's step sizes")
@@ -158,10 +147,10 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.Serie
             "groups and factors computed alongside, not applied. Everything below is what "
             "SGG would have done, not what happened."
         )
-    key = (ctx.key(("histograms", "steps"), members), e.step)
+    key = (ctx.reader.key(("histograms", "steps"), members), e.step)
     barely = cached(_barely, key, ctx, members, e.step)
     st.markdown(words.effect_bullets(e, se.seeds, se.types, reach=reach, barely=barely))
-    band = _band(ctx)
+    band = ctx.options.band
     st.plotly_chart(
         cfig.type_bars_figure(se.types, title=f"Where, at step {e.step:,}: each layer type's "
                               f"weights{na}", applied=e.applied),
@@ -179,25 +168,7 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.Serie
                            applied=e.applied),
         key="cl_effect",
     )  # fmt: skip
-    st.caption(_effect_caption(se, band))
-
-
-def _effect_caption(se: cluster_effect.SeriesEffect, band: str) -> str:
-    e, n = se.effect, se.seeds.n
-    seeds = (
-        f"Numbers are the mean over {n} seeds; brackets and the bars' labels hold their 95% "
-        f"interval; the panels' band is the {prepare.BANDS.get(band, band)} (sidebar)."
-        if n > 1
-        else "One seed: no interval or band can be drawn."
-    )
-    return (
-        f"Each weight is classed by the factor SGG {'applied to' if e.applied else 'computed for'}"
-        f" its step ({words.THRESHOLDS}); shares are weighted by parameter count. 'x AdamW's "
-        "step size': the step divided by the one AdamW would take from the same state. A kind "
-        "of layer is every block's layer of that kind together (e.g. all attention values); the "
-        f"grey zone is about AdamW's step. Before the first re-cluster every factor is 1. {seeds}"
-        + ("" if e.applied else f" Hatched: {words.NOT_APPLIED}.")
-    )
+    st.caption(words.effect_caption(se, prepare.BANDS.get(band, band)))
 
 
 def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
@@ -209,15 +180,18 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
         if se is None:
             continue
         label = _series_label(ctx, name, members)
-        effects[label.removesuffix(f" ({words.NOT_APPLIED})")] = (se, ctx.by_rel[members[0]].meta)
+        effects[label.removesuffix(f" ({words.NOT_APPLIED})")] = (
+            se,
+            ctx.selection.by_rel[members[0]].meta,
+        )
         lines[label] = se.over
-        rows.append(_comparison_row(label, se))
+        rows.append(words.comparison_row(label, se))
     last = max((int(t["step"].max()) for t in lines.values()), default=0)
     for label, t in lines.items():
         if int(t["step"].max()) < last:
             ended[label] = f"no re-cluster after step {int(t['step'].max()):,}"
     st.subheader("All runs on show")
-    for text in _shadow_verdicts(effects):
+    for text in words.shadow_verdicts(effects):
         st.markdown(text)
     st.markdown(
         "The share of the model's weights in each class (mean over seeds, its 95% interval) "
@@ -225,7 +199,7 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
     )
     # a static table wraps its cells to the page's width (a data grid cut the last column)
     st.table(pd.DataFrame(rows).set_index("Run or seed group"))
-    band = _band(ctx)
+    band = ctx.options.band
     st.plotly_chart(
         cfig.effect_lines_figure(lines, ended=ended, title="Bigger and smaller steps, over "
                                  "training", band_kind=band),
@@ -235,60 +209,6 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
         f"Lines: the mean over each group's seeds; band: the {prepare.BANDS.get(band, band)} "
         "(sidebar). An X marks a line that stops early."
     )
-
-
-SGG_OPTIONS = ("n_clusters", "recluster_interval", "scale_decay", "scale_bounds", "cluster_on",
-               "global_mda", "clamp")  # fmt: skip
-
-
-def _sgg_options(meta: dict) -> dict:
-    """The clustering's options, whether applied (`optimizer.sgg`) or shadow."""
-    opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
-    sgg = opt.get("sgg") or opt.get("shadow") or {}
-    return {k: sgg.get(k) for k in SGG_OPTIONS} if isinstance(sgg, dict) else {}
-
-
-def _shadow_verdicts(effects: dict) -> list[str]:
-    """SGG against the shadow clustering of the AdamW group with the same settings and the same
-    clustering options (a decay-0.9 SGG is not compared with a decay-0.99 shadow); one line
-    when every such pair is one seed against one."""
-    out, single = [], []
-    applied = [(n, se, m) for n, (se, m) in effects.items() if se.effect.applied]
-    shadow = [(n, se, m) for n, (se, m) in effects.items() if not se.effect.applied]
-    for an, a, am in applied:
-        match = next((x for x in shadow if not groups.differing_settings(am, x[2])
-                      and _sgg_options(am) == _sgg_options(x[2])), None)  # fmt: skip
-        if match is None:
-            continue
-        sn, s, _ = match
-        if a.seeds.n < 2 and s.seeds.n < 2:
-            single.append(an)
-            continue
-        up = cluster_effect.compare_share(a.seeds, s.seeds, cluster_effect.UP)
-        down = cluster_effect.compare_share(a.seeds, s.seeds, cluster_effect.DOWN)
-        out.append(words.shadow_verdict(an, sn, up, down, min(a.effect.step, s.effect.step)))
-    if single:
-        out.append(words.shadow_single(single))
-    return out
-
-
-def _comparison_row(label: str, se: cluster_effect.SeriesEffect) -> dict:
-    """'30% (27% to 32%) at 1.31x (1.28x to 1.34x)': the mean share over seeds, its 95%
-    interval, and the mean factor of those weights with its interval."""
-    e, g = se.effect, se.seeds
-    row = {"Run or seed group": label, "Step": e.step}  # the label says how many seeds
-    for cls in cluster_effect.CLASSES:
-        d = g.share[cls]
-        text = words.share(d.estimate)
-        if d.has_interval:
-            text += f" ({words.dash_span(max(d.low, 0), min(d.high, 1), words.share)})"
-        f = g.factor[cls]
-        if cls != cluster_effect.SAME and d.estimate > 0 and math.isfinite(f.estimate):
-            text += f" at {words.times(f.estimate)}"
-            if f.has_interval:
-                text += f" ({words.dash_span(f.low, f.high, words.times)})"
-        row[cls[0].upper() + cls[1:]] = text
-    return row
 
 
 def _layers_ui(ctx: Ctx, members: list[str], se: cluster_effect.SeriesEffect) -> None:
@@ -302,8 +222,8 @@ def _layers_ui(ctx: Ctx, members: list[str], se: cluster_effect.SeriesEffect) ->
             bind="query-params", help="The charts below show one run: pick any seed of the group.",
         )  # fmt: skip
     st.caption(f"raw name: `{rel}`")
-    cl = ctx.df(rel, "clusters")
-    names_of = humane_names(_layers(ctx, rel, cl))
+    cl = ctx.reader.df(rel, "clusters")
+    names_of = humane_names(clusters.shown_layers(ctx.selection.by_rel[rel].meta, cl))
     _overview_ui(cl, names_of, applied)
     layer = st.selectbox(
         "Layer", list(names_of), format_func=names_of.get, key="cl_layer", bind="query-params",
@@ -321,22 +241,14 @@ def _typical(ctx: Ctx, members: list[str], rel: str, layer: str, shown: str, ste
     """How this seed's layer compares with the other seeds' (its mean factor at `step`)."""
     vals, this = [], float("nan")
     for r in members:
-        f = clusters.size_weighted_factor(ctx.df(r, "clusters"))
-        at = f[(f["layer"] == layer) & (f["step"] <= step)]
-        if at.empty:
+        v = clusters.factor_at(ctx.reader.df(r, "clusters"), layer, step)
+        if v is None:
             continue
-        v = float(at.loc[at["step"].idxmax(), "factor"])
-        vals.append((seed_of(ctx.by_rel[r].meta), v))
+        vals.append((seed_of(ctx.selection.by_rel[r].meta), v))
         if r == rel:
             this = v
     d = cluster_effect.mean_interval(vals)
     return words.typical_sentence(d, this, run_words(ctx, rel), shown, step)
-
-
-def _layers(ctx: Ctx, rel: str, cl: pd.DataFrame) -> list[str]:
-    order = clusters.layer_order(ctx.by_rel[rel].meta)
-    have = list(dict.fromkeys(cl["layer"]))
-    return [n for n in order if n in set(have)] + [n for n in have if n not in set(order)]
 
 
 def _overview_ui(cl: pd.DataFrame, names_of: dict[str, str], applied: bool) -> None:
@@ -359,9 +271,12 @@ def _population_ui(ctx: Ctx, members, rel: str, layer: str, shown: str, applied:
     st.markdown("#### The same weights through the re-clusters")
     st.markdown(words.GROUPS_ARE_RANKS)
     hists = {r: _history(ctx, r) for r in members}
-    per = [(seed_of(ctx.by_rel[r].meta), cluster_population.stays(h)) for r, h in hists.items()]
+    per = [
+        (seed_of(ctx.selection.by_rel[r].meta), cluster_population.stays(h))
+        for r, h in hists.items()
+    ]
     pooled = cluster_population.stays_across(per)
-    per_layer = (ctx.by_rel[rel].meta.get("recording") or {}).get("membership_sample")
+    per_layer = (ctx.selection.by_rel[rel].meta.get("recording") or {}).get("membership_sample")
     seed_name = run_words(ctx, rel) if len(members) > 1 else ""
     st.markdown(words.stays_sentence(pooled, per_layer, shown=seed_name))
     hist = hists[rel]
@@ -390,10 +305,11 @@ def _population_ui(ctx: Ctx, members, rel: str, layer: str, shown: str, applied:
 
 
 def _history(ctx: Ctx, rel: str) -> pd.DataFrame:
-    run = ctx.by_rel[rel]
+    run = ctx.selection.by_rel[rel]
     return cached(
-        cluster_population.sampled_history, ctx.key(("clusters", "membership"), [rel]),
-        ctx.df(rel, "membership"), ctx.df(rel, "clusters"), cluster_effect.layer_sizes(run.meta),
+        cluster_population.sampled_history, ctx.reader.key(("clusters", "membership"), [rel]),
+        ctx.reader.df(rel, "membership"), ctx.reader.df(rel, "clusters"),
+        cluster_effect.layer_sizes(run.meta),
     )  # fmt: skip
 
 
@@ -401,16 +317,15 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> in
     """Spread, target, EMA and bounds for each group of the layer; why factors moved at the
     step the slider shows."""
     st.markdown("#### Why the factors move")
-    meta = ctx.by_rel[rel].meta
-    cl = ctx.df(rel, "clusters")
+    meta = ctx.selection.by_rel[rel].meta
+    cl = ctx.reader.df(rel, "clusters")
     steps = cluster_factors.factor_steps(cl, layer)
     if steps.empty:
         st.info("No clustering recorded for this layer.")
         return None
-    rate, lower, upper, _ = _options(meta, 0)
-    sgg = (meta.get("optimizer") or {}).get("sgg") or (meta.get("optimizer") or {}).get("shadow")
-    sgg = sgg if isinstance(sgg, dict) else {}
-    st.markdown(words.how_it_works(sgg.get("n_clusters"), sgg.get("recluster_interval"), rate,
+    rate, lower, upper, _ = cluster_factors.factor_options(meta, 0)
+    sgg = cluster_factors.sgg_options(meta)
+    st.markdown(words.how_it_works(sgg and sgg.n_clusters, sgg and sgg.recluster_interval, rate,
                                    lower, upper))  # fmt: skip
     name = shown if applied else f"{shown} ({words.NOT_APPLIED})"
     st.plotly_chart(
@@ -418,29 +333,30 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> in
                                    applied=applied),
         key="cl_explain",
     )  # fmt: skip
-    st.caption(
-        "Read top to bottom. 1: each group's spread as a multiple of the whole model's (1, "
-        "dashed: as far from its layer's mean as the model's typical weight). 2: the target "
-        f"that gives, model / group, clamped to [{lower:g}, {upper:g}] (dotted lines): a group "
-        "nearer its layer's mean than the model's typical weight gets a target above 1. 3: the "
-        f"factor {'SGG applied' if applied else 'SGG would have applied'}, which moves "
-        + (f"{rate:.0%}" if math.isfinite(rate) else "(1 - beta3)")
-        + " of the way to its target at each re-cluster: a triangle down where the target was "
-        "below the factor, up where above."
-    )
+    st.caption(words.factors_caption(lower, upper, rate, applied))
+    step = _step_ui(cl, layer, steps, (rate, lower, upper), applied)
+    _groups_ui(ctx, rel, layer, cl, step, applied)
+    return step
+
+
+def _step_ui(
+    cl: pd.DataFrame, layer: str, steps: pd.DataFrame, options: tuple, applied: bool
+) -> int:
+    """The re-clusters at which all of the layer's factors fell, the slider's step, and why
+    the factors moved there; returns that step."""
+    rate, lower, upper = options
     falls = cluster_factors.falls_together(steps, lower)
     st.markdown(words.fall_summary(falls, int(steps["step"].nunique()), applied))
-    options = sorted(steps["step"].unique().tolist())
-    default = falls[-1].step if falls else options[-1]
+    choices = sorted(steps["step"].unique().tolist())
+    default = falls[-1].step if falls else choices[-1]
     step = int(st.select_slider(
-        "Re-cluster step", options, value=default, key="cl_step", bind="query-params",
+        "Re-cluster step", choices, value=default, key="cl_step", bind="query-params",
         help="Which re-cluster the sentences below and the histograms explain.",
     ))  # fmt: skip
     st.markdown(words.step_why(steps, step, falls, rate, lower, applied))
     lines = words.step_lines(steps, step, lower, upper, applied)
     head = words.mean_move_sentence(cluster_factors.mean_move(cl, layer, step), applied)
     st.markdown(head + "\n" + "\n".join(f"- {t}" for t in lines))
-    _groups_ui(ctx, rel, layer, cl, step, applied)
     return step
 
 
@@ -454,7 +370,7 @@ def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int, appl
                            y_title="share of the layer's weights", stacked=True),
         key="cl_share",
     )  # fmt: skip
-    tr = ctx.df(rel, "transitions")
+    tr = ctx.reader.df(rel, "transitions")
     mat = tr[(tr["layer"] == layer) & (tr["step"] == step)] if tr is not None else None
     before = max((s for s in sorted(c["step"].unique()) if s < step), default=None)
     span = f"step {before:,} → {step:,}" if before is not None else f"step {step:,}"
@@ -473,10 +389,11 @@ def _reference(ctx: Ctx, rel: str, applied: bool) -> tuple[str | None, str, str]
     trained with AdamW's own steps)."""
     if not applied:
         return rel, "this run", "all its groups together: every weight took AdamW's own step"
-    seed = seed_of(ctx.by_rel[rel].meta)
-    cands = [r for r in ctx.series_rels() if r != rel and not ctx.by_rel[r].is_sgg
-             and ctx.df(r, "histograms") is not None]  # fmt: skip
-    same = [r for r in cands if seed is not None and seed_of(ctx.by_rel[r].meta) == seed]
+    by_rel = ctx.selection.by_rel
+    seed = seed_of(by_rel[rel].meta)
+    cands = [r for r in ctx.selection.series_rels() if r != rel and not by_rel[r].is_sgg
+             and ctx.reader.df(r, "histograms") is not None]  # fmt: skip
+    same = [r for r in cands if seed is not None and seed_of(by_rel[r].meta) == seed]
     ref = (same or cands or [None])[0]
     if ref is None:
         return None, "", ""
@@ -487,9 +404,9 @@ def _reference(ctx: Ctx, rel: str, applied: bool) -> tuple[str | None, str, str]
 def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int, applied: bool) -> None:
     """Momentum and adaptive learning rate per group at `step`, one panel per group, over a
     reference whole layer (drawn, or said not recorded)."""
-    hist = ctx.df(rel, "histograms")
+    hist = ctx.reader.df(rel, "histograms")
     ref_rel, ref_name, why = _reference(ctx, rel, applied)
-    ref = ctx.df(ref_rel, "histograms") if ref_rel else None
+    ref = ctx.reader.df(ref_rel, "histograms") if ref_rel else None
     na = "" if applied else f" (groups {words.NOT_APPLIED})"
     st.markdown(f"#### Inside the layer at step {step:,}")
     drawn, missing = [], []
@@ -526,9 +443,9 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int, applied: bool) -> 
 
 def _alr_range(ctx: Ctx, rel: str, h: pd.DataFrame, step: int):
     """The adaptive-lr axis without the pile at lr / eps, and the note saying what is off it."""
-    run = ctx.by_rel[rel]
+    run = ctx.selection.by_rel[rel]
     eps = run.hyperparameters.get("eps")
-    lr = clusters.lr_at(ctx.table(rel, "steps", full=True).df, step)
+    lr = clusters.lr_at(ctx.reader.table(rel, "steps", full=True).df, step)
     ok = isinstance(eps, int | float) and eps > 0 and math.isfinite(lr)
     ceiling = lr / eps if ok else float("nan")
     key = groups.lr_key(run.meta)

@@ -168,9 +168,7 @@ def test_seed_group_gives_an_interval_across_seeds(tmp_path):
     row = se.types.set_index("type").loc["attention"]
     assert row[f"share_{ce.UP}_low"] == pytest.approx(lo)
     assert "One seed" not in text
-    from dashboard.views import clusters as view
-
-    cell = view._comparison_row("sgg", se)["Bigger steps"]
+    cell = cluster_words.comparison_row("sgg", se)["Bigger steps"]
     ci = stats.t.interval(0.95, len(ups) - 1, loc=ups.mean(), scale=stats.sem(ups))
     want = cluster_words.dash_span(max(ci[0], 0), ci[1], cluster_words.share)
     assert cell == f"25% ({want}) at 1.50x"  # compact; the factor has no spread: no interval
@@ -427,8 +425,6 @@ def test_a_shadow_is_compared_only_with_sgg_of_the_same_options(tmp_path):
     each side gets one line saying 'cannot tell' (not a verdict per run)."""
     import json
 
-    from dashboard.views import clusters as view
-
     for s in (0, 1):
         pinned_run(tmp_path, f"sgg-s{s}", seed=s)
         pinned_run(tmp_path, f"adamw-s{s}", seed=s, optimizer="adamw")
@@ -436,12 +432,13 @@ def test_a_shadow_is_compared_only_with_sgg_of_the_same_options(tmp_path):
     shadow = _series(tmp_path, ["adamw-s0", "adamw-s1"])
     meta = {r.rel: r.meta for r in loader.discover_runs(tmp_path).runs}
     effects = {"sgg": (sgg, meta["sgg-s0"]), "adamw": (shadow, meta["adamw-s0"])}
-    (text,) = view._shadow_verdicts(effects)
+    (text,) = cluster_words.shadow_verdicts(effects)
     assert text.startswith("**SGG against its shadow**, at step 600: **sgg**")
     other = json.loads(json.dumps(meta["sgg-s0"]))
     other["optimizer"]["sgg"]["scale_decay"] = 0.9
-    assert view._shadow_verdicts({"sgg": (sgg, other), "adamw": effects["adamw"]}) == []
+    assert cluster_words.shadow_verdicts({"sgg": (sgg, other), "adamw": effects["adamw"]}) == []
     one = _series(tmp_path, ["sgg-s0"]), _series(tmp_path, ["adamw-s0"])
-    (line,) = view._shadow_verdicts({"a": (one[0], meta["sgg-s0"]), "b": (one[1], meta["adamw-s0"]),
-                                     "c": (one[0], meta["sgg-s0"])})  # fmt: skip
+    pairs = {"a": (one[0], meta["sgg-s0"]), "b": (one[1], meta["adamw-s0"]),
+             "c": (one[0], meta["sgg-s0"])}  # fmt: skip
+    (line,) = cluster_words.shadow_verdicts(pairs)
     assert "(a, c against the AdamW run" in line and "one seed each, so cannot tell" in line
