@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import pandas as pd
-
 from dashboard import loader
 from dashboard.chart_options import ChartOptions
 from dashboard.selection import Selection
@@ -60,28 +58,3 @@ class Ctx:
 
     def series_rels(self) -> list[str]:
         return self.selection.series_rels()
-
-    # The Clusters tab (views/clusters.py) still reads these names of the Ctx that held
-    # everything; they are the selection's and the reader's, unchanged. Follow-up: that view
-    # reads `ctx.selection` and `ctx.reader` itself, and these go.
-
-    @property
-    def series(self) -> list[tuple[str, list[str]]]:
-        return self.selection.series
-
-    @property
-    def by_rel(self) -> dict[str, loader.Run]:
-        return self.selection.by_rel
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        return self.selection.labels
-
-    def table(self, rel: str, table: str, full: bool = False) -> loader.TableResult:
-        return self.reader.table(rel, table, full)
-
-    def df(self, rel: str, table: str) -> pd.DataFrame | None:
-        return self.reader.df(rel, table)
-
-    def key(self, tables: str | tuple[str, ...], rels: list[str] | None = None) -> tuple:
-        return self.reader.key(tables, rels)

@@ -134,16 +134,6 @@ def test_the_reader_reads_a_table_once_per_page_run(seeds_root):
     assert reader.key("steps", ["sgg-s1"]) == key  # the same chunks: the same fingerprint
 
 
-def test_ctx_keeps_the_names_the_clusters_tab_reads(seeds_root):
-    root, runs, labels = _runs(seeds_root)
-    ctx = Ctx(root, runs, labels, "adamw-s1", ["sgg-s1"], ChartOptions(band="sd"))
-    assert ctx.series == ctx.selection.series and ctx.by_rel == ctx.selection.by_rel
-    assert ctx.labels == ctx.selection.labels and ctx.series_rels() == ctx.selection.series_rels()
-    assert ctx.df("sgg-s1", "steps") is ctx.reader.df("sgg-s1", "steps")
-    assert ctx.table("sgg-s1", "steps", full=True) is ctx.reader.table("sgg-s1", "steps", True)
-    assert ctx.key("steps") == ctx.reader.key("steps") and ctx.options.band == "sd"
-
-
 # ------------------------------------------------------------------ cards and the sweep answer
 
 
