@@ -1,7 +1,8 @@
 """The Clusters page: what SGG set for the model's step sizes (a manager's answer first, said to
 be a setting and not an outcome), SGG against its shadow, then the same weights followed through
 the re-clusters, why a layer's factors move, and what groups look like inside a layer. Numbers
-from `metrics.cluster_*`, words from `cluster_words`, figures from `cluster_figures`."""
+from `metrics.cluster_*`, words from `cluster_words`, figures from `cluster_figures_manager` (the
+whole model) and `cluster_figures_layer` (one layer)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import cluster_figures as cfig
+from dashboard import cluster_figures_layer as lfig
+from dashboard import cluster_figures_manager as mfig
 from dashboard import cluster_words as words
 from dashboard import narrative, prepare
 from dashboard.cache import cached
@@ -152,19 +154,19 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.Serie
     st.markdown(words.effect_bullets(e, se.seeds, se.types, reach=reach, barely=barely))
     band = ctx.options.band
     st.plotly_chart(
-        cfig.type_bars_figure(se.types, title=f"Where, at step {e.step:,}: each layer type's "
+        mfig.type_bars_figure(se.types, title=f"Where, at step {e.step:,}: each layer type's "
                               f"weights{na}", applied=e.applied),
         key="cl_types",
     )  # fmt: skip
     order = cluster_effect.kind_order(se.kinds)
     st.plotly_chart(
-        cfig.kind_factor_figure(se.kinds, order, band_kind=band, applied=e.applied,
+        mfig.kind_factor_figure(se.kinds, order, band_kind=band, applied=e.applied,
                                 title=f"Mean factor per kind of layer, over training{na}"),
         key="cl_kinds",
     )  # fmt: skip
     st.markdown(words.kinds_sentence(se.kinds, order, e.applied))
     st.plotly_chart(
-        cfig.effect_figure(se.over, title=f"Share of the model's weights at each re-cluster{na}",
+        mfig.effect_figure(se.over, title=f"Share of the model's weights at each re-cluster{na}",
                            applied=e.applied),
         key="cl_effect",
     )  # fmt: skip
@@ -201,7 +203,7 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
     st.table(pd.DataFrame(rows).set_index("Run or seed group"))
     band = ctx.options.band
     st.plotly_chart(
-        cfig.effect_lines_figure(lines, ended=ended, title="Bigger and smaller steps, over "
+        mfig.effect_lines_figure(lines, ended=ended, title="Bigger and smaller steps, over "
                                  "training", band_kind=band),
         key="cl_lines",
     )  # fmt: skip
@@ -256,7 +258,7 @@ def _overview_ui(cl: pd.DataFrame, names_of: dict[str, str], applied: bool) -> N
     title = "All layers: the mean factor of each layer's weights" + (
         "" if applied else f" ({words.NOT_APPLIED})"
     )
-    st.plotly_chart(cfig.overview_heatmap(piv, names_of, title=title), key="cl_overview")
+    st.plotly_chart(lfig.overview_heatmap(piv, names_of, title=title), key="cl_overview")
     st.caption(
         "Blue: bigger steps than AdamW's, red: smaller, white: AdamW's own (x1); each cell is "
         "the layer's factor averaged over its weights after that re-cluster. The colours are "
@@ -283,14 +285,14 @@ def _population_ui(ctx: Ctx, members, rel: str, layer: str, shown: str, applied:
     model_c, layer_c = cluster_population.churn(hist), cluster_population.churn(hist, layer)
     na = "" if applied else f" ({words.NOT_APPLIED})"
     a, b = st.columns(2)
-    a.plotly_chart(cfig.churn_figure(model_c, layer_c, shown, title=f"Changed at each "
+    a.plotly_chart(lfig.churn_figure(model_c, layer_c, shown, title=f"Changed at each "
                                      f"re-cluster{na}"), key="cl_churn")  # fmt: skip
     b.plotly_chart(
-        cfig.raster_figure(cluster_population.raster(hist, layer), shown,
+        lfig.raster_figure(cluster_population.raster(hist, layer), shown,
                            title=f"The same weights, re-cluster by re-cluster{na}"),
         key="cl_raster",
     )  # fmt: skip
-    spike = cfig.churn_spike(model_c, layer_c, shown)
+    spike = lfig.churn_spike(model_c, layer_c, shown)
     note = ""
     if spike is not None:
         step, value, line, who = spike
@@ -329,7 +331,7 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> in
                                    lower, upper))  # fmt: skip
     name = shown if applied else f"{shown} ({words.NOT_APPLIED})"
     st.plotly_chart(
-        cfig.factor_explain_figure(steps, layer_name=name, bounds=(lower, upper), rate=rate,
+        lfig.factor_explain_figure(steps, layer_name=name, bounds=(lower, upper), rate=rate,
                                    applied=applied),
         key="cl_explain",
     )  # fmt: skip
@@ -366,7 +368,7 @@ def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int, appl
     na = "" if applied else f" ({words.NOT_APPLIED})"
     a, b = st.columns(2)
     a.plotly_chart(
-        cfig.cluster_lines(c, "share", title=f"Share of the layer in each group{na}",
+        lfig.cluster_lines(c, "share", title=f"Share of the layer in each group{na}",
                            y_title="share of the layer's weights", stacked=True),
         key="cl_share",
     )  # fmt: skip
@@ -376,7 +378,7 @@ def _groups_ui(ctx: Ctx, rel: str, layer: str, cl: pd.DataFrame, step: int, appl
     span = f"step {before:,} → {step:,}" if before is not None else f"step {step:,}"
     first = "First re-cluster: no groups before it."
     b.plotly_chart(
-        cfig.transition_figure(clusters.transition_shares(mat),
+        lfig.transition_figure(clusters.transition_shares(mat),
                                title=f"Where the weights went, {span}{na}",
                                **({"empty": first} if before is None else {})),
         key="cl_moves",
@@ -426,7 +428,7 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int, applied: bool) -> 
         if qty == "adaptive_lr" and not h.empty:
             rng, note = _alr_range(ctx, rel, h, step)
         st.plotly_chart(
-            cfig.histogram_panels(h, title=f"{label} per group at step {step:,}{na}",
+            lfig.histogram_panels(h, title=f"{label} per group at step {step:,}{na}",
                                   x_title=x_title, log_x=log_x, reference=r,
                                   reference_name=f"{ref_name}: whole layer", x_range=rng),
             key=f"cl_hist_{qty}",

@@ -15,7 +15,8 @@ import pytest
 from dash_clusters_fixtures import FC, PINNED, PROJ, QKV, TOTAL, expected_shares, pinned_run
 from scipy import stats
 
-from dashboard import cluster_figures, cluster_words, loader, palette
+from dashboard import cluster_figures_manager as mfig
+from dashboard import cluster_words, loader, palette
 from dashboard.layer_names import NORMS
 from dashboard.metrics import cluster_effect as ce
 from dashboard.metrics import cluster_factors as cf
@@ -86,7 +87,7 @@ def test_pinned_factors_give_exact_shares_and_bullets(tmp_path):
 def test_bigger_and_smaller_bars_label_every_visible_segment(tmp_path):
     pinned_run(tmp_path, "sgg")
     se = _series(tmp_path, ["sgg"])
-    fig = cluster_figures.type_bars_figure(se.types, title="t", applied=True)
+    fig = mfig.type_bars_figure(se.types, title="t", applied=True)
     bars = {t.legendgroup: t for t in fig.data if isinstance(t, go.Bar)}
     assert [y.split(" (")[0] for y in bars[ce.UP].y] == ["attention", "MLP", "norm layers"]
     assert list(bars[ce.UP].x) == pytest.approx([0.5, 0.0, 0.0])
@@ -95,10 +96,10 @@ def test_bigger_and_smaller_bars_label_every_visible_segment(tmp_path):
     assert bars[ce.SAME].text[1] == "100% · 1.00x"
     for t in bars.values():  # no segment of 3% or more without its number
         assert all(txt for v, txt in zip(t.x, t.text, strict=True) if v >= 0.03)
-    assert bars[ce.UP].textfont.color == cluster_figures.LABEL_LIGHT
-    assert bars[ce.SAME].textfont.color == cluster_figures.LABEL_DARK
+    assert bars[ce.UP].textfont.color == mfig.LABEL_LIGHT
+    assert bars[ce.SAME].textfont.color == mfig.LABEL_DARK
     assert not any("NOT APPLIED" in (a.text or "") for a in fig.layout.annotations)
-    area = cluster_figures.effect_figure(se.over, title="t", applied=True)
+    area = mfig.effect_figure(se.over, title="t", applied=True)
     stack = [t for t in area.data if t.stackgroup]
     # stacked bottom to top in the classes' order; the legend lists the top of the stack first
     assert [t.legendgroup for t in stack] == list(ce.CLASSES)
@@ -109,11 +110,11 @@ def test_bigger_and_smaller_bars_label_every_visible_segment(tmp_path):
 
 
 def test_bar_labels_carry_the_interval_as_room_allows():
-    assert cluster_figures._bar_text(0.96, 0.95, 0.97, 1.84) == "96% (95%–97%) · 1.84x"
-    assert cluster_figures._bar_text(0.34, np.nan, np.nan, 1.15) == "34% · 1.15x"
-    assert cluster_figures._bar_text(0.2, 0.1, 0.3, 1.15) == "20% · 1.15x"
-    assert cluster_figures._bar_text(0.06, 0.05, 0.07, 0.9) == "6%"
-    assert cluster_figures._bar_text(0.02, 0.01, 0.03, 0.9) == ""
+    assert mfig._bar_text(0.96, 0.95, 0.97, 1.84) == "96% (95%–97%) · 1.84x"
+    assert mfig._bar_text(0.34, np.nan, np.nan, 1.15) == "34% · 1.15x"
+    assert mfig._bar_text(0.2, 0.1, 0.3, 1.15) == "20% · 1.15x"
+    assert mfig._bar_text(0.06, 0.05, 0.07, 0.9) == "6%"
+    assert mfig._bar_text(0.02, 0.01, 0.03, 0.9) == ""
 
 
 def test_shadow_clustering_is_what_sgg_would_have_done(tmp_path):
@@ -126,18 +127,18 @@ def test_shadow_clustering_is_what_sgg_would_have_done(tmp_path):
     assert "**Would have had bigger steps** than AdamW's" in text and "**25%**" in text
     assert "would get the bigger steps" in text and "would-be bigger-step share" in text
     for fig in (
-        cluster_figures.type_bars_figure(se.types, title="x", applied=False),
-        cluster_figures.effect_figure(se.over, title="x", applied=False),
-        cluster_figures.kind_factor_figure(se.kinds, ce.kind_order(se.kinds), title="x",
+        mfig.type_bars_figure(se.types, title="x", applied=False),
+        mfig.effect_figure(se.over, title="x", applied=False),
+        mfig.kind_factor_figure(se.kinds, ce.kind_order(se.kinds), title="x",
                                            band_kind="minmax", applied=False),
     ):  # fmt: skip
         assert any("NOT APPLIED" in (a.text or "") for a in fig.layout.annotations)
-    bars = cluster_figures.type_bars_figure(se.types, title="x", applied=False)
+    bars = mfig.type_bars_figure(se.types, title="x", applied=False)
     for t in bars.data:  # hatched in the class's own colour, dark labels readable on it
         assert t.marker.pattern.shape == "/"
         assert t.marker.pattern.fgcolor == palette.EFFECT_COLORS[t.legendgroup]
-        assert t.textfont.color == cluster_figures.LABEL_DARK
-    area = cluster_figures.effect_figure(se.over, title="x", applied=False)
+        assert t.textfont.color == mfig.LABEL_DARK
+    area = mfig.effect_figure(se.over, title="x", applied=False)
     assert all(t.fillpattern.shape == "/" for t in area.data if t.stackgroup)
 
 
@@ -247,7 +248,7 @@ def test_a_slow_steady_fall_is_shown_by_kind_not_only_by_share(tmp_path):
         "had fallen at 4 of the 4 re-clusters up to then, from 0.970x at step 100 to 0.880x" in text
     )
     assert "counts only from the step it crosses" in text
-    fig = cluster_figures.kind_factor_figure(se.kinds, order, title="t", band_kind="minmax",
+    fig = mfig.kind_factor_figure(se.kinds, order, title="t", band_kind="minmax",
                                              applied=True)  # fmt: skip
     lines = [t for t in fig.data if t.mode == "lines+markers"]
     assert [t.name for t in lines] == order  # one panel each: no line hides another
@@ -366,7 +367,7 @@ def test_sample_runs_figure_and_bullets_agree(sample):
         total = sum(over[f"share_{c}"] for c in ce.CLASSES)
         assert np.allclose(total, 1.0)  # every weight is in exactly one class
         assert e.weights == root_params(root, names[0])
-        fig = cluster_figures.effect_figure(over, title="t", applied=e.applied)
+        fig = mfig.effect_figure(over, title="t", applied=e.applied)
         areas = {t.legendgroup: t for t in fig.data if t.stackgroup}
         text = _bullets(se)
         for cls in (ce.UP, ce.DOWN):

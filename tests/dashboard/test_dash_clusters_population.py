@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dashboard import cluster_figures, cluster_words
+from dashboard import cluster_figures_layer as lfig
+from dashboard import cluster_words
 from dashboard.metrics import cluster_factors as cf
 from dashboard.metrics import cluster_population as cp
 from dashboard.metrics.cluster_effect import SAME, UP
@@ -76,7 +77,7 @@ def test_raster_rows_most_often_sped_up_first():
     r = cp.raster(cp.sampled_history(MEMBERSHIP, CL, {"a": 400}), "a")
     first = r[r["row"] == 0]
     assert first["position"].iloc[0] == 0 and (first["effect"] == UP).sum() == 3
-    fig = cluster_figures.raster_figure(r, "layer a")
+    fig = lfig.raster_figure(r, "layer a")
     z = [list(row) for row in fig.data[0].z]
     assert z[0] == [1.0, 2.0, 2.0, 2.0]  # unchanged, then sped up three times
     assert "group 1, factor 1.5" in str(fig.data[0].customdata)
@@ -117,17 +118,17 @@ def test_a_churn_spike_is_clipped_and_explained():
     model = pd.DataFrame({"step": [2, 3, 4, 5], "changed_group": [0.2, 0.25, 0.3, 0.28],
                           "changed_effect": [0.02, 0.05, 0.03, 0.04]})  # fmt: skip
     layer = model.assign(changed_effect=[0.0, 0.95, 0.02, 0.03], changed_group=0.1)
-    step, value, name, who = cluster_figures.churn_spike(model, layer, "token embeddings")
+    step, value, name, who = lfig.churn_spike(model, layer, "token embeddings")
     assert (step, value, who) == (3, 0.95, "layer")
     assert name == "token embeddings: changed step class"
-    fig = cluster_figures.churn_figure(model, layer, "token embeddings")
+    fig = lfig.churn_figure(model, layer, "token embeddings")
     top = fig.layout.yaxis.range[1]
     assert 0.3 < top < 0.95  # the spike is off the axis, the rest fills it
     assert any("95% ↑" in (a.text or "") for a in fig.layout.annotations)
     styles = {(t.line.color, t.line.dash, t.marker.symbol) for t in fig.data}
     assert len(styles) == 4  # four lines, none alike
     assert len({t.line.color for t in fig.data}) == 2 and len({t.line.dash for t in fig.data}) == 2
-    assert cluster_figures.churn_spike(model, model, "x") is None  # no spike: nothing clipped
+    assert lfig.churn_spike(model, model, "x") is None  # no spike: nothing clipped
     h = cp.sampled_history(MEMBERSHIP, CL, {"a": 400})
     moves = cp.class_moves(h, "a", 20)
     assert moves.iloc[0]["from"] == SAME and moves.iloc[0]["to"] == UP
@@ -233,7 +234,7 @@ def test_shadow_layer_words_say_would_have():
     assert "would-be factors" in why and "SGG would have set them" in why
     m = cf.mean_move(_falling_layer(), "l", 20)
     assert "would-be mean factor (not applied)" in cluster_words.mean_move_sentence(m, False)
-    fig = cluster_figures.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
+    fig = lfig.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
                                                 rate=0.1, applied=False)  # fmt: skip
     assert fig.layout.yaxis5.title.text == "3. would-be factor (not applied)"  # row 3, col 1
     assert any("NOT APPLIED" in (a.text or "") for a in fig.layout.annotations)
@@ -255,7 +256,7 @@ def test_mean_move_splits_factor_moves_from_group_changes():
 
 def test_explained_chart_draws_spread_target_bounds_and_pull():
     steps = cf.factor_steps(_falling_layer(), "l")
-    fig = cluster_figures.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
+    fig = lfig.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
                                                 rate=0.1)  # fmt: skip
     names = [t.name for t in fig.data]
     assert "group 0" in names
@@ -286,7 +287,7 @@ def test_missing_targets_and_spreads_still_draw():
     """A foreign clustering that logged factors only (targets and spreads null)."""
     df = _falling_layer().assign(raw_factor=float("nan"), mda=float("nan"))
     steps = cf.factor_steps(df, "l")
-    fig = cluster_figures.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
+    fig = lfig.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
                                                 rate=float("nan"))  # fmt: skip
     assert fig.to_json()  # serialisable: no NaN axis range
     assert [f.step for f in cf.falls_together(steps)] == [20, 30]

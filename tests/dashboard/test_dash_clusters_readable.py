@@ -13,7 +13,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import cluster_figures, cluster_words, palette
+from dashboard import cluster_figures_layer as lfig
+from dashboard import cluster_figures_manager as mfig
+from dashboard import cluster_words, palette
 from dashboard.layer_names import humane_name, humane_names, layer_kind, layer_type
 from dashboard.metrics import clusters
 from dashboard.metrics.cluster_effect import DOWN, SAME, UP
@@ -57,7 +59,7 @@ def test_equal_groups_stay_two_lines():
             "factor": [0.9, 0.8, 1.2, 1.3, 0.9, 0.8],
         }
     )
-    fig = cluster_figures.cluster_lines(df, "factor", title="t", y_title="f")
+    fig = lfig.cluster_lines(df, "factor", title="t", y_title="f")
     g0, g2 = fig.data[0], fig.data[2]
     assert list(g0.y) == list(g2.y)
     assert g0.line.dash != g2.line.dash and g0.marker.symbol != g2.marker.symbol
@@ -68,7 +70,7 @@ def test_a_line_that_stops_early_gets_an_end_marker():
         {"step": [1, 2, 3, 1, 2, 3], "cluster": [0, 0, 0, 1, 1, 1],
          "factor": [1.0, 1.1, 1.2, 0.9, np.nan, np.nan]}
     )  # fmt: skip
-    fig = cluster_figures.cluster_lines(df, "factor", title="t", y_title="f")
+    fig = lfig.cluster_lines(df, "factor", title="t", y_title="f")
     ends = [t for t in fig.data if t.marker.symbol == "x-thin"]
     assert len(ends) == 1 and list(ends[0].x) == [1] and "group 1" in ends[0].name
     series = {
@@ -77,7 +79,7 @@ def test_a_line_that_stops_early_gets_an_end_marker():
         "b (diverged)": pd.DataFrame({"step": [1, 2], f"share_{UP}": [0, 0.3],
                                       f"share_{DOWN}": [0, 0.2]}),
     }  # fmt: skip
-    fig = cluster_figures.effect_lines_figure(
+    fig = mfig.effect_lines_figure(
         series, ended={"b (diverged)": "no re-cluster after step 2"}, title="t"
     )
     ends = [t for t in fig.data if t.marker.symbol == "x-thin"]
@@ -92,7 +94,7 @@ def test_lines_over_training_carry_the_sidebars_band():
     t = pd.DataFrame({"step": [1, 2], **{f"share_{UP}{k}": v for k, v in cols.items()},
                       **{f"share_{DOWN}{k}": [0.0, 0.0] for k in cols}})  # fmt: skip
     for band, lo, hi in (("minmax", [0.05, 0.1], [0.2, 0.3]), ("sd", [0.09, 0.18], [0.11, 0.22])):
-        fig = cluster_figures.effect_lines_figure({"a": t}, title="t", band_kind=band)
+        fig = mfig.effect_lines_figure({"a": t}, title="t", band_kind=band)
         fills = [f for f in fig.data if f.fill == "tonexty"]
         assert fills and list(fills[0].y) == pytest.approx(hi)
         i = list(fig.data).index(fills[0])
@@ -101,7 +103,7 @@ def test_lines_over_training_carry_the_sidebars_band():
 
 def test_stacked_legend_lists_the_top_of_the_stack_first():
     df = pd.DataFrame({"step": [1, 1, 1], "cluster": [0, 1, 2], "share": [0.2, 0.5, 0.3]})
-    fig = cluster_figures.cluster_lines(df, "share", title="t", y_title="s", stacked=True)
+    fig = lfig.cluster_lines(df, "share", title="t", y_title="s", stacked=True)
     # plotly stacks traces in order (group 0 at the bottom); "reversed" lists group 2 first
     assert [t.name for t in fig.data] == ["group 0", "group 1", "group 2"]
     assert fig.layout.legend.traceorder == "reversed"
@@ -146,7 +148,7 @@ def test_overview_shows_humane_names_and_the_raw_name_on_hover():
         [[1.0, 1.2]], index=["model.layers.3.self_attn.o_proj.weight"], columns=[50, 100]
     )
     names = humane_names(list(piv.index))
-    fig = cluster_figures.overview_heatmap(piv, names, title="t")
+    fig = lfig.overview_heatmap(piv, names, title="t")
     assert list(fig.data[0].y) == ["layer 3 attention output"]
     assert fig.data[0].text[0][0] == "model.layers.3.self_attn.o_proj.weight"
     assert "raw name: %{text}" in fig.data[0].hovertemplate
@@ -157,7 +159,7 @@ def test_heatmap_colours_cover_the_data_symmetric_in_log_space():
     1.03-1.1 almost white."""
     piv = pd.DataFrame([[0.898, 0.95, 1.0], [1.05, 1.5, 1.96]], index=["a", "b"],
                        columns=[50, 100, 150])  # fmt: skip
-    fig = cluster_figures.overview_heatmap(piv, {}, title="t")
+    fig = lfig.overview_heatmap(piv, {}, title="t")
     hm = fig.data[0]
     assert (hm.zmin, hm.zmax, hm.zmid) == (-1, 1, 0)
     z = np.array(hm.z, dtype=float)
@@ -169,7 +171,7 @@ def test_heatmap_colours_cover_the_data_symmetric_in_log_space():
     vals = list(hm.colorbar.tickvals)
     assert vals == sorted(vals) and min(np.diff(vals)) > 0.08  # no two ticks on each other
     m = np.log(1.96)
-    sq = cluster_figures._squash
+    sq = lfig._squash
     assert sq(0.5, m) == pytest.approx(-sq(2.0, m))  # symmetric in log space
     assert abs(sq(0.95, m)) > 0.2 and abs(sq(1.05, m)) > 0.2  # visibly coloured, not white
     assert hm.customdata[1][2] == pytest.approx(1.96)  # hover shows the factor itself
@@ -212,9 +214,7 @@ def test_numbers_read_without_exponents():
 
 def test_clipped_histogram_axis():
     h = pd.DataFrame({"cluster": [0, 0], "center": [1.0, 4e5], "share": [0.5, 0.5]})
-    fig = cluster_figures.histogram_panels(
-        h, title="t", x_title="x", log_x=True, x_range=(0.01, 100.0)
-    )
+    fig = lfig.histogram_panels(h, title="t", x_title="x", log_x=True, x_range=(0.01, 100.0))
     assert tuple(fig.layout.xaxis.range) == pytest.approx((-2.0, 2.0))
 
 
@@ -224,7 +224,7 @@ def test_histograms_give_each_group_its_own_panel_over_the_reference():
     h = pd.DataFrame({"cluster": [0, 0, 1, 1, 2, 2], "center": [1.0, 2.0] * 3,
                       "share": [0.5, 0.5, 0.9, 0.1, 0.5, 0.5]})  # fmt: skip
     ref = pd.DataFrame({"center": [1.0, 2.0], "share": [0.6, 0.4]})
-    fig = cluster_figures.histogram_panels(
+    fig = lfig.histogram_panels(
         h, title="t", x_title="x", log_x=False, reference=ref, reference_name="adamw: whole layer"
     )
     groups = [t for t in fig.data if t.name.startswith("group")]
@@ -236,7 +236,7 @@ def test_histograms_give_each_group_its_own_panel_over_the_reference():
 
 
 def test_effect_labels_state_the_thresholds():
-    labels = cluster_figures.EFFECT_LABELS
+    labels = mfig.EFFECT_LABELS
     assert labels[UP] == "bigger steps (> 1.1x)" and labels[DOWN] == "smaller steps (< 0.91x)"
     assert labels[SAME] == "about AdamW's step"
     assert "0.91x (= 1/1.1)" in cluster_words.THRESHOLDS
@@ -249,48 +249,46 @@ def test_where_the_weights_went_labels_every_cell():
                       "count": [9700, 5, 200, 95]})  # fmt: skip
     shares = clusters.transition_shares(m)
     assert len(shares) == 9 and shares["share"].sum() == pytest.approx(1.0)
-    fig = cluster_figures.transition_figure(shares, title="t")
+    fig = lfig.transition_figure(shares, title="t")
     text = np.array(fig.data[0].text, dtype=object)
     assert text.shape == (3, 3) and all(t for t in text.ravel())
     assert text[0][0] == "97%" and text[0][1] == "<0.1%" and text[0][2] == "0"
     assert fig.data[0].y[0] == "group 0 (97% before)"
     assert "(98% after)" in list(fig.data[0].x)[1] or "(2% after)" in list(fig.data[0].x)[1]
-    assert cluster_figures.transition_figure(
-        clusters.transition_shares(None), title="t"
-    ).layout.annotations
+    assert lfig.transition_figure(clusters.transition_shares(None), title="t").layout.annotations
 
 
 def _churn():
     c = pd.DataFrame({"step": [1, 2], "changed_group": [0.1, 0.2], "changed_effect": [0.0, 0.1]})
-    return cluster_figures.churn_figure(c, None, "x")
+    return lfig.churn_figure(c, None, "x")
 
 
 def _lines():
     t = pd.DataFrame({"step": [1], f"share_{UP}": [0.1], f"share_{DOWN}": [0.0]})
-    return cluster_figures.effect_lines_figure({"a": t}, title="t")
+    return mfig.effect_lines_figure({"a": t}, title="t")
 
 
 def _heatmap():
     piv = pd.DataFrame([[1.0, 1.1]], index=["a"], columns=[1, 2])
-    return cluster_figures.overview_heatmap(piv, {}, title="t")
+    return lfig.overview_heatmap(piv, {}, title="t")
 
 
 @pytest.mark.parametrize("fig", [_churn, _lines, _heatmap])
 def test_titles_leave_room_for_plotlys_toolbar(fig):
     """Finding 15: the toolbar covered titles on hover; they sit below its row now."""
     f = fig()
-    assert f.layout.title.pad.t >= cluster_figures.TOOLBAR_ROOM
+    assert f.layout.title.pad.t >= mfig.TOOLBAR_ROOM
     assert f.layout.title.yref == "container" and f.layout.title.yanchor == "top"
     assert f.layout.margin.t >= f.layout.title.pad.t + 40
 
 
 def test_every_bar_text_and_title_fits(tmp_path):
     """Short titles: half-width charts at 1,280 px hold ~40 characters of title."""
-    fig = cluster_figures.churn_figure(pd.DataFrame(), pd.DataFrame(), "x")
+    fig = lfig.churn_figure(pd.DataFrame(), pd.DataFrame(), "x")
     assert len(fig.layout.title.text) <= 40
     r = pd.DataFrame(
         {"layer": "a", "position": [1], "step": [1], "cluster": [0], "factor": [1.0],
          "effect": [SAME], "weight": [1.0], "row": [0]}
     )  # fmt: skip
-    assert len(cluster_figures.raster_figure(r, "a").layout.title.text) <= 45
-    assert isinstance(cluster_figures.raster_figure(r, "a"), go.Figure)
+    assert len(lfig.raster_figure(r, "a").layout.title.text) <= 45
+    assert isinstance(lfig.raster_figure(r, "a"), go.Figure)
