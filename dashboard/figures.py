@@ -2,7 +2,8 @@
 
 Colours and dashes come in with the data ({line name: colour}, from `styles`, the same on every
 chart of the page); `run_colors` colours runs in order when there is no page (the baseline blue,
-then palette order). The Clusters tab's figures (groups, layers) live in `cluster_figures`.
+then palette order). The Clusters tab's figures (groups, layers) live in `cluster_figures_manager`
+(the whole model) and `cluster_figures_layer` (one layer).
 """
 
 from __future__ import annotations

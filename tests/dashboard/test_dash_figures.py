@@ -7,7 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import cluster_figures, figures, prepare, report
+from dashboard import cluster_figures_layer as lfig
+from dashboard import figures, prepare, report
 
 
 def test_run_colors_baseline_blue_then_orange():
@@ -41,7 +42,7 @@ def test_empty_inputs_give_a_message_not_an_error():
         figures.line_figure(pd.DataFrame(), "x", "y", "run", {}),
         figures.heatmap_figure(pd.DataFrame(), title="t", x_title="", z_title="z"),
         figures.sweep_figure(pd.DataFrame(), key="lr"),
-        cluster_figures.transition_figure(pd.DataFrame(), title="t"),
+        lfig.transition_figure(pd.DataFrame(), title="t"),
     ):
         assert isinstance(fig, go.Figure)
         assert fig.layout.annotations
