@@ -64,6 +64,17 @@ def not_read_reason(d: Path, filenames: list[str]) -> str | None:
     return None
 
 
+def run_name(run_dir: Path) -> str:
+    """The name Lightning gave the run: the logger's `name` (the folder above `version_N`),
+    with the version when it is not the first ("lightning-s0", "lightning-s0-v1"); the folder
+    alone when the logger kept its default name (`lightning_logs`), which names no run."""
+    parent = run_dir.parent.name
+    if not run_dir.name.startswith("version_") or not parent or parent == "lightning_logs":
+        return run_dir.name
+    version = run_dir.name.removeprefix("version_")
+    return parent if version == "0" else f"{parent}-v{version}"
+
+
 def read(run_dir: Path) -> dict[str, Any]:
     """{"scalars": long-form DataFrame, "config": dict, "messages": [...]} of one folder."""
     # only an empty cell is "not logged"; a logged NaN ("nan") is kept: it diverged

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ENV = "SGG_FOREIGN_CACHE"
-VERSION = 3  # bump when the mapping changes what an entry holds (3: null for not logged)
+VERSION = 4  # bump when an entry changes (3: null for not logged; 4: Lightning run names)
 MAX_ENTRIES = 256
 
 

@@ -251,7 +251,7 @@ def _read_raw(kind: str, path: Path, source: dict[str, Any], names: MetricNames)
         from dashboard.foreign import csv_logger
 
         raw = csv_logger.read(path)
-        raw.update(name=path.name, status=None, created=None)
+        raw.update(name=csv_logger.run_name(path), status=None, created=None)
     elif kind == "wandb":
         from dashboard.foreign import wandb_run
 

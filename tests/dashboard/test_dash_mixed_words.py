@@ -1,0 +1,29 @@
+"""Wording and labels from the mixed-folder review (issue 17, findings 13-16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dashboard.foreign import csv_logger
+from dashboard.foreign.discover import discover
+
+
+def _lightning(root: Path, name: str, version: int) -> Path:
+    d = root / "lightning_logs" / name / f"version_{version}"
+    d.mkdir(parents=True)
+    (d / "metrics.csv").write_text("step,train_loss\n0,2.5\n1,2.4\n2,2.3\n")
+    return d
+
+
+def test_a_lightning_run_is_named_by_its_logger_name_and_version(tmp_path):
+    first = _lightning(tmp_path, "lightning-s0", 0)
+    second = _lightning(tmp_path, "lightning-s0", 1)
+    assert csv_logger.run_name(first) == "lightning-s0"
+    assert csv_logger.run_name(second) == "lightning-s0-v1"
+    default = tmp_path / "lightning_logs" / "version_3"
+    assert csv_logger.run_name(default) == "version_3"  # the default name names no run
+    names = {r.rel: r.meta["name"] for r in discover(tmp_path).runs}
+    assert names == {
+        "lightning_logs/lightning-s0/version_0": "lightning-s0",
+        "lightning_logs/lightning-s0/version_1": "lightning-s0-v1",
+    }
