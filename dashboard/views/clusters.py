@@ -1,8 +1,8 @@
 """The Clusters page: what SGG set for the model's step sizes (a manager's answer first, said to
 be a setting and not an outcome), SGG against its shadow, then the same weights followed through
 the re-clusters, why a layer's factors move, and what groups look like inside a layer. Numbers
-from `metrics.cluster_*`, words from `cluster_words`, figures from `cluster_figures_manager` (the
-whole model) and `cluster_figures_layer` (one layer)."""
+from `metrics.cluster_*`; words and figures from `cluster_words_manager` and
+`cluster_figures_manager` (the whole model) and their `_layer` modules (one layer)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import streamlit as st
 
 from dashboard import cluster_figures_layer as lfig
 from dashboard import cluster_figures_manager as mfig
-from dashboard import cluster_words as words
+from dashboard import cluster_words_layer as lwords
+from dashboard import cluster_words_manager as words
 from dashboard import narrative, prepare
 from dashboard.cache import cached
 from dashboard.context import Ctx
@@ -250,7 +251,7 @@ def _typical(ctx: Ctx, members: list[str], rel: str, layer: str, shown: str, ste
         if r == rel:
             this = v
     d = cluster_effect.mean_interval(vals)
-    return words.typical_sentence(d, this, run_words(ctx, rel), shown, step)
+    return lwords.typical_sentence(d, this, run_words(ctx, rel), shown, step)
 
 
 def _overview_ui(cl: pd.DataFrame, names_of: dict[str, str], applied: bool) -> None:
@@ -280,7 +281,7 @@ def _population_ui(ctx: Ctx, members, rel: str, layer: str, shown: str, applied:
     pooled = cluster_population.stays_across(per)
     per_layer = (ctx.selection.by_rel[rel].meta.get("recording") or {}).get("membership_sample")
     seed_name = run_words(ctx, rel) if len(members) > 1 else ""
-    st.markdown(words.stays_sentence(pooled, per_layer, shown=seed_name))
+    st.markdown(lwords.stays_sentence(pooled, per_layer, shown=seed_name))
     hist = hists[rel]
     model_c, layer_c = cluster_population.churn(hist), cluster_population.churn(hist, layer)
     na = "" if applied else f" ({words.NOT_APPLIED})"
@@ -297,7 +298,7 @@ def _population_ui(ctx: Ctx, members, rel: str, layer: str, shown: str, applied:
     if spike is not None:
         step, value, line, who = spike
         moves = cluster_population.class_moves(hist, layer if who == "layer" else None, step)
-        note = " " + words.spike_note(step, value, line, moves)
+        note = " " + lwords.spike_note(step, value, line, moves)
     st.caption(
         "Left: of the sampled weights, the share that changed group (a new rank of momentum) "
         "and the share that changed step class (bigger / about AdamW's / smaller). Right: each "
@@ -327,7 +328,7 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> in
         return None
     rate, lower, upper, _ = cluster_factors.factor_options(meta, 0)
     sgg = cluster_factors.sgg_options(meta)
-    st.markdown(words.how_it_works(sgg and sgg.n_clusters, sgg and sgg.recluster_interval, rate,
+    st.markdown(lwords.how_it_works(sgg and sgg.n_clusters, sgg and sgg.recluster_interval, rate,
                                    lower, upper))  # fmt: skip
     name = shown if applied else f"{shown} ({words.NOT_APPLIED})"
     st.plotly_chart(
@@ -335,7 +336,7 @@ def _factors_ui(ctx: Ctx, rel: str, layer: str, shown: str, applied: bool) -> in
                                    applied=applied),
         key="cl_explain",
     )  # fmt: skip
-    st.caption(words.factors_caption(lower, upper, rate, applied))
+    st.caption(lwords.factors_caption(lower, upper, rate, applied))
     step = _step_ui(cl, layer, steps, (rate, lower, upper), applied)
     _groups_ui(ctx, rel, layer, cl, step, applied)
     return step
@@ -348,16 +349,16 @@ def _step_ui(
     the factors moved there; returns that step."""
     rate, lower, upper = options
     falls = cluster_factors.falls_together(steps, lower)
-    st.markdown(words.fall_summary(falls, int(steps["step"].nunique()), applied))
+    st.markdown(lwords.fall_summary(falls, int(steps["step"].nunique()), applied))
     choices = sorted(steps["step"].unique().tolist())
     default = falls[-1].step if falls else choices[-1]
     step = int(st.select_slider(
         "Re-cluster step", choices, value=default, key="cl_step", bind="query-params",
         help="Which re-cluster the sentences below and the histograms explain.",
     ))  # fmt: skip
-    st.markdown(words.step_why(steps, step, falls, rate, lower, applied))
-    lines = words.step_lines(steps, step, lower, upper, applied)
-    head = words.mean_move_sentence(cluster_factors.mean_move(cl, layer, step), applied)
+    st.markdown(lwords.step_why(steps, step, falls, rate, lower, applied))
+    lines = lwords.step_lines(steps, step, lower, upper, applied)
+    head = lwords.mean_move_sentence(cluster_factors.mean_move(cl, layer, step), applied)
     st.markdown(head + "\n" + "\n".join(f"- {t}" for t in lines))
     return step
 
@@ -439,7 +440,7 @@ def _histograms_ui(ctx: Ctx, rel: str, layer: str, step: int, applied: bool) -> 
         "How the values inside this layer are distributed, per group: each group's shares add "
         "up to 1, so small groups stay visible. The adaptive learning rate is the step size "
         "AdamW gives each weight per unit of momentum, before SGG's factor."
-        + (f" {words.reference_note(ref_name, drawn, missing, why)}" if ref_rel else "")
+        + (f" {lwords.reference_note(ref_name, drawn, missing, why)}" if ref_rel else "")
     )
 
 
@@ -454,7 +455,7 @@ def _alr_range(ctx: Ctx, rel: str, h: pd.DataFrame, step: int):
     peak = groups.settings(run.meta).get(key) if key else None
     peak = float(peak) if isinstance(peak, int | float) else float("nan")
     v = clusters.alr_view(h, ceiling)
-    note = words.alr_note(v, ceiling, lr, eps if ok else float("nan"), step, peak)
+    note = lwords.alr_note(v, ceiling, lr, eps if ok else float("nan"), step, peak)
     return (v.lo, v.hi), note
 
 

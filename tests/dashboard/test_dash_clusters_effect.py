@@ -16,7 +16,8 @@ from dash_clusters_fixtures import FC, PINNED, PROJ, QKV, TOTAL, expected_shares
 from scipy import stats
 
 from dashboard import cluster_figures_manager as mfig
-from dashboard import cluster_words, loader, palette
+from dashboard import cluster_words_manager as mwords
+from dashboard import loader, palette
 from dashboard.layer_names import NORMS
 from dashboard.metrics import cluster_effect as ce
 from dashboard.metrics import cluster_factors as cf
@@ -42,11 +43,11 @@ def _series(root, names) -> ce.SeriesEffect:
 
 
 def _bullets(se: ce.SeriesEffect, **kw) -> str:
-    return cluster_words.effect_bullets(se.effect, se.seeds, se.types, **kw)
+    return mwords.effect_bullets(se.effect, se.seeds, se.types, **kw)
 
 
 def test_scope_says_the_tab_shows_settings_not_results():
-    s = cluster_words.SCOPE
+    s = mwords.SCOPE
     assert "not whether they helped" in s and "**Summary**" in s and "**Loss**" in s
     # outcome words only where it sends the reader to the tabs that measure outcomes
     assert "bigger step than AdamW's" in s and not OUTCOME_WORDS.search(s.split("Whether")[0])
@@ -158,7 +159,7 @@ def test_seed_group_gives_an_interval_across_seeds(tmp_path):
     assert (d.low, d.high) == pytest.approx(ci)
     assert se.seeds.spread[ce.UP] == pytest.approx((ups.min(), ups.max()))
     text = _bullets(se)
-    lo, hi = cluster_words.share(max(ci[0], 0)), cluster_words.share(ci[1])
+    lo, hi = mwords.share(max(ci[0], 0)), mwords.share(ci[1])
     assert f"**25%** ({lo} to {hi}) of the model's weights" in text
     assert "at step 600, the last re-cluster all 3 seeds reached" in text
     assert "the largest factor 1.50x in any seed" in text
@@ -169,9 +170,9 @@ def test_seed_group_gives_an_interval_across_seeds(tmp_path):
     row = se.types.set_index("type").loc["attention"]
     assert row[f"share_{ce.UP}_low"] == pytest.approx(lo)
     assert "One seed" not in text
-    cell = cluster_words.comparison_row("sgg", se)["Bigger steps"]
+    cell = mwords.comparison_row("sgg", se)["Bigger steps"]
     ci = stats.t.interval(0.95, len(ups) - 1, loc=ups.mean(), scale=stats.sem(ups))
-    want = cluster_words.dash_span(max(ci[0], 0), ci[1], cluster_words.share)
+    want = mwords.dash_span(max(ci[0], 0), ci[1], mwords.share)
     assert cell == f"25% ({want}) at 1.50x"  # compact; the factor has no spread: no interval
 
 
@@ -239,7 +240,7 @@ def test_a_slow_steady_fall_is_shown_by_kind_not_only_by_share(tmp_path):
     out = se.kinds[se.kinds["kind"] == "attention output"]
     assert list(out["factor"]) == pytest.approx([0.97, 0.94, 0.91, 0.88, 0.85, 0.82])
     assert list(out[f"share_{ce.DOWN}"]) == [0, 0, 0, 1, 1, 1]
-    text = cluster_words.kinds_sentence(se.kinds, order)
+    text = mwords.kinds_sentence(se.kinds, order)
     assert (
         "Smaller steps first appear at step 400, in the attention output (100% of its weights)"
         in text
@@ -270,7 +271,7 @@ def test_a_cut_above_the_threshold_is_said_to_count_as_adamws_step(tmp_path):
 
     pinned_run(tmp_path, "sgg", pin=pin)
     se = _series(tmp_path, ["sgg"])
-    text = cluster_words.kinds_sentence(se.kinds, ce.kind_order(se.kinds))
+    text = mwords.kinds_sentence(se.kinds, ce.kind_order(se.kinds))
     assert "the lowest mean factor is the attention output's, 0.940x" in text
     assert "a 6% cut, but above 0.91x, so the shares above count these weights as 'about " \
            "AdamW's step'" in text  # fmt: skip
@@ -289,7 +290,7 @@ def test_the_lopsided_answer_is_explained_with_the_runs_own_options(rate, bounds
     assert r.fall == pytest.approx(rate * (1 - bounds[0]))
     assert r.lowest == pytest.approx(bounds[0] + (1 - bounds[0]) * (1 - rate) ** n)
     e = ce.Effect(600, 50, {}, {}, {}, r.lowest, 1.5, {}, 1, True, True, n)
-    text = cluster_words.lopsided_sentence(r, e)
+    text = mwords.lopsided_sentence(r, e)
     assert f"rise up to {rise} at one re-cluster but fall at most {fall}" in text
     assert f"no factor can be above {hi} or below {lo}" in text
     assert f"clamped to [{bounds[0]:g}, {bounds[1]:g}]" in text
@@ -299,12 +300,12 @@ def test_the_lopsided_answer_is_explained_with_the_runs_own_options(rate, bounds
 
 def test_which_weights_names_those_that_barely_train():
     d = ce.mean_interval([(0, 0.58), (1, 0.60), (2, 0.59)])
-    text = cluster_words.which_weights({"embeddings": d, "output head": ce.mean_interval([])})
+    text = mwords.which_weights({"embeddings": d, "output head": ce.mean_interval([])})
     assert "nearest the layer's mean (weights training pushes little) gets the bigger steps" in text
     assert "Many of those barely train: 59% (" in text and "of the embeddings have had a " \
            "gradient of about zero so far" in text  # fmt: skip
     assert "output head" not in text  # no value: nothing said
-    assert "barely" not in cluster_words.which_weights({})
+    assert "barely" not in mwords.which_weights({})
 
 
 def test_barely_training_counts_the_weights_near_lr_over_eps():
@@ -337,13 +338,13 @@ def test_sgg_against_its_shadow_gets_a_verdict_with_an_interval(tmp_path):
     half = _series(tmp_path, [f"half-s{s}" for s in range(3)])
     d = ce.compare_share(sgg.seeds, same.seeds)
     assert d.method == "paired" and not d.detected
-    text = cluster_words.shadow_verdict("sgg", "adamw", d, d, 600)
+    text = mwords.shadow_verdict("sgg", "adamw", d, d, 600)
     assert "no detectable difference (" in text and "which is not the same as equal" in text
     assert "Applying the factors did not detectably change" in text
     d = ce.compare_share(sgg.seeds, half.seeds)
     diffs = np.array([65_536 - 1000, 65_536 + 1000, 65_536 - 500]) / TOTAL
     assert d.estimate == pytest.approx(diffs.mean()) and d.detected
-    text = cluster_words.shadow_verdict("sgg", "adamw", d, d, 600)
+    text = mwords.shadow_verdict("sgg", "adamw", d, d, 600)
     assert f"larger by {d.estimate * 100:.1f} points (95% interval" in text
     assert "did not detectably change" not in text
 
@@ -371,11 +372,11 @@ def test_sample_runs_figure_and_bullets_agree(sample):
         areas = {t.legendgroup: t for t in fig.data if t.stackgroup}
         text = _bullets(se)
         for cls in (ce.UP, ce.DOWN):
-            shown = cluster_words.share(areas[cls].y[-1])
+            shown = mwords.share(areas[cls].y[-1])
             if e.share[cls] > 0:
                 assert f"**{shown}**" in text, (cls, shown, text)
             if math.isfinite(e.factor[cls]):
-                assert cluster_words.times(e.factor[cls]) in text
+                assert mwords.times(e.factor[cls]) in text
         assert ("would have" in text) is (not e.applied)
         assert not OUTCOME_WORDS.search(text)
 
@@ -394,7 +395,7 @@ def test_sample_seed_group_bullets_carry_intervals(sample):
     text = _bullets(se)
     assert f"all {se.seeds.n} seeds reached" in text and "95% interval" in text
     f = se.seeds.factor[ce.UP]
-    assert f"**{cluster_words.times(f.estimate)}** AdamW's step size (" in text
+    assert f"**{mwords.times(f.estimate)}** AdamW's step size (" in text
     assert se.kinds["factor_low"].notna().any()  # the mean factor per kind has its interval
 
 
@@ -418,7 +419,7 @@ def test_without_model_layers_the_clustered_weights_are_counted(tmp_path):
     e = ce.run_effect(cl, {})
     assert not e.whole_model and e.weights == TOTAL - 256  # the 1-D norm is not known
     assert e.share[ce.UP] == pytest.approx(131_072 / (TOTAL - 256))
-    assert "of the clustered weights" in cluster_words.effect_bullets(e)
+    assert "of the clustered weights" in mwords.effect_bullets(e)
 
 
 def test_a_shadow_is_compared_only_with_sgg_of_the_same_options(tmp_path):
@@ -433,13 +434,13 @@ def test_a_shadow_is_compared_only_with_sgg_of_the_same_options(tmp_path):
     shadow = _series(tmp_path, ["adamw-s0", "adamw-s1"])
     meta = {r.rel: r.meta for r in loader.discover_runs(tmp_path).runs}
     effects = {"sgg": (sgg, meta["sgg-s0"]), "adamw": (shadow, meta["adamw-s0"])}
-    (text,) = cluster_words.shadow_verdicts(effects)
+    (text,) = mwords.shadow_verdicts(effects)
     assert text.startswith("**SGG against its shadow**, at step 600: **sgg**")
     other = json.loads(json.dumps(meta["sgg-s0"]))
     other["optimizer"]["sgg"]["scale_decay"] = 0.9
-    assert cluster_words.shadow_verdicts({"sgg": (sgg, other), "adamw": effects["adamw"]}) == []
+    assert mwords.shadow_verdicts({"sgg": (sgg, other), "adamw": effects["adamw"]}) == []
     one = _series(tmp_path, ["sgg-s0"]), _series(tmp_path, ["adamw-s0"])
     pairs = {"a": (one[0], meta["sgg-s0"]), "b": (one[1], meta["adamw-s0"]),
              "c": (one[0], meta["sgg-s0"])}  # fmt: skip
-    (line,) = cluster_words.shadow_verdicts(pairs)
+    (line,) = mwords.shadow_verdicts(pairs)
     assert "(a, c against the AdamW run" in line and "one seed each, so cannot tell" in line

@@ -15,7 +15,8 @@ import pytest
 from dash_fixtures import REPO, small_run
 from streamlit.testing.v1 import AppTest
 
-from dashboard import cluster_words, loader
+from dashboard import cluster_words_manager as mwords
+from dashboard import loader
 from dashboard.app import ENV_ROOT
 from dashboard.metrics import cluster_effect, groups
 from dashboard.metrics.groups import optimizer_name, seed_of
@@ -60,10 +61,10 @@ def test_sample_page_answers_the_manager_with_the_metrics_numbers(demo_root, mon
     se = cluster_effect.series_effect(
         [(seed_of(sgg.meta), loader.read_table(sgg, "clusters", demo_root).df, sgg.meta)]
     )
-    want = cluster_words.effect_bullets(se.effect, se.seeds, se.types).split("\n- **Which")[0]
+    want = mwords.effect_bullets(se.effect, se.seeds, se.types).split("\n- **Which")[0]
     said = [str(m.value) for m in at.markdown]
     assert any(m.startswith(want) for m in said)  # the metrics' numbers, word for word
-    assert cluster_words.SCOPE in said  # a setting, not an outcome: Summary / Loss for that
+    assert mwords.SCOPE in said  # a setting, not an outcome: Summary / Loss for that
     text = texts(at)
     assert not OUTCOME.search(text)
     assert "What SGG set for this model's step sizes" in [str(h.value) for h in at.subheader]

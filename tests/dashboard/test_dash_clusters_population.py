@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from dashboard import cluster_figures_layer as lfig
-from dashboard import cluster_words
+from dashboard import cluster_words_layer as lwords
+from dashboard import cluster_words_manager as mwords
 from dashboard.metrics import cluster_factors as cf
 from dashboard.metrics import cluster_population as cp
 from dashboard.metrics.cluster_effect import SAME, UP
@@ -67,7 +68,7 @@ def test_stays_follow_the_same_weights():
     assert s.persistence == pytest.approx(0.5)
     # spells: weight 0: 3 re-clusters (open); weight 1: 1, then 1 (open); weight 3: 1
     assert s.median_spell == 1 and s.open_spells == pytest.approx(2 / 4)
-    text = cluster_words.stays_sentence(cp.stays_across([(0, s)]), 4)
+    text = lwords.stays_sentence(cp.stays_across([(0, s)]), 4)
     assert "in one seed, so cannot tell how much these numbers move from seed to seed" in text
     assert "**50% changed group**" in text and "75% had a bigger step" in text
     assert "50% still had it at the next" in text and "a median 1 re-clusters (10 steps)" in text
@@ -86,7 +87,7 @@ def test_raster_rows_most_often_sped_up_first():
 def test_membership_missing_says_so():
     assert cp.stays(cp.sampled_history(None, CL, {})) is None
     assert cp.stays_across([(0, None)]) is None
-    assert "No membership sample" in cluster_words.stays_sentence(None)
+    assert "No membership sample" in lwords.stays_sentence(None)
 
 
 def test_stays_pool_the_seeds_with_an_interval():
@@ -106,9 +107,9 @@ def test_stays_pool_the_seeds_with_an_interval():
     assert pooled.changed_group.estimate == pytest.approx(vals.mean())
     lo, hi = stats.t.interval(0.95, 1, loc=vals.mean(), scale=stats.sem(vals))
     assert (pooled.changed_group.low, pooled.changed_group.high) == pytest.approx((lo, hi))
-    text = cluster_words.stays_sentence(pooled, 2, shown="sgg, lr 1e-3, seed 0")
+    text = lwords.stays_sentence(pooled, 2, shown="sgg, lr 1e-3, seed 0")
     assert "in each of 2 seeds (the mean over seeds, its 95% interval in brackets)" in text
-    assert f"**{cluster_words.share(vals.mean())} (" in text
+    assert f"**{mwords.share(vals.mean())} (" in text
     assert "The two charts below show sgg, lr 1e-3, seed 0." in text
 
 
@@ -133,7 +134,7 @@ def test_a_churn_spike_is_clipped_and_explained():
     moves = cp.class_moves(h, "a", 20)
     assert moves.iloc[0]["from"] == SAME and moves.iloc[0]["to"] == UP
     assert moves["share"].sum() == pytest.approx(0.5)
-    note = cluster_words.spike_note(3, 0.95, name, moves)
+    note = lwords.spike_note(3, 0.95, name, moves)
     assert note.startswith("Off the axis: token embeddings: changed step class, 95% at step 3")
     assert "moved from 'about AdamW's step' to 'bigger steps' at once" in note
 
@@ -169,13 +170,13 @@ def test_falls_together_are_found_and_explained():
     assert f.target_low == pytest.approx(0.1) and f.target_high == pytest.approx(0.2)
     assert f.at_lower_bound == 1 and f.prev_step == 20 and f.target_fell is False
     assert f.model_spread_change == pytest.approx(-0.5)
-    text = cluster_words.fall_summary(falls, 3)
+    text = lwords.fall_summary(falls, 3)
     assert "fell together at 2 of its 3 re-clusters (steps 20 and 30)" in text
-    why = cluster_words.step_why(steps, 30, falls, 0.1, 0.1)
+    why = lwords.step_why(steps, 30, falls, 0.1, 0.1)
     assert why.startswith("**Why, at step 30:**")
     assert "so their targets were 0.1 to 0.2; 1 of them clamped at the lower bound 0.1" in why
     assert "Each factor moves 10% of the way to its target" in why
-    lines = cluster_words.step_lines(steps, 20, 0.1, 10.0)
+    lines = lwords.step_lines(steps, 20, 0.1, 10.0)
     assert lines[0].startswith("group 0 (50% of the layer): factor 1.1 -> 1.04 (-5.45%), pulled ")
     assert "at the lower bound 0.1" in lines[1]
 
@@ -184,9 +185,9 @@ def test_the_why_follows_the_slider():
     """Finding 7: the sentence explained the last fall while the slider showed another step."""
     steps = cf.factor_steps(_falling_layer(), "l")
     falls = cf.falls_together(steps)
-    at20 = cluster_words.step_why(steps, 20, falls, 0.1, 0.1)
+    at20 = lwords.step_why(steps, 20, falls, 0.1, 0.1)
     assert at20.startswith("**Why, at step 20:**") and "targets were 0.1 to 0.5" in at20
-    at10 = cluster_words.step_why(steps, 10, falls, 0.1, 0.1)
+    at10 = lwords.step_why(steps, 10, falls, 0.1, 0.1)
     assert at10.startswith("**Why, at step 10:**")
     assert "1 of the 2 factors rose and 1 fell" in at10 and "targets were" not in at10
 
@@ -197,7 +198,7 @@ def test_target_fall_is_traced_to_the_spreads():
     f = cf.falls_together(cf.factor_steps(df, "l"))[1]
     assert f.target_fell
     now = cf.factor_steps(df, "l")
-    text = cluster_words.target_moves(now[now["step"] == 30])
+    text = lwords.target_moves(now[now["step"] == 30])
     # group 0: target 0.5 -> 0.2 (its spread grew 1.25-fold, the model's shrank 2-fold)
     assert "group 0's target fell from 0.5 to 0.2: its spread grew 1.25-fold while the model's "\
            "shrank 2-fold (from 2x to 5x the model's)" in text  # fmt: skip
@@ -211,29 +212,29 @@ def test_a_target_moved_by_a_group_changing_size_is_traced():
                     (150, "e", 0, 1, 1.0, 0.1, 2e-2, 3e-5), (150, "e", 1, 99, 1.0, 0.64, 4.7e-5,
                                                                3e-5)])  # fmt: skip
     steps = cf.factor_steps(cl, "e")
-    text = cluster_words.target_moves(steps[steps["step"] == 150])
+    text = lwords.target_moves(steps[steps["step"] == 150])
     assert "group 1's target fell from 2 to 0.64: it went from 95% to 99% of the layer's " \
            "weights, and its spread grew 9.4-fold while the model's grew 3-fold" \
            in text  # fmt: skip
     assert "group 0" not in text  # its target stayed at the bound
-    far = cluster_words.far_from_model(steps[steps["step"] == 150])
+    far = lwords.far_from_model(steps[steps["step"] == 150])
     assert far.startswith("Every group of this layer lies at least 1.57x as far from its layer's")
 
 
 def test_no_common_fall_is_said():
-    assert cluster_words.fall_summary([], 4).startswith("At no re-cluster")
-    assert "would-be factors" in cluster_words.fall_summary([], 4, applied=False)
+    assert lwords.fall_summary([], 4).startswith("At no re-cluster")
+    assert "would-be factors" in lwords.fall_summary([], 4, applied=False)
 
 
 def test_shadow_layer_words_say_would_have():
     """Finding 6: below the top, a shadow clustering's sentences still say 'would'."""
     steps = cf.factor_steps(_falling_layer(), "l")
-    lines = cluster_words.step_lines(steps, 20, 0.1, 10.0, applied=False)
+    lines = lwords.step_lines(steps, 20, 0.1, 10.0, applied=False)
     assert all("would-be factor" in t for t in lines)
-    why = cluster_words.step_why(steps, 10, cf.falls_together(steps), 0.1, 0.1, applied=False)
+    why = lwords.step_why(steps, 10, cf.falls_together(steps), 0.1, 0.1, applied=False)
     assert "would-be factors" in why and "SGG would have set them" in why
     m = cf.mean_move(_falling_layer(), "l", 20)
-    assert "would-be mean factor (not applied)" in cluster_words.mean_move_sentence(m, False)
+    assert "would-be mean factor (not applied)" in lwords.mean_move_sentence(m, False)
     fig = lfig.factor_explain_figure(steps, layer_name="l", bounds=(0.1, 10.0),
                                                 rate=0.1, applied=False)  # fmt: skip
     assert fig.layout.yaxis5.title.text == "3. would-be factor (not applied)"  # row 3, col 1
@@ -248,8 +249,8 @@ def test_mean_move_splits_factor_moves_from_group_changes():
     m = cf.mean_move(cl, "l", 20)
     assert (m.before, m.after) == pytest.approx((1.5, 1.25))
     assert m.from_factors == pytest.approx(0.0) and m.from_groups == pytest.approx(-0.25)
-    assert "-0.2500 from weights changing groups" in cluster_words.mean_move_sentence(m)
-    assert "the layer's mean factor (weighted" in cluster_words.mean_move_sentence(m)
+    assert "-0.2500 from weights changing groups" in lwords.mean_move_sentence(m)
+    assert "the layer's mean factor (weighted" in lwords.mean_move_sentence(m)
     first = cf.mean_move(cl, "l", 10)
     assert first.before == 1.0 and first.from_factors == pytest.approx(0.5)
 
@@ -291,6 +292,6 @@ def test_missing_targets_and_spreads_still_draw():
                                                 rate=float("nan"))  # fmt: skip
     assert fig.to_json()  # serialisable: no NaN axis range
     assert [f.step for f in cf.falls_together(steps)] == [20, 30]
-    text = cluster_words.step_why(steps, 20, cf.falls_together(steps), float("nan"), 0.1)
+    text = lwords.step_why(steps, 20, cf.falls_together(steps), float("nan"), 0.1)
     assert "did not record the targets and spreads, so why cannot be told here" in text
-    assert "target was not recorded" in cluster_words.step_lines(steps, 20, 0.1, 10.0)[0]
+    assert "target was not recorded" in lwords.step_lines(steps, 20, 0.1, 10.0)[0]

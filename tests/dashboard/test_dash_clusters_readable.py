@@ -15,7 +15,9 @@ import pytest
 
 from dashboard import cluster_figures_layer as lfig
 from dashboard import cluster_figures_manager as mfig
-from dashboard import cluster_words, palette
+from dashboard import cluster_words_layer as lwords
+from dashboard import cluster_words_manager as mwords
+from dashboard import palette
 from dashboard.layer_names import humane_name, humane_names, layer_kind, layer_type
 from dashboard.metrics import clusters
 from dashboard.metrics.cluster_effect import DOWN, SAME, UP
@@ -193,12 +195,12 @@ def test_adaptive_lr_axis_leaves_the_lr_over_eps_pile_off():
     assert v.lo == pytest.approx(0.01) and v.hi < 1e4  # no longer 4e5: the pile from 4e3 up is off
     assert v.pile == pytest.approx(sum(counts[12:]) / sum(counts))
     assert v.hi <= v.pile_from and v.pile_from >= 4e5 / clusters.CEILING_NEAR
-    note = cluster_words.alr_note(v, 4e5, 4e-3, 1e-8, 150, 4e-3)
+    note = lwords.alr_note(v, 4e5, 4e-3, 1e-8, 150, 4e-3)
     assert "lr / eps = 0.004 / 1e-8 = 400,000" in note and "gradient has been zero" in note
-    assert f"at {cluster_words.plain(v.pile_from)} or above" in note  # where the pile starts
+    assert f"at {mwords.plain(v.pile_from)} or above" in note  # where the pile starts
     assert "its peak" not in note  # lr at this step is the peak
     assert "Each curve's shares add up to 1 with these weights" in note
-    later = cluster_words.alr_note(v, 3.71e5, 3.71e-3, 1e-8, 150, 4e-3)
+    later = lwords.alr_note(v, 3.71e5, 3.71e-3, 1e-8, 150, 4e-3)
     assert "lr / eps = 0.00371 / 1e-8 = 371,000 (lr is the learning rate at step 150, after " \
            "the schedule; its peak is 0.004)" in later  # fmt: skip
     # without lr / eps: a right-edge pile set apart by empty bins is left off
@@ -208,8 +210,8 @@ def test_adaptive_lr_axis_leaves_the_lr_over_eps_pile_off():
 
 
 def test_numbers_read_without_exponents():
-    assert cluster_words.sci(1e-8) == "1e-8" and cluster_words.sci(2.5e-7) == "2.5e-7"
-    assert cluster_words.plain(371_425.6) == "371,426" and cluster_words.plain(0.00371) == "0.00371"
+    assert mwords.sci(1e-8) == "1e-8" and mwords.sci(2.5e-7) == "2.5e-7"
+    assert mwords.plain(371_425.6) == "371,426" and mwords.plain(0.00371) == "0.00371"
 
 
 def test_clipped_histogram_axis():
@@ -239,7 +241,7 @@ def test_effect_labels_state_the_thresholds():
     labels = mfig.EFFECT_LABELS
     assert labels[UP] == "bigger steps (> 1.1x)" and labels[DOWN] == "smaller steps (< 0.91x)"
     assert labels[SAME] == "about AdamW's step"
-    assert "0.91x (= 1/1.1)" in cluster_words.THRESHOLDS
+    assert "0.91x (= 1/1.1)" in mwords.THRESHOLDS
 
 
 def test_where_the_weights_went_labels_every_cell():
