@@ -87,6 +87,34 @@ def signed(v: float, fmt: Fmt = num) -> str:
     return ("+" if v > 0 else "-" if v < 0 else "") + fmt(abs(v))
 
 
+def same_digits(base: float, estimate: float, fmt: Fmt = num) -> bool:
+    """True when `estimate` is below what the shown digits of `base` can show: 1.400 against
+    1.400 differs by +2.384e-08, which no number on the page can display."""
+    if not (math.isfinite(base) and math.isfinite(estimate)) or not estimate:
+        return False
+    return fmt(base + estimate) == fmt(base)
+
+
+def difference_text(d: Difference, fmt: Fmt = num) -> str:
+    """'difference +0.01736', or 'the same to the shown digits' when the difference is below
+    the values' resolution (never '+2.384e-08' beside two equal numbers)."""
+    if same_digits(d.base_mean, d.estimate, fmt):
+        return "the same to the shown digits"
+    return f"difference {signed(d.estimate, fmt)}"
+
+
+def share_text(r: float) -> str:
+    """A size as a share of the baseline's value: '4.1%', '57%', or a ratio ('30x') once the
+    share is past 2x, where a percentage ('2979%') is harder to read."""
+    if not math.isfinite(r):
+        return "n/a"
+    if r < 0.1:
+        return f"{r:.1%} of the baseline's value"
+    if r < 2:
+        return f"{r:.0%} of the baseline's value"
+    return f"{r:.1f}x the baseline's value" if r < 10 else f"{r:,.0f}x the baseline's value"
+
+
 def seeds_text(n: int, paired: bool = False) -> str:
     word = "paired seed" if paired else "seed"
     return f"{n:,} {word}{'s' if n != 1 else ''}"
@@ -154,12 +182,7 @@ def decide_text(d: Difference, fmt: Fmt = num, size: float = float("nan"), of: s
     )
     share = ""
     if math.isfinite(d.base_mean) and d.base_mean:
-        r = abs(mdd / d.base_mean)
-        share = (
-            f" ({r:.1%} of the baseline's value)"
-            if r < 0.1
-            else f" ({r:.0%} of the baseline's value)"
-        )
+        share = f" ({share_text(abs(mdd / d.base_mean))})"
     if d.method == WITHIN_RUN:
         return (
             f"one run each: with {POWER:.0%} power, the spread of their evaluation batches can "
@@ -197,7 +220,7 @@ def claim(
         return NOT_COMPARED
     if not d.detected:
         if not d.has_interval or not d.resolved:
-            return f"{CANNOT_TELL}: {why_not(d, fmt)} (difference {signed(d.estimate, fmt)})"
+            return f"{CANNOT_TELL}: {why_not(d, fmt)} ({difference_text(d, fmt)})"
         decide = decide_text(d, fmt, size, of)
         return (
             f"{NO_DIFFERENCE} ({signed(d.estimate, fmt)} ± {fmt(d.half_width)}), which is not "

@@ -27,3 +27,18 @@ def test_a_lightning_run_is_named_by_its_logger_name_and_version(tmp_path):
         "lightning_logs/lightning-s0/version_0": "lightning-s0",
         "lightning_logs/lightning-s0/version_1": "lightning-s0-v1",
     }
+
+
+def test_a_large_share_reads_as_a_ratio_and_a_tiny_difference_as_the_same_digits():
+    from dashboard.metrics.intervals import Difference
+    from dashboard.verdicts import claim, share_text
+
+    assert share_text(29.79) == "30x the baseline's value"
+    assert share_text(2.5) == "2.5x the baseline's value"
+    assert share_text(0.57) == "57% of the baseline's value"
+    assert share_text(0.041) == "4.1% of the baseline's value"
+    tiny = Difference(2.384e-08, n=1, n_max=1, mean=1.4 + 2.384e-08, base_mean=1.4)
+    text = claim(tiny, "lower", "higher")
+    assert "the same to the shown digits" in text and "e-08" not in text
+    real = Difference(0.0123, n=1, n_max=1, mean=1.4123, base_mean=1.4)
+    assert "difference +0.01230" in claim(real, "lower", "higher")
