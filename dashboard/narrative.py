@@ -357,7 +357,11 @@ def spikes_cell(c: Comparison, base: bool = False) -> str:
     if base:
         return count(c.base_spikes) + (" (loss only)" if c.grad_mismatch else "")
     text = f"{count(c.spikes)} vs {count(c.base_spikes)}"
-    return f"{text} (loss only; gradient: {GRAD_NORMS_APART})" if c.grad_mismatch else text
+    return (
+        f"{text} (loss only; gradient: {CANNOT_TELL}: {c.grad_mismatch})"
+        if c.grad_mismatch
+        else text
+    )
 
 
 TIME_HOW = (

@@ -105,7 +105,18 @@ class TableReader:
             sel.status(rel),
             self.df(rel, "steps"),
             self.df(rel, "evals"),
+            self.unread(rel),
         )
+
+    def unread(self, rel: str) -> str:
+        """Why the run's steps could not be read ('' when they could): a damaged steps chunk
+        and no step left; such a run takes part in no group statistic or comparison."""
+        res = self.table(rel, "steps")
+        if res.df is not None and not res.df.empty:
+            return ""
+        found = (*res.messages, *(m for m in self.selection.by_rel[rel].damage if "steps" in m))
+        damaged = [m for m in found if "damaged" in m]
+        return "its steps are damaged" if damaged else ""
 
     def problems(self) -> dict[str, list[str]]:
         """{what is wrong: the run ids it concerns} for the runs on show: unfinished, stopped,

@@ -52,7 +52,7 @@ class RunFacts:
     train_avg: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grad_cv: float = NAN
     loss_spikes: int = 0
-    grad_spikes: int = 0
+    grad_spikes: float = NAN  # NaN: the run recorded no gradient norm ("not recorded", never 0)
     first_nan_step: int | None = None
     optimizer_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
     step_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -63,6 +63,7 @@ class RunFacts:
     spike_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # loss and gradient
     span: tuple[float, float] = (NAN, NAN)  # when the run was made (epoch seconds)
     fused: bool | None = None  # torch AdamW's `fused` flag (None: not recorded)
+    unread: str = ""  # why its steps could not be read (damage): left out of every comparison
 
     @property
     def has_evals(self) -> bool:
@@ -81,10 +82,13 @@ def run_facts(
     status: str,
     steps: pd.DataFrame | None,
     evals: pd.DataFrame | None,
+    unread: str = "",
 ) -> RunFacts:
-    """Extract a run's facts; a column the run did not record is simply empty (not an error)."""
+    """Extract a run's facts; a column the run did not record is simply empty (not an error).
+    `unread`: why its steps could not be read (damage); such a run takes part in no comparison."""
     opt = meta.get("optimizer") if isinstance(meta.get("optimizer"), dict) else {}
     f = RunFacts(name, groups.seed_of(meta), meta, status, shadow=groups.shadow_of(meta))
+    f.unread = unread
     f.span = _span(meta)
     hp = opt.get("hyperparameters") if isinstance(opt.get("hyperparameters"), dict) else {}
     f.fused = hp.get("fused") if isinstance(hp.get("fused"), bool) else None
@@ -105,7 +109,7 @@ def run_facts(
         f.loss_spikes = int(loss_peaks.sum())
         g = _col(steps, "grad_norm")
         grad_peaks = spike_mask(g, GRAD_SPIKE_FACTOR)
-        f.grad_spikes = int(grad_peaks.sum())
+        f.grad_spikes = float(grad_peaks.sum()) if np.isfinite(g).any() else NAN
         f.grad_cv = coefficient_of_variation(g)
         f.grad = g
         f.spike_steps = np.concatenate([step[loss_peaks], step[grad_peaks]])
@@ -374,7 +378,17 @@ def diff_by_seed(a_facts, a_vals, b_facts, b_vals, resolution: float = 0.0) -> D
     the notes of merged repeats and runs without a seed go with it."""
     a, na = _by_seed(a_facts, a_vals, "compared")
     b, nb = _by_seed(b_facts, b_vals, "baseline")
+    if not pairable(a_facts + b_facts):  # one seed number, not the same weights and batches
+        return intervals.across_seeds(
+            list(a.values()), list(b.values()), resolution=resolution, notes=na + nb
+        )
     return intervals.across_seeds(a, b, resolution=resolution, notes=na + nb)
+
+
+def pairable(facts: list[RunFacts]) -> bool:
+    """Whether runs of one seed share their initial weights and batches: only runs of our
+    recorder (sgg_train draws both from the seed); another tool's seed 0 is not ours."""
+    return all(info_of(f.meta).source == "recorded" for f in facts)
 
 
 def side_mean(facts: list[RunFacts], values: list[float]) -> float:
@@ -458,7 +472,7 @@ def _spikes_until(f: RunFacts, last: int, grad: bool = True) -> float:
     """Spikes up to step `last`: loss and gradient, or the loss's alone (`grad` False: the
     first `loss_spikes` entries of `spike_steps` are the loss's)."""
     if last >= f.last_step or not f.spike_steps.size:
-        return float(f.loss_spikes + (f.grad_spikes if grad else 0))
+        return float(f.loss_spikes + (f.grad_spikes if grad else 0.0))
     steps = f.spike_steps if grad else f.spike_steps[: f.loss_spikes]
     return float(np.count_nonzero(steps <= last))
 
@@ -486,14 +500,45 @@ def _reached(facts: list[RunFacts], steps: list[float]) -> int:
     return sum(1 for v in per_seed.values() if math.isfinite(v))
 
 
+def short_run_notes(facts: list[RunFacts], at: int) -> tuple[str, ...]:
+    """Why the comparison step is earlier than where most runs end: the runs that stopped
+    before the others (the rule: every run is compared at the last step all of them reached,
+    and the runs that set it are named)."""
+    longest = max((f.last_step for f in facts), default=0)
+    if not facts or at >= longest:
+        return ()
+    short = [f for f in facts if f.last_step < longest]
+    who = ", ".join(f"{f.name} stopped at step {f.last_step}" for f in short)
+    return (f"compared at step {at}, the last step every run reached: {who}",)
+
+
+def grad_missing(a: list[RunFacts], b: list[RunFacts]) -> str:
+    """Which runs recorded no gradient norm ('' when all did): their gradient spikes are not
+    recorded (never 0), so spikes count the loss's alone on both sides."""
+    missing = [f.name for f in a + b if not np.isfinite(f.grad_spikes)]
+    if not missing or len(missing) == len(a + b):
+        return "no run recorded a gradient norm" if missing else ""
+    return "gradient norm not recorded in " + ", ".join(missing) + ": spikes count loss spikes only"
+
+
 def compare(
     run_side: list[RunFacts], base_side: list[RunFacts], name: str, base_name: str
 ) -> Comparison:
-    """Compare a group of runs (seeds) with the baseline group, like for like."""
+    """Compare a group of runs (seeds) with the baseline group, like for like. A run whose
+    steps could not be read (`RunFacts.unread`) is left out of its side, said in `notes`."""
+    left_out = tuple(f"{f.name} left out: {f.unread}" for f in run_side + base_side if f.unread)
+    run_side = [f for f in run_side if not f.unread] or run_side
+    base_side = [f for f in base_side if not f.unread] or base_side
     everyone = run_side + base_side
     kind = loss_kind(everyone)
     healthy = [f for f in everyone if f.first_nan_step is None]
     at = common_step(healthy or everyone, kind)  # a diverged run must not shorten the others
+    left_out += short_run_notes(healthy or everyone, at)
+    left_out += tuple(
+        f"gradient-size variation of {side_name} from {k} of {len(side)} runs"
+        for side, side_name in ((run_side, name), (base_side, base_name))
+        if 0 < (k := sum(np.isfinite(f.grad_spikes) for f in side)) < len(side)
+    )
     same = groups.group_id(run_side[0].meta) == groups.group_id(base_side[0].meta)
     loss = _loss_fields(run_side, base_side, kind, at, same)
     reach, reach_notes = _reach_fields(run_side, base_side, kind, loss["target"])
@@ -516,7 +561,8 @@ def compare(
         diverged_at=min(nan_a) if nan_a else None,
         base_diverged_at=min(nan_b) if nan_b else None,
         same_settings=same,
-        notes=tuple(dict.fromkeys(loss["loss_diff"].notes + reach_notes)),  # steps: reach notes
+        # damaged and short runs, then repeats merged and seeds that missed the target
+        notes=tuple(dict.fromkeys(left_out + loss["loss_diff"].notes + reach_notes)),
         stalls=tuple((f.name, *x) for f in everyone for x in f.stalls),
         runs=(len(run_side), len(base_side)),
         seeds=(
@@ -596,7 +642,7 @@ def _steadiness_fields(
     last = min(f.last_step for f in a + b)
     cv_a, cv_b = [_cv_until(f, last) for f in a], [_cv_until(f, last) for f in b]
     cv_diff = diff_by_seed(a, cv_a, b, cv_b)
-    mismatch = grad_norm_mismatch(a, b, name, base_name)
+    mismatch = grad_norm_mismatch(a, b, name, base_name) or grad_missing(a, b)
     # gradient spikes of norms before and after clipping are not compared: loss spikes only
     sp_a = [_spikes_until(f, last, grad=not mismatch) for f in a]
     sp_b = [_spikes_until(f, last, grad=not mismatch) for f in b]

@@ -67,7 +67,11 @@ def seed_of(meta: dict) -> int | None:
 
 def group_id(meta: dict) -> str:
     """A short stable id for the settings of a run (equal for runs that differ only in seed)."""
+    # the tool that wrote it too: runs of two tools are never one group of seeds
     sig = repr(sorted((k, canonical(v)) for k, v in settings(meta).items()))
+    source = info_of(meta).source
+    if source != "recorded":
+        sig += f"|source={source}"
     return hashlib.sha1(sig.encode()).hexdigest()[:10]
 
 
@@ -174,6 +178,16 @@ def seeds_label(seeds: list[object]) -> str:
     return text if n_runs == distinct else f"{n_runs} runs, {text}"
 
 
+SOURCE_NAMES = {
+    "hf": "HF Trainer",
+    "lightning": "Lightning",
+    "tensorboard": "TensorBoard",
+    "wandb": "W&B",
+    "mlflow": "MLflow",
+    "csv": "CSV",
+}
+
+
 def group_label(meta: dict, varying: list[str], n: int | list[object]) -> str:
     """'sgg, lr 4e-3 (3 seeds)': the optimizer, its learning rate (always: a heading must say
     which lr it speaks of) and the other settings that vary between the groups on show (never
@@ -185,6 +199,8 @@ def group_label(meta: dict, varying: list[str], n: int | list[object]) -> str:
     keys = ([lr] if lr else []) + [k for k in varying if k != lr]
     parts = [f"{short_name(k)} {_fmt(s[k], k)}" for k in keys if k in s and k != "optimizer"]
     head = s["optimizer"] + (", " + ", ".join(parts) if parts else "")
+    tool = SOURCE_NAMES.get(info_of(meta).source, info_of(meta).source)
+    head += f" · {tool}" if info_of(meta).source != "recorded" else ""
     if isinstance(n, list):  # the members' seeds: count distinct ones
         return f"{head} ({seeds_label(n)})"
     return f"{head} ({n} seed{'s' if n != 1 else ''})"
