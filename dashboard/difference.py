@@ -6,6 +6,9 @@ Pure: a frame in, a `go.Figure` or text out.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -106,7 +109,7 @@ def _series_caption(name: str, g: pd.DataFrame, m: pd.DataFrame) -> str:
             "be measured: no band is drawn there (no spread is not certainty)."
         )
     # a note per distinct message, not per step (the values a note quotes differ by step)
-    notes = dict.fromkeys(n.split(" (their mean)")[0] for ns in g["notes"] for n in ns)
+    notes = merged_notes(n.split(" (their mean)")[0] for ns in g["notes"] for n in ns)
     if notes:
         parts.append(f"Seeds: {'; '.join(notes)}.")
     for side, where in (("ahead", "below"), ("behind", "above")):
@@ -119,8 +122,10 @@ def _series_caption(name: str, g: pd.DataFrame, m: pd.DataFrame) -> str:
             )
     if m.empty and g["lo"].notna().any():
         parts.append(
-            "Its 95% band includes 0 at every step: no detectable difference, which is not "
-            "the same as equal (the band's width is what these seeds can resolve)."
+            "Over the whole curve (a band that holds at every step at once), its 95% band "
+            "includes 0 at every step: no detectable difference, which is not the same as "
+            "equal (the band's width is what these seeds can resolve; one step alone, as the "
+            "Summary compares, has a narrower interval)."
         )
     return " ".join(parts)
 
@@ -273,3 +278,29 @@ def train_difference_figure(
     )
     fig.add_hline(y=0, line={"color": "#555", "dash": "dash"})
     return fig
+
+
+_REPEATS = re.compile(r"^(\d+) runs with (.+?): repeats of one seed, counted once$")
+
+
+def merged_notes(notes: Iterable[str]) -> list[str]:
+    """The distinct seed notes of a whole curve, a repeated seed said once: "2 to 3 runs with
+    seed 2 (compared run)" where later steps have fewer runs, not two notes for one seed."""
+    counts: dict[str, set[int]] = {}
+    out: dict[str, None] = {}
+    for note in notes:
+        m = _REPEATS.match(note)
+        if m:
+            counts.setdefault(m.group(2), set()).add(int(m.group(1)))
+            out[m.group(2)] = None
+        else:
+            out[note] = None
+    texts = []
+    for key in out:
+        if key not in counts:
+            texts.append(key)
+            continue
+        lo, hi = min(counts[key]), max(counts[key])
+        many = f"{hi}" if lo == hi else f"{lo} to {hi}"
+        texts.append(f"{many} runs with {key}: repeats of one seed, counted once")
+    return texts

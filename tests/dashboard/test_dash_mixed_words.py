@@ -42,3 +42,15 @@ def test_a_large_share_reads_as_a_ratio_and_a_tiny_difference_as_the_same_digits
     assert "the same to the shown digits" in text and "e-08" not in text
     real = Difference(0.0123, n=1, n_max=1, mean=1.4123, base_mean=1.4)
     assert "difference +0.01230" in claim(real, "lower", "higher")
+
+
+def test_a_repeated_seed_is_one_note_over_the_whole_curve():
+    from dashboard.difference import merged_notes
+
+    note = "{} runs with seed 2 (compared run): repeats of one seed, counted once"
+    base = "2 runs with seed 2 (baseline): repeats of one seed, counted once"
+    got = merged_notes([note.format(3), base, note.format(2), note.format(3)])
+    assert got == [
+        "2 to 3 runs with seed 2 (compared run): repeats of one seed, counted once",
+        base,
+    ]
