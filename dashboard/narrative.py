@@ -568,11 +568,20 @@ def overview(comparisons: list[Comparison]) -> str:
             f" Lowest: **{best.name}** at {num(best.loss)}, "
             f"{claim(best.loss_diff, 'lower (better)', 'higher (worse)', size=size, of=of)}."
         )
-    unlike = sum(1 for c in comparisons if like_for_like(c))
+    differs = [bool(c.not_like_for_like) or c.lengths[0] != c.lengths[1] for c in comparisons]
+    unlike = sum(differs)
     if unlike:
         text += (
             f" {unlike} of the {len(comparisons)} differ from the baseline in more than the "
             "optimizer (column 'Not like for like')."
+        )
+    unchecked = sum(
+        1 for c, d in zip(comparisons, differs, strict=True) if c.not_recorded and not d
+    )
+    if unchecked:
+        text += (
+            f" {unchecked} could not be checked fully: some settings are not recorded on one "
+            "side (same column), which is neither the same nor a difference."
         )
     return text
 

@@ -64,6 +64,24 @@ def sweep_runs(sel: Selection, rels: list[str], hp: str) -> tuple[list[str], lis
     return [r for r in members if r not in unfinished], left_out, unfinished
 
 
+def left_out_reasons(
+    sel: Selection, left_out: list[str], members: list[str], hp: str
+) -> tuple[list[str], list[str]]:
+    """(runs left out that differ from the compared runs in another setting both record, runs
+    left out that cannot be checked: they do not record a setting the compared runs have).
+    A setting one run does not record is neither the same nor a difference, so such a run is
+    not said to differ."""
+    hp_name = sweep.plain_name(hp)
+    differ, unchecked = [], []
+    for r in left_out:
+        found = [
+            [d for d in groups.differing_settings(sel.meta(r), sel.meta(m)) if d[0] != hp_name]
+            for m in members
+        ]
+        (differ if not members or all(found) else unchecked).append(r)
+    return differ, unchecked
+
+
 def tolerance_lines(facts: dict, hp: str) -> list[str]:
     """The sentences on how widely each optimizer's `hp` can vary within WITHIN of its best."""
     claims = sweep_groups.tolerance_claims(facts, hp, within=WITHIN)

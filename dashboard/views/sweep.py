@@ -50,10 +50,17 @@ def _pick_setting(ctx: Ctx) -> tuple[list[str], str] | None:
         "Setting that was varied", keys, key="sweep_key", format_func=sweep.plain_name
     )
     rels, left_out, unfinished = sweep_report.sweep_runs(sel, rels, hp)
-    if left_out:
+    differ, unchecked = sweep_report.left_out_reasons(sel, left_out, rels + unfinished, hp)
+    if differ:
         st.caption(
             "Compared: the runs whose other settings are identical (any seed). Left out (they "
-            "differ in more than this setting): " + ", ".join(sel.labels[r] for r in left_out)
+            "differ in more than this setting): " + ", ".join(sel.labels[r] for r in differ)
+        )
+    if unchecked:
+        st.caption(
+            "Left out, as they cannot be checked to differ in this setting alone (they do not "
+            "record settings the compared runs have; the Runs tab lists which): "
+            + ", ".join(sel.labels[r] for r in unchecked)
         )
     if unfinished:
         st.caption(
