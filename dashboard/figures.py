@@ -257,6 +257,16 @@ def _band(fig: go.Figure, b: pd.DataFrame, x: str, c: str, name: str) -> None:
     )
 
 
+def _placeable(t) -> bool:
+    """False for a scatter whose x values are all missing (a run that did not record the
+    axis's quantity): it would be a legend entry with no line."""
+    x = getattr(t, "x", None) if isinstance(t, go.Scatter) else None
+    if x is None:
+        return True
+    values = list(x)
+    return not values or not pd.isna(pd.Series(values, dtype=object)).all()
+
+
 def stacked(figs: list[go.Figure], *, height_each: int = 340) -> go.Figure:
     """Figures stacked as rows of one figure with a shared x axis: zooming one zooms all."""
     from plotly.subplots import make_subplots
@@ -269,6 +279,8 @@ def stacked(figs: list[go.Figure], *, height_each: int = 340) -> go.Figure:
     for i, f in enumerate(figs, start=1):
         for t in f.data:
             t = go.Scatter(t) if isinstance(t, go.Scatter) else t
+            if not _placeable(t):
+                continue  # no point on this axis (not recorded): said under the chart instead
             if t.showlegend is not False and t.name in seen:
                 t.showlegend = False
             if t.showlegend is not False and t.name:

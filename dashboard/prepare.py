@@ -22,6 +22,30 @@ X_AXES = {
 }
 
 
+def not_on_axis(tables: dict[str, list], x: str) -> dict[str, str]:
+    """{series name: why it is not drawn} for the series whose runs did not record the axis's
+    quantity (tokens, wall time): "not recorded in this run", or "k of n runs did not record
+    it" for a group, so that a missing line is said, never silently absent."""
+    if x == "step":
+        return {}
+    col = "wall_time" if x == "wall_time" else x
+    what = "wall time" if x == "wall_time" else x
+    out: dict[str, str] = {}
+    for name, dfs in tables.items():
+        missing = sum(
+            1
+            for df in dfs
+            if df is None or col not in df or not np.isfinite(df[col].astype(float)).any()
+        )
+        if not missing:
+            continue
+        if len(dfs) == 1:
+            out[name] = f"{what} not recorded in this run"
+        else:
+            out[name] = f"{missing} of {len(dfs)} runs did not record {what}"
+    return out
+
+
 def ended_marks(series: list[tuple[str, list[str]]], statuses: dict[str, str]) -> dict[str, str]:
     """{series name: 'stopped' or 'failed'} for the series drawn as one run that ended without
     finishing (`statuses`: {run id: status}); a group's runs are said apart, not marked."""

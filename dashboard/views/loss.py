@@ -29,6 +29,18 @@ def page(ctx: Ctx) -> None:
         fig, note = _difference(ctx)
         figs.append(fig)
     _stack(figs, note)
+    _not_drawn(ctx)
+
+
+def _not_drawn(ctx: Ctx) -> None:
+    """Which series this axis cannot place, and why (a line that is missing is said)."""
+    missing = prepare.not_on_axis(ctx.reader.series_tables("steps"), ctx.options.x)
+    if missing:
+        st.caption(
+            "Not drawn on this axis: "
+            + "; ".join(f"{name} ({why})" for name, why in missing.items())
+            + "."
+        )
 
 
 def _intro(ctx: Ctx) -> None:

@@ -54,3 +54,27 @@ def test_a_repeated_seed_is_one_note_over_the_whole_curve():
         "2 to 3 runs with seed 2 (compared run): repeats of one seed, counted once",
         base,
     ]
+
+
+def test_a_run_without_the_axis_quantity_is_said_and_has_no_empty_legend_entry():
+    import numpy as np
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from dashboard import figures, prepare
+
+    ours = pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.9], "tokens": [512.0, 1024.0]})
+    theirs = pd.DataFrame({"step": [1, 2], "loss": [2.1, 2.0], "tokens": [np.nan, np.nan]})
+    tables = {"ours": [ours], "tb-s0": [theirs], "group": [ours, theirs]}
+    assert prepare.not_on_axis(tables, "tokens") == {
+        "tb-s0": "tokens not recorded in this run",
+        "group": "1 of 2 runs did not record tokens",
+    }
+    assert prepare.not_on_axis(tables, "step") == {}
+    fig = go.Figure(
+        [
+            go.Scatter(x=[512.0, 1024.0], y=[2.0, 1.9], name="ours"),
+            go.Scatter(x=[np.nan, np.nan], y=[2.1, 2.0], name="tb-s0"),
+        ]
+    )
+    assert [t.name for t in figures.stacked([fig]).data] == ["ours"]
