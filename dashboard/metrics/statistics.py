@@ -99,10 +99,11 @@ class RunSummary:
     best_eval_loss: float = float("nan")
     final_eval_ppl: float = float("nan")
     final_train_ppl: float = float("nan")
-    loss_spikes: int = 0
-    grad_spikes: int = 0
+    # None: not recorded in this run (no readable steps, or no gradient norm): never a 0
+    loss_spikes: int | None = None
+    grad_spikes: int | None = None
     grad_norm_cv: float = float("nan")
-    nan_steps: int = 0
+    nan_steps: int | None = None
     first_nan_step: int | None = None
     steps_to_target: float = float("nan")
     tokens_to_target: float = float("nan")
@@ -142,8 +143,12 @@ def summarize(
             s.best_train_loss = float(np.nanmin(ma))
             s.final_train_ppl = perplexity(s.final_train_loss)
         s.loss_spikes = int(spike_mask(loss, LOSS_SPIKE_FACTOR).sum())
-        if "grad_norm" in steps:
-            g = steps["grad_norm"].to_numpy(dtype=np.float64, na_value=np.nan)
+        g = (
+            steps["grad_norm"].to_numpy(dtype=np.float64, na_value=np.nan)
+            if "grad_norm" in steps
+            else None
+        )
+        if g is not None and np.isfinite(g).any():
             s.grad_spikes = int(spike_mask(g, GRAD_SPIKE_FACTOR).sum())
             s.grad_norm_cv = coefficient_of_variation(g)
     ev = eval_series(evals)
@@ -225,6 +230,8 @@ def add_speedups(summaries: dict[str, RunSummary], data: dict[str, tuple], basel
             s.speedup_tokens = bt / s.tokens_to_target
 
 
+NOT_RECORDED = "not recorded"  # what a table cell says for a quantity the run did not log
+
 SUMMARY_COLUMNS = {
     "name": "Run",
     "optimizer": "Optimizer",
@@ -249,7 +256,8 @@ def summary_table(summaries: list[RunSummary]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS.values()))
     df["grad_norm_cv"] = df["grad_norm_cv"] * 100
-    return df[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)
+    out = df[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS).astype(object)
+    return out.where(out.notna(), NOT_RECORDED)
 
 
 def summarize_runs(

@@ -140,6 +140,8 @@ def test_default_screen_compares_standard_sgg_with_adamw_groups(monkeypatch):
 def test_speed_and_spikes_table_has_no_self_comparison_and_one_spike_unit():
     sgg = _group("sgg", 0.011, 45.0)
     adamw = _group("adamw", 0.011, 0.015)
+    for f in sgg + adamw:  # every run recorded its gradient norm (no spikes unless set)
+        f.grad_spikes = 0.0
     sgg[0].grad_spikes, sgg[1].loss_spikes = 2, 2  # 4 spikes in 3 runs
     c = compare.compare(sgg, adamw, "sgg", "adamw")
     t = narrative.detail_table([c], c)
