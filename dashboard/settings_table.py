@@ -58,6 +58,31 @@ def with_last_lr(cfg: pd.DataFrame, last: dict[str, str | None]) -> pd.DataFrame
     return out
 
 
+GRAD_NORM_KEY = "run.grad_norm"
+GRAD_NORM_LOGGED = "recorded (before or after clipping: not known)"
+
+
+def with_logged_grad_norm(cfg: pd.DataFrame, metas: dict[str, dict]) -> pd.DataFrame:
+    """A foreign run that logged a gradient norm under its own name is "recorded", not "not
+    recorded": only which norm (before or after clipping) is unknown."""
+    if GRAD_NORM_KEY not in cfg.index:
+        return cfg
+    runs = [c for c in cfg.columns if c != "differs"]
+    row = cfg.loc[GRAD_NORM_KEY, runs].copy()
+    for c in runs:
+        src = (metas.get(c) or {}).get("source")
+        columns = src.get("columns") if isinstance(src, dict) else None
+        if row[c] == sweep.NOT_RECORDED and isinstance(columns, dict) and columns.get("grad_norm"):
+            row[c] = GRAD_NORM_LOGGED
+    if row.equals(cfg.loc[GRAD_NORM_KEY, runs]):
+        return cfg
+    out = cfg.copy()
+    out.loc[GRAD_NORM_KEY, runs] = row
+    known = [v for v in row if v not in (sweep.NOT_RECORDED, GRAD_NORM_LOGGED)]
+    out.loc[GRAD_NORM_KEY, "differs"] = len(set(known)) > 1
+    return out
+
+
 def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.DataFrame:
     """The settings table as shown: the typed description's rows first (the same fields for
     every run, whatever wrote it), then run.json's raw objects; recording options left out,
@@ -66,6 +91,7 @@ def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.Da
     cfg = with_last_lr(sweep.config_table(metas), last)
     if cfg.empty:
         return cfg
+    cfg = with_logged_grad_norm(cfg, metas)
     keys = [str(k) for k in cfg.index]
     cfg = cfg[[not sweep.recording_only(k) for k in keys]]
     keys = [str(k) for k in cfg.index]

@@ -128,6 +128,7 @@ CLIP_KEYS = ("grad_clip", "max_grad_norm", "clip_grad_norm", "gradient_clip_val"
 BATCH_KEYS = ("batch_size", "train_batch_size", "per_device_train_batch_size", "micro_batch_size")
 ACCUM_KEYS = ("gradient_accumulation_steps", "accumulate_grad_batches")
 TOKENS_KEYS = ("tokens_per_step", "tokens_per_batch")
+SEQ_KEYS = ("seq_len", "max_seq_length", "block_size", "seq_length")
 STEPS_KEYS = ("steps", "max_steps", "total_steps", "num_steps", "train_steps", "training_steps")
 WARMUP_KEYS = ("warmup_steps", "num_warmup_steps", "warmup_iters")
 WARMUP_RATIO_KEYS = ("warmup_ratio",)
@@ -443,7 +444,7 @@ def derive(
         grad_clip=cfg.find(CLIP_KEYS, r.number)[0],
         grad_norm=grad_norm or _grad_norm_of(meta, found_source),
         batch_size=_batch_size(r, cfg),
-        tokens_per_step=cfg.find(TOKENS_KEYS, lambda p, v: r.integer(p, v, minimum=1))[0],
+        tokens_per_step=_tokens_per_step(r, cfg),
         precision=_precision(r, cfg),
         seed=_seed(r, cfg, meta),
         steps=steps,
@@ -520,6 +521,17 @@ def _planned_steps(r: _Reader, path: str, v: Any) -> int | None:
     if x is not None and x <= 0 and float(x).is_integer():  # HF's max_steps=-1: by epochs
         return None
     return r.integer(path, v, minimum=1)
+
+
+def _tokens_per_step(r: _Reader, cfg: _Settings) -> int | None:
+    """The config's tokens per step, else batch size (with accumulation) x sequence length:
+    what our recorder's config says as `batch_size` and `seq_len`."""
+    said = cfg.find(TOKENS_KEYS, lambda p, v: r.integer(p, v, minimum=1))[0]
+    if said is not None:
+        return said
+    batch = _batch_size(r, cfg)
+    seq = cfg.find(SEQ_KEYS, lambda p, v: r.integer(p, v, minimum=1))[0]
+    return batch * seq if batch is not None and seq is not None else None
 
 
 def _batch_size(r: _Reader, cfg: _Settings) -> int | None:

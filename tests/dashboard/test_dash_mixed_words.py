@@ -78,3 +78,26 @@ def test_a_run_without_the_axis_quantity_is_said_and_has_no_empty_legend_entry()
         ]
     )
     assert [t.name for t in figures.stacked([fig]).data] == ["ours"]
+
+
+def test_the_runs_table_derives_tokens_per_step_and_sees_a_logged_gradient_norm(tmp_path):
+    from dashboard import settings_table
+    from runformat import run_info
+
+    ours = {"name": "ours", "config": {"optimizer": "adamw", "batch_size": 16, "seq_len": 128}}
+    assert run_info.derive(ours).tokens_per_step == 2048
+    said = {"config": {"batch_size": 16, "seq_len": 128, "tokens_per_step": 4096}}
+    assert run_info.derive(said).tokens_per_step == 4096
+    assert run_info.derive({"config": {"batch_size": 16}}).tokens_per_step is None
+    tb = {
+        "name": "tb-s0",
+        "config": {},
+        "source": {"kind": "tensorboard", "columns": {"grad_norm": "train/grad_norm"}},
+    }
+    quiet = {"name": "mlflow-s0", "config": {}, "source": {"kind": "mlflow", "columns": {}}}
+    t = settings_table.settings_frame({"ours": ours, "tb-s0": tb, "mlflow-s0": quiet}, {})
+    row = t.loc["run: gradient norm recorded"]
+    assert row["tb-s0"] == settings_table.GRAD_NORM_LOGGED
+    assert row["mlflow-s0"] == "not recorded"
+    assert not row["differs"]  # an unknown kind of norm is no difference
+    assert str(t.loc["run: tokens per step", "ours"]) == "2048"
