@@ -139,10 +139,19 @@ def _repeat_note(seed: object, values: list[float], who: str) -> str:
     x = _finite(values)
     if x.size > 1 and not _no_spread(float(np.ptp(x)), x):
         text += (
-            f" (their mean), although their results differ ({x.min():.4g} to {x.max():.4g}): "
+            f" (their mean), although their results differ ({_apart(x.min(), x.max())}): "
             "check that their seed was recorded correctly"
         )
     return text
+
+
+def _apart(lo: float, hi: float) -> str:
+    """'2.13312 to 2.13315': the fewest significant figures (4 or more) that tell them apart."""
+    for digits in range(4, 17):
+        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+        if a != b:
+            return f"{a} to {b}"
+    return f"{lo!r} to {hi!r}"
 
 
 def seed_values(

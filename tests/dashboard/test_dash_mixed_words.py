@@ -101,3 +101,10 @@ def test_the_runs_table_derives_tokens_per_step_and_sees_a_logged_gradient_norm(
     assert row["mlflow-s0"] == "not recorded"
     assert not row["differs"]  # an unknown kind of norm is no difference
     assert str(t.loc["run: tokens per step", "ours"]) == "2048"
+
+
+def test_repeats_that_differ_show_enough_digits_to_differ():
+    from dashboard.metrics import intervals
+
+    _, notes = intervals.seed_values([(2, 2.133121), (2, 2.133149)], "compared run")
+    assert "(2.13312 to 2.13315)" in notes[0]
