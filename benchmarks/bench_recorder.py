@@ -107,18 +107,15 @@ def overhead(args: argparse.Namespace) -> dict[str, float]:
     tokens = cfg.batch_size * cfg.seq_len
     timers = Timers(len(variants))
     with tempfile.TemporaryDirectory() as tmp:
-        recorders: list[Recorder | None] = (
-            [None]
-            + [
-                Recorder(
-                    Path(tmp) / name.split(":")[0],
-                    optimizer=opts[k],
-                    model=models[k],
-                    **RECORDER_SETTINGS[name],
-                )
-                for k, name in enumerate(variants[1:], start=1)
-            ]
-        )
+        recorders: list[Recorder | None] = [None] + [
+            Recorder(
+                Path(tmp) / name.split(":")[0],
+                optimizer=opts[k],
+                model=models[k],
+                **RECORDER_SETTINGS[name],
+            )
+            for k, name in enumerate(variants[1:], start=1)
+        ]
         for k, rec in enumerate(recorders):
             if rec is not None:
                 _time_recorder(rec, timers, k)
@@ -184,6 +181,14 @@ def _ratios(variants, times: list[list[float]], timers: Timers) -> dict[str, flo
         n = len(times[k])
         out[f"ratio_of_means [{name}]"] = statistics.fmean(times[k]) / base_mean
         out[f"ratio_of_medians [{name}]"] = statistics.median(times[k]) / base_median
+        # each step against the unrecorded step on the same batch, moments apart: robust to a
+        # machine whose load changes during the run
+        paired = sorted(t / t0 for t, t0 in zip(times[k], times[0], strict=True))
+        trim = len(paired) // 10
+        out[f"paired ratio, median [{name}]"] = statistics.median(paired)
+        out[f"paired ratio, 10%-trimmed mean [{name}]"] = statistics.fmean(
+            paired[trim : len(paired) - trim]
+        )
         out[f"recorder_s_per_step, training thread [{name}]"] = timers.inside[k] / n
         out[f"1 + recorder time / unrecorded step [{name}]"] = 1 + timers.inside[k] / n / base_mean
         out[f"writer thread busy s_per_step [{name}]"] = timers.writer[k] / n

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,9 +61,13 @@ def row_quantiles(x: Tensor, qs: tuple[float, ...]) -> Tensor:
     """(rows, len(qs)) quantiles of each row, linear interpolation (`torch.quantile`'s default).
 
     Written out because `torch.quantile` with a tensor `q` validates it on the device (a sync).
+    On the CPU the rows are sorted by NumPy (zero-copy), several times faster than `torch.sort`.
     """
     s = x.shape[1]
-    xs = x.sort(dim=1).values
+    if x.device.type == "cpu":
+        xs = torch.from_numpy(np.sort(x.detach().contiguous().numpy(), axis=1))
+    else:
+        xs = x.sort(dim=1).values
     cols = []
     for q in qs:
         pos = q * (s - 1)
@@ -109,9 +114,10 @@ def moment_sums(ms: list[Tensor], vs: list[Tensor]) -> Tensor:
     """(L, 4) float32: sum(m), |m|_1, |m|_2, |v|_1 of each layer (partial sums of a shard add up;
     the L2 norm combines as the root of the summed squares)."""
     m_sum = torch.stack([m.sum(dtype=torch.float32) for m in ms])
-    m_l1 = foreach_norms(ms, 1.0)
+    # sums rather than `_foreach_norm(ord=1)`, which costs several times more on the CPU
+    m_l1 = torch.stack([m.abs().sum(dtype=torch.float32) for m in ms])
     m_l2 = foreach_norms(ms, 2.0)
-    v_l1 = foreach_norms(vs, 1.0)  # v >= 0: sum
+    v_l1 = torch.stack([v.sum(dtype=torch.float32) for v in vs])  # v >= 0: its L1 norm
     return torch.stack([m_sum, m_l1, m_l2, v_l1], dim=1)
 
 

@@ -7,14 +7,18 @@ p_old = (p + lr f d) / (1 - decay), so the update is
 
     u = (lr f d + decay p) / (1 - decay)
 
-and its norm follows from p, m and v alone. Layers sharing their hyperparameters (lr, betas,
-eps, decay, Adam's step) and no SGG factor are measured together with torch's multi-tensor
-(`_foreach_*`) kernels, a bounded number of elements at a time; a layer whose SGG factors are
-in force is measured alone (its factor differs per element).
+and its norm follows from p, m and v alone. With the bias corrections folded into the scalars,
+lr d = (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps sqrt(bc2)): one pass fewer per layer.
+
+Layers sharing their hyperparameters (lr, betas, eps, decay, Adam's step) and no SGG factor
+are measured together with torch's multi-tensor (`_foreach_*`) kernels, a bounded number of
+elements at a time; a layer whose SGG factors are in force is measured alone (its factor
+differs per element).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -125,10 +129,9 @@ def _moments(state: ParamState, h: AdamHyper) -> tuple[Tensor, Tensor]:
 def _batch_norms(params: list[Tensor], states: list[ParamState], h: AdamHyper) -> list[Tensor]:
     """Norms of u = (lr d + decay p) / (1 - decay) for layers sharing `h`, multi-tensor."""
     ms, vs = zip(*(_moments(s, h) for s in states), strict=True)
-    denom = torch._foreach_mul(list(vs), 1.0 / h.bc2)
-    torch._foreach_sqrt_(denom)
-    torch._foreach_add_(denom, h.eps)
-    k = h.lr / h.bc1
+    denom = torch._foreach_sqrt(list(vs))
+    torch._foreach_add_(denom, h.eps * math.sqrt(h.bc2))
+    k = h.lr / h.bc1 * math.sqrt(h.bc2)
     if h.decay == 0.0:
         q = torch._foreach_div(list(ms), denom)
         return [n * k for n in torch._foreach_norm(q, 2, dtype=torch.float32)]
@@ -149,8 +152,8 @@ def _factor_norm(
     m, v = _moments(state, h)
     f = factors.to(m.device, m.dtype).index_select(0, assignments.to(m.device).reshape(-1).long())
     f = f.view_as(m)
-    denom = v.mul(1.0 / h.bc2).sqrt_().add_(h.eps).div_(f)  # m / denom = f m / (sqrt(v) + eps)
-    k = h.lr / h.bc1
+    denom = v.sqrt().add_(h.eps * math.sqrt(h.bc2)).div_(f)  # m / denom: f m / (sqrt(v) + eps')
+    k = h.lr / h.bc1 * math.sqrt(h.bc2)
     if h.decay == 0.0:
         return torch.linalg.vector_norm(torch.div(m, denom, out=denom), dtype=torch.float32) * k
     if not scale_wd:
