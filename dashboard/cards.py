@@ -30,10 +30,13 @@ def delta(
     zero, grey otherwise; the baseline's value beside it."""
     word = narrative.TABLE_WORDS.get(*(2 * [narrative.verdict_word(d, lower, higher)]))
     out = {"delta_description": f"vs {base}"}
+    # the headline carries its uncertainty: "-0.6575 ± 0.3588", or the verdict "cannot tell"
+    sure = f"{fmt(d.estimate)} ± {fmt(d.half_width).lstrip('+')}: " if d.has_interval else ""
     if d.detected:
-        return {**out, "delta": f"{fmt(d.estimate)}: {word}", "delta_color": "inverse"}
+        return {**out, "delta": f"{sure}{word}", "delta_color": "inverse"}
     # the badge is narrow at 1,280 px: its reason is in the sentences below the cards
-    return {**out, "delta": word.split(" (")[0], "delta_color": "off", "delta_arrow": "off"}
+    short = word.split(" (")[0]
+    return {**out, "delta": f"{sure}{short}", "delta_color": "off", "delta_arrow": "off"}
 
 
 def comparison_cards(c: Comparison) -> list[Card]:
@@ -67,7 +70,7 @@ def _steps(c: Comparison) -> Card:
                 lambda v: f"{v:+,.0f}",
             ),
         )
-    gap = f"{c.end_gap:+.1%} at the end" if c.end_gap == c.end_gap else "not reached"
+    gap = f"{c.end_gap:+.1%} at the end (no interval)" if c.end_gap == c.end_gap else "not reached"
     return Card(
         "Steps to match",
         f"> {c.lengths[0]:,}",

@@ -108,3 +108,16 @@ def test_repeats_that_differ_show_enough_digits_to_differ():
 
     _, notes = intervals.seed_values([(2, 2.133121), (2, 2.133149)], "compared run")
     assert "(2.13312 to 2.13315)" in notes[0]
+
+
+def test_a_cards_delta_carries_its_interval_or_says_cannot_tell():
+    from dashboard import cards
+    from dashboard.metrics.intervals import Difference
+
+    unsure = Difference(-0.02, n=3, n_max=3, low=-0.05, high=0.01, mean=2.0, base_mean=2.02)
+    shown = cards.delta(unsure, "better", "worse", "2.020")["delta"]
+    assert shown.startswith("-0.02000 ± 0.03000: ") and "no detectable difference" in shown
+    sure = Difference(-0.3, n=3, n_max=3, low=-0.5, high=-0.1, mean=1.7, base_mean=2.0)
+    assert cards.delta(sure, "better", "worse", "2.000")["delta"].startswith("-0.3000 ± 0.2000")
+    one = Difference(-0.3, n=1, n_max=1, mean=1.7, base_mean=2.0)
+    assert "±" not in cards.delta(one, "better", "worse", "2.000")["delta"]
