@@ -504,10 +504,22 @@ def in_short(c: Comparison) -> str:
         )
     return (
         f"**In short: {c.name}** against {c.base_name}: loss "
-        f"**{verdict_word(c.loss_diff, 'lower (better)', 'higher (worse)')}**; speed "
-        f"**{_speed_word(c)}**; steadiness "
-        f"**{verdict_word(c.cv_diff, 'steadier', 'less steady')}**."
+        f"**{verdict_word(c.loss_diff, 'lower (better)', 'higher (worse)')}**"
+        f"{_numbers(c.loss_diff, num)}; speed **{_speed_word(c)}**"
+        f"{_numbers(c.steps_diff, steps_text) if c.reached_k else ''}; steadiness "
+        f"**{verdict_word(c.cv_diff, 'steadier', 'less steady')}**"
+        f"{_numbers(c.cv_diff, verdicts.points)}."
     )
+
+
+def _numbers(d, fmt) -> str:
+    """' (-0.6575 ± 0.3588)': the numbers a verdict word of "In short" summarises; the
+    difference alone where there is no interval, nothing where there is no difference."""
+    if not np.isfinite(d.estimate):
+        return ""
+    if d.has_interval:
+        return f" ({verdicts.signed(d.estimate, fmt)} ± {fmt(d.half_width)})"
+    return f" ({verdicts.difference_text(d, fmt)})"
 
 
 def comparison_sentences(c: Comparison) -> list[str]:
@@ -635,7 +647,11 @@ def _time_word(c: Comparison) -> str:
     d = c.optimizer_time_diff
     word = verdict_word(d, "less time", "more time")
     if d.detected and c.base_optimizer_time:
-        word += f", {num(c.optimizer_time / c.base_optimizer_time, 3)}x"
+        b = c.base_optimizer_time
+        word += f", {num(c.optimizer_time / b, 3)}x"
+        m = d.base_mean  # the ratio's 95% interval, from the difference's (same units)
+        if d.has_interval and np.isfinite(m) and m > 0:
+            word += f" (95% interval {num((m + d.low) / m, 3)}x to {num((m + d.high) / m, 3)}x)"
     return word
 
 

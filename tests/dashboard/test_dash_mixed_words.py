@@ -121,3 +121,13 @@ def test_a_cards_delta_carries_its_interval_or_says_cannot_tell():
     assert cards.delta(sure, "better", "worse", "2.000")["delta"].startswith("-0.3000 ± 0.2000")
     one = Difference(-0.3, n=1, n_max=1, mean=1.7, base_mean=2.0)
     assert "±" not in cards.delta(one, "better", "worse", "2.000")["delta"]
+
+
+def test_in_short_quotes_the_numbers_behind_its_words():
+    from dashboard import narrative
+    from dashboard.metrics.intervals import Difference
+
+    d = Difference(-0.6575, n=3, n_max=3, low=-1.0163, high=-0.2987, mean=1.4, base_mean=2.06)
+    assert narrative._numbers(d, narrative.num) == " (-0.6575 ± 0.3588)"
+    one = Difference(0.0123, n=1, n_max=1, mean=1.4123, base_mean=1.4)
+    assert narrative._numbers(one, narrative.num) == " (difference +0.01230)"
