@@ -398,10 +398,13 @@ def _compare_ui(
         default=default,
         format_func=lambda n: shown.get(n, n),
         key="compare",
-        help="Each entry is a seed group (all its seeds are compared); turn off 'Pool seeds "
-        "into groups' to pick single runs."
-        if pool
-        else None,
+        help=(
+            "Each entry is a seed group (all its seeds are compared); turn off 'Pool seeds "
+            "into groups' to pick single runs. "
+            if pool
+            else ""
+        )
+        + "A long name is cut short in its chip: the full names are listed under 'Compared'.",
     )
 
 
