@@ -256,8 +256,17 @@ def summary_table(summaries: list[RunSummary]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS.values()))
     df["grad_norm_cv"] = df["grad_norm_cv"] * 100
-    out = df[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS).astype(object)
-    return out.where(out.notna(), NOT_RECORDED)
+    out = df[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)
+    for col in out.columns:  # a column with a gap is text, so that a cell can say so
+        if out[col].isna().any():
+            out[col] = [_cell(v) for v in out[col]]
+    return out
+
+
+def _cell(v: object) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return NOT_RECORDED
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def summarize_runs(
