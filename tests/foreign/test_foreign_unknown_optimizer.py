@@ -69,7 +69,7 @@ def test_pickers_run_list_and_headings_say_unknown_optimizer(tmp_path, monkeypat
     assert list(rows["Optimizer"]) == ["unknown optimizer", "unknown optimizer"]
     base = at.selectbox(key="baseline")
     shown = str(base.format_func(base.value))
-    assert shown.startswith("unknown optimizer, lr 1e-3 · TensorBoard (2 seeds)"), shown
+    assert shown.startswith("unknown optimizer, lr 1e-3 (2 seeds)"), shown
     headings = [h.value for h in at.subheader]
     assert (
         "How do the runs compare with unknown optimizer, lr 1e-3 · TensorBoard (2 seeds)?"
