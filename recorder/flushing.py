@@ -115,14 +115,14 @@ class Flusher:
         self.policy.last_flush = time.monotonic()
         if self.background is None:  # a sharded run's rank != 0: the same bookkeeping, no file
             return
-        meta = dict(self.files.meta)  # top-level keys only change on this thread: a copy
+        # A shallow copy for the writer thread: run.json's nested objects do not change after
+        # the start, and its top-level keys are replaced, never mutated in place.
+        meta = dict(self.files.meta)
         meta["last_flushed_step"] = self.taken_step
         ready = self._ready_event()
-        what = (
-            f"the flush of steps {pending.steps[0]}-{pending.steps[-1]}"
-            if pending.steps
-            else ("a run.json heartbeat")
-        )
+        what = "a run.json heartbeat"
+        if pending.steps:
+            what = f"the flush of steps {pending.steps[0]}-{pending.steps[-1]}"
         job = partial(self._write, pending, meta, ready)
         done = self.background.submit(job, what, on_full=None if then_wait else self._say_full)
         if done.waited > 0 and not then_wait:
@@ -179,9 +179,7 @@ class Flusher:
         writer thread waits for it before reading them (its own stream may be another)."""
         if self._device is None or self._device.type != "cuda":
             return None
-        event = torch.cuda.Event()
-        event.record()
-        return event
+        return torch.cuda.current_stream(self._device).record_event()
 
     def _say_full(self) -> None:
         assert self.background is not None
