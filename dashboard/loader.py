@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,13 +296,24 @@ class Discovery:
     messages: list[str]
 
 
+# Object-store listing (dashboard.store_runs) builds on this module, so it plugs itself in here
+# when imported (dashboard/__init__ imports it) instead of being imported back from here.
+_STORE_BACKEND: dict[str, Callable] = {}
+
+
+def register_store_backend(*, discover: Callable, clear: Callable) -> None:
+    """Called by `dashboard.store_runs`: how to discover runs under a store prefix, and how to
+    clear its caches with the loader's."""
+    _STORE_BACKEND.update(discover=discover, clear=clear)
+
+
 def discover_runs(root: str | Path | storage.ObjectPath) -> Discovery:
     """Every directory under `root` that contains run.json (symlinked folders not followed);
     `root` may be an object store prefix (`s3://bucket/prefix`: `dashboard.store_runs`)."""
     if storage.is_uri(root) or storage.is_store(root):
-        from dashboard import store_runs
-
-        return store_runs.discover(root)
+        if "discover" not in _STORE_BACKEND:
+            return Discovery(None, [], ["Object stores are read through dashboard.store_runs."])
+        return _STORE_BACKEND["discover"](root)
     try:
         root_path = Path(root).expanduser().resolve()
     except (OSError, RuntimeError) as e:
@@ -471,9 +483,8 @@ def clear_caches() -> None:
     _CUT_SHORT.clear()
     _VERIFIED.clear()
     _LISTED.clear()
-    from dashboard import store_runs
-
-    store_runs.clear_cache()
+    if "clear" in _STORE_BACKEND:
+        _STORE_BACKEND["clear"]()
 
 
 def _remember(cache: dict, key, value) -> None:

@@ -178,3 +178,6 @@ def _foreign_message(keys: dict[str, storage.Stat], rels: list[str]) -> list[str
         f"{shown}{more}: TensorBoard, W&B, MLflow and Lightning CSV runs are read from local "
         "folders only, not from an object store; copy them to a local folder to compare them."
     ]
+
+
+loader.register_store_backend(discover=discover, clear=clear_cache)
