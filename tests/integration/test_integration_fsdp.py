@@ -103,7 +103,7 @@ def worker(rank: int, world: int, init_file: str, run_dir: str, out_dir: str) ->
                 "gathered": gathered,
                 "assignments": assign,
                 "recorder": type(rec).__name__,
-                "writes": bool(getattr(rec, "_writes", False)),
+                "writes": bool(getattr(getattr(rec, "_files", None), "writes", False)),
                 "states": states,
                 "names": [names[id(p)] for p in opt.clustered_params()],
                 "global_mda_now": opt.global_mda.clone(),
