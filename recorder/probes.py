@@ -41,12 +41,14 @@ def _norms(layers: RecordedLayers, tensors: list[Tensor]) -> Tensor:
 
 def gradient_norms(layers: RecordedLayers) -> dict[str, Tensor]:
     """{"grad_norm"}: each layer's gradient norm (0 for a layer without a gradient)."""
-    params = layers.local_params()
-    grads = [
-        local(p.grad.detach()) if p.grad is not None else q.new_zeros(())
-        for p, q in zip(layers.params, params, strict=True)
-    ]
-    return {"grad_norm": _norms(layers, grads)}
+    if not layers.sharding.active and all(p.grad is not None for p in layers.params):
+        grads = [p.grad for p in layers.params]  # every step: the short path
+    else:
+        grads = [
+            local(p.grad.detach()) if p.grad is not None else q.new_zeros(())
+            for p, q in zip(layers.params, layers.local_params(), strict=True)
+        ]
+    return {"grad_norm": _norms(layers, grads)}  # type: ignore[arg-type]  # no None left
 
 
 def parameter_norms(layers: RecordedLayers) -> dict[str, Tensor]:
@@ -105,22 +107,29 @@ def moment_columns(
     """{column: (L,)} for `stats.MOMENT_COLUMNS`; NaN for layers without Adam moments."""
     n = len(layers)
     device = layers.device
-    out = {c: torch.full((n,), float("nan"), device=device) for c in stats.MOMENT_COLUMNS}
     found = [moments(layers, optimizer, i, step) for i in range(n)]
     have = [i for i in range(n) if found[i] is not None]
+
+    def nans() -> dict[str, Tensor]:
+        return {c: torch.full((n,), float("nan"), device=device) for c in stats.MOMENT_COLUMNS}
+
     if not have:
-        return out
-    ms = [found[i][0] for i in have]
-    vs = [found[i][1] for i in have]
+        return nans()
+    ms = [found[i][0] for i in have]  # type: ignore[index]  # found[i] is not None
+    vs = [found[i][1] for i in have]  # type: ignore[index]
     mdev = ms[0].device
-    lr = torch.tensor([found[i][2] for i in have], device=mdev)
-    eps = torch.tensor([found[i][3] for i in have], device=mdev)
-    bc2 = torch.tensor([found[i][4] for i in have], device=mdev)
+    lr, eps, bc2 = (
+        torch.tensor([found[i][k] for i in have], device=mdev)  # type: ignore[index]
+        for k in (2, 3, 4)
+    )
     if layers.sharding.active:
         values = _sharded_moment_stats(layers, have, ms, vs, lr, eps, bc2, sample)
     else:
         positions = [layers.quantile_positions[i] for i in have]
         values = stats.moment_stats(ms, vs, positions, lr, eps, bc2)
+    if len(have) == n:  # every layer has moments: the columns as they are
+        return {column: value.to(device, torch.float32) for column, value in values.items()}
+    out = nans()
     rows = torch.tensor(have, device=device)
     for column, value in values.items():
         out[column][rows] = value.to(device)

@@ -27,9 +27,11 @@ def foreach_norms(tensors: list[Tensor], ord: float = 2.0) -> Tensor:
     """(L,) float32 L-`ord` norms of a list of tensors, one fused kernel per device and dtype."""
     if not tensors:
         return torch.zeros(0)
-    norms = torch._foreach_norm(tensors, ord)
+    norms = torch._foreach_norm(tensors, ord, dtype=torch.float32)
     dev = norms[0].device
-    return torch.stack([n.to(dev, torch.float32) for n in norms])
+    if all(n.device == dev for n in norms):
+        return torch.stack(norms)
+    return torch.stack([n.to(dev) for n in norms])
 
 
 def global_norm(layer_norms: Tensor) -> Tensor:
