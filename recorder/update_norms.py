@@ -31,8 +31,8 @@ from recorder.state import Clusterer
 
 ParamState = dict[str, Any]  # torch's per-parameter optimizer state (exp_avg, step, ...)
 
-# Elements measured in one multi-tensor batch: bounds the two batch-sized temporaries.
-BATCH_ELEMENTS = 1 << 24
+# Elements measured in one multi-tensor batch: bounds its two temporaries (16 MB each in fp32).
+BATCH_ELEMENTS = 1 << 22
 
 
 class AdamHyper(NamedTuple):

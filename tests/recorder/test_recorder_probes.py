@@ -10,7 +10,7 @@ import pytest
 import torch
 from recorder_helpers import read, tiny_model
 
-from recorder import Recorder
+from recorder import Recorder, update_norms
 from sgg import SGG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +48,13 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
-def test_state_update_norm_equals_the_snapshot_measure(tmp_path, kind):
+@pytest.mark.parametrize(
+    ("kind", "batch"),
+    [(k, None) for k in sorted(OPTIMIZERS)] + [("adamw", 100), ("adam-l2", 100)],
+)
+def test_state_update_norm_equals_the_snapshot_measure(tmp_path, monkeypatch, kind, batch):
+    if batch is not None:  # layers measured together in several multi-tensor batches
+        monkeypatch.setattr(update_norms, "BATCH_ELEMENTS", batch)
     out = {}
     for mode in ("snapshot", "state"):
         model = tiny_model()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from recorder import stats
@@ -39,3 +40,25 @@ def test_sample_positions_are_distinct_sorted_and_seeded():
     assert a.unique().numel() == 100 and torch.equal(a, a.sort().values)
     assert torch.equal(stats.sample_positions(5, 100, g1), torch.arange(5))
     assert stats.quantile_positions(5, 12, g1).tolist() == [0, 1, 2, 3, 4] * 2 + [0, 1]
+
+
+def test_layer_histograms_count_every_element_as_numpy_does_over_the_same_edges():
+    torch.manual_seed(1)
+    m = torch.randn(64, 50) * 1e-3
+    v = torch.rand(64, 50) ** 4 * 1e-6
+    a = torch.randint(0, 3, (64, 50), dtype=torch.uint8)
+    m_edges, m_counts, a_edges, a_counts = stats.layer_histograms(m, v, 1e-3, 1e-8, 0.9, 16, a, 3)
+    alr = stats.adaptive_lr(v, 1e-3, 1e-8, 0.9)
+    assert float(m_edges[0]) == float(m.min()) and float(m_edges[-1]) == float(m.max())
+    torch.testing.assert_close(a_edges[[0, -1]].float(), torch.stack([alr.min(), alr.max()]))
+    for values, edges, counts in ((m, m_edges, m_counts), (alr, a_edges, a_counts)):
+        assert counts.shape == (4, 16) and counts[0].sum() == m.numel()
+        assert torch.equal(counts[0], counts[1:].sum(0))
+        for c in range(-1, 3):
+            x = values if c < 0 else values[a == c]
+            want, _ = np.histogram(x.double().numpy(), bins=edges.numpy())
+            assert np.abs(counts[1 + c].numpy() - want).sum() <= 2  # edge rounding only
+    flat = stats.layer_histograms(
+        torch.full((10,), 0.5), torch.full((10,), 1e-6), 1e-3, 1e-8, 1.0, 4
+    )
+    assert flat[1].tolist() == [[10, 0, 0, 0]] and flat[3].sum() == 10  # a constant layer
