@@ -146,9 +146,9 @@ def layer_columns(items: list[LayerStats], names: list[str], numel: list[int]) -
 
 
 def _host(t: Tensor) -> np.ndarray:
-    """A tensor's values on the host (float32 for floating point: bfloat16 has no NumPy type)."""
+    """A tensor's values on the host, in its dtype (bfloat16, which NumPy lacks, as float32)."""
     t = t.detach()
-    return (t.float() if t.is_floating_point() else t).cpu().numpy()
+    return (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy()
 
 
 def cluster_columns(records: list[ClusterRecord], names: list[str]) -> dict[str, Columns]:
