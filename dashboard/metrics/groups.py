@@ -49,14 +49,24 @@ def names_optimizer(meta: dict) -> bool:
     return optimizer_name(meta) != UNKNOWN_OPTIMIZER
 
 
+_SETTINGS: dict[int, tuple[dict, dict[str, object]]] = {}
+
+
 def settings(meta: dict) -> dict[str, object]:
     """What a run was trained with: the optimizer's name and its sweepable settings, without
-    the seed and without recording options."""
+    the seed and without recording options. Kept per run.json object, as `info_of` is (a page
+    groups its runs several times a rerun: ~1,500 calls for 126 runs)."""
+    hit = _SETTINGS.get(id(meta))
+    if hit is not None and hit[0] is meta:
+        return dict(hit[1])
     flat = sweepable_settings(meta)
     skip = SEED_KEYS | RECORDING_KEYS | IGNORED_FOR_SWEEP
     out: dict[str, object] = {"optimizer": optimizer_name(meta)}
     out.update({k: v for k, v in flat.items() if k not in skip})
-    return out
+    if len(_SETTINGS) > 4096:
+        _SETTINGS.clear()
+    _SETTINGS[id(meta)] = (meta, out)
+    return dict(out)
 
 
 def seed_of(meta: dict) -> int | None:
