@@ -44,6 +44,11 @@ def problems_ui(box, ctx: Ctx) -> None:
 
 
 def main() -> None:
+    with loader.drawing():  # checks of files no view reads wait until the page is drawn
+        page()
+
+
+def page() -> None:
     st.set_page_config(page_title="SGG vs AdamW: training runs", layout="wide")
     st.title("Training runs: SGG compared with AdamW")
     notice = st.container()  # a link naming runs that are not here says so, first
@@ -94,16 +99,26 @@ def main() -> None:
         notice.warning(sidebar.missing_notice(sel.url_missing, sel.url_unreadable, words))
     drawn = page_state(disc.runs, ctx.series_rels())
     live = ctx.selection.live
-    st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)(live_views)(ctx, drawn)
+    st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)(live_views)(ctx, drawn, [True])
     watch(disc.root, drawn, tuple(ctx.series_rels()))
 
 
 def watch(root: Path, drawn: tuple, shown: tuple[str, ...] = ()) -> None:
     """Every few seconds, list the runs folder (run.json files, cached; milliseconds for
-    hundreds of runs) and redraw the whole page when a run appeared or went, or a run on show
-    changed status: an open page shows a new run without a reload."""
+    hundreds of runs on disk, one listing on a store) and redraw the whole page when a run
+    appeared or went, or a run on show changed status, or the background check of its files
+    finished: an open page shows a new run, or damage found, without a reload. Not on the
+    fragment's first run, inline in the page run that has just listed the folder (a second
+    listing of a store prefix costs its requests again)."""
+    first = [True]
+    checking = loader.checks_pending() > 0  # files on show still being checked for damage
 
     def check() -> None:
+        if first[0]:
+            first[0] = False
+            return
+        if checking and not loader.checks_pending():
+            st.rerun(scope="app")  # checked: drop the "checked so far" note, name damage
         if page_state(loader.discover_runs(root).runs, list(shown)) != drawn:
             st.rerun(scope="app")
 
@@ -122,15 +137,17 @@ def live_banner(ctx: Ctx) -> str:
     )
 
 
-def live_views(ctx: Ctx, drawn: tuple) -> None:
+def live_views(ctx: Ctx, drawn: tuple, first: list[bool]) -> None:
     """The live notice, problems, then the views; while a run is live, re-read run.json and
-    new chunks at every refresh, and redraw the whole page when the runs folder or a run's
-    status changed since the page was drawn (to stop refreshing, or to list a new run)."""
-    if ctx.selection.live:
+    new chunks at every refresh (not on the first run, inline in the page run that has just
+    listed the folder), and redraw the whole page when the runs folder or a run's status
+    changed since the page was drawn (to stop refreshing, or to list a new run)."""
+    if ctx.selection.live and not first[0]:
         fresh = loader.discover_runs(ctx.selection.root).runs  # newest heartbeat
         ctx.refresh(fresh)
         if page_state(fresh, ctx.series_rels()) != drawn:
             st.rerun(scope="app")
+    first[0] = False
     banner = live_banner(ctx)
     if banner:
         st.caption(banner)

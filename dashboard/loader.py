@@ -12,7 +12,7 @@ Damage (`runformat.integrity`): every read verifies the chunks' page checksums; 
 is left out and named, never read as numbers. Listing a run looks at the last bytes of each of
 its chunks (a cut-short file is found without reading it) and recalls every chunk a read found
 damaged: `Run.damage` names them all, whatever table, wherever the run is listed. Reads of a
-few columns check only those columns' pages: `verify_runs` reads the runs on show whole, once.
+few columns check only those columns' pages: `verify_runs` checks the runs on show whole, once.
 
 Runs on an object store (`--runs s3://bucket/prefix`, `runformat.storage`): one listing of the
 prefix finds every run.json and every chunk with its (size, mtime), which stand in for the
@@ -34,6 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -423,9 +424,15 @@ def list_chunks(run: Run, table: str, root: Path) -> tuple[list[ChunkSig], list[
 
 def prefetch(jobs: list[tuple[Run, str, tuple[str, ...] | None]], root: Path) -> None:
     """Read several (run, table, columns) concurrently to warm the caches (Arrow releases the
-    GIL while decoding); errors are left for the later, regular read to report."""
+    GIL while decoding); errors are left for the later, regular read to report. On a store the
+    chunks are fetched ahead and this returns at once: the page works on the first runs while
+    the others arrive."""
     from concurrent.futures import ThreadPoolExecutor
 
+    on_store = [(run, table) for run, table, _ in jobs if run.listing is not None]
+    if on_store:  # fetched ahead, whole (one GET each either way): each read waits for its own
+        _fetch_ahead([(sig, t) for run, t in on_store for sig in listed_chunks(run, t, root)])
+        jobs = [job for job in jobs if job[0].listing is None]
     if len(jobs) < 2:
         return
     with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as ex:
@@ -471,8 +478,6 @@ _DAMAGE: dict[ChunkSig, str] = {}  # damaged chunks met so far: the sentence nam
 _CUT_SHORT: dict[ChunkSig, str | None] = {}  # `integrity.cut_short` of each chunk looked at
 _VERIFIED: dict[ChunkSig, None] = {}  # chunks read whole: every page's checksum matched
 MAX_REMEMBERED = 200_000
-VERIFY_SECONDS = 0.3  # how long `verify_runs` reads chunks whole per call (a page run)
-VERIFY_THREADS = min(4, os.cpu_count() or 2)
 
 
 def clear_caches() -> None:
@@ -482,6 +487,7 @@ def clear_caches() -> None:
     _DAMAGE.clear()
     _CUT_SHORT.clear()
     _VERIFIED.clear()
+    _CHECKING.clear()
     _LISTED.clear()
     if "clear" in _STORE_BACKEND:
         _STORE_BACKEND["clear"]()
@@ -578,14 +584,14 @@ def _unchanged(sig: ChunkSig, listed: set[ChunkSig] | None = None) -> bool:
     return (st.st_size, st.st_mtime_ns) == sig[1:]
 
 
-def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -> tuple[int, int]:
-    """Read whole, once, the chunks of `runs` that no read has checked yet (page checksums in
-    every column, also those no view reads), for about `budget_s` per call; damage found is
-    named by every later read of the run and wherever it is listed. Returns (chunks checked so
-    far, chunks in all): a call per page run finishes large runs over a few page runs. The
-    `steps` and `evals` chunks come first and whole, whatever the budget: the views read them
-    next, and find them decoded; the other tables are checked without building their text
-    columns (`integrity.verify_chunk`), for what is left of the budget."""
+def verify_runs(runs: list[Run], root: Path) -> tuple[int, int]:
+    """Check whole, once, the chunks of `runs` that no read has checked yet (page checksums in
+    every column, also those no view reads); damage found is named by every later read of the
+    run and wherever it is listed. The `steps` and `evals` chunks are read now, whole: the
+    views read them next and find them decoded. The other tables' chunks are checked in the
+    background (`integrity.verify_chunk`, nothing kept but the verdict), so that a page never
+    waits for columns no view on it reads; an open page redraws when they are done (app.watch).
+    Returns (chunks checked so far, chunks in all)."""
     todo: list[tuple[ChunkSig, str]] = []
     total = 0
     for run in runs:
@@ -596,27 +602,109 @@ def verify_runs(runs: list[Run], root: Path, budget_s: float = VERIFY_SECONDS) -
                 total += 1
                 if sig not in _VERIFIED and known_damage(sig, table) is None:
                     todo.append((sig, table))
-    if not todo:
-        return total, total
-    from concurrent.futures import ThreadPoolExecutor
-
-    deadline = time.perf_counter() + budget_s
-    # First what every view reads next, all runs' at once (one multi-threaded scan on disk,
-    # side-by-side GETs on a store), kept decoded: the views then read nothing again.
-    for table in KEEP_VERIFIED:
-        _read_chunks([sig for sig, t in todo if t == table], table)
-    todo = [(sig, t) for sig, t in todo if sig not in _VERIFIED and sig not in _DAMAGE]
-    done = 0
-    threads = STORE_THREADS if todo and _on_store(todo[0][0]) else VERIFY_THREADS
-    with ThreadPoolExecutor(max_workers=threads) as ex:
-        while done < len(todo) and time.perf_counter() < deadline:
-            wave = todo[done : done + 4 * threads]
-            list(ex.map(lambda job: _verify_chunk(*job), wave))
-            done += len(wave)
-    return total - len(todo) + done, total
+    # First what every view reads next, kept decoded (the views then read nothing again): on
+    # disk all runs' at once, one multi-threaded scan; on a store fetched ahead, run by run,
+    # side by side, so that the page works on the first runs while the others arrive.
+    keep = [(sig, t) for sig, t in todo if t in KEEP_VERIFIED]
+    if keep and _on_store(keep[0][0]):
+        _fetch_ahead(keep)
+    else:
+        for table in KEEP_VERIFIED:
+            _read_chunks([sig for sig, t in keep if t == table], table)
+    rest = [
+        (sig, t)
+        for sig, t in todo
+        if t not in KEEP_VERIFIED and sig not in _VERIFIED and sig not in _DAMAGE
+    ]
+    _check_later(rest)
+    return total - len(rest), total
 
 
 KEEP_VERIFIED = ("steps", "evals")  # every view reads these next: read first, and kept
+CHECK_THREADS = 2  # background checks: enough to keep a store busy, not a page's cores
+CHECK_PATIENCE_S = 30.0  # the longest a check waits for pages being drawn
+_CHECKING: dict[ChunkSig, None] = {}  # chunks waiting for (or in) the background check
+_CHECKER: list = []  # the background checks' thread pool, made at first use
+_DRAWING = [0]  # pages being drawn now: background checks wait for them (`drawing`)
+_IDLE = threading.Condition()
+
+
+@contextlib.contextmanager
+def drawing():
+    """While a page is drawn, background checks wait: they would take the cores, the disk and
+    the store's requests that the page's own reads need (app.main)."""
+    with _IDLE:
+        _DRAWING[0] += 1
+    try:
+        yield
+    finally:
+        with _IDLE:
+            _DRAWING[0] -= 1
+            _IDLE.notify_all()
+
+
+def _check_later(jobs: list[tuple[ChunkSig, str]]) -> None:
+    """Queue chunks for the background check (each once, however many pages ask)."""
+    new = [(sig, table) for sig, table in jobs if sig not in _CHECKING]
+    if not new:
+        return
+    if not _CHECKER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _CHECKER.append(ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="sgg-check"))
+    for sig, table in new:
+        _CHECKING[sig] = None
+        _CHECKER[0].submit(_check_queued, sig, table)
+
+
+def _check_queued(sig: ChunkSig, table: str) -> None:
+    try:
+        with _IDLE:
+            _IDLE.wait_for(lambda: _DRAWING[0] == 0, timeout=CHECK_PATIENCE_S)
+        if sig not in _VERIFIED and sig not in _DAMAGE:
+            _verify_chunk(sig, table)
+    finally:
+        _CHECKING.pop(sig, None)
+
+
+_INFLIGHT: dict[ChunkSig, Future] = {}  # store chunks being fetched ahead: reads wait for them
+_FETCHER: list = []  # the fetch-ahead thread pool, made at first use
+
+
+def _fetch_ahead(jobs: list[tuple[ChunkSig, str]]) -> None:
+    """Start reading whole, in this order, chunks of a store that a page reads next; a read of
+    one of them waits for its fetch instead of sending its own requests."""
+    if not _FETCHER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _FETCHER.append(ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="sgg-fetch"))
+    for sig, table in jobs:
+        if sig in _INFLIGHT or sig in _DAMAGE or _cached_chunk(sig, None) is not None:
+            continue
+        future = _FETCHER[0].submit(_read_chunk, sig, table)
+        _INFLIGHT[sig] = future
+        future.add_done_callback(lambda _, sig=sig: _INFLIGHT.pop(sig, None))
+
+
+def _await_fetches(sigs: list[ChunkSig]) -> None:
+    for sig in sigs:
+        future = _INFLIGHT.get(sig)
+        if future is not None:
+            future.result()
+
+
+def checks_pending() -> int:
+    """How many chunks still wait for their background check."""
+    return len(_CHECKING)
+
+
+def wait_for_checks(timeout_s: float = 60.0) -> bool:
+    """Wait until the background checks and fetches started so far are done (a report, a
+    test); whether they are."""
+    end = time.monotonic() + timeout_s
+    while (_CHECKING or _INFLIGHT) and time.monotonic() < end:
+        time.sleep(0.01)
+    return not (_CHECKING or _INFLIGHT)
 
 
 def _verify_chunk(sig: ChunkSig, table: str) -> None:
@@ -714,6 +802,7 @@ def _read_chunks(
     """Every chunk (cached or read now). Many unread chunks are read together by one
     multi-threaded dataset scan (far less per-file overhead) and split back into chunks; if
     that scan fails (a damaged chunk) they are read one by one so the others still load."""
+    _await_fetches(sigs)
     missing = [s for s in sigs if _cached_chunk(s, columns) is None and s not in _DAMAGE]
     if len(missing) > 1 and _on_store(missing[0]):  # one GET each, side by side
         from concurrent.futures import ThreadPoolExecutor

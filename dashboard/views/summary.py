@@ -42,16 +42,17 @@ def comparisons(ctx: Ctx) -> list[Comparison]:
 
 
 def _verify(ctx: Ctx) -> None:
-    """Check every chunk of the runs on show whole, once, before anything is read (a damaged
-    chunk in a table or column no view reads is then named at the top like any other); a
-    caption while large runs are still being checked."""
+    """Check every chunk of the runs on show whole, once (a damaged chunk in a table or column
+    no view reads is then named at the top like any other): what the Summary reads now, the
+    rest in the background, with a caption until it is done (the page then redraws)."""
     sel = ctx.selection
     runs = [sel.by_rel[r] for r in sel.series_rels()]
     checked, total = loader.verify_runs(runs, sel.root)
     if checked < total:
         st.caption(
             f"Data files checked for damage so far: {checked:,} of the {total:,} of the runs "
-            "on show (the rest as the page is used); damage found is named at the top."
+            "on show (the numbers here come from checked files; the rest are checked in the "
+            "background, and any damage found is named at the top)."
         )
 
 

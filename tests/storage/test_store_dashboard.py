@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 
 import pyarrow.parquet as pq
+import pytest
 from store_helpers import Training, record, upload
 from streamlit.testing.v1 import AppTest
 
@@ -53,6 +55,7 @@ def test_a_running_remote_run_grows_on_refresh_reading_only_new_chunks(store, mo
     at = page(store, monkeypatch)
     assert "step 10 so far" in texts(at)
     before = {s for r in loader.discover_runs(store).runs for t in r.listing.values() for s in t}
+    assert loader.wait_for_checks()  # the rest of the run on show, checked in the background
     real, reads = integrity.read_chunk, []
 
     def counting(path, *args, **kwargs):
@@ -122,6 +125,7 @@ def test_damaged_objects_are_named_as_on_disk(store, tmp_path, monkeypatch):
     for root in (local, store):
         disc = loader.discover_runs(root)
         loader.verify_runs(disc.runs, disc.root)  # what the Summary does for the runs on show
+        assert loader.wait_for_checks()  # on a store its reads go on side by side
         run = loader.discover_runs(root).runs[0]
         said[str(root)] = (run.damage, loader.read_table(run, "steps", disc.root).messages)
     assert said[store] == said[str(local)]
@@ -174,3 +178,51 @@ def test_a_local_copy_and_the_store_list_the_same_runs(store, tmp_path):
         left = loader.read_table(a, "steps", on_disk.root).df
         right = loader.read_table(b, "steps", on_store.root).df
         assert left.equals(right)
+
+
+def test_the_chunks_on_show_are_fetched_once_ahead_of_the_page(store, monkeypatch):
+    """On a store the Summary's chunks are fetched ahead, side by side, and every read waits
+    for its fetch instead of sending its own requests: no chunk is read twice."""
+    record(f"{store}/sgg-s0", steps=30, flush_every_steps=10)
+    record(f"{store}/adamw-s0", steps=30, flush_every_steps=10, optimizer="adamw")
+    loader.clear_caches()
+    real, reads = integrity.read_chunk, []
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(integrity, "read_chunk", counting)
+    at = page(store, monkeypatch)
+    assert loader.wait_for_checks()
+    at.run()
+    assert not at.exception
+    steps = [p for p in reads if "/tables/steps/" in p]
+    assert len(steps) >= 4 and len(reads) == len(set(reads)), sorted(reads)
+
+
+def test_prefetch_on_a_store_returns_at_once_and_reads_wait_for_their_fetch(store):
+    """A store that does not answer yet: `prefetch` starts the fetches and returns (the page
+    works on the first runs while the others arrive); a read then waits for its fetch."""
+    for name in ("a", "b"):
+        record(f"{store}/{name}", steps=20, flush_every_steps=10)
+    loader.clear_caches()
+    disc = loader.discover_runs(store)
+    gate, real, before = threading.Event(), storage.read_bytes, loader.chunk_reads()
+
+    def held(where, *args, **kwargs):
+        assert gate.wait(30)
+        return real(where, *args, **kwargs)
+
+    jobs = [(run, table, None) for run in disc.runs for table in ("steps", "evals")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(storage, "read_bytes", held)
+        done = threading.Event()
+        threading.Thread(target=lambda: (loader.prefetch(jobs, disc.root), done.set())).start()
+        assert done.wait(10)  # returned while every fetch is still held
+        gate.set()
+        steps = loader.read_table(disc.runs[0], "steps", disc.root)
+    assert steps.df["step"].tolist() == list(range(1, 21))
+    assert loader.chunk_reads() - before == sum(
+        len(loader.listed_chunks(r, t, disc.root)) for r, t, _ in jobs
+    )
