@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from dashboard.layer_names import TYPES, layer_kind, layer_type
 from dashboard.metrics import cluster_factors, groups
@@ -29,6 +28,7 @@ from dashboard.metrics.intervals import (
     Difference,
     across_seeds,
     seed_values,
+    t_quantile,
 )
 
 BIGGER = 1.1  # a factor above this gives a noticeably bigger step than AdamW's
@@ -198,7 +198,7 @@ def seed_stats(
         s = sd[c].to_numpy(dtype=float)
         m = mean[c].to_numpy(dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            half = stats.t.ppf(0.5 + LEVEL / 2, np.maximum(n - 1, 1)) * s / np.sqrt(n)
+            half = t_quantile(0.5 + LEVEL / 2, np.maximum(n - 1, 1)) * s / np.sqrt(n)
         ok = (n >= 2) & np.isfinite(s) & (s > 1e-9 * np.maximum(1.0, np.abs(m)))
         out[f"{c}_min"], out[f"{c}_max"], out[f"{c}_sd"] = lo[c], hi[c], sd[c]
         out[f"{c}_low"] = np.where(ok, m - half, np.nan)
@@ -320,7 +320,7 @@ def mean_interval(pairs: list[tuple[object, float]]) -> Difference:
     sd = float(x.std(ddof=1))
     if sd <= 1e-9 * max(1.0, float(np.abs(x).max())):
         return Difference(mean, n=x.size, n_max=x.size, mean=mean, reason=NO_SPREAD, notes=notes)
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, x.size - 1)) * sd / math.sqrt(x.size)
+    half = t_quantile(0.5 + LEVEL / 2, x.size - 1) * sd / math.sqrt(x.size)
     return Difference(mean, mean - half, mean + half, x.size, UNPAIRED, x.size, mean=mean,
                       se=sd / math.sqrt(x.size), df=x.size - 1, notes=notes)  # fmt: skip
 
