@@ -43,8 +43,8 @@ def ema(values, weight: float) -> np.ndarray:
 
 def moving_average(values, window: int = FINAL_WINDOW) -> np.ndarray:
     """Mean of the last `window` finite values (NaN until `window` values were seen)."""
-    s = pd.Series(np.asarray(values, dtype=np.float64))
-    s = s.where(np.isfinite(s))
+    x = np.asarray(values, dtype=np.float64)
+    s = pd.Series(np.where(np.isfinite(x), x, np.nan))  # half the cost of Series.where
     return s.rolling(window, min_periods=window).mean().to_numpy()
 
 
@@ -78,11 +78,29 @@ def eval_series(evals: pd.DataFrame | None) -> pd.DataFrame | None:
     """The evaluation rows of one split ("val" when present, else the first split)."""
     if evals is None or evals.empty or "loss" not in evals:
         return None
-    if "split" in evals and evals["split"].notna().any():
-        splits = list(dict.fromkeys(evals["split"].dropna().astype(str)))
-        split = "val" if "val" in splits else splits[0]
-        evals = evals[evals["split"].astype(str) == split]
+    if "split" in evals:
+        keep = _split_rows(evals["split"])
+        if keep is not None:
+            evals = evals[keep]
     return evals.reset_index(drop=True)
+
+
+def _split_rows(split: pd.Series) -> np.ndarray | pd.Series | None:
+    """Which rows belong to the chosen split (None: all of them). A text column (what the
+    loader gives) is factorized once, and a single split is not filtered at all: the string
+    comparisons cost ~1 ms a call, and the Summary asks for every run's series several times.
+    Other columns are compared as text, as they always were."""
+    if isinstance(split.dtype, pd.StringDtype):
+        codes, uniques = pd.factorize(split)  # in order of appearance; missing: -1
+        names = list(uniques)
+        if not names or (len(names) == 1 and codes.min() == 0):
+            return None
+        return codes == (names.index("val") if "val" in names else 0)
+    if not split.notna().any():
+        return None
+    splits = list(dict.fromkeys(split.dropna().astype(str)))
+    chosen = "val" if "val" in splits else splits[0]
+    return split.astype(str) == chosen
 
 
 @dataclass
@@ -126,6 +144,14 @@ def perplexity(v: float) -> float:
 def summarize(
     name: str, optimizer: str, status: str, steps: pd.DataFrame | None, evals: pd.DataFrame | None
 ) -> RunSummary:
+    """One run's own numbers (no speed-ups: `add_speedups` needs every run)."""
+    return _summarize(name, optimizer, status, steps, eval_series(evals))
+
+
+def _summarize(
+    name: str, optimizer: str, status: str, steps: pd.DataFrame | None, ev: pd.DataFrame | None
+) -> RunSummary:
+    """`summarize` from the run's `eval_series` (`ev`), which `summarize_runs` reads once."""
     s = RunSummary(name=name, optimizer=optimizer, status=status)
     if steps is not None and not steps.empty:
         s.steps = int(steps["step"].iloc[-1])
@@ -151,7 +177,6 @@ def summarize(
         if g is not None and np.isfinite(g).any():
             s.grad_spikes = int(spike_mask(g, GRAD_SPIKE_FACTOR).sum())
             s.grad_norm_cv = coefficient_of_variation(g)
-    ev = eval_series(evals)
     if ev is not None:
         e = ev["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
         fin = e[np.isfinite(e)]
@@ -162,68 +187,80 @@ def summarize(
     return s
 
 
-def _reach(steps, evals, target, kind) -> tuple[float, float]:
-    """(step, tokens) at which this run's loss first reaches `target`."""
+# (step, tokens or None, loss) a target is read against; None: nothing to read
+Curve = tuple[np.ndarray, np.ndarray | None, np.ndarray] | None
+
+
+def _curve(steps: pd.DataFrame | None, ev: pd.DataFrame | None, kind: str) -> Curve:
+    """The loss a run's target is read on, extracted once per run: the evaluation loss
+    (`ev`, its `eval_series`), or the moving average over the last FINAL_WINDOW finite
+    training losses, as in final_train_loss."""
     if kind == "eval":
-        ev = eval_series(evals)
         if ev is None:
-            return float("nan"), float("nan")
+            return None
         y = ev["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
-        st = first_reach(ev["step"].to_numpy(), y, target)
-        tok = (
-            first_reach(ev["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), y, target)
-            if "tokens" in ev
-            else float("nan")
-        )
-        return st, tok
+        tok = ev["tokens"].to_numpy(dtype=np.float64, na_value=np.nan) if "tokens" in ev else None
+        return ev["step"].to_numpy(), tok, y
     if steps is None or steps.empty:
-        return float("nan"), float("nan")
+        return None
     loss = steps["loss"].to_numpy(dtype=np.float64, na_value=np.nan)
-    # the moving average over the last FINAL_WINDOW finite values, as in final_train_loss
     finite = np.isfinite(loss)
     ma = np.full(loss.size, np.nan)
     if finite.any():
         ma_f = moving_average(loss[finite], min(FINAL_WINDOW, int(finite.sum())))
         ma[np.flatnonzero(finite)] = ma_f
-    st = first_reach(steps["step"].to_numpy(), ma, target)
-    tok = (
-        first_reach(steps["tokens"].to_numpy(dtype=np.float64, na_value=np.nan), ma, target)
-        if "tokens" in steps
-        else float("nan")
-    )
-    return st, tok
+    tok = steps["tokens"].to_numpy(dtype=np.float64, na_value=np.nan) if "tokens" in steps else None
+    return steps["step"].to_numpy(), tok, ma
 
 
-def _has_evals(evals) -> bool:
-    ev = eval_series(evals)
+def _reach(curve: Curve, target: float) -> tuple[float, float]:
+    """(step, tokens) at which this run's loss (its `_curve`) first reaches `target`."""
+    if curve is None:
+        return float("nan"), float("nan")
+    step, tok, y = curve
+    st = first_reach(step, y, target)
+    return st, (first_reach(tok, y, target) if tok is not None else float("nan"))
+
+
+def _has_evals(ev: pd.DataFrame | None) -> bool:
+    """At least two finite evaluation losses in the run's `eval_series` (`ev`)."""
     return (
         ev is not None
         and int(np.isfinite(ev["loss"].to_numpy(dtype=float, na_value=np.nan)).sum()) >= 2
     )
 
 
-def add_speedups(summaries: dict[str, RunSummary], data: dict[str, tuple], baseline: str) -> None:
+def add_speedups(
+    summaries: dict[str, RunSummary],
+    data: dict[str, tuple],
+    baseline: str,
+    series: dict[str, pd.DataFrame | None] | None = None,
+) -> None:
     """Fill steps/tokens-to-target and speed-ups (in place) relative to `baseline`.
 
     `data[key] = (steps_df, evals_df)`. Eval loss is used when every run has evaluations.
+    `series[key]`: the run's `eval_series`, when the caller has it already.
     """
     if baseline not in summaries:
         return
-    kind = "eval" if all(_has_evals(data[k][1]) for k in summaries) else "train"
+    if series is None:
+        series = {k: eval_series(data[k][1]) for k in summaries}
+    kind = "eval" if all(_has_evals(series[k]) for k in summaries) else "train"
     b = summaries[baseline]
     target = b.final_eval_loss if kind == "eval" else b.final_train_loss
     if not np.isfinite(target):
         return
+    curves = {k: _curve(data[k][0], series[k], kind) for k in summaries}
     for key, s in summaries.items():
         s.target_kind = kind
-        s.steps_to_target, s.tokens_to_target = _reach(*data[key], target, kind)
+        s.steps_to_target, s.tokens_to_target = _reach(curves[key], target)
     bs, bt = b.steps_to_target, b.tokens_to_target
     for key, s in summaries.items():
         # the other way round: when did the baseline reach this run's final loss?
         own = s.final_eval_loss if kind == "eval" else s.final_train_loss
         if key != baseline and np.isfinite(own):
-            s.baseline_steps_to_own, _ = _reach(*data[baseline], own, kind)
-            s.steps_to_own, _ = _reach(*data[key], own, kind)
+            s.baseline_steps_to_own, _ = _reach(curves[baseline], own)
+            s.steps_to_own, _ = _reach(curves[key], own)
         if np.isfinite(bs) and np.isfinite(s.steps_to_target) and s.steps_to_target > 0:
             s.speedup_steps = bs / s.steps_to_target
         if np.isfinite(bt) and np.isfinite(s.tokens_to_target) and s.tokens_to_target > 0:
@@ -276,11 +313,12 @@ def summarize_runs(
 ) -> list[RunSummary]:
     """Summaries of every run in `data` ({id: (steps, evals)}), speed-ups relative to
     `baseline`. `infos[id]` holds name, optimizer, status and shadow."""
+    series = {rid: eval_series(evals) for rid, (_, evals) in data.items()}  # once per run
     sums = {}
-    for rid, (steps, evals) in data.items():
+    for rid, (steps, _) in data.items():
         info = infos[rid]
-        s = summarize(info["name"], info["optimizer"], info["status"], steps, evals)
+        s = _summarize(info["name"], info["optimizer"], info["status"], steps, series[rid])
         s.shadow = bool(info.get("shadow"))
         sums[rid] = s
-    add_speedups(sums, data, baseline)
+    add_speedups(sums, data, baseline, series)
     return list(sums.values())
