@@ -83,6 +83,28 @@ def with_logged_grad_norm(cfg: pd.DataFrame, metas: dict[str, dict]) -> pd.DataF
     return out
 
 
+SCHEDULE_KEY = "run.lr_schedule"
+SCHEDULE_PARTS = ("run.warmup_steps", "run.min_lr_ratio")
+SCHEDULE_UNNAMED = "not named (its warm-up or floor is recorded below)"
+
+
+def with_unnamed_schedule(cfg: pd.DataFrame) -> pd.DataFrame:
+    """A run that records its warm-up or its floor but not the schedule's name reads "not
+    named", not "not recorded" beside a recorded warm-up; still compared with nothing."""
+    if SCHEDULE_KEY not in cfg.index or not any(k in cfg.index for k in SCHEDULE_PARTS):
+        return cfg
+    runs = [c for c in cfg.columns if c != "differs"]
+    parts = cfg.loc[[k for k in SCHEDULE_PARTS if k in cfg.index], runs]
+    partly = (parts != sweep.NOT_RECORDED).any(axis=0)
+    row = cfg.loc[SCHEDULE_KEY, runs]
+    unnamed = (row == sweep.NOT_RECORDED) & partly
+    if not unnamed.any():
+        return cfg
+    out = cfg.copy()
+    out.loc[SCHEDULE_KEY, list(unnamed[unnamed].index)] = SCHEDULE_UNNAMED
+    return out
+
+
 def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.DataFrame:
     """The settings table as shown: the typed description's rows first (the same fields for
     every run, whatever wrote it), then run.json's raw objects; recording options left out,
@@ -91,7 +113,7 @@ def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.Da
     cfg = with_last_lr(sweep.config_table(metas), last)
     if cfg.empty:
         return cfg
-    cfg = with_logged_grad_norm(cfg, metas)
+    cfg = with_unnamed_schedule(with_logged_grad_norm(cfg, metas))
     keys = [str(k) for k in cfg.index]
     cfg = cfg[[not sweep.recording_only(k) for k in keys]]
     keys = [str(k) for k in cfg.index]

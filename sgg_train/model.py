@@ -67,6 +67,9 @@ def sgg_options(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+LR_SCHEDULE = "cosine"  # what run.json calls `lr_lambda`, in the HF Trainer's name for it
+
+
 def lr_lambda(cfg: TrainConfig):
     """Linear warm-up, then cosine decay to `min_lr_ratio` at the last step."""
 

@@ -26,7 +26,14 @@ from runformat import schema
 from runformat.atomic import atomic_write
 from sgg_train.config import TrainConfig, add_training_options
 from sgg_train.data import eval_windows, load_corpus, sample_batch, split_corpus
-from sgg_train.model import build_model, build_optimizer, lm_loss, lr_lambda, sgg_options
+from sgg_train.model import (
+    LR_SCHEDULE,
+    build_model,
+    build_optimizer,
+    lm_loss,
+    lr_lambda,
+    sgg_options,
+)
 
 
 @torch.no_grad()
@@ -132,6 +139,7 @@ def train(cfg: TrainConfig, mode: str = "new") -> dict[str, Any]:
         resume_step=s.start if mode == "resume" else None,
         shadow=sgg_options(cfg) if cfg.shadow else None,
         options=_recorder_options(cfg),
+        settings={"lr_schedule": LR_SCHEDULE},  # model.lr_lambda: warm-up, then cosine decay
     ) as rec:
         loss, val_loss = _steps(cfg, s, rec)
     summary.update(final_loss=loss, final_val_loss=val_loss, seconds=time.perf_counter() - t0)

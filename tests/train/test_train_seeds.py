@@ -4,11 +4,13 @@ optimizer (so SGG and AdamW runs pair up), another seed means a different start 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pandas as pd
 import pytest
 import torch
 
+from runformat import run_info
 from sgg_train import config as C
 from sgg_train import data as D
 from sgg_train import model as M
@@ -88,6 +90,9 @@ def test_eval_logs_one_loss_per_batch(tmp_path):
     assert evals["step"].tolist() == [3, 6]
     assert evals["n_batches"].tolist() == [TINY["eval_batches"]] * 2
     assert (evals["loss_std"] > 0).all()  # two different held-out batches
+    info = run_info.from_meta(json.loads((cfg.run_dir / "run.json").read_text()))
+    schedule = info.lr_schedule  # the schedule is named beside its warm-up and floor
+    assert (schedule.kind, schedule.warmup_steps, schedule.min_ratio) == ("cosine", 2, 0.1)
 
 
 def test_evaluate_returns_one_loss_per_batch():
