@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import loader, narrative, sidebar
+from dashboard import loader, narrative, sidebar, warmup
 from dashboard.context import VIEW_COLUMNS, Ctx, page_state
 from dashboard.sidebar import ENV_ROOT
 from dashboard.views import PAGES, VIEWS
@@ -53,6 +53,7 @@ def page() -> None:
     st.title("Training runs: SGG compared with AdamW")
     notice = st.container()  # a link naming runs that are not here says so, first
     root = sidebar.root_ui()
+    warmup.start()  # first-use costs of the Summary's code, paid while the runs are listed
     disc = loader.discover_runs(root)
     for m in disc.messages:
         st.info(m)
