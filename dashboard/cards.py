@@ -70,7 +70,11 @@ def _steps(c: Comparison) -> Card:
                 lambda v: f"{v:+,.0f}",
             ),
         )
-    gap = f"{c.end_gap:+.1%} at the end (no interval)" if c.end_gap == c.end_gap else "not reached"
+    gap = (
+        f"{verdicts.gap_pct(c.end_gap, signed=True)} at the end (no interval)"
+        if c.end_gap == c.end_gap
+        else "not reached"
+    )
     return Card(
         "Steps to match",
         f"> {c.lengths[0]:,}",

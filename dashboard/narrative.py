@@ -270,7 +270,7 @@ def _end_text(c: Comparison) -> str:
         return ""
     side = "above" if c.end_gap > 0 else "below"
     who = "its mean" if c.n > 1 else "it"
-    return f"at step {c.lengths[0]:,} {who} is {abs(c.end_gap):.1%} {side} the target"
+    return f"at step {c.lengths[0]:,} {who} is {verdicts.gap_pct(c.end_gap)} {side} the target"
 
 
 def reach_sentence(c: Comparison) -> str:

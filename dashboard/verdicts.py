@@ -68,6 +68,17 @@ def pct(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
 
 
+def gap_pct(v: float, signed: bool = False) -> str:
+    """A relative gap as a percentage that is never a misleading zero: '3.2%', and for a gap
+    under 0.05% two significant figures ('0.0012%'), so that a loss just above a target is
+    never shown as "0.0% above" it."""
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    sign = ("+" if v > 0 else "-" if v < 0 else "") if signed else ""
+    size = abs(v)
+    return sign + (f"{size:.1%}" if size >= 0.0005 or size == 0 else f"{size * 100:.2g}%")
+
+
 def points(v: float) -> str:
     """A difference of two percentages, in percentage points."""
     return "n/a" if v is None or not np.isfinite(v) else f"{v * 100:.0f} points"

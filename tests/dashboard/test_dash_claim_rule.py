@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from dashboard import narrative, verdicts
+from dashboard import cards, narrative, verdicts
 from dashboard.metrics import compare, intervals
 from dashboard.metrics.compare import RunFacts
 from dashboard.metrics.intervals import Difference
@@ -588,3 +588,21 @@ def test_every_sentence_states_x_vs_y_equal_to_its_estimate():
                     got = re.search(rf"{part} \*\*([^*]*)\*\*", s).group(1)
                     assert bool(DIRECTION.search(got)) == d.detected, s
     assert checked >= 24 * 4
+
+
+def test_a_group_just_above_the_target_is_never_shown_zero_percent_above_it():
+    """Not reached, ending 0.002% above the baseline's loss: the sentence and the card show the
+    gap with the digits that make it non-zero, never "0.0% above" beside "not reached"."""
+    rng = np.random.default_rng(5)
+    b = [facts(f"adamw-s{i}", i, "adamw", rng, noise=0.0) for i in range(3)]
+    target = curve(np.array([600.0]))[0]
+    a = [
+        facts(f"sgg-s{i}", i, "sgg", rng, noise=0.0, shift=2e-5 * target + 1e-9 * i)
+        for i in range(3)
+    ]
+    c = compare.compare(a, b, "sgg", "adamw")
+    assert c.reached_k == 0 and 0 < c.end_gap < 0.0005
+    text = narrative.reach_sentence(c)
+    assert "0.0%" not in text and re.search(r"is 0\.00\d+% above the target", text), text
+    card = next(x for x in cards.comparison_cards(c) if x.label == "Steps to match")
+    assert card.delta["delta"].startswith("+0.00") and "0.0%" not in card.delta["delta"]
