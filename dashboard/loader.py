@@ -687,10 +687,12 @@ def _fetch_ahead(jobs: list[tuple[ChunkSig, str]]) -> None:
 
 
 def _await_fetches(sigs: list[ChunkSig]) -> None:
+    """Wait for the fetches of `sigs` still under way (a failed one is left to the caller's own
+    read, which reports it as any read does)."""
     for sig in sigs:
         future = _INFLIGHT.get(sig)
         if future is not None:
-            future.result()
+            future.exception()
 
 
 def checks_pending() -> int:
