@@ -85,7 +85,7 @@ def with_logged_grad_norm(cfg: pd.DataFrame, metas: dict[str, dict]) -> pd.DataF
 
 SCHEDULE_KEY = "run.lr_schedule"
 SCHEDULE_PARTS = ("run.warmup_steps", "run.min_lr_ratio")
-SCHEDULE_UNNAMED = "not named (its warm-up or floor is recorded below)"
+SCHEDULE_UNNAMED = "shape not recorded (its warm-up and lowest rate: below)"
 
 
 def with_unnamed_schedule(cfg: pd.DataFrame) -> pd.DataFrame:
@@ -105,6 +105,24 @@ def with_unnamed_schedule(cfg: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+BASE_KEY = "run.base"
+NO_BASE = "none (SGG not applied)"
+
+
+def with_base_said(cfg: pd.DataFrame) -> pd.DataFrame:
+    """'none (SGG not applied)', not a blank, for the optimizer underneath SGG of a run that
+    does not apply SGG (an AdamW run's run.json may still name the base of its shadow)."""
+    if BASE_KEY not in cfg.index:
+        return cfg
+    runs = [c for c in cfg.columns if c != "differs"]
+    blank = [c for c in runs if cfg.loc[BASE_KEY, c] in ("", None)]
+    if not blank:
+        return cfg
+    out = cfg.copy()
+    out.loc[BASE_KEY, blank] = NO_BASE
+    return out
+
+
 def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.DataFrame:
     """The settings table as shown: the typed description's rows first (the same fields for
     every run, whatever wrote it), then run.json's raw objects; recording options left out,
@@ -113,7 +131,7 @@ def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.Da
     cfg = with_last_lr(sweep.config_table(metas), last)
     if cfg.empty:
         return cfg
-    cfg = with_unnamed_schedule(with_logged_grad_norm(cfg, metas))
+    cfg = with_base_said(with_unnamed_schedule(with_logged_grad_norm(cfg, metas)))
     keys = [str(k) for k in cfg.index]
     cfg = cfg[[not sweep.recording_only(k) for k in keys]]
     keys = [str(k) for k in cfg.index]

@@ -94,7 +94,15 @@ def _layer_map(ctx: Ctx, grad_fig: go.Figure, band_note: str) -> None:
     if no_layers:
         st.info(not_recorded_note(no_layers, "per-layer gradient norm"))
     runs = [r for r in rels if read.df(r, "layers") is not None]
-    rel = st.selectbox("Run for the layer map", runs, format_func=sel.labels.get, key="heat_run")
+    where = (
+        "the lower panel of the chart below" if ctx.options.x == "step" else "the 2nd chart below"
+    )
+    rel = st.selectbox(
+        f"Run shown in the layer map ({where})",
+        runs,
+        format_func=sel.labels.get,
+        key="heat_run",
+    )
     order = layer_order(sel.meta(rel))
     pivot = cached(
         prepare.layer_pivot,

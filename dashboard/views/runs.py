@@ -50,7 +50,8 @@ def _settings(ctx: Ctx) -> None:
     line = settings_table.differs_line(cfg)
     if line and len(sel.selected) > 1:
         st.markdown(line)
-    only = st.toggle("Only show differences", value=False, key="cfg_diff_only")
+    # the differences first: the whole table (~80 rows) is one click away
+    only = st.toggle("Only show differences", value=bool(line), key="cfg_diff_only")
     text, colour = settings_table.shown(cfg, only)
     st.dataframe(text.style.apply(lambda col: colour, axis=0), key="cfg_table", height=420)
 

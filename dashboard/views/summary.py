@@ -44,16 +44,35 @@ def comparisons(ctx: Ctx) -> list[Comparison]:
 def _verify(ctx: Ctx) -> None:
     """Check every chunk of the runs on show whole, once (a damaged chunk in a table or column
     no view reads is then named at the top like any other): what the Summary reads now, the
-    rest in the background, with a caption until it is done (the page then redraws)."""
+    rest in the background; a caption says how far the check is, and what it found (the page
+    redraws when it is done)."""
     sel = ctx.selection
     runs = [sel.by_rel[r] for r in sel.series_rels()]
     checked, total = loader.verify_runs(runs, sel.root)
+    st.caption(damage_check_text(checked, total, len(runs), _damaged_files(runs)))
+
+
+def _damaged_files(runs: list[loader.Run]) -> int:
+    return len({d for r in runs for d in (*r.damage, *loader.damage_found(r))})
+
+
+def damage_check_text(checked: int, total: int, runs: int, damaged: int) -> str:
+    """Where the damage check of the runs on show stands, in files (not runs)."""
+    of = f"{total:,} data file{'s' if total != 1 else ''} of the {runs:,} run(s) on show"
+    found = (
+        f"{damaged:,} damaged, named at the top and left out of every number"
+        if damaged
+        else "none damaged so far"
+        if checked < total
+        else "none damaged"
+    )
     if checked < total:
-        st.caption(
-            f"Data files checked for damage so far: {checked:,} of the {total:,} of the runs "
-            "on show (the numbers here come from checked files; the rest are checked in the "
-            "background, and any damage found is named at the top)."
+        return (
+            f"Checked for damage so far: {checked:,} of the {of} ({found}). The numbers on "
+            "this page come from checked files; the rest are being checked in the background, "
+            "and the page redraws when that is done."
         )
+    return f"All {of} checked for damage: {found}."
 
 
 def _headline(ctx: Ctx, comps: list[Comparison], base_name: str) -> None:

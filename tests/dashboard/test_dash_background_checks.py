@@ -6,6 +6,7 @@ lists the runs folder once."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import sys
 import time
@@ -99,4 +100,19 @@ def test_the_open_page_names_damage_found_in_the_background(tmp_path, monkeypatc
     at.run()
     text = shown(at)
     assert f"layers chunk {chunk.name} is damaged" in text
-    assert "checked for damage so far" not in text
+    assert "Checked for damage so far" not in text
+    assert re.search(
+        r"All [\d,]+ data files of the 2 run\(s\) on show checked for damage: 1 damaged", text
+    )
+
+
+def test_the_damage_check_counts_files_and_says_what_it_found():
+    from dashboard.views.summary import damage_check_text
+
+    going = damage_check_text(40, 160, 20, 0)
+    assert going.startswith("Checked for damage so far: 40 of the 160 data files of the 20 run(s)")
+    assert "none damaged so far" in going and "redraws" in going
+    assert damage_check_text(160, 160, 20, 0) == (
+        "All 160 data files of the 20 run(s) on show checked for damage: none damaged."
+    )
+    assert "2 damaged, named at the top" in damage_check_text(160, 160, 20, 2)

@@ -298,11 +298,11 @@ def test_every_view_draws_and_names_every_damaged_run_it_shows(folder, monkeypat
     seen = page_text(at)
     # ~1,300 chunks on show: what the Summary reads is checked first, the rest in the
     # background (said so meanwhile); the next page run names what it found
-    assert "checked for damage so far" in seen
+    assert "Checked for damage so far" in seen
     assert loader.wait_for_checks(240)
     at.run()
     seen += page_text(at)
-    assert "checked for damage so far" not in page_text(at)
+    assert "Checked for damage so far" not in page_text(at)
     for view in VIEWS[1:]:
         at.session_state["view"] = view
         at.run()

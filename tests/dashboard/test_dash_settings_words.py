@@ -32,3 +32,11 @@ def test_a_recorded_warm_up_beside_an_unnamed_schedule_reads_not_named():
     assert table.loc[ROW, "named"] == "cosine"
     assert table.loc[ROW, "bare"] == sweep.NOT_RECORDED
     assert not table.loc[ROW, "differs"]  # what one run does not name is compared with nothing
+
+
+def test_a_run_that_does_not_apply_sgg_says_so_under_the_optimizer_underneath_sgg():
+    table = S.settings_frame(
+        {"sgg": meta("sgg-lr4e-3-T25-s0"), "adamw": meta("adamw-lr4e-3-s0")}, {}
+    )
+    row = "run: optimizer underneath SGG"
+    assert table.loc[row, "adamw"] == S.NO_BASE and table.loc[row, "sgg"] == "adamw"
