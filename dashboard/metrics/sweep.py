@@ -47,6 +47,8 @@ def config_table(metas: dict[str, dict]) -> pd.DataFrame:
     (`run.*` rows, in a fixed order; a value one run does not record is no difference), then
     run.json's raw objects (sorted)."""
     typed = pd.DataFrame({name: typed_rows(meta) for name, meta in metas.items()})
+    # compared as recorded: a norm after clipping that is off reads as the gradient's own
+    compared = pd.DataFrame({name: typed_rows(meta, shown=False) for name, meta in metas.items()})
     cols = {}
     for name, meta in metas.items():
         sel = {k: meta.get(k) for k in ("optimizer", "config", "seed", "recording", "model")}
@@ -73,7 +75,8 @@ def config_table(metas: dict[str, dict]) -> pd.DataFrame:
     raw["differs"] = as_text.nunique(axis=1) > 1
     if not typed.empty:
         typed = typed.astype(object).where(typed.notna(), None)
-        recorded = typed.map(lambda v: None if v in (None, NOT_RECORDED) else v)
+        compared = compared.astype(object).where(compared.notna(), None)
+        recorded = compared.map(lambda v: None if v in (None, NOT_RECORDED) else v)
         typed["differs"] = recorded.nunique(axis=1, dropna=True) > 1
     out = pd.concat([typed, raw.sort_index()]) if not typed.empty else raw.sort_index()
     out["differs"] = out["differs"].astype(bool)
@@ -82,6 +85,7 @@ def config_table(metas: dict[str, dict]) -> pd.DataFrame:
 
 NOT_RECORDED = "not recorded"
 GRAD_NORM_WORDS = {"pre_clip": "before clipping", "post_clip": "after clipping"}
+UNCLIPPED_NORM = "the gradient's (clipping off)"  # after clipping that is off: nothing clipped
 SOURCE_WORDS = {
     "recorded": "the recorder",
     "hf": "the recorder's HF Trainer callback",
@@ -113,9 +117,10 @@ TYPED_LABELS = {
 }
 
 
-def typed_rows(meta: dict) -> dict[str, object]:
+def typed_rows(meta: dict, shown: bool = True) -> dict[str, object]:
     """{run.<field>: value as shown} of a run's typed description, every field ("not
-    recorded" where the run does not say); SGG's options only when it has any."""
+    recorded" where the run does not say); SGG's options only when it has any. `shown`: a
+    norm recorded after clipping that is off reads as the gradient's own (False: as compared)."""
     info = info_of(meta)
     s = info.lr_schedule
 
@@ -139,7 +144,9 @@ def typed_rows(meta: dict) -> dict[str, object]:
         "run.eps": info.eps,
         "run.weight_decay": info.weight_decay,
         "run.grad_clip": "off" if clip == 0 else clip,
-        "run.grad_norm": GRAD_NORM_WORDS.get(info.grad_norm or ""),
+        "run.grad_norm": UNCLIPPED_NORM
+        if shown and clip == 0 and info.grad_norm == "post_clip"
+        else GRAD_NORM_WORDS.get(info.grad_norm or ""),
         "run.batch_size": info.batch_size,
         "run.tokens_per_step": info.tokens_per_step,
         "run.precision": info.precision,

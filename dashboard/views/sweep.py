@@ -1,6 +1,8 @@
 """The Sweep page: does SGG help across the settings tried, and which optimizer is easier to tune?
 
-Loss at the end against the varied setting per optimizer (seed groups pooled, min-max bars),
+Loss at the end against the varied setting per optimizer (seed groups pooled: the mean over
+distinct seeds, a repeat of a seed counted once and named; bars from the lowest to the highest
+seed),
 SGG against the other optimizer at every value (win / tie / loss with intervals, the same
 comparison as the Summary), the range within 5% of each optimizer's best, edge warnings.
 Numbers and words from `sweep_report` (which the Summary's report uses too).
@@ -24,7 +26,7 @@ def page(ctx: Ctx) -> None:
     rels, hp = picked
     ctx.reader.prefetch(("steps", "evals"), rels)
     facts = {r: ctx.reader.facts(r) for r in rels}
-    df = sweep_groups.sweep_frame(facts, hp)
+    df = sweep_report.sweep_frame(facts, hp)
     _chart(df, hp)
     _head_to_head(facts, hp)
     _tolerance(facts, df, hp)
@@ -93,7 +95,8 @@ def _head_to_head(facts: dict, hp: str) -> None:
     pairs = sweep_groups.head_to_head(facts, hp)
     if pairs:
         st.markdown(f"**SGG against AdamW at each {name}**")
-        st.table(sweep_report.head_to_head_table(pairs, hp), hide_index=True)
+        notes = sweep_report.head_to_head_notes(facts, hp)
+        st.table(sweep_report.head_to_head_table(pairs, hp, notes), hide_index=True)
         st.caption(narrative.SWEEP_RESULT_NOTE)
     refs = sweep_groups.references(facts, hp)
     if refs:
@@ -117,6 +120,7 @@ def _points(df: pd.DataFrame, hp: str) -> None:
         hide_index=True,
         key="sweep_table",
         column_config={
-            c: st.column_config.NumberColumn(format="%.4g") for c in ("mean loss", "min", "max")
+            c: st.column_config.NumberColumn(format="%.4g")
+            for c in ("mean loss (over seeds)", "lowest seed", "highest seed")
         },
     )
