@@ -126,8 +126,8 @@ def with_base_said(cfg: pd.DataFrame) -> pd.DataFrame:
 def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.DataFrame:
     """The settings table as shown: the typed description's rows first (the same fields for
     every run, whatever wrote it), then run.json's raw objects; recording options left out,
-    plain labels, each label once (two keys that read alike are told apart), differences first
-    within each part."""
+    plain labels, each label once (two keys that read alike are told apart). The rows where runs
+    differ come first (typed, then raw), so that they are in view at the top of the table."""
     cfg = with_last_lr(sweep.config_table(metas), last)
     if cfg.empty:
         return cfg
@@ -138,7 +138,7 @@ def settings_frame(metas: dict[str, dict], last: dict[str, str | None]) -> pd.Da
     typed = pd.Series([k.startswith("run.") for k in keys], index=cfg.index)
     labels = sweep.unique_labels(keys)
     cfg.index = [ROW_LABELS.get(k) or label for k, label in zip(keys, labels, strict=True)]
-    order = sorted(range(len(cfg)), key=lambda i: (not typed.iloc[i], not cfg["differs"].iloc[i]))
+    order = sorted(range(len(cfg)), key=lambda i: (not cfg["differs"].iloc[i], not typed.iloc[i]))
     return cfg.iloc[order]
 
 

@@ -36,7 +36,8 @@ def _settings(ctx: Ctx) -> None:
     """The settings table, differences highlighted (and, on request, alone)."""
     sel, read = ctx.selection, ctx.reader
     st.caption(
-        "Settings of the selected runs side by side; rows where they differ are highlighted. "
+        "Settings of the selected runs side by side; rows where they differ come first, "
+        "highlighted. "
         "The first rows (run: ...) are read the same way whatever wrote the run; run.json's "
         "own entries follow. Recording options (where and how often a run was written) are "
         "left out."
@@ -50,8 +51,7 @@ def _settings(ctx: Ctx) -> None:
     line = settings_table.differs_line(cfg)
     if line and len(sel.selected) > 1:
         st.markdown(line)
-    # the differences first: the whole table (~80 rows) is one click away
-    only = st.toggle("Only show differences", value=bool(line), key="cfg_diff_only")
+    only = st.toggle("Only show differences", value=False, key="cfg_diff_only")
     text, colour = settings_table.shown(cfg, only)
     st.dataframe(text.style.apply(lambda col: colour, axis=0), key="cfg_table", height=420)
 

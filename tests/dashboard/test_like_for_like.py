@@ -214,8 +214,12 @@ def test_two_keys_that_read_alike_get_two_labels():
     assert "training: learning rate" in cfg.index
     assert "training: learning rate (training arguments)" in cfg.index
     typed = [str(k).startswith("run: ") for k in cfg.index]
-    assert typed == sorted(typed, reverse=True)  # the typed description first, then run.json
-    assert cfg.index[0] == "run: learning rate (peak)"  # differences first among them
+    differs = cfg["differs"].tolist()
+    assert differs == sorted(differs, reverse=True)  # the rows where the runs differ first
+    for part in (True, False):  # within each, the typed description first, then run.json
+        rows = [t for t, d in zip(typed, differs, strict=True) if d == part]
+        assert rows == sorted(rows, reverse=True)
+    assert cfg.index[0] == "run: learning rate (peak)"
     assert cfg.loc["run: learning rate (peak)", "a"] == 1e-3  # the config's own words
 
 
