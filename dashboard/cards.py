@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from dashboard import narrative, verdicts
 from dashboard.metrics.compare import Comparison
-from dashboard.metrics.intervals import Difference
+from dashboard.metrics.intervals import PAIRED, Difference
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,13 @@ def delta(
     word = narrative.TABLE_WORDS.get(*(2 * [narrative.verdict_word(d, lower, higher)]))
     out = {"delta_description": f"vs {base}"}
     # the headline carries its uncertainty: "-0.6575 ± 0.3588", or the verdict "cannot tell"
-    sure = f"{fmt(d.estimate)} ± {fmt(d.half_width).lstrip('+')}: " if d.has_interval else ""
+    # at the interval's digits (`verdicts.pm_text`) where the values are plain numbers
+    pm = (
+        verdicts.pm_text(d)
+        if fmt is verdicts.signed
+        else f"{fmt(d.estimate)} ± {fmt(d.half_width).lstrip('+')}"
+    )
+    sure = f"{pm}: " if d.has_interval else ""
     if d.detected:
         return {**out, "delta": f"{sure}{word}", "delta_color": "inverse"}
     # the badge is narrow at 1,280 px: its reason is in the sentences below the cards
@@ -56,19 +62,22 @@ def _loss(c: Comparison) -> Card:
 def _steps(c: Comparison) -> Card:
     """Steps to reach the baseline's loss; when no seed reached it, the gap at the end."""
     if c.reached_k:
+        basis = narrative.steps_basis(c)  # the seeds both numbers come from, said as below
+        out = delta(
+            c.steps_diff,
+            "faster",
+            "slower",
+            narrative.steps_text(c.base_steps_to_target),
+            lambda v: f"{v:+,.0f}",
+        )
         return Card(
-            "Steps to match",
+            "Steps to match" + _on_seeds(c),
             narrative.steps_text(c.steps_to_target),
-            f"Steps to reach the baseline's loss: {verdicts.reached_text(c.reached_k, c.n)}; "
-            "steps over the seeds that reached it on both sides. "
+            f"Steps to reach the baseline's loss: {verdicts.reached_text(c.reached_k, c.n)} "
+            f"(the baseline's own: {verdicts.reached_text(c.base_reached_k, c.n_base)}); both "
+            f"numbers {basis or 'from each side'}. "
             + narrative.definition("steps to the baseline's loss"),
-            delta(
-                c.steps_diff,
-                "faster",
-                "slower",
-                narrative.steps_text(c.base_steps_to_target),
-                lambda v: f"{v:+,.0f}",
-            ),
+            out,
         )
     gap = (
         f"{verdicts.gap_pct(c.end_gap, signed=True)} at the end (no interval)"
@@ -83,6 +92,19 @@ def _steps(c: Comparison) -> Card:
         "run's (mean) loss at its last evaluation to the baseline's loss.",
         {"delta": gap, "delta_color": "off", "delta_arrow": "off"},
     )
+
+
+def _on_seeds(c: Comparison) -> str:
+    """The label's short form of `narrative.steps_basis` (the card is narrow): ' (on 5 of 10
+    seeds)', ' (on 6 and 5 seeds)', ' (on all 10 seeds)'; '' for one run each."""
+    d, basis = c.steps_diff, narrative.steps_basis(c)
+    if not basis:
+        return ""
+    if basis.startswith("from all"):
+        return f" ({basis.removeprefix('from ')})".replace("all ", "on all ", 1)
+    if d.method == PAIRED:
+        return f" (on {d.n} of {max(c.n, c.n_base)} seeds)"
+    return f" (on {c.reached_k} and {c.base_reached_k} seeds)"
 
 
 def _spikes(c: Comparison) -> Card:

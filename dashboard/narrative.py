@@ -253,15 +253,15 @@ def _loss_size(c: Comparison) -> tuple[float, str]:
     return abs(c.target) * LOSS_SIZE, f"{LOSS_SIZE:.0%} of the loss"
 
 
-def loss_sentence(c: Comparison) -> str:
+def loss_sentence(c: Comparison, caveat: bool = True) -> str:
+    """The loss at the comparison step; `caveat`: this sentence says that no detectable
+    difference is not 'equal' (once per comparison: `comparison_sentences`)."""
     where = f"at step {c.at_step:,}" + (
         " (the last step both reached)" if c.lengths[0] != c.lengths[1] else ""
     )
     size, of = _loss_size(c)
-    return (
-        f"{c.kind.capitalize()} loss {where}: {num(c.loss)} vs {num(c.base_loss)}: "
-        f"{claim(c.loss_diff, 'lower (better)', 'higher (worse)', size=size, of=of)}."
-    )
+    said = claim(c.loss_diff, "lower (better)", "higher (worse)", size=size, of=of, caveat=caveat)
+    return f"{c.kind.capitalize()} loss {where}: {num(c.loss)} vs {num(c.base_loss)}: {said}."
 
 
 def _end_text(c: Comparison) -> str:
@@ -273,8 +273,30 @@ def _end_text(c: Comparison) -> str:
     return f"at step {c.lengths[0]:,} {who} is {verdicts.gap_pct(c.end_gap)} {side} the target"
 
 
-def reach_sentence(c: Comparison) -> str:
-    """When each side first reached the baseline's loss: 'reached' is defined once, by seeds."""
+def steps_basis(c: Comparison) -> str:
+    """The seeds both steps-to-target numbers come from: 'from the 5 seeds that reached it on
+    both sides' (paired), 'from the 6 and 5 seeds that reached it' (unpaired), 'from all 10
+    seeds'; '' for one run each. The one phrase of the card, the sentences and the table."""
+    d = c.steps_diff
+    if not np.isfinite(d.estimate) or max(c.n, c.n_base) <= 1:
+        return ""
+    if d.method == PAIRED:
+        if d.n == c.n == c.n_base:
+            return f"from all {d.n} seeds"
+        return f"from the {d.n} seeds that reached it on both sides"
+    a, b = c.reached_k, c.base_reached_k
+    if a == c.n and b == c.n_base:
+        return f"from all {a} and {b} seeds" if a != b else f"from all {a} seeds of each side"
+    return (
+        f"from the {a} and {b} seeds that reached it"
+        if (a, b) != (1, 1)
+        else ("from the one seed of each side that reached it")
+    )
+
+
+def reach_sentence(c: Comparison, caveat: bool = True) -> str:
+    """When each side first reached the baseline's loss: 'reached' is defined once, by seeds;
+    the steps compared say which seeds they come from (`steps_basis`)."""
     target = f"the baseline's {c.kind} loss at step {c.at_step:,} ({num(c.target)})"
     reached = verdicts.reached_text(c.reached_k, c.n)
     base = verdicts.reached_text(c.base_reached_k, c.n_base)
@@ -285,19 +307,23 @@ def reach_sentence(c: Comparison) -> str:
         )
     d = c.steps_diff
     why = ", as about half do when the target is their mean" if c.n_base > 1 else ""
-    head = f"Steps to {target}: {reached} (the baseline's own seeds: {base}{why})"
+    head = f"Steps to {target}: {reached} (the baseline's own: {base}{why})"
     if not np.isfinite(d.estimate):
         return f"{head}; no seed reached it on both sides, so the speed cannot be compared."
     ratio = f", {c.speedup:.2f}x" if np.isfinite(c.speedup) and d.detected else ""
-    over = "" if c.reached and c.base_reached_k == c.n_base else " (the seeds that reached it)"
+    basis = steps_basis(c)
     res = (
-        f"; read between evaluations {steps_text(c.resolution)} steps apart"
+        f", read between evaluations {steps_text(c.resolution)} steps apart"
         if c.kind == "validation" and c.resolution > 1
         else ""
     )
+    said = claim(
+        d, "faster", "slower", verdicts.steps_unit, size=0.1 * d.base_mean, of=STEPS_OF,
+        caveat=caveat,
+    )  # fmt: skip
     return (
-        f"{head}; at step {steps_text(d.mean)} vs {steps_text(d.base_mean)}{over}{ratio}{res}: "
-        f"{claim(d, 'faster', 'slower', verdicts.steps_unit, size=0.1 * d.base_mean, of=STEPS_OF)}."
+        f"{head}; {basis + ': ' if basis else ''}step {steps_text(d.mean)} vs "
+        f"{steps_text(d.base_mean)}{ratio}{res}: {said}."
     )
 
 
@@ -310,24 +336,34 @@ def heading_name(name: str) -> str:
     return name if name.strip(" ?") else "the baseline"
 
 
-def stability_sentence(c: Comparison) -> str:
+def stability_sentence(c: Comparison, caveat: bool = True) -> str:
     """Spikes and gradient-size variation. Gradient norms one side measured before clipping
     and the other after (`Comparison.grad_mismatch`) are not compared: neither their spikes nor
-    their variation; the loss spikes still are."""
+    their variation; the loss spikes still are. Mean counts as the cards show them ('1.4');
+    `caveat` goes with the sentence's first no-detectable-difference."""
     if c.grad_mismatch:
-        spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one loss spike per run")
+        spikes = claim(
+            c.spikes_diff, "fewer", "more", size=1.0, of="one loss spike per run", caveat=caveat
+        )
         return (
-            f"Loss spikes per run (mean over seeds): {num(c.spikes)} vs {num(c.base_spikes)}: "
+            f"Loss spikes per run (mean over seeds): {count(c.spikes)} vs "
+            f"{count(c.base_spikes)}: "
             f"{spikes}. Gradient spikes and gradient-size variation ({pct(c.cv)} vs "
             f"{pct(c.base_cv)}): {CANNOT_TELL}: {c.grad_mismatch}."
         )
-    spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one spike per run")
+    spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one spike per run", caveat=caveat)
+    later = caveat and not no_difference(c.spikes_diff)  # the caveat passes to the CV's verdict
     return (
-        f"Spikes per run (loss and gradient, mean over seeds): {num(c.spikes)} vs "
-        f"{num(c.base_spikes)}: {spikes}. "
+        f"Spikes per run (loss and gradient, mean over seeds): {count(c.spikes)} vs "
+        f"{count(c.base_spikes)}: {spikes}. "
         f"Gradient-size variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
-        f"{claim(c.cv_diff, 'steadier', 'less steady', points, size=0.05)}."
+        f"{claim(c.cv_diff, 'steadier', 'less steady', points, size=0.05, caveat=later)}."
     )
+
+
+def no_difference(d) -> bool:
+    """The verdict is 'no detectable difference' (an interval with zero in it, resolved)."""
+    return bool(np.isfinite(d.estimate) and d.has_interval and d.resolved and not d.detected)
 
 
 GRAD_NORMS_APART = (
@@ -366,8 +402,11 @@ def spikes_cell(c: Comparison, base: bool = False) -> str:
 
 TIME_HOW = (
     "per step over each run, the re-cluster steps' time spread over all steps (the typical "
-    "step's median plus that share), then the mean over seeds; the first step, which includes "
-    "the one-time compilation, is reported apart"
+    "step's median plus that share), then the mean over seeds; the first step is reported apart"
+)
+FIRST_STEP = (
+    "paid once: the first step also sets the optimizer up, e.g. creates its state, builds or "
+    "compiles an update kernel; the runs do not record what the time went to"
 )
 SHADOW_NOTE = (
     "The baseline also ran a shadow clustering (SGG's grouping computed only to be shown in "
@@ -381,6 +420,39 @@ UNFUSED_NOTE = (
     "runs its own fused kernel, which is why its optimizer step can cost less than the "
     "baseline's although it does more."
 )
+NOT_SET_NOTE = (
+    "The two ordinary steps run different code: the baseline's is torch's AdamW with `fused` "
+    "not set in its recorded settings (torch's default, not its fused kernel); SGG's is its own "
+    "update (a fused kernel). A cheaper ordinary step there says how the two are implemented, "
+    "not that SGG does less work."
+)
+
+
+def _ordinary_text(c: Comparison) -> str:
+    """How the compared side's time splits: the re-clusters' share (their mean time x count,
+    spread over the run's steps) and the ordinary step that remains; '' without re-clusters."""
+    rc, k, steps = c.recluster_time, c.n_recluster, max(c.lengths[0] - 1, 1)
+    if not (np.isfinite(rc) and np.isfinite(k) and k > 0 and np.isfinite(c.optimizer_time)):
+        return ""
+    share = rc * k / steps
+    rest = c.optimizer_time - share
+    if not 0 < share < c.optimizer_time:
+        return ""
+    return (
+        f"Of the compared side's {ms(c.optimizer_time)}, about {ms(share)} is its re-cluster "
+        f"steps ({k:.3g} per run, {ms(rc)} each, spread over {steps + 1:,} steps), leaving about "
+        f"{ms(rest)} for its ordinary step, against the baseline's {ms(c.base_optimizer_time)}."
+    )
+
+
+def _implementation_note(c: Comparison) -> str:
+    """Why SGG's ordinary step can cost less than AdamW's, from the baseline's recorded
+    `fused` flag: False (UNFUSED_NOTE), not set (NOT_SET_NOTE); '' when fused or not AdamW."""
+    if not c.base_adamw or c.base_fused is True:
+        return ""
+    if c.base_fused is False:
+        return UNFUSED_NOTE
+    return NOT_SET_NOTE if np.isfinite(c.recluster_time) else ""
 
 
 def _times(a: float, b: float) -> str:
@@ -388,10 +460,10 @@ def _times(a: float, b: float) -> str:
     return f"{num(a / b, 3)} times the baseline's" if b and np.isfinite(a / b) else ""
 
 
-def time_claim(d, a: float, b: float) -> str:
+def time_claim(d, a: float, b: float, caveat: bool = True) -> str:
     """The optimizer-time verdict; the ratio is given only beside a detected difference, so
     that a large ratio never stands next to 'no detectable difference'."""
-    text = claim(d, "less time", "more time", ms)
+    text = claim(d, "less time", "more time", ms, caveat=caveat)
     ratio = _times(a, b)
     return f"{text}; {ratio}" if d.detected and ratio else text
 
@@ -420,24 +492,29 @@ def stalls_sentence(c: Comparison) -> str:
     )
 
 
-def time_sentence(c: Comparison) -> str:
+def time_sentence(c: Comparison, caveat: bool = True) -> str:
+    """Optimizer and wall time per step; how the compared side's time splits and why the
+    two ordinary steps can differ (`_implementation_note`); the one-off steps apart."""
     out = []
+    said = False  # the caveat went with the optimizer time's verdict
     if np.isfinite(c.optimizer_time) and np.isfinite(c.base_optimizer_time):
+        same = c.hardware == "same"
+        said = caveat and same and no_difference(c.optimizer_time_diff)
         out.append(
             f"Time inside the optimizer step ({TIME_HOW}): {ms(c.optimizer_time)} vs "
             f"{ms(c.base_optimizer_time)}: "
             + (
-                time_claim(c.optimizer_time_diff, c.optimizer_time, c.base_optimizer_time)
-                if c.hardware == "same"
+                time_claim(c.optimizer_time_diff, c.optimizer_time, c.base_optimizer_time, caveat)
+                if same
                 else "measured on different or unrecorded machines, so not compared"
             )
             + "."
         )
+        out += [x for x in (_ordinary_text(c), _implementation_note(c)) if x]
         apart = []
         if np.isfinite(c.first_step_time):
             apart.append(
-                f"first step {ms(c.first_step_time)} vs {ms(c.base_first_step_time)} "
-                "(a one-time cost: compiling the update)"
+                f"first step {ms(c.first_step_time)} vs {ms(c.base_first_step_time)} ({FIRST_STEP})"
             )
         if np.isfinite(c.recluster_time):
             apart.append(
@@ -450,18 +527,15 @@ def time_sentence(c: Comparison) -> str:
     if stall:
         out.append(stall)
     if c.hardware == "same":
-        out.append(
-            f"Wall time per step (median): {ms(c.step_time)} vs {ms(c.base_step_time)}: "
-            f"{claim(c.step_time_diff, 'less time', 'more time', ms)}."
-        )
+        wall = claim(c.step_time_diff, "less time", "more time", ms, caveat=caveat and not said)
+        out.append(f"Wall time per step (median): {ms(c.step_time)} vs {ms(c.base_step_time)}: "
+                   f"{wall}.")  # fmt: skip
     elif c.hardware == "different":
         out.append("Wall times are not compared: the runs ran on different machines.")
     else:
         out.append("Wall times are not compared: the runs do not record which machine ran them.")
     if c.base_shadow:
         out.append(SHADOW_NOTE)
-    if c.base_fused is False and c.base_adamw:
-        out.append(UNFUSED_NOTE)
     return " ".join(out)
 
 
@@ -481,7 +555,22 @@ def _speed_word(c: Comparison) -> str:
         end = _end_text(c)
         return "baseline's loss not reached" + (f" ({end})" if end else "")
     word = verdict_word(d, "faster", "slower")
+    if np.isfinite(d.estimate):  # the numbers beside it say which seeds (`_steps_numbers`)
+        return word
     return word if c.reached else f"{word}; {verdicts.reached_text(c.reached_k, c.n)}"
+
+
+def _steps_numbers(c: Comparison) -> str:
+    """' (+1 ± 17 steps, from the 5 seeds that reached it on both sides)': the steps
+    difference with the seeds it comes from, as the card and the sentence say them."""
+    d = c.steps_diff
+    if not c.reached_k or not np.isfinite(d.estimate):
+        return ""
+    inner = _numbers(d, steps_text)[2:-1]
+    if d.has_interval or inner.startswith("+") or inner.startswith("-"):
+        inner += " steps"
+    basis = steps_basis(c)
+    return f" ({inner}{', ' + basis if basis else ''})"
 
 
 def _one_seed(c: Comparison) -> bool:
@@ -506,7 +595,7 @@ def in_short(c: Comparison) -> str:
         f"**In short: {c.name}** against {c.base_name}: loss "
         f"**{verdict_word(c.loss_diff, 'lower (better)', 'higher (worse)')}**"
         f"{_numbers(c.loss_diff, num)}; speed **{_speed_word(c)}**"
-        f"{_numbers(c.steps_diff, steps_text) if c.reached_k else ''}; steadiness "
+        f"{_steps_numbers(c)}; steadiness "
         f"**{verdict_word(c.cv_diff, 'steadier', 'less steady')}**"
         f"{_numbers(c.cv_diff, verdicts.points)}."
     )
@@ -518,7 +607,7 @@ def _numbers(d, fmt) -> str:
     if not np.isfinite(d.estimate):
         return ""
     if d.has_interval:
-        return f" ({verdicts.signed(d.estimate, fmt)} ± {fmt(d.half_width)})"
+        return f" ({verdicts.pm_text(d, fmt)})"
     return f" ({verdicts.difference_text(d, fmt)})"
 
 
@@ -528,8 +617,27 @@ def comparison_sentences(c: Comparison) -> list[str]:
     out.append(in_short(c))
     if c.base_diverged_at is not None:
         out.append(f"The baseline {verdicts.FAILED}: {verdicts.diverged_text(c.base_diverged_at)}.")
-    out += [loss_sentence(c), reach_sentence(c), stability_sentence(c), time_sentence(c)]
+    first = _caveat_at(c)  # "not the same as equal" once, at the first such verdict
+    out += [
+        loss_sentence(c, first == "loss"),
+        reach_sentence(c, first == "reach"),
+        stability_sentence(c, first == "stability"),
+        time_sentence(c, first == "time"),
+    ]
     return out + [s for s in (seeds_sentence(c),) if s]
+
+
+def _caveat_at(c: Comparison) -> str:
+    """Which sentence holds the comparison's first 'no detectable difference' (its caveat,
+    that this is not 'equal', is said there once), '' when none does."""
+    same = c.hardware == "same"
+    order = [
+        ("loss", [c.loss_diff]),
+        ("reach", [c.steps_diff] if c.reached_k else []),
+        ("stability", [c.spikes_diff] + ([] if c.grad_mismatch else [c.cv_diff])),
+        ("time", [c.optimizer_time_diff, c.step_time_diff] if same else []),
+    ]
+    return next((name for name, ds in order if any(no_difference(d) for d in ds)), "")
 
 
 def _one(phrase: str, n: int) -> str:
@@ -747,11 +855,11 @@ def _steps_cell(c: Comparison) -> str:
             f" ({verdicts.reached_text(0, c.n)})" if c.n > 1 else ""
         )
     text = f"{steps_text(c.steps_to_target)} vs {steps_text(c.base_steps_to_target)}"
-    compared = c.steps_diff.n if c.steps_diff.method == PAIRED else c.reached_k
+    basis = steps_basis(c)
+    if c.reached and c.base_reached_k == c.n_base:
+        return f"{text} ({basis})" if basis else text
     reached = verdicts.reached_text(c.reached_k, c.n)
-    if compared >= c.n and c.reached:
-        return text
-    return f"{text} ({reached}; mean of the {compared} seeds that reached it on both sides)"
+    return f"{text} ({reached}; {basis or 'no seed reached it on both sides'})"
 
 
 def detail_table(comparisons: list[Comparison], base: Comparison | None = None) -> pd.DataFrame:

@@ -155,13 +155,52 @@ FINER: dict[Fmt, Fmt] = {
 }
 
 
+# the figures each formatter shows: a difference beside its interval never shows more
+PM_FIGURES: dict[Fmt, int] = {num: 4, num3: 3, ms: 3}
+
+
+def _pm_digits(e: float, h: float, dec: int, excludes_zero: bool) -> tuple[str, str] | None:
+    """The estimate and half-width rounded to `dec` decimals, or None when rounding would
+    hide the half-width or make the pair read against the verdict (an interval that excludes
+    zero shows |estimate| > half-width, one that includes it |estimate| <= half-width)."""
+    places = dec
+    er, hr = round(e, dec), round(h, dec)
+    if hr <= 0 or (abs(er) > hr) != excludes_zero:
+        return None
+    sign = "+" if er > 0 else "-" if er < 0 else ""
+    return f"{sign}{abs(er):.{places}f}", f"{hr:.{places}f}"
+
+
+def pm_text(d: Difference, fmt: Fmt = num) -> str:
+    """'-0.007 ± 0.013': a difference and half its 95% interval at the digits the interval
+    resolves (2 significant figures of the half-width, the estimate to the same decimal place),
+    never more figures than `fmt` gives a value, so that a difference beside '1.399 vs 1.406'
+    does not read '-0.007020 ± 0.01316'. Formats it does not know keep their own digits."""
+    est, hw = d.estimate, d.half_width
+    known = fmt in PM_FIGURES and math.isfinite(est) and math.isfinite(hw) and hw > 0
+    if known:
+        scale, unit = (1.0, "") if fmt is not ms else (1.0, " s") if hw >= 1 else (1e3, " ms")
+        e, h = est * scale, hw * scale
+        own = PM_FIGURES[fmt] - 1 - math.floor(math.log10(abs(e))) if e else 99
+        dec = 1 - math.floor(math.log10(h))
+        dec -= round(h, dec) >= 10 ** (2 - dec)  # 9.96 rounds up to 10: two figures, not 10.0
+        # never past the units ('800' would read as exact to the unit) nor `fmt`'s own figures
+        dec = max(min(dec, own), 0)
+        excludes = d.low > 0 or d.high < 0
+        for extra in range(4):  # more digits only where fewer would read against the verdict
+            got = _pm_digits(e, h, dec + extra, excludes) if dec + extra <= 6 else None
+            if got:
+                return f"{got[0]}{unit} ± {got[1]}{unit}"
+    return f"{signed(est, fmt)} ± {fmt(hw)}"
+
+
 def diff_text(d: Difference, fmt: Fmt = num) -> str:
-    """'+0.01736 ± 0.04085' (the estimate and half the 95% interval), or the estimate alone
-    when there is no interval: what every table shows for a difference."""
+    """'+0.017 ± 0.041' (the estimate and half the 95% interval, `pm_text`), or the estimate
+    alone when there is no interval: what every table shows for a difference."""
     if not math.isfinite(d.estimate):
         return "n/a"
     if d.has_interval:
-        return f"{signed(d.estimate, fmt)} ± {fmt(d.half_width)}"
+        return pm_text(d, fmt)
     return signed(d.estimate, fmt)
 
 
@@ -175,11 +214,14 @@ def why_not(d: Difference, fmt: Fmt = num) -> str:
     )
 
 
-def decide_text(d: Difference, fmt: Fmt = num, size: float = float("nan"), of: str = "") -> str:
+def decide_text(
+    d: Difference, fmt: Fmt = num, size: float = float("nan"), of: str = "", lead: bool = True
+) -> str:
     """What would decide a 'no detectable difference': the smallest difference these seeds can
     detect (80% power, from the observed spread) and about how many seeds would detect a
     difference of `size` ('' when the spread is unknown). `of` names what `size` is a share of,
-    e.g. "1% of the loss"."""
+    e.g. "1% of the loss". `lead`: open with "too few seeds to tell" (said once per comparison
+    on the Summary)."""
     mdd = d.detectable()
     if not math.isfinite(mdd):
         return ""
@@ -200,7 +242,9 @@ def decide_text(d: Difference, fmt: Fmt = num, size: float = float("nan"), of: s
             f"detect differences above {fmt(mdd)}{share}, but it says nothing of how much "
             "another seed would change the result; only more seeds per side can measure that"
         )
-    text = f"too few seeds to tell: {these} can detect differences above {fmt(mdd)}{share}"
+    text = ("too few seeds to tell: " if lead else "") + (
+        f"{these} can detect differences above {fmt(mdd)}{share}"
+    )
     if (
         math.isfinite(size)
         and 0 < size < mdd
@@ -225,18 +269,21 @@ def claim(
     fmt: Fmt = num,
     size: float = float("nan"),
     of: str = "",
+    caveat: bool = True,
 ) -> str:
-    """The one rule, as a sentence part: `lower` / `higher` only when detected."""
+    """The one rule, as a sentence part: `lower` / `higher` only when detected. `caveat`: say
+    that no detectable difference is not 'equal' (the Summary says it once per comparison, at
+    its first such verdict; each verdict keeps its interval and what its seeds can detect)."""
     if not math.isfinite(d.estimate):
         return NOT_COMPARED
     if not d.detected:
         if not d.has_interval or not d.resolved:
             return f"{CANNOT_TELL}: {why_not(d, fmt)} ({difference_text(d, fmt)})"
-        decide = decide_text(d, fmt, size, of)
-        return (
-            f"{NO_DIFFERENCE} ({signed(d.estimate, fmt)} ± {fmt(d.half_width)}), which is not "
-            "the same as equal" + (f": {decide}" if decide else "")
-        )
+        decide = decide_text(d, fmt, size, of, lead=caveat)
+        head = f"{NO_DIFFERENCE} ({pm_text(d, fmt)})"
+        if caveat:
+            head += ", which is not the same as equal"
+        return head + (f": {decide}" if decide else "")
     word = lower if d.estimate < 0 else higher
     return f"{word} by {fmt(abs(d.estimate))} ({interval_text(d, fmt)})"
 

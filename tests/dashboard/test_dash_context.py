@@ -157,7 +157,7 @@ def test_cards_show_the_comparisons_numbers(sample_ctx):
     assert spikes.value == narrative.count(c.spikes) and variation.value == narrative.pct(c.cv)
     for card, d in ((loss, c.loss_diff), (spikes, c.spikes_diff), (variation, c.cv_diff)):
         assert (card.delta["delta_color"] == "inverse") == bool(d.detected)
-    assert steps.label == "Steps to match"
+    assert steps.label == "Steps to match" + cards._on_seeds(c)  # the seeds it comes from
 
 
 def test_the_reports_sweep_is_the_sweep_tabs(sample_ctx):

@@ -116,9 +116,9 @@ def test_a_cards_delta_carries_its_interval_or_says_cannot_tell():
 
     unsure = Difference(-0.02, n=3, n_max=3, low=-0.05, high=0.01, mean=2.0, base_mean=2.02)
     shown = cards.delta(unsure, "better", "worse", "2.020")["delta"]
-    assert shown.startswith("-0.02000 ± 0.03000: ") and "no detectable difference" in shown
+    assert shown.startswith("-0.020 ± 0.030: ") and "no detectable difference" in shown
     sure = Difference(-0.3, n=3, n_max=3, low=-0.5, high=-0.1, mean=1.7, base_mean=2.0)
-    assert cards.delta(sure, "better", "worse", "2.000")["delta"].startswith("-0.3000 ± 0.2000")
+    assert cards.delta(sure, "better", "worse", "2.000")["delta"].startswith("-0.30 ± 0.20")
     one = Difference(-0.3, n=1, n_max=1, mean=1.7, base_mean=2.0)
     assert "±" not in cards.delta(one, "better", "worse", "2.000")["delta"]
 
@@ -128,6 +128,6 @@ def test_in_short_quotes_the_numbers_behind_its_words():
     from dashboard.metrics.intervals import Difference
 
     d = Difference(-0.6575, n=3, n_max=3, low=-1.0163, high=-0.2987, mean=1.4, base_mean=2.06)
-    assert narrative._numbers(d, narrative.num) == " (-0.6575 ± 0.3588)"
+    assert narrative._numbers(d, narrative.num) == " (-0.66 ± 0.36)"
     one = Difference(0.0123, n=1, n_max=1, mean=1.4123, base_mean=1.4)
     assert narrative._numbers(one, narrative.num) == " (difference +0.01230)"

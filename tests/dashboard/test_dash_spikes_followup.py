@@ -61,7 +61,7 @@ def test_spikes_per_run_count_loss_spikes_alone_when_norms_differ(mixed):
     assert c.grad_mismatch.startswith("one run's gradient norm is before clipping")
     assert (c.spikes, c.base_spikes) == (1.0, 0.0)  # sgg's 2 gradient spikes are not counted
     text = narrative.stability_sentence(c)
-    assert "Loss spikes per run (mean over seeds): 1.000 vs 0.000" in text
+    assert "Loss spikes per run (mean over seeds): 1 vs 0" in text
     assert "Gradient spikes and gradient-size variation (" in text and APART in text
     assert "Spikes per run (loss and gradient" not in text
     table = narrative.detail_table([c], c)
@@ -76,7 +76,7 @@ def test_alike_norms_still_count_loss_and_gradient_spikes(mixed):
     c = compare.compare([a], [b], "sgg", "adamw")
     assert c.grad_mismatch == "" and (c.spikes, c.base_spikes) == (3.0, 0.0)
     text = narrative.stability_sentence(c)
-    assert "Spikes per run (loss and gradient, mean over seeds): 3.000 vs 0.000" in text
+    assert "Spikes per run (loss and gradient, mean over seeds): 3 vs 0" in text
     assert "clipping" not in text
     assert "loss only" not in narrative.detail_table([c], c).to_csv()
 
