@@ -145,7 +145,8 @@ DEFINITIONS: list[tuple[str, str]] = [
         "seconds spent inside the optimizer's step, recorded separately from the whole training "
         "step. The page gives its cost per step over a run: the typical (median) ordinary step, "
         "with the re-cluster steps' time spread over all steps; the first step, which includes "
-        "the one-time compilation, is reported apart. One value per run, compared across seeds: "
+        "the one-time set-up of the optimizer (its state, an update kernel built or compiled), "
+        "is reported apart. One value per run, compared across seeds: "
         "per-step times within one run share that run's machine load, so one run each is "
         f"'{CANNOT_TELL}'. Times are compared only between runs on the same machine and "
         "hardware that were trained at the same time (a shared machine's load changes from hour "
@@ -432,6 +433,8 @@ def _ordinary_text(c: Comparison) -> str:
     """How the compared side's time splits: the re-clusters' share (their mean time x count,
     spread over the run's steps) and the ordinary step that remains; '' without re-clusters."""
     rc, k, steps = c.recluster_time, c.n_recluster, max(c.lengths[0] - 1, 1)
+    if not c.sgg_applied:  # a shadow's grouping is not in its optimizer time
+        return ""
     if not (np.isfinite(rc) and np.isfinite(k) and k > 0 and np.isfinite(c.optimizer_time)):
         return ""
     share = rc * k / steps
@@ -447,8 +450,9 @@ def _ordinary_text(c: Comparison) -> str:
 
 def _implementation_note(c: Comparison) -> str:
     """Why SGG's ordinary step can cost less than AdamW's, from the baseline's recorded
-    `fused` flag: False (UNFUSED_NOTE), not set (NOT_SET_NOTE); '' when fused or not AdamW."""
-    if not c.base_adamw or c.base_fused is True:
+    `fused` flag: False (UNFUSED_NOTE), not set (NOT_SET_NOTE); '' when the baseline is fused
+    or not AdamW, or the compared side does not apply SGG."""
+    if not c.base_adamw or c.base_fused is True or not c.sgg_applied:
         return ""
     if c.base_fused is False:
         return UNFUSED_NOTE

@@ -16,7 +16,7 @@ import pandas as pd
 from dashboard.metrics import groups, intervals
 from dashboard.metrics.intervals import Difference
 from dashboard.metrics.logged import nonfinite_loss
-from dashboard.metrics.settings import info_of, is_adamw
+from dashboard.metrics.settings import applies_sgg, info_of, is_adamw
 from dashboard.metrics.spikes import GRAD_SPIKE_FACTOR, LOSS_SPIKE_FACTOR, spike_mask
 from dashboard.metrics.statistics import (
     FINAL_WINDOW,
@@ -297,6 +297,7 @@ class Comparison:
     concurrent: bool | None = None  # the two sides were trained at the same time
     base_fused: bool | None = None  # the baseline's torch AdamW ran with fused=True
     base_adamw: bool = False  # the baseline trained with AdamW (what `base_fused` is about)
+    sgg_applied: bool = False  # the compared side's optimizer is SGG, applied to its weights
     # typed settings only one side records: (plain name, the side's name that does not)
     not_recorded: tuple[tuple[str, str], ...] = ()
     # why the gradient norms are not compared (`grad_norm_mismatch`); then `spikes` counts
@@ -571,6 +572,7 @@ def compare(
         ),
         base_fused=base_side[0].fused,
         base_adamw=is_adamw(base_side[0].meta),
+        sgg_applied=applies_sgg(run_side[0].meta),
         not_recorded=tuple(
             (k, name if who == "a" else base_name)
             for k, who in groups.unrecorded_settings(run_side[0].meta, base_side[0].meta)

@@ -216,3 +216,14 @@ def test_the_caveat_moves_to_the_first_undecided_verdict(review):
     spikes = text.index("Spikes per run")
     assert text.index("which is not the same as equal") > spikes
     assert math.isfinite(c.loss_diff.estimate)
+
+
+def test_a_compared_side_that_does_not_apply_sgg_gets_no_sgg_split_or_note(review):
+    """An AdamW run with a shadow clustering compared with AdamW: its grouping is not in its
+    optimizer time, so no re-cluster split and no "SGG's is its own update"."""
+    assert review.sgg_applied
+    c = compare.Comparison(**{**review.__dict__, "sgg_applied": False})
+    text = narrative.time_sentence(c)
+    assert "is its re-cluster steps" not in text and narrative.NOT_SET_NOTE not in text
+    shadow = compare.compare(_facts("adamw-lr4e-3"), _facts("adamw-lr4e-3"), "a", "b")
+    assert not shadow.sgg_applied
