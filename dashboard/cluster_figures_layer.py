@@ -18,6 +18,7 @@ from dashboard.cluster_figures_manager import (
     finish,
     mark_not_applied,
 )
+from dashboard.cluster_words_manager import share
 from dashboard.figures import apply_log_ticks, empty_figure
 from dashboard.metrics.cluster_effect import BIGGER, DOWN, SAME, UP
 
@@ -455,7 +456,8 @@ def transition_figure(
     """Where the weights went at one re-cluster, as a table of colour (from `clusters.
     transition_shares`): rows the groups before, columns the groups after, each cell the share
     of the layer's weights that made that move, written in every cell (the diagonal: stayed);
-    each group's share before and after in its row and column label."""
+    each group's share before and after in its row and column label, in the sentences' format
+    (`share`: a group of 0.1% never reads 0%, one of 99.7% never 100%)."""
     if shares is None or shares.empty:
         return empty_figure(empty, title)
     ks = sorted(set(shares["from_cluster"]) | set(shares["to_cluster"]))
@@ -467,8 +469,8 @@ def transition_figure(
     text = [[_cell(v) for v in row] for row in z]
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=[f"group {k}<br>({after[k]:.0%} after)" for k in ks],
-            y=[f"group {k} ({before[k]:.0%} before)" for k in ks], text=text,
+            z=z, x=[f"group {k}<br>({share(after[k])} after)" for k in ks],
+            y=[f"group {k} ({share(before[k])} before)" for k in ks], text=text,
             texttemplate="%{text}", textfont={"size": 13}, colorscale="Blues", zmin=0,
             zmax=max(float(z.max()), 1e-9), showscale=False, xgap=2, ygap=2,
             hovertemplate="%{y} → %{x}: %{z:.2%} of the layer's weights<extra></extra>",

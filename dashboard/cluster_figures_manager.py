@@ -14,12 +14,15 @@ clustering's "what SGG would have done" is hatched and labelled "not applied".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard import palette
+from dashboard.cluster_words_manager import share
 from dashboard.figures import _layout, _rgba, empty_figure
 from dashboard.metrics.cluster_effect import BIGGER, CLASSES, DOWN, SAME, SMALLER, UP, band
 
@@ -96,34 +99,56 @@ def _band(fig: go.Figure, x, lo, hi, color: str, group: str, **where) -> None:
 # --------------------------------------------------------------------------- the manager's answer
 
 
-def effect_figure(over: pd.DataFrame, *, title: str, applied: bool) -> go.Figure:
+def effect_figure(
+    over: pd.DataFrame, *, title: str, applied: bool, at_step: int | None = None
+) -> go.Figure:
     """The share of the model's weights given bigger steps / about AdamW's / smaller steps at
-    each re-cluster, stacked (from `cluster_effect.over_time` or its mean over seeds), the legend
-    in stack order (top first); hatched when not applied."""
+    each re-cluster (from `cluster_effect.over_time` or its mean over seeds): one stacked bar
+    per re-cluster, so the last re-cluster's shares are a bar of their own (a step-shaped area
+    held the one before it up to the right edge: 27% beside a sentence's 30%); the legend in
+    stack order (top first); hatched when not applied. `at_step`: the re-cluster the page's
+    sentences describe, its shares written above its bar."""
     if over is None or over.empty:
         return empty_figure("No clustering recorded.", title)
     fig = go.Figure()
+    steps = over["step"].to_numpy(dtype=float)
+    gap = float(np.diff(steps).min()) if len(steps) > 1 else 1.0
     for cls in CLASSES:  # bottom of the stack first
         color = palette.EFFECT_COLORS[cls]
-        f = over[f"factor_{cls}"].to_numpy(dtype=float)
-        fill = _rgba(color, 0.85 if applied else SHADOW_FILL_ALPHA)
+        marker = {"color": _rgba(color, 0.85 if applied else SHADOW_FILL_ALPHA),
+                  "line": {"width": 0}}  # fmt: skip
+        if not applied:
+            marker["pattern"] = hatch(color)
         fig.add_trace(
-            go.Scatter(
-                x=over["step"], y=over[f"share_{cls}"], customdata=f,
-                mode="lines", line={"color": color, "width": 1, "shape": "hv"}, fillcolor=fill,
-                stackgroup="share", name=EFFECT_LABELS[cls], legendgroup=cls,
-                hovertemplate=f"step %{{x:,}}: %{{y:.1%}} {cls}, on average "
+            go.Bar(
+                x=over["step"], y=over[f"share_{cls}"], width=0.8 * gap, marker=marker,
+                customdata=over[f"factor_{cls}"].to_numpy(dtype=float),
+                name=EFFECT_LABELS[cls], legendgroup=cls,
+                hovertemplate=f"re-cluster at step %{{x:,}}: %{{y:.1%}} {cls}, on average "
                 "%{customdata:.3g}x AdamW's step<extra></extra>",
-                **({} if applied else {"fillpattern": hatch(color)}),
             )
         )  # fmt: skip
-    fig = finish(fig, title, "Step", "Share of the model's weights", height=340)
+    fig = finish(fig, title, "Re-cluster step", "Share of the model's weights", height=340)
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    fig.update_layout(legend=STACK_LEGEND, hovermode="closest", margin={"r": 190})
+    fig.update_layout(barmode="stack", bargap=0, legend=STACK_LEGEND, hovermode="closest",
+                      margin={"r": 190})  # fmt: skip
+    if at_step is not None and (over["step"] == at_step).any():
+        _label_step(fig, over[over["step"] == at_step].iloc[0], at_step)
     if not applied:
         mark_not_applied(fig)
         fig.update_layout(margin={"t": (fig.layout.margin.t or 0) + 30})
     return fig
+
+
+def _label_step(fig: go.Figure, row: pd.Series, step: int) -> None:
+    """The shares of the re-cluster the sentences describe, above its bar ('step 600: 30%
+    bigger steps, 4% smaller steps'), in the sentences' own format."""
+    parts = [f"{share(float(row[f'share_{c}']))} {c}" for c in (UP, DOWN)]
+    fig.add_annotation(
+        text=f"step {step:,}: " + ", ".join(parts) + " ▼", x=step, y=1, xref="x", yref="paper",
+        xanchor="right", yanchor="bottom", xshift=6, showarrow=False,
+        font={"size": 12, "color": LABEL_DARK},
+    )  # fmt: skip
 
 
 def _bar_text(v: float, lo: float, hi: float, f: float) -> str:
@@ -185,29 +210,38 @@ def type_bars_figure(types: pd.DataFrame, *, title: str, applied: bool) -> go.Fi
 
 
 def kind_factor_figure(
-    kinds: pd.DataFrame, order: list[str], *, title: str, band_kind: str, applied: bool
+    kinds: pd.DataFrame,
+    order: list[str],
+    *,
+    title: str,
+    band_kind: str,
+    applied: bool,
+    style: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """The mean factor of each kind of layer over training, one small panel per kind (so no
     line hides another), each on its own log axis that holds at least the "about AdamW's step"
     zone (shaded), so a slow 1-10% cut shows as a fall, not a flat line beside the embeddings'
     1.8x: the mean over seeds with the sidebar's band, 1 dashed, the last value and its 95%
-    interval written in the corner (from `cluster_effect.seed_stats` of `kind_over_time`)."""
+    interval written in the corner (from `cluster_effect.seed_stats` of `kind_over_time`);
+    drawn in the series' own colour and dash (`style`, as on every other tab)."""
     if kinds is None or kinds.empty or not order:
         return empty_figure("No clustering recorded.", title)
     cols = 3
     rows = -(-len(order) // cols)
+    st = series_style(0, style)
     fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, subplot_titles=order,
                         vertical_spacing=0.12 / max(rows - 1, 1) + 0.05,
                         horizontal_spacing=0.07)  # fmt: skip
     for i, kind in enumerate(order):
         r, c = i // cols + 1, i % cols + 1
         k = kinds[kinds["kind"] == kind].sort_values("step")
-        color = palette.SERIES_COLORS[0]
+        color, dash = st["color"], st["dash"]
         lo, hi = band(k, "factor", band_kind)
         _band(fig, k["step"], lo, hi, color, kind, row=r, col=c)
         fig.add_trace(
             go.Scatter(x=k["step"], y=k["factor"], mode="lines+markers", name=kind,
-                       line={"color": color, "width": 2}, marker={"size": 5}, showlegend=False,
+                       line={"color": color, "width": 2, "dash": dash},
+                       marker={"size": 5, "symbol": st["symbol"]}, showlegend=False,
                        hovertemplate=f"{kind}, step %{{x:,}}: mean factor %{{y:.4g}}x"
                        "<extra></extra>"),
             row=r, col=c,
@@ -261,10 +295,12 @@ def effect_lines_figure(
     ended: dict[str, str] | None = None,
     title: str,
     band_kind: str = "minmax",
+    styles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> go.Figure:
     """The bigger-step and smaller-step shares over training, one line per run or seed group
-    (each its own colour, dash and marker, with the sidebar's band across its seeds;
-    `ended[name]` marks a line that stops early)."""
+    with the sidebar's band across its seeds; `ended[name]` marks a line that stops early.
+    `styles[name]`: the series' colour and dash on every other tab (`dashboard.styles`), so
+    SGG and AdamW are not swapped here; without it each line its own (`palette.line_style`)."""
     if not series:
         return empty_figure("No clustering recorded.", title)
     fig = make_subplots(
@@ -275,7 +311,7 @@ def effect_lines_figure(
         subplot_titles=(f"Share with {EFFECT_LABELS[UP]}", f"Share with {EFFECT_LABELS[DOWN]}"),
     )
     for i, (name, t) in enumerate(series.items()):
-        st = palette.line_style(i)
+        st = series_style(i, (styles or {}).get(name))
         for col, cls in ((1, UP), (2, DOWN)):
             if f"share_{cls}_min" in t:
                 lo, hi = band(t, f"share_{cls}", band_kind)
@@ -298,6 +334,17 @@ def effect_lines_figure(
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     fig.update_layout(hovermode="closest")
     return fig
+
+
+def series_style(i: int, given: Mapping[str, str] | None) -> dict[str, str]:
+    """A line's colour, dash and marker: `given` (the page's style of the series: colour and
+    dash) with the Loss tab's markers (diamonds on a dashed line, circles otherwise); else the
+    i-th of `palette.line_style`."""
+    if not given:
+        return palette.line_style(i)
+    dash = given.get("dash") or "solid"
+    symbol = given.get("symbol") or ("diamond" if dash == "dash" else "circle")
+    return {"color": given["color"], "dash": dash, "symbol": symbol}
 
 
 def end_marker(fig: go.Figure, x, y, color: str, text: str, **where) -> None:

@@ -64,12 +64,17 @@ GROUPS_ARE_RANKS = (
 
 
 def share(v: float) -> str:
-    """'31%', '0.4%' (a small share never prints as 0%), '0%' only for none."""
+    """'31%', '0.4%', '0.04%' (a small share never prints as 0%), '99.7%', '99.96%' (nor a
+    share short of all as 100%); '0%' only for none, '100%' only for all."""
     if v is None or not math.isfinite(v):
         return "n/a"
-    if v == 0:
-        return "0%"
-    if v < 0.01 or (v > 0.99 and v < 1):
+    if v <= 0 or v >= 1:
+        return f"{v:.0%}"
+    if v < 0.001 or v > 0.999:  # one significant figure of the share, or of what it lacks
+        lack = float(f"{100 * min(v, 1 - v):.1g}")
+        digits = max(1, -math.floor(math.log10(lack)))
+        return f"{100 * v:.{digits}f}%"
+    if v < 0.01 or v > 0.99:
         return f"{v:.1%}"
     return f"{v:.0%}"
 
@@ -457,6 +462,8 @@ def effect_caption(se: SeriesEffect, band: str) -> str:
         f" its step ({THRESHOLDS}); shares are weighted by parameter count. 'x AdamW's "
         "step size': the step divided by the one AdamW would take from the same state. A kind "
         "of layer is every block's layer of that kind together (e.g. all attention values); the "
-        f"grey zone is about AdamW's step. Before the first re-cluster every factor is 1. {seeds}"
+        f"grey zone is about AdamW's step. Before the first re-cluster every factor is 1. Each "
+        "bar is one re-cluster (its factors hold until the next); the bar at step "
+        f"{e.step:,}, labelled above it, holds the shares in the sentences above. {seeds}"
         + ("" if e.applied else f" Hatched: {NOT_APPLIED}.")
     )

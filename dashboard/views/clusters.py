@@ -55,10 +55,17 @@ def page(ctx: Ctx) -> None:
     if se is None:
         st.info(f"**{name}**: its cluster table is empty.")
         return
-    _effect_ui(ctx, shown[name].removesuffix(f" ({words.NOT_APPLIED})"), members, se)
+    _effect_ui(ctx, shown[name].removesuffix(f" ({words.NOT_APPLIED})"), members, se,
+               series_style(ctx, name))  # fmt: skip
     if len(series) > 1:
         _comparison_ui(ctx, series)
     _layers_ui(ctx, members, se)
+
+
+def series_style(ctx: Ctx, name: str) -> dict[str, str]:
+    """The series' colour and dash as every other tab draws it (`ctx.styles`): AdamW and SGG
+    keep theirs here."""
+    return {"color": ctx.styles.colors[name], "dash": ctx.styles.dashes[name]}
 
 
 def _series_label(ctx: Ctx, name: str, members: list[str]) -> str:
@@ -135,8 +142,11 @@ def _barely(ctx: Ctx, members: list[str], step: int) -> dict:
     return out
 
 
-def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.SeriesEffect) -> None:
-    """The manager's answer: bullets and figures from the same numbers."""
+def _effect_ui(
+    ctx: Ctx, name: str, members: list[str], se: cluster_effect.SeriesEffect, style: dict
+) -> None:
+    """The manager's answer: bullets and figures from the same numbers (`style`: the series'
+    colour and dash)."""
     e = se.effect
     meta = ctx.selection.by_rel[members[0]].meta
     *_, reach = cluster_factors.factor_options(meta, e.reclusters)
@@ -161,14 +171,14 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.Serie
     )  # fmt: skip
     order = cluster_effect.kind_order(se.kinds)
     st.plotly_chart(
-        mfig.kind_factor_figure(se.kinds, order, band_kind=band, applied=e.applied,
+        mfig.kind_factor_figure(se.kinds, order, band_kind=band, applied=e.applied, style=style,
                                 title=f"Mean factor per kind of layer, over training{na}"),
         key="cl_kinds",
     )  # fmt: skip
     st.markdown(words.kinds_sentence(se.kinds, order, e.applied))
     st.plotly_chart(
         mfig.effect_figure(se.over, title=f"Share of the model's weights at each re-cluster{na}",
-                           applied=e.applied),
+                           applied=e.applied, at_step=e.step),
         key="cl_effect",
     )  # fmt: skip
     st.caption(words.effect_caption(se, prepare.BANDS.get(band, band)))
@@ -177,7 +187,7 @@ def _effect_ui(ctx: Ctx, name: str, members: list[str], se: cluster_effect.Serie
 def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
     """Every run / seed group on show, side by side: SGG against its shadow, a table and the
     shares over training."""
-    effects, lines, ended, rows = {}, {}, {}, []
+    effects, lines, ended, rows, styles = {}, {}, {}, [], {}
     for name, members in series:
         se = _series_effect(ctx, members)
         if se is None:
@@ -188,6 +198,7 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
             ctx.selection.by_rel[members[0]].meta,
         )
         lines[label] = se.over
+        styles[label] = series_style(ctx, name)
         rows.append(words.comparison_row(label, se))
     last = max((int(t["step"].max()) for t in lines.values()), default=0)
     for label, t in lines.items():
@@ -205,12 +216,13 @@ def _comparison_ui(ctx: Ctx, series: list[tuple[str, list[str]]]) -> None:
     band = ctx.options.band
     st.plotly_chart(
         mfig.effect_lines_figure(lines, ended=ended, title="Bigger and smaller steps, over "
-                                 "training", band_kind=band),
+                                 "training", band_kind=band, styles=styles),
         key="cl_lines",
     )  # fmt: skip
     st.caption(
         f"Lines: the mean over each group's seeds; band: the {prepare.BANDS.get(band, band)} "
-        "(sidebar). An X marks a line that stops early."
+        "(sidebar). An X marks a line that stops early. Each run or seed group keeps the colour "
+        "and dash it has on the other tabs."
     )
 
 

@@ -101,7 +101,8 @@ def test_bigger_and_smaller_bars_label_every_visible_segment(tmp_path):
     assert bars[ce.SAME].textfont.color == mfig.LABEL_DARK
     assert not any("NOT APPLIED" in (a.text or "") for a in fig.layout.annotations)
     area = mfig.effect_figure(se.over, title="t", applied=True)
-    stack = [t for t in area.data if t.stackgroup]
+    stack = [t for t in area.data if isinstance(t, go.Bar)]
+    assert area.layout.barmode == "stack"  # one stacked bar per re-cluster
     # stacked bottom to top in the classes' order; the legend lists the top of the stack first
     assert [t.legendgroup for t in stack] == list(ce.CLASSES)
     assert area.layout.legend.traceorder == "reversed"
@@ -140,7 +141,8 @@ def test_shadow_clustering_is_what_sgg_would_have_done(tmp_path):
         assert t.marker.pattern.fgcolor == palette.EFFECT_COLORS[t.legendgroup]
         assert t.textfont.color == mfig.LABEL_DARK
     area = mfig.effect_figure(se.over, title="x", applied=False)
-    assert all(t.fillpattern.shape == "/" for t in area.data if t.stackgroup)
+    bars = [t for t in area.data if isinstance(t, go.Bar)]
+    assert bars and all(t.marker.pattern.shape == "/" for t in bars)
 
 
 def test_seed_group_gives_an_interval_across_seeds(tmp_path):
@@ -369,7 +371,7 @@ def test_sample_runs_figure_and_bullets_agree(sample):
         assert np.allclose(total, 1.0)  # every weight is in exactly one class
         assert e.weights == root_params(root, names[0])
         fig = mfig.effect_figure(over, title="t", applied=e.applied)
-        areas = {t.legendgroup: t for t in fig.data if t.stackgroup}
+        areas = {t.legendgroup: t for t in fig.data if isinstance(t, go.Bar)}
         text = _bullets(se)
         for cls in (ce.UP, ce.DOWN):
             shown = mwords.share(areas[cls].y[-1])
