@@ -557,7 +557,7 @@ def sweep_figure(
                 }
             }
         n = sorted(set(ok["n"].astype(int))) if "n" in ok and len(ok) else []
-        bars = "; bars: min-max" if spread else ""
+        bars = "; bars: lowest to highest seed" if spread else ""
         label = opt + (f" (N = {'/'.join(map(str, n))} per point{bars})" if n else "")
         fig.add_trace(
             go.Scatter(
