@@ -91,8 +91,15 @@ def _layer_map(ctx: Ctx, grad_fig: go.Figure, band_note: str) -> None:
     sel, read = ctx.selection, ctx.reader
     rels = sel.series_rels()
     no_layers = runs_without({sel.labels[r]: read.df(r, "layers") for r in rels})
-    if no_layers:
-        st.info(not_recorded_note(no_layers, "per-layer gradient norm"))
+    damaged = {sel.labels[r] for r in rels if read.table(r, "layers").n_chunks} & set(no_layers)
+    missing = [n for n in no_layers if n not in damaged]
+    if missing:
+        st.info(not_recorded_note(missing, "per-layer gradient norm"))
+    for name in [n for n in no_layers if n in damaged]:  # recorded, but no file could be read
+        st.warning(
+            f"{name}: its per-layer gradient norms were recorded but could not be read (a "
+            "damaged file, named at the top); left out here."
+        )
     runs = [r for r in rels if read.df(r, "layers") is not None]
     where = (
         "the lower panel of the chart below" if ctx.options.x == "step" else "the 2nd chart below"

@@ -60,17 +60,18 @@ def damage_check_text(checked: int, total: int, runs: int, damaged: int) -> str:
     """Where the damage check of the runs on show stands, in files (not runs)."""
     of = f"{total:,} data file{'s' if total != 1 else ''} of the {runs:,} run(s) on show"
     found = (
-        f"{damaged:,} damaged, named at the top and left out of every number"
+        f"{damaged:,} damaged file{'s' if damaged != 1 else ''}, named at the top (the rows "
+        "in them are left out of every number)"
         if damaged
-        else "none damaged so far"
+        else "none of them damaged so far"
         if checked < total
-        else "none damaged"
+        else "none of them damaged"
     )
     if checked < total:
         return (
-            f"Checked for damage so far: {checked:,} of the {of} ({found}). The numbers on "
-            "this page come from checked files; the rest are being checked in the background, "
-            "and the page redraws when that is done."
+            f"Checked for damage so far: {checked:,} of the {of} ({found}). Every number on "
+            "this page comes from checked files (the steps and evaluations of each run on "
+            "show); the rest are checked in the background, and the page redraws when done."
         )
     return f"All {of} checked for damage: {found}."
 

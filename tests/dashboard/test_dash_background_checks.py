@@ -111,8 +111,22 @@ def test_the_damage_check_counts_files_and_says_what_it_found():
 
     going = damage_check_text(40, 160, 20, 0)
     assert going.startswith("Checked for damage so far: 40 of the 160 data files of the 20 run(s)")
-    assert "none damaged so far" in going and "redraws" in going
+    assert "none of them damaged so far" in going and "redraws" in going
     assert damage_check_text(160, 160, 20, 0) == (
-        "All 160 data files of the 20 run(s) on show checked for damage: none damaged."
+        "All 160 data files of the 20 run(s) on show checked for damage: none of them damaged."
     )
-    assert "2 damaged, named at the top" in damage_check_text(160, 160, 20, 2)
+    assert "2 damaged files, named at the top" in damage_check_text(160, 160, 20, 2)
+
+
+def test_a_damaged_table_is_not_called_not_recorded(tmp_path, monkeypatch):
+    """The Gradient stability tab: a run whose only `layers` file is damaged recorded its
+    per-layer norms; the page says they could not be read, not that they were not recorded."""
+    root, _ = runs_with_damaged_layers(tmp_path)
+    loader.clear_caches()
+    at = page(root, monkeypatch)
+    at.session_state["view"] = "Gradient stability"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = shown(at)
+    assert "per-layer gradient norms were recorded but could not be read" in said
+    assert "per-layer gradient norm not recorded" not in said
