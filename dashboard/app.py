@@ -77,6 +77,10 @@ def page() -> None:
     labels = sidebar.run_labels(runs)
     all_labels = {**labels, **sidebar.run_labels(disc.runs)}
     with st.expander(f"{len(disc.runs)} run(s) found in `{disc.root}`", expanded=False):
+        st.caption(
+            "Each run's data files are checked for damage when the run is on show (picked in "
+            "the sidebar); damage found is listed above, under the runs with problems."
+        )
         st.dataframe(
             sidebar.run_list_frame(disc.runs, all_labels),
             hide_index=True,
