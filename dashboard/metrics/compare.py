@@ -60,6 +60,8 @@ class RunFacts:
     shadow: bool = False
     stalls: list[tuple[int, float, str]] = field(default_factory=list)  # (step, seconds, why)
     grad: np.ndarray = field(default_factory=lambda: np.zeros(0))  # gradient norm per step
+    # the training loss per step: its spikes over the steps a shorter run also ran
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
     spike_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # loss and gradient
     span: tuple[float, float] = (NAN, NAN)  # when the run was made (epoch seconds)
     fused: bool | None = None  # torch AdamW's `fused` flag (None: not recorded)
@@ -111,7 +113,7 @@ def run_facts(
         grad_peaks = spike_mask(g, GRAD_SPIKE_FACTOR)
         f.grad_spikes = float(grad_peaks.sum()) if np.isfinite(g).any() else NAN
         f.grad_cv = coefficient_of_variation(g)
-        f.grad = g
+        f.grad, f.loss = g, loss
         f.spike_steps = np.concatenate([step[loss_peaks], step[grad_peaks]])
         f.optimizer_time = _col(steps, "optimizer_time")
         rc = _col(steps, "reclustered")
@@ -464,18 +466,25 @@ def grad_norm_mismatch(a: list[RunFacts], b: list[RunFacts], name: str, base_nam
 
 
 def _cv_until(f: RunFacts, last: int) -> float:
-    if f.grad.size != f.train_step.size or not f.grad.size:
+    """Gradient-size variation over the steps up to `last` (the whole run's when it ends there):
+    the warm-up share it leaves out is of those steps, as for a run that stopped at `last`."""
+    if last >= f.last_step or f.grad.size != f.train_step.size or not f.grad.size:
         return f.grad_cv
     return coefficient_of_variation(f.grad[f.train_step <= last])
 
 
 def _spikes_until(f: RunFacts, last: int, grad: bool = True) -> float:
-    """Spikes up to step `last`: loss and gradient, or the loss's alone (`grad` False: the
-    first `loss_spikes` entries of `spike_steps` are the loss's)."""
-    if last >= f.last_step or not f.spike_steps.size:
-        return float(f.loss_spikes + (f.grad_spikes if grad else 0.0))
-    steps = f.spike_steps if grad else f.spike_steps[: f.loss_spikes]
-    return float(np.count_nonzero(steps <= last))
+    """Spikes up to step `last`, found in those steps alone as if the run had stopped there
+    (the whole run's counts when it ends there): loss and gradient, or the loss's alone
+    (`grad` False)."""
+    whole = float(f.loss_spikes + (f.grad_spikes if grad else 0.0))
+    if last >= f.last_step or f.loss.size != f.train_step.size or not f.loss.size:
+        return whole
+    keep = f.train_step <= last
+    count = int(spike_mask(f.loss[keep], LOSS_SPIKE_FACTOR).sum())
+    if grad and np.isfinite(f.grad_spikes):
+        count += int(spike_mask(f.grad[keep], GRAD_SPIKE_FACTOR).sum())
+    return float(count)
 
 
 def _mean_point(points: list[tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -535,6 +544,9 @@ def compare(
     healthy = [f for f in everyone if f.first_nan_step is None]
     at = common_step(healthy or everyone, kind)  # a diverged run must not shorten the others
     left_out += short_run_notes(healthy or everyone, at)
+    # steadiness reads every training step, not the evaluations: the last step all reached
+    upto = common_step(healthy or everyone, "training")
+    left_out += steadiness_note(run_side, base_side, upto)
     left_out += tuple(
         f"gradient-size variation of {side_name} from {k} of {len(side)} runs"
         for side, side_name in ((run_side, name), (base_side, base_name))
@@ -556,7 +568,7 @@ def compare(
         not_like_for_like=groups.differing_settings(run_side[0].meta, base_side[0].meta),
         **loss,
         **reach,
-        **_steadiness_fields(run_side, base_side, name, base_name),
+        **_steadiness_fields(run_side, base_side, name, base_name, upto),
         **_time_fields(run_side, base_side),
         base_shadow=any(f.shadow for f in base_side),
         diverged_at=min(nan_a) if nan_a else None,
@@ -637,11 +649,11 @@ def _reach_fields(
 
 
 def _steadiness_fields(
-    a: list[RunFacts], b: list[RunFacts], name: str, base_name: str
+    a: list[RunFacts], b: list[RunFacts], name: str, base_name: str, last: int
 ) -> dict[str, object]:
-    """Gradient-size variation and spikes per run, over the steps both sides reached (a run
-    three times longer has more steps after its warm-up, and more chances to spike)."""
-    last = min(f.last_step for f in a + b)
+    """Gradient-size variation and spikes per run, over the steps up to `last`, which both
+    sides reached (a run three times longer has more steps after its warm-up, and more chances
+    to spike)."""
     cv_a, cv_b = [_cv_until(f, last) for f in a], [_cv_until(f, last) for f in b]
     cv_diff = diff_by_seed(a, cv_a, b, cv_b)
     mismatch = grad_norm_mismatch(a, b, name, base_name) or grad_missing(a, b)
@@ -661,6 +673,23 @@ def _steadiness_fields(
         "spikes_diff": diff_by_seed(a, sp_a, b, sp_b),
         "grad_mismatch": mismatch,
     }
+
+
+def steadiness_note(a: list[RunFacts], b: list[RunFacts], last: int) -> tuple[str, ...]:
+    """Which steps the spikes and the gradient-size variation are counted over, when some run
+    went past `last` (its later steps are left out; none when every run ends there)."""
+    if not any(f.last_step > last for f in a + b):
+        return ()
+    firsts = {int(f.train_step[0]) for f in a + b if f.train_step.size}
+    span = f"steps {firsts.pop()} to {last}" if len(firsts) == 1 else f"the steps up to {last}"
+    both = all(len({f.last_step for f in side}) == 1 for side in (a, b))
+    who = "the steps both sides ran" if both else "the steps every run reached"
+    what = (
+        "spikes"
+        if grad_norm_mismatch(a, b, "", "") or grad_missing(a, b)
+        else ("spikes and gradient-size variation")
+    )
+    return (f"{what} counted over {span}, {who} (the longer runs' later steps left out)",)
 
 
 def _time_fields(a: list[RunFacts], b: list[RunFacts]) -> dict[str, object]:
