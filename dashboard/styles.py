@@ -1,10 +1,11 @@
 """How each series on show is drawn on every chart: colour by setting, dash by optimizer.
 
 Colours come from `palette.SERIES_COLORS` (24 colours kept apart on a white page): the
-baseline's setting takes the first, each further setting the next, so that an SGG group and
-the AdamW group of the same setting share a colour and differ in their dash; with two series
-on show, one colour each whatever their settings. Dashes: solid AdamW, dashed SGG, dotted
-anything else.
+baseline's setting takes the first, each further setting the next. A setting is every setting
+but the seed and the optimizer's name, SGG's own (K, T, ...) included: runs that differ only in
+seed share a colour, while AdamW and SGG at one learning rate do not (SGG's options tell them
+apart). With two series on show, one colour each whatever their settings. Dashes: solid
+AdamW, dashed SGG, dotted anything else.
 """
 
 from __future__ import annotations
@@ -54,3 +55,27 @@ def series_styles(firsts: list[tuple[str, Mapping]]) -> tuple[dict[str, str], di
 def _setting(meta: Mapping) -> str:
     """The run's settings besides the optimizer's name (SGG's own options included)."""
     return repr(sorted((k, repr(v)) for k, v in groups.settings(meta).items() if k != "optimizer"))
+
+
+def legend_words(styles: Styles) -> str:
+    """What colour and line style mean on the charts now on show, from the styles they draw
+    with (so that the words cannot promise a pairing the page does not make: SGG's own settings
+    are part of its setting, so AdamW and SGG at one learning rate never share a colour)."""
+    members: dict[str, list[str]] = {}  # {colour: the dashes of the series drawn in it}
+    for name, color in styles.colors.items():
+        members.setdefault(color, []).append(styles.dashes.get(name, OTHER_DASH))
+    repeats = [set(d) for d in members.values() if len(d) > 1]
+    if not repeats:
+        colour = "Each series has its own colour"
+    elif any(len(d) > 1 for d in repeats):
+        colour = (
+            "Series that share a colour have the same settings apart from the seed and the "
+            "optimizer"
+        )
+    else:
+        colour = "Runs that differ only in their seed share a colour"
+    if len(styles.colors) > len(palette.SERIES_COLORS):
+        colour += f" (colours repeat after {len(palette.SERIES_COLORS)} settings)"
+    dashes = set(styles.dashes.values())
+    said = ["solid AdamW", "dashed SGG"] + (["dotted other"] if OTHER_DASH in dashes else [])
+    return f"{colour}; line style = optimizer ({', '.join(said)})."

@@ -3,10 +3,11 @@ to the baseline, stacked on one shared step axis (zooming one chart zooms all)."
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import figures, narrative, prepare
+from dashboard import figures, narrative, prepare, styles
 from dashboard.cache import cached
 from dashboard.charts import STEP_COLUMNS, eval_figure, series_means, train_figure
 from dashboard.context import Ctx
@@ -45,7 +46,7 @@ def _not_drawn(ctx: Ctx) -> None:
 
 def _intro(ctx: Ctx) -> None:
     st.caption(
-        "Lower is better. Colour = setting, line style = optimizer (solid AdamW, dashed SGG). "
+        f"Lower is better. {styles.legend_words(ctx.styles)} "
         f"A group of seeds is drawn as its mean with a band ({ctx.options.band_words}); a "
         "single run as its smoothed curve with the raw values faintly behind. A square marks "
         "where a run stopped early. The charts share one axis: zoom one and all follow."
@@ -74,7 +75,46 @@ def _eval_difference(ctx: Ctx) -> tuple[go.Figure, str] | None:
     if diff.empty:
         return None
     fig = difference_figure(diff, o.x_column, style.colors, style.dashes, o.x_title)
-    return fig, difference_caption(diff, base, o.x)
+    words = [difference_caption(diff, base, o.x)]
+    for name, members in sel.series[1:]:
+        words += _before_recluster(ctx, name, members, diff[diff["run"] == name], seeds)
+    return fig, "  \n".join(words)
+
+
+def _before_recluster(
+    ctx: Ctx, name: str, members: list[str], diff: pd.DataFrame, seeds: dict[str, list]
+) -> list[str]:
+    """Why an SGG series' paired difference to an AdamW baseline is 0 up to its first
+    re-cluster (factor 1 until then: AdamW's update on the same seeds and batches), said only
+    where the data is that close to 0 there (`prepare.near_zero_before`)."""
+    sel = ctx.selection
+    base_name, base_members = sel.series[0]
+    metas = [sel.meta(r) for r in members]
+    own = {s for s in seeds[name]}
+    if not (
+        all(groups.applies_sgg(m) for m in metas)
+        and all(groups.is_adamw(sel.meta(r)) for r in base_members)
+        and None not in own
+        and own <= set(seeds[base_name])
+    ):
+        return []
+    interval = {getattr(groups.info_of(m).sgg, "recluster_interval", None) for m in metas}
+    t = interval.pop() if len(interval) == 1 else None
+    if not isinstance(t, int) or t <= 0:
+        return []
+    steps, top = prepare.near_zero_before(diff, t)
+    if not steps:
+        return []
+    joint = " and " if len(steps) == 2 else " to "
+    at = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}{joint}{steps[-1]}"
+    size = f"at most {top:.1g}" if top >= 1e-4 else "below 0.0001"
+    band = ", and its band narrows to 0 there" if diff["lo"].notna().any() else ""
+    return [
+        f"{name}: before SGG's first re-cluster (step {t}, its recorded re-cluster interval) "
+        "every factor is 1, so its update is AdamW's on the same seed and batches: the paired "
+        f"difference at {at} is 0 up to floating-point rounding ({size}){band}. That is not "
+        "an effect of SGG."
+    ]
 
 
 def _train_difference(ctx: Ctx) -> go.Figure:
