@@ -12,6 +12,8 @@ from dashboard import narrative, verdicts
 from dashboard.metrics.compare import Comparison
 from dashboard.metrics.intervals import PAIRED, Difference
 
+NOT_EQUAL = "(not shown equal)"  # what a card's "no detectable difference" is not
+
 
 @dataclass(frozen=True)
 class Card:
@@ -47,7 +49,20 @@ def delta(
 
 def comparison_cards(c: Comparison) -> list[Card]:
     """Loss, steps to match, spikes, gradient-size variation (two a row on the page)."""
-    return [_loss(c), _steps(c), _spikes(c), _variation(c)]
+    diffs = [c.loss_diff, c.steps_diff if c.reached_k else None, c.spikes_diff, c.cv_diff]
+    return [
+        _not_equal(card, d)
+        for card, d in zip([_loss(c), _steps(c), _spikes(c), _variation(c)], diffs, strict=True)
+    ]
+
+
+def _not_equal(card: Card, d: Difference | None) -> Card:
+    """A card whose verdict is "no detectable difference" says in its label that this is not
+    "the same" (the badge has no room left at 1,280 px), and why in its help."""
+    if d is None or not narrative.no_difference(d):
+        return card
+    why = f"{verdicts.NO_DIFFERENCE.capitalize()}: {narrative.definition(verdicts.NO_DIFFERENCE)}"
+    return Card(f"{card.label} {NOT_EQUAL}", card.value, f"{card.help} {why}", card.delta)
 
 
 def _loss(c: Comparison) -> Card:
@@ -108,16 +123,19 @@ def _on_seeds(c: Comparison) -> str:
 
 
 def _spikes(c: Comparison) -> Card:
-    """Spikes per run; loss spikes alone when the gradient norms cannot be compared (one
-    side's before clipping, the other's after)."""
+    """Spikes per run (per seed where a seed repeats: `narrative.spikes_per`); loss spikes
+    alone when the gradient norms cannot be compared (one side's before clipping, the
+    other's after)."""
     apart = (
         f" Gradient spikes: {narrative.CANNOT_TELL}: {c.grad_mismatch}." if c.grad_mismatch else ""
     )
+    ours, theirs = narrative.counts(c.spikes, c.base_spikes)
+    per = narrative.spikes_per(c)
     return Card(
-        "Loss spikes per run" if c.grad_mismatch else "Spikes per run",
-        narrative.count(c.spikes),
-        narrative.definition("spike") + apart,
-        delta(c.spikes_diff, "fewer", "more", narrative.count(c.base_spikes)),
+        f"Loss spikes {per}" if c.grad_mismatch else f"Spikes {per}",
+        ours,
+        narrative.definition("spike") + apart + f" {narrative.SPIKES_NOTE}",
+        delta(c.spikes_diff, "fewer", "more", theirs),
     )
 
 

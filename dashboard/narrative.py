@@ -342,21 +342,21 @@ def stability_sentence(c: Comparison, caveat: bool = True) -> str:
     and the other after (`Comparison.grad_mismatch`) are not compared: neither their spikes nor
     their variation; the loss spikes still are. Mean counts as the cards show them ('1.4');
     `caveat` goes with the sentence's first no-detectable-difference."""
+    per = spikes_per(c)
+    ours, theirs = counts(c.spikes, c.base_spikes)
     if c.grad_mismatch:
         spikes = claim(
-            c.spikes_diff, "fewer", "more", size=1.0, of="one loss spike per run", caveat=caveat
+            c.spikes_diff, "fewer", "more", size=1.0, of=f"one loss spike {per}", caveat=caveat
         )
         return (
-            f"Loss spikes per run (mean over seeds): {count(c.spikes)} vs "
-            f"{count(c.base_spikes)}: "
+            f"Loss spikes {per} (mean over seeds): {ours} vs {theirs}: "
             f"{spikes}. Gradient spikes and gradient-size variation ({pct(c.cv)} vs "
             f"{pct(c.base_cv)}): {CANNOT_TELL}: {c.grad_mismatch}."
         )
-    spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of="one spike per run", caveat=caveat)
+    spikes = claim(c.spikes_diff, "fewer", "more", size=1.0, of=f"one spike {per}", caveat=caveat)
     later = caveat and not no_difference(c.spikes_diff)  # the caveat passes to the CV's verdict
     return (
-        f"Spikes per run (loss and gradient, mean over seeds): {count(c.spikes)} vs "
-        f"{count(c.base_spikes)}: {spikes}. "
+        f"Spikes {per} (loss and gradient, mean over seeds): {ours} vs {theirs}: {spikes}. "
         f"Gradient-size variation: {pct(c.cv)} vs {pct(c.base_cv)}: "
         f"{claim(c.cv_diff, 'steadier', 'less steady', points, size=0.05, caveat=later)}."
     )
@@ -393,7 +393,7 @@ def spikes_cell(c: Comparison, base: bool = False) -> str:
     are not comparable (said in the cell)."""
     if base:
         return count(c.base_spikes) + (" (loss only)" if c.grad_mismatch else "")
-    text = f"{count(c.spikes)} vs {count(c.base_spikes)}"
+    text = " vs ".join(counts(c.spikes, c.base_spikes))
     return (
         f"{text} (loss only; gradient: {CANNOT_TELL}: {c.grad_mismatch})"
         if c.grad_mismatch
@@ -726,18 +726,19 @@ COMPARISON_COLUMNS = [
 ]
 OPTIMIZER_TIME = "Optimizer time per step (re-clusters included)"
 COST_COLUMNS = ["Group", OPTIMIZER_TIME, "Baseline's time", "Optimizer time vs baseline"]
-SPIKES_LABEL = "Spikes per run (loss + gradient)"
+SPIKES_LABEL = "Spikes per run (loss + gradient)"  # 'per seed' where a seed repeats
 SPIKES_NOTE = (
-    "Spikes per run: loss spikes plus gradient spikes of each run, averaged over the seeds "
-    "(the loss spikes alone where one side's gradient norm is before clipping and the other's "
-    "after: those are not compared); the Gradient stability view marks the gradient spikes "
-    "alone, every seed's."
+    "Spikes per run, or per seed where a seed was run more than once: loss spikes plus "
+    "gradient spikes of each run, averaged over the distinct seeds (a repeated seed's runs "
+    "count once, as their mean; the loss spikes alone where one side's gradient norm is "
+    "before clipping and the other's after: those are not compared); the Gradient stability "
+    "view marks the gradient spikes alone, every seed's."
 )
 DETAIL_COLUMNS = [
     "Group",
     "Steps to the baseline's loss",
     "Speed",
-    "Spikes per run (loss + gradient)",
+    SPIKES_LABEL,
     "Spikes",
     "Gradient CV",
     "Steadiness",
@@ -852,6 +853,29 @@ def count(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.3g}"
 
 
+def counts(a: float, b: float) -> tuple[str, str]:
+    """Two mean counts side by side at the same decimals ('1.40' beside '1.33', never '1.4'
+    beside '1.33'), with more decimals where two different values would read the same."""
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return count(a), count(b)
+    dec = max(len(count(v).partition(".")[2]) for v in (a, b))
+    while a != b and f"{a:.{dec}f}" == f"{b:.{dec}f}" and dec < 6:
+        dec += 1
+    return tuple("0" if v == 0 else f"{v:.{dec}f}" for v in (a, b))  # a zero is exact
+
+
+def spikes_per(c: Comparison) -> str:
+    """'per run' where each side's runs are its seeds, else 'per seed': the counts are means
+    over distinct seeds (a repeated seed's runs count once, as their mean)."""
+    return "per run" if c.runs == (c.n, c.n_base) else "per seed"
+
+
+def spikes_label(comparisons: list[Comparison]) -> str:
+    """The Speed and steadiness table's spikes column, per run or per seed (`spikes_per`)."""
+    per = "per run" if all(spikes_per(c) == "per run" for c in comparisons) else "per seed"
+    return f"Spikes {per} (loss + gradient)"
+
+
 def _steps_cell(c: Comparison) -> str:
     """The steps the seeds that reached the target took, and how many of them did."""
     if not c.reached_k:
@@ -897,7 +921,8 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
                 "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady"),
             }
         )
-    return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+    out = pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+    return out.rename(columns={SPIKES_LABEL: spikes_label(comparisons)})
 
 
 NOT_RECORDED_NOTE = "{run}: {what} not recorded in this run."

@@ -204,14 +204,40 @@ def diff_text(d: Difference, fmt: Fmt = num) -> str:
     return signed(d.estimate, fmt)
 
 
-def why_not(d: Difference, fmt: Fmt = num) -> str:
-    """Why a difference carries no verdict although it has a value."""
+# a count (spikes: the one vocabulary whose lower word is "fewer") that is not resolved is
+# a difference under one spike, never "below resolution" (a count has no measuring step)
+COUNT_LOWER = "fewer"
+APART_SHORT = "less than one spike apart"
+
+
+def why_not(d: Difference, fmt: Fmt = num, count: bool = False) -> str:
+    """Why a difference carries no verdict although it has a value; `count`: a spike count,
+    whose unresolved difference is said as less than one spike apart."""
     if not d.has_interval:
         return d.reason or "no way to measure the noise"
+    if count:
+        return f"the seeds compared are {APART_SHORT} in all"
     return (
         f"the difference ({fmt(abs(d.estimate))}) is within what the measurement resolves "
         f"({fmt(d.resolution)})"
     )
+
+
+TWO_FIGURES: dict[Fmt, Fmt] = {
+    num: lambda v: num(v, 2),
+    num3: lambda v: num(v, 2),
+    ms: lambda v: (
+        "n/a"
+        if v is None or not np.isfinite(v)
+        else (f"{num(v, 2)} s" if abs(v) >= 1 else f"{num(v * 1000, 2)} ms")
+    ),
+}
+
+
+def two_figures(fmt: Fmt) -> Fmt:
+    """`fmt` at 2 significant figures, as `pm_text` gives a half-width: a derived size (what
+    these seeds could detect) is no more exact than the interval it comes from."""
+    return TWO_FIGURES.get(fmt, fmt)
 
 
 def decide_text(
@@ -225,6 +251,7 @@ def decide_text(
     mdd = d.detectable()
     if not math.isfinite(mdd):
         return ""
+    fmt = two_figures(fmt)
     paired = d.method == PAIRED
     these = (
         f"these {seeds_text(d.n, paired)}"
@@ -278,7 +305,9 @@ def claim(
         return NOT_COMPARED
     if not d.detected:
         if not d.has_interval or not d.resolved:
-            return f"{CANNOT_TELL}: {why_not(d, fmt)} ({difference_text(d, fmt)})"
+            count = lower == COUNT_LOWER
+            diff = "difference 0" if count and d.estimate == 0 else difference_text(d, fmt)
+            return f"{CANNOT_TELL}: {why_not(d, fmt, count)} ({diff})"
         decide = decide_text(d, fmt, size, of, lead=caveat)
         head = f"{NO_DIFFERENCE} ({pm_text(d, fmt)})"
         if caveat:
@@ -302,8 +331,10 @@ def verdict_word(d: Difference, lower: str, higher: str) -> str:
     if not d.has_interval:
         short = SHORT_REASONS.get(d.reason, "")
         return CANNOT_TELL + (f" ({short})" if short else "")
-    if not d.resolved:
-        return CANNOT_TELL + " (below resolution)"
+    if not d.resolved:  # a count has no measuring step: it is under one spike apart
+        return CANNOT_TELL + (
+            f" ({APART_SHORT})" if lower == COUNT_LOWER else " (below resolution)"
+        )
     if d.detected:
         return lower if d.estimate < 0 else higher
     return NO_DIFFERENCE
@@ -322,10 +353,12 @@ def failed_text(step: int | None, who: str = "") -> str:
 
 
 def detectable_text(d: Difference, fmt: Fmt = num) -> str:
-    """The smallest difference this comparison would detect (80% power), for a table cell."""
+    """The smallest difference this comparison would detect (80% power), for a table cell, at
+    2 significant figures (`two_figures`)."""
     mdd = d.detectable()
     if d.detected:
         return ""
+    fmt = two_figures(fmt)
     return fmt(mdd) if math.isfinite(mdd) else "unknown (no spread)"
 
 

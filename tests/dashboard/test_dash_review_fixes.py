@@ -146,7 +146,9 @@ def test_speed_and_spikes_table_has_no_self_comparison_and_one_spike_unit():
     c = compare.compare(sgg, adamw, "sgg", "adamw")
     t = narrative.detail_table([c], c)
     assert t.iloc[0]["Steps to the baseline's loss"] == "" and t.iloc[0]["Speed"] == ""
-    assert t.iloc[1][narrative.SPIKES_LABEL] == "1.33 vs 0"  # the baseline's over the same steps
+    assert (
+        t.iloc[1][narrative.spikes_label([c])] == "1.33 vs 0"
+    )  # the baseline's over the same steps
     assert narrative.verdict_word(c.spikes_diff, "fewer", "more") == t.iloc[1]["Spikes"]
     assert "Spikes per run" in narrative.stability_sentence(c)
 
