@@ -468,8 +468,10 @@ def grad_norm_mismatch(a: list[RunFacts], b: list[RunFacts], name: str, base_nam
 def _cv_until(f: RunFacts, last: int) -> float:
     """Gradient-size variation over the steps up to `last` (the whole run's when it ends there):
     the warm-up share it leaves out is of those steps, as for a run that stopped at `last`."""
-    if last >= f.last_step or f.grad.size != f.train_step.size or not f.grad.size:
+    if f.grad.size != f.train_step.size or not f.grad.size:
         return f.grad_cv
+    if last >= f.last_step:  # the whole run (its own value when `run_facts` made it)
+        return f.grad_cv if math.isfinite(f.grad_cv) else coefficient_of_variation(f.grad)
     return coefficient_of_variation(f.grad[f.train_step <= last])
 
 
