@@ -416,10 +416,10 @@ def grad_norm_figure(
 
 
 def _spike_label(name: str, count: int, runs: int) -> str:
-    """'sgg, lr 4e-3 (3 seeds): gradient spikes, 1.333 per run (4 in 3 runs)'."""
+    """'sgg, lr 4e-3 (3 seeds): gradient spikes, 1.33 per run (4 in 3 runs)'."""
     if runs <= 1:
         return f"{name}: gradient spikes, {count} per run"
-    return f"{name}: gradient spikes, {count / runs:.4g} per run ({count} in {runs} runs)"
+    return f"{name}: gradient spikes, {count / runs:.3g} per run ({count} in {runs} runs)"
 
 
 def _rgba(hex_color: str, alpha: float) -> str:

@@ -910,19 +910,31 @@ def detail_table(comparisons: list[Comparison], base: Comparison | None = None) 
             }
         )
     for c in comparisons:
+        unlike = _unlike_mark(c)
         rows.append(
             {
                 "Group": c.name,
                 "Steps to the baseline's loss": _steps_cell(c),
-                "Speed": verdict_word(c.steps_diff, "faster", "slower") if c.reached_k else "",
+                "Speed": verdict_word(c.steps_diff, "faster", "slower") + unlike
+                if c.reached_k
+                else "",
                 SPIKES_LABEL: spikes_cell(c),
-                "Spikes": verdict_word(c.spikes_diff, "fewer", "more"),
+                "Spikes": verdict_word(c.spikes_diff, "fewer", "more") + unlike,
                 "Gradient CV": f"{pct(c.cv)} vs {pct(c.base_cv)}",
-                "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady"),
+                "Steadiness": verdict_word(c.cv_diff, "steadier", "less steady") + unlike,
             }
         )
     out = pd.DataFrame(rows, columns=DETAIL_COLUMNS)
     return out.rename(columns={SPIKES_LABEL: spikes_label(comparisons)})
+
+
+UNLIKE_MARK = " (not like for like: see the first table)"
+
+
+def _unlike_mark(c: Comparison) -> str:
+    """Beside a verdict of a comparison whose sides differ in more than the optimizer (its
+    settings or its length): the verdict is about those runs, not the optimizer alone."""
+    return UNLIKE_MARK if c.not_like_for_like or c.lengths[0] != c.lengths[1] else ""
 
 
 NOT_RECORDED_NOTE = "{run}: {what} not recorded in this run."

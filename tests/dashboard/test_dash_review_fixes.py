@@ -163,7 +163,7 @@ def test_gradient_chart_counts_spikes_per_run_like_the_summary():
     fig = figures.grad_norm_figure(
         lines, lines.iloc[:0], spikes, "step", {"g": "#000"}, runs_per_line={"g": 3}
     )
-    assert any(t.name == "g: gradient spikes, 1.333 per run (4 in 3 runs)" for t in fig.data)
+    assert any(t.name == "g: gradient spikes, 1.33 per run (4 in 3 runs)" for t in fig.data)
 
 
 def test_settings_have_plain_labels_and_recording_options_are_hidden():

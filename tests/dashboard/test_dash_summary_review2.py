@@ -4,7 +4,12 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
+
 from dashboard import cards, narrative, verdicts
+from dashboard.metrics import compare
 from dashboard.metrics.intervals import PAIRED, Difference
 
 
@@ -60,3 +65,37 @@ def test_a_no_detectable_difference_card_says_it_is_not_shown_equal():
     assert "not 'the" in out.help and out.delta == card.delta
     found = _d(-0.1, -0.2, -0.05)
     assert cards._not_equal(card, found) is card
+
+
+def test_a_verdict_on_runs_that_differ_in_more_than_the_optimizer_says_so_beside_it():
+    """The review's 600-step SGG group against a 200-step AdamW group: "less steady" in the
+    Speed and steadiness table carries "not like for like" beside it, not only in the loss
+    table's column."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "sample_runs"
+
+    def group(pattern: str) -> list[compare.RunFacts]:
+        out = []
+        for d in sorted(root.glob(pattern)):
+            meta = json.loads((d / "run.json").read_text())
+            tables = [
+                pd.concat(
+                    [pd.read_parquet(p) for p in sorted((d / "tables" / t).glob("*.parquet"))]
+                )
+                for t in ("steps", "evals")
+            ]
+            out.append(compare.run_facts(meta["name"], meta, "finished", *tables))
+        return out
+
+    c = compare.compare(group("main-600/sgg-lr4e-3-T50-s*"), group("adamw-lr4e-3-s*"), "s", "a")
+    row = narrative.detail_table([c], c).iloc[-1]
+    assert row["Steadiness"].endswith(narrative.UNLIKE_MARK)
+    same = compare.compare(
+        group("main-600/sgg-lr4e-3-T50-s*"), group("main-600/adamw-lr4e-3-s*"), "s", "a"
+    )
+    assert (
+        not narrative.detail_table([same], same)
+        .iloc[-1]["Steadiness"]
+        .endswith(narrative.UNLIKE_MARK)
+    )
