@@ -19,6 +19,7 @@ from dashboard.metrics.compare import (
     diff_by_seed,
     loss_at,
     loss_kind,
+    seed_key,
 )
 from dashboard.metrics.intervals import Difference
 from dashboard.metrics.sweep_groups import Tolerance
@@ -69,16 +70,6 @@ def head_to_head_table(
         row["smallest detectable (80% power)"] = "" if failed else verdicts.detectable_text(d)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def seed_key(f: RunFacts) -> str | None:
-    """A run's seed as the comparisons count it: 0, 0.0 and "0" are one seed."""
-    s = f.seed
-    if s is None:
-        return None
-    if isinstance(s, float) and s.is_integer():
-        s = int(s)
-    return str(s)
 
 
 def repeat_notes(fs: list[RunFacts]) -> list[str]:

@@ -312,8 +312,9 @@ class Comparison:
         return b / a if math.isfinite(a) and math.isfinite(b) and a > 0 else NAN
 
 
-def _seed_key(f: RunFacts) -> object:
-    """The seed as a key: 0, 0.0 (TensorBoard writes numbers as floats) and "0" are one seed."""
+def seed_key(f: RunFacts) -> str | None:
+    """The seed as a key: 0, 0.0 (TensorBoard writes numbers as floats) and "0" are one seed
+    (what every comparison, and the Sweep, counts as one seed)."""
     s = f.seed
     if s is None:
         return None
@@ -324,7 +325,7 @@ def _seed_key(f: RunFacts) -> object:
 
 def _by_seed(facts: list[RunFacts], values: list[float], side: str) -> tuple[dict, tuple]:
     """{seed: value} with one value per distinct seed, and the notes on what was merged."""
-    pairs = [(_seed_key(f), v) for f, v in zip(facts, values, strict=True)]
+    pairs = [(seed_key(f), v) for f, v in zip(facts, values, strict=True)]
     return intervals.seed_values(pairs, side)
 
 
