@@ -47,9 +47,17 @@ def _verify(ctx: Ctx) -> None:
     rest in the background; a caption says how far the check is, and what it found (the page
     redraws when it is done)."""
     sel = ctx.selection
-    runs = [sel.by_rel[r] for r in sel.series_rels()]
-    checked, total = loader.verify_runs(runs, sel.root)
-    st.caption(damage_check_text(checked, total, len(runs), _damaged_files(runs)))
+    shown = [sel.by_rel[r] for r in sel.series_rels()]
+    ours = [r for r in shown if r.readable and not r.meta.get("source")]  # what verify_runs checks
+    checked, total = loader.verify_runs(ours, sel.root)
+    if total:
+        text = damage_check_text(checked, total, len(ours), _damaged_files(ours))
+        if len(ours) < len(shown):
+            text += f" {len(shown) - len(ours)} other run(s) on show: {FOREIGN_CHECK}"
+        st.caption(text)
+
+
+FOREIGN_CHECK = "read from another tool's logs, which are checked as they are read."
 
 
 def _damaged_files(runs: list[loader.Run]) -> int:

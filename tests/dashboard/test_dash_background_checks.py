@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import loader
@@ -130,3 +131,29 @@ def test_a_damaged_table_is_not_called_not_recorded(tmp_path, monkeypatch):
     said = shown(at)
     assert "per-layer gradient norms were recorded but could not be read" in said
     assert "per-layer gradient norm not recorded" not in said
+
+
+def test_runs_read_from_other_tools_logs_are_not_counted_as_checked_files(tmp_path, monkeypatch):
+    """A recorded run beside a TensorBoard run: the note counts the recorded run's files and
+    says the other is checked as its logs are read."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    root = tmp_path / "runs"
+    shutil.copytree(REPO / "sample_runs" / SGG, root / SGG)
+    w = SummaryWriter(str(root / "tb-adamw"))
+    for s in range(1, 201):
+        w.add_scalar("train/loss", 4.0 / s**0.5, s)
+    w.close()
+    loader.clear_caches()
+    monkeypatch.delenv(ENV_ROOT, raising=False)
+    monkeypatch.setattr(sys, "argv", ["dashboard/app.py", "--runs", str(root)])
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["baseline"] = "tb-adamw"
+    at.session_state["compare"] = [SGG]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [str(e.value) for e in at.caption]
+    note = next(n for n in notes if n.startswith(("Checked for damage so far", "All ")))
+    assert "of the 1 run(s) on show" in note
+    assert "1 other run(s) on show: read from another tool's logs" in note

@@ -126,6 +126,9 @@ def test_page_calls_only_the_logged_nan_run_diverged(tmp_path, monkeypatch):
     )
     assert "its loss became not-a-number at step 40 (diverged)" in text
     assert "step 10 (diverged)" not in text and "step 1 (diverged)" not in text
+    captions = "\n".join(str(e.value) for e in at.caption)
+    assert "on show checked for damage" not in captions  # only TensorBoard runs: no "All 0 ..."
+    assert "Checked for damage so far" not in captions
     (table,) = [d.value for d in at.dataframe if "Steps with NaN loss" in d.value.columns]
     nan_steps = dict(zip(table["Run"], table["Steps with NaN loss"], strict=True))
     assert nan_steps == {"tb-every10": 0, "tb-nan": 3}
