@@ -643,18 +643,25 @@ def drawing():
             _IDLE.notify_all()
 
 
+def _pool(holder: list, threads: int, name: str):
+    """The process's thread pool kept in `holder`, made at its first use (pages that never need
+    it start no threads)."""
+    if not holder:
+        from concurrent.futures import ThreadPoolExecutor
+
+        holder.append(ThreadPoolExecutor(threads, thread_name_prefix=name))
+    return holder[0]
+
+
 def _check_later(jobs: list[tuple[ChunkSig, str]]) -> None:
     """Queue chunks for the background check (each once, however many pages ask)."""
     new = [(sig, table) for sig, table in jobs if sig not in _CHECKING]
     if not new:
         return
-    if not _CHECKER:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _CHECKER.append(ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="sgg-check"))
+    pool = _pool(_CHECKER, CHECK_THREADS, "sgg-check")
     for sig, table in new:
         _CHECKING[sig] = None
-        _CHECKER[0].submit(_check_queued, sig, table)
+        pool.submit(_check_queued, sig, table)
 
 
 def _check_queued(sig: ChunkSig, table: str) -> None:
@@ -674,14 +681,11 @@ _FETCHER: list = []  # the fetch-ahead thread pool, made at first use
 def _fetch_ahead(jobs: list[tuple[ChunkSig, str]]) -> None:
     """Start reading whole, in this order, chunks of a store that a page reads next; a read of
     one of them waits for its fetch instead of sending its own requests."""
-    if not _FETCHER:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _FETCHER.append(ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="sgg-fetch"))
+    pool = _pool(_FETCHER, STORE_THREADS, "sgg-fetch")
     for sig, table in jobs:
         if sig in _INFLIGHT or sig in _DAMAGE or _cached_chunk(sig, None) is not None:
             continue
-        future = _FETCHER[0].submit(_read_chunk, sig, table)
+        future = pool.submit(_read_chunk, sig, table)
         _INFLIGHT[sig] = future
         future.add_done_callback(lambda _, sig=sig: _INFLIGHT.pop(sig, None))
 
